@@ -1,0 +1,44 @@
+//! The whole API on one port, for a laptop: `cargo run --bin dev`.
+//!
+//! Creates the local database when missing, applies pending migrations, then
+//! mounts every route. Defaults: PostgreSQL and Redis on 127.0.0.1, the Edge
+//! Config file `config/edge-config.json`, port 3000 (`PORT`).
+
+use anyhow::Context;
+use onboarding::config::{LOCAL_MIGRATION_DATABASE_URL, Profile, Settings};
+use onboarding::{AppState, db, http, monitoring, routes};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    if std::env::var_os("LOG_FORMAT").is_none() {
+        // SAFETY: single-threaded at this point; nothing else reads the environment yet.
+        unsafe { std::env::set_var("LOG_FORMAT", "pretty") };
+    }
+    monitoring::init();
+    let settings = Settings::from_env(Profile::Local)?;
+    let migration_url = std::env::var("MIGRATION_DATABASE_URL")
+        .unwrap_or_else(|_| LOCAL_MIGRATION_DATABASE_URL.to_string());
+    if db::migrate::create_database_if_missing(&migration_url).await? {
+        tracing::info!("created the local database");
+    }
+    let report = db::migrate::run(&migration_url).await?;
+    for name in &report.applied {
+        tracing::info!(migration = %name, "applied");
+    }
+    let port: u16 = match std::env::var("PORT") {
+        Ok(port) => port.parse().context("PORT is not a port number")?,
+        Err(_) => 3000,
+    };
+    let state = AppState::build(settings)?;
+    let app = http::app(state, routes::all());
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;
+    println!("onboarding API listening on http://127.0.0.1:{port}  (try /api/health)");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}

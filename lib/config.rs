@@ -1,0 +1,383 @@
+//! Typed configuration, read once from the environment.
+//!
+//! Every variable is listed in [`ENV_VARS`] (and in README.md, which a test
+//! keeps in step). Deployed functions fail fast naming a missing variable; the
+//! local dev server fills in defaults for the local PostgreSQL, Redis and Edge
+//! Config file.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::db::{DatabaseSettings, StatementMode};
+use crate::flags::EdgeConfigSource;
+
+/// A value that must never reach a log line or `Debug` output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+/// A configuration problem, naming the variable at fault.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration variable {variable}: {problem}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub problem: String,
+}
+
+impl ConfigError {
+    pub fn new(variable: &'static str, problem: impl Into<String>) -> Self {
+        Self {
+            variable,
+            problem: problem.into(),
+        }
+    }
+}
+
+/// Where configuration values come from: the process environment, or a map in tests.
+pub trait Lookup {
+    fn get(&self, name: &str) -> Option<String>;
+}
+
+impl<F: Fn(&str) -> Option<String>> Lookup for F {
+    fn get(&self, name: &str) -> Option<String> {
+        self(name).filter(|value| !value.trim().is_empty())
+    }
+}
+
+/// Reads the process environment.
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// Whether missing settings fall back to the local development services.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    /// A deployed function: required variables must be set.
+    Deployed,
+    /// The dev server and tests: local PostgreSQL, Redis and Edge Config file.
+    Local,
+}
+
+/// The local application database URL: the non-superuser login role.
+pub const LOCAL_DATABASE_URL: &str =
+    "postgres://onboarding_app@127.0.0.1:5432/onboarding?sslmode=disable";
+/// The local migration URL: a superuser, because the first migration creates roles.
+pub const LOCAL_MIGRATION_DATABASE_URL: &str =
+    "postgres://postgres@127.0.0.1:5432/onboarding?sslmode=disable";
+pub const LOCAL_REDIS_URL: &str = "redis://127.0.0.1:6379";
+pub const LOCAL_EDGE_CONFIG_FILE: &str = "config/edge-config.json";
+
+/// Every environment variable the backend reads, with its meaning.
+pub const ENV_VARS: &[(&str, &str)] = &[
+    (
+        "DATABASE_URL",
+        "PostgreSQL URL the functions connect with (falls back to POSTGRES_URL). Must be the non-superuser, non-BYPASSRLS login role `onboarding_app`.",
+    ),
+    (
+        "POSTGRES_URL",
+        "Injected by Vercel's Postgres integrations; used when DATABASE_URL is unset.",
+    ),
+    (
+        "POSTGRES_URL_NON_POOLING",
+        "Direct (non-pooled) URL; the `migrate` binary uses it when MIGRATION_DATABASE_URL is unset.",
+    ),
+    (
+        "MIGRATION_DATABASE_URL",
+        "URL of a role allowed to create roles and schemas, for applying migrations.",
+    ),
+    (
+        "DATABASE_STATEMENT_MODE",
+        "`prepared`, `unnamed` or `auto` (default). `unnamed` sends no named prepared statements, as transaction-mode poolers (PgBouncer, Supavisor, Neon's pooler) need; `auto` picks it for URLs with `pgbouncer=true`, a `-pooler` host or port 6543.",
+    ),
+    (
+        "DATABASE_POOL_MAX_SIZE",
+        "Connections per function instance (default 4; serverless instances are many and small).",
+    ),
+    (
+        "DATABASE_POOL_TIMEOUT_MS",
+        "How long a request waits for a pooled connection before answering 503 (default 2000).",
+    ),
+    (
+        "DATABASE_CONNECT_TIMEOUT_MS",
+        "Timeout for opening a database connection (default 3000).",
+    ),
+    (
+        "REDIS_URL",
+        "Redis URL (`redis://` or `rediss://` for TLS, as Upstash requires); falls back to KV_URL. Unset: no Redis, caches bypassed.",
+    ),
+    (
+        "KV_URL",
+        "Injected by Vercel's Upstash integration; used when REDIS_URL is unset.",
+    ),
+    (
+        "REDIS_TIMEOUT_MS",
+        "Per-command Redis timeout (default 250); past it the request goes on without Redis.",
+    ),
+    (
+        "EDGE_CONFIG",
+        "Vercel Edge Config connection string (also read as GLOBAL_CONFIG). Unset: the local file EDGE_CONFIG_FILE.",
+    ),
+    (
+        "GLOBAL_CONFIG",
+        "New name of EDGE_CONFIG; used when EDGE_CONFIG is unset.",
+    ),
+    (
+        "EDGE_CONFIG_FILE",
+        "Local Edge Config JSON file used when EDGE_CONFIG is unset (default config/edge-config.json).",
+    ),
+    (
+        "BODY_LIMIT_BYTES",
+        "Largest request body accepted; larger bodies get 413 (default 65536).",
+    ),
+    ("PORT", "Port of the local dev server (default 3000)."),
+    (
+        "VERCEL_DEV_PORT",
+        "Port a function binary listens on, set by Vercel (default 3000).",
+    ),
+    (
+        "LOG_FORMAT",
+        "`json` (default for functions, what Vercel log drains ingest) or `pretty`.",
+    ),
+    (
+        "RUST_LOG",
+        "Log filter, e.g. `info` or `onboarding=debug` (default `info`).",
+    ),
+];
+
+/// HTTP behaviour shared by every route.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    pub body_limit_bytes: usize,
+}
+
+/// Redis connection settings.
+#[derive(Debug, Clone)]
+pub struct RedisSettings {
+    pub url: Secret,
+    pub command_timeout: Duration,
+}
+
+/// Everything the backend is configured with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub profile: Profile,
+    pub database: DatabaseSettings,
+    pub redis: Option<RedisSettings>,
+    pub edge_config: EdgeConfigSource,
+    pub http: HttpSettings,
+}
+
+impl Settings {
+    /// Reads the process environment.
+    pub fn from_env(profile: Profile) -> Result<Self, ConfigError> {
+        Self::from_lookup(&process_env, profile)
+    }
+
+    /// Reads settings through `lookup`, so tests never touch the process environment.
+    pub fn from_lookup(lookup: &dyn Lookup, profile: Profile) -> Result<Self, ConfigError> {
+        let local = profile == Profile::Local;
+
+        let database_url = lookup
+            .get("DATABASE_URL")
+            .or_else(|| lookup.get("POSTGRES_URL"))
+            .or_else(|| local.then(|| LOCAL_DATABASE_URL.to_string()))
+            .ok_or_else(|| ConfigError::new("DATABASE_URL", "is not set (nor POSTGRES_URL)"))?;
+        let statement_mode = match lookup.get("DATABASE_STATEMENT_MODE").as_deref() {
+            None | Some("auto") => StatementMode::detect(&database_url),
+            Some("prepared") => StatementMode::Prepared,
+            Some("unnamed") => StatementMode::Unnamed,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "DATABASE_STATEMENT_MODE",
+                    format!("`{other}` is not one of prepared, unnamed, auto"),
+                ));
+            }
+        };
+        let database = DatabaseSettings::new(
+            Secret::new(database_url),
+            statement_mode,
+            parse_number(lookup, "DATABASE_POOL_MAX_SIZE", 4, 1..=64)?,
+            Duration::from_millis(parse_number(
+                lookup,
+                "DATABASE_POOL_TIMEOUT_MS",
+                2000,
+                1..=60_000,
+            )?),
+            Duration::from_millis(parse_number(
+                lookup,
+                "DATABASE_CONNECT_TIMEOUT_MS",
+                3000,
+                1..=60_000,
+            )?),
+        )
+        .map_err(|problem| ConfigError::new("DATABASE_URL", problem))?;
+
+        let redis = lookup
+            .get("REDIS_URL")
+            .or_else(|| lookup.get("KV_URL"))
+            .or_else(|| local.then(|| LOCAL_REDIS_URL.to_string()))
+            .map(|url| -> Result<RedisSettings, ConfigError> {
+                if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                    return Err(ConfigError::new(
+                        "REDIS_URL",
+                        "must start with redis:// or rediss://",
+                    ));
+                }
+                Ok(RedisSettings {
+                    url: Secret::new(url),
+                    command_timeout: Duration::from_millis(parse_number(
+                        lookup,
+                        "REDIS_TIMEOUT_MS",
+                        250,
+                        1..=30_000,
+                    )?),
+                })
+            })
+            .transpose()?;
+
+        let edge_config = match lookup
+            .get("EDGE_CONFIG")
+            .or_else(|| lookup.get("GLOBAL_CONFIG"))
+        {
+            Some(connection) => EdgeConfigSource::parse_connection_string(&connection)
+                .map_err(|problem| ConfigError::new("EDGE_CONFIG", problem))?,
+            None => EdgeConfigSource::LocalFile(PathBuf::from(
+                lookup
+                    .get("EDGE_CONFIG_FILE")
+                    .unwrap_or_else(|| LOCAL_EDGE_CONFIG_FILE.to_string()),
+            )),
+        };
+
+        let http = HttpSettings {
+            body_limit_bytes: parse_number(
+                lookup,
+                "BODY_LIMIT_BYTES",
+                64 * 1024,
+                1024..=16 * 1024 * 1024,
+            )?,
+        };
+
+        Ok(Settings {
+            profile,
+            database,
+            redis,
+            edge_config,
+            http,
+        })
+    }
+}
+
+fn parse_number<T>(
+    lookup: &dyn Lookup,
+    variable: &'static str,
+    default: T,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
+{
+    let Some(raw) = lookup.get(variable) else {
+        return Ok(default);
+    };
+    let value: T = raw
+        .trim()
+        .parse()
+        .map_err(|_| ConfigError::new(variable, format!("`{raw}` is not a number")))?;
+    if !range.contains(&value) {
+        return Err(ConfigError::new(
+            variable,
+            format!("{value} is outside {}..={}", range.start(), range.end()),
+        ));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |name| map.get(name).cloned()
+    }
+
+    #[test]
+    fn a_deployed_function_without_a_database_url_fails_naming_the_variable() {
+        let error = Settings::from_lookup(&lookup(&[]), Profile::Deployed).unwrap_err();
+        assert_eq!(error.variable, "DATABASE_URL");
+    }
+
+    #[test]
+    fn the_local_profile_defaults_to_the_local_services() {
+        let settings = Settings::from_lookup(&lookup(&[]), Profile::Local).unwrap();
+        assert_eq!(settings.database.url().expose(), LOCAL_DATABASE_URL);
+        assert_eq!(settings.redis.unwrap().url.expose(), LOCAL_REDIS_URL);
+        assert!(matches!(
+            settings.edge_config,
+            EdgeConfigSource::LocalFile(ref path) if path == &PathBuf::from(LOCAL_EDGE_CONFIG_FILE)
+        ));
+    }
+
+    #[test]
+    fn vercel_postgres_and_upstash_names_are_read() {
+        let settings = Settings::from_lookup(
+            &lookup(&[
+                (
+                    "POSTGRES_URL",
+                    "postgres://u:p@ep-1-pooler.example.com/db?sslmode=require",
+                ),
+                ("KV_URL", "rediss://default:t@example.upstash.io:6379"),
+            ]),
+            Profile::Deployed,
+        )
+        .unwrap();
+        assert_eq!(settings.database.statement_mode(), StatementMode::Unnamed);
+        assert!(
+            settings
+                .redis
+                .unwrap()
+                .url
+                .expose()
+                .starts_with("rediss://")
+        );
+    }
+
+    #[test]
+    fn an_out_of_range_number_is_rejected_with_its_variable() {
+        let error =
+            Settings::from_lookup(&lookup(&[("DATABASE_POOL_MAX_SIZE", "0")]), Profile::Local)
+                .unwrap_err();
+        assert_eq!(error.variable, "DATABASE_POOL_MAX_SIZE");
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let settings = Settings::from_lookup(
+            &lookup(&[("DATABASE_URL", "postgres://app:s3cr3t@db.example.com/app")]),
+            Profile::Deployed,
+        )
+        .unwrap();
+        assert!(!format!("{settings:?}").contains("s3cr3t"));
+    }
+}

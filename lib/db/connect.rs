@@ -1,0 +1,209 @@
+//! Connection settings and the pool.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use url::Url;
+
+use crate::config::Secret;
+
+/// How statements reach the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatementMode {
+    /// Named prepared statements, cached per connection: the fastest on a
+    /// direct connection.
+    Prepared,
+    /// Unnamed statements with explicit parameter types: no statement outlives
+    /// its transaction, which transaction-mode poolers require.
+    Unnamed,
+}
+
+impl StatementMode {
+    /// Picks [`StatementMode::Unnamed`] for URLs that point at a transaction-mode pooler.
+    pub fn detect(url: &str) -> Self {
+        let Ok(parsed) = Url::parse(url) else {
+            return StatementMode::Prepared;
+        };
+        let flagged = parsed
+            .query_pairs()
+            .any(|(key, value)| key == "pgbouncer" && value == "true");
+        let pooler_host = parsed
+            .host_str()
+            .is_some_and(|host| host.contains("-pooler") || host.contains("pooler."));
+        let supavisor_port = parsed.port() == Some(6543);
+        if flagged || pooler_host || supavisor_port {
+            StatementMode::Unnamed
+        } else {
+            StatementMode::Prepared
+        }
+    }
+}
+
+/// Database connection settings.
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    url: Secret,
+    statement_mode: StatementMode,
+    pool_max_size: usize,
+    pool_timeout: Duration,
+    connect_timeout: Duration,
+}
+
+/// Query parameters that ORMs and integrations add to URLs but libpq does not know.
+const NON_LIBPQ_PARAMETERS: &[&str] = &["pgbouncer", "connection_limit", "pool_timeout", "schema"];
+
+impl DatabaseSettings {
+    pub fn new(
+        url: Secret,
+        statement_mode: StatementMode,
+        pool_max_size: usize,
+        pool_timeout: Duration,
+        connect_timeout: Duration,
+    ) -> Result<Self, String> {
+        let settings = Self {
+            url,
+            statement_mode,
+            pool_max_size,
+            pool_timeout,
+            connect_timeout,
+        };
+        settings.pg_config()?;
+        Ok(settings)
+    }
+
+    pub fn url(&self) -> &Secret {
+        &self.url
+    }
+
+    pub fn statement_mode(&self) -> StatementMode {
+        self.statement_mode
+    }
+
+    /// The same settings pointed at another URL (another database, a proxy, a role).
+    pub fn with_url(&self, url: Secret) -> Result<Self, String> {
+        Self::new(
+            url,
+            self.statement_mode,
+            self.pool_max_size,
+            self.pool_timeout,
+            self.connect_timeout,
+        )
+    }
+
+    pub fn with_statement_mode(mut self, mode: StatementMode) -> Self {
+        self.statement_mode = mode;
+        self
+    }
+
+    /// Parses the URL into a driver configuration, dropping parameters libpq
+    /// does not know (tokio-postgres would reject them).
+    pub fn pg_config(&self) -> Result<tokio_postgres::Config, String> {
+        parse_pg_url(self.url.expose(), self.connect_timeout)
+    }
+
+    /// Builds the pool. No connection is opened until the first request needs one,
+    /// so a cold start never waits on the database it may not use.
+    pub fn pool(&self) -> Result<Pool, String> {
+        let pg_config = self.pg_config()?;
+        let manager = Manager::from_config(
+            pg_config,
+            tls_connector(),
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        Pool::builder(manager)
+            .max_size(self.pool_max_size)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(self.pool_timeout))
+            .create_timeout(Some(self.connect_timeout))
+            .recycle_timeout(Some(Duration::from_secs(1)))
+            .build()
+            .map_err(|error| format!("cannot build the connection pool: {error}"))
+    }
+}
+
+/// Parses a PostgreSQL URL for tokio-postgres.
+pub fn parse_pg_url(
+    url: &str,
+    connect_timeout: Duration,
+) -> Result<tokio_postgres::Config, String> {
+    let mut parsed = Url::parse(url).map_err(|_| "is not a valid postgres:// URL".to_string())?;
+    if !matches!(parsed.scheme(), "postgres" | "postgresql") {
+        return Err("must start with postgres:// or postgresql://".into());
+    }
+    let kept: Vec<(String, String)> = parsed
+        .query_pairs()
+        .filter(|(key, _)| !NON_LIBPQ_PARAMETERS.contains(&key.as_ref()))
+        .map(|(key, value)| (key.into_owned(), value.into_owned()))
+        .collect();
+    if kept.is_empty() {
+        parsed.set_query(None);
+    } else {
+        parsed.query_pairs_mut().clear().extend_pairs(kept);
+    }
+    let mut config = tokio_postgres::Config::from_str(parsed.as_str())
+        .map_err(|error| format!("is not a usable PostgreSQL URL: {error}"))?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(connect_timeout);
+    }
+    if config.get_application_name().is_none() {
+        config.application_name("onboarding");
+    }
+    // Disconnected clients leave no idle transaction behind for long.
+    config.keepalives_idle(Duration::from_secs(30));
+    Ok(config)
+}
+
+/// TLS for URLs that ask for it (`sslmode=require`), with the web PKI roots.
+pub fn tls_connector() -> tokio_postgres_rustls::MakeRustlsConnect {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("the ring provider supports the default protocol versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    tokio_postgres_rustls::MakeRustlsConnect::new(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio_postgres::config::SslMode;
+
+    #[test]
+    fn pooler_urls_use_unnamed_statements() {
+        for url in [
+            "postgres://u:p@ep-cool-1-pooler.us-east-1.aws.neon.tech/db?sslmode=require",
+            "postgres://u:p@aws-0-eu.pooler.supabase.com:6543/postgres",
+            "postgres://u:p@db.example.com/db?pgbouncer=true",
+        ] {
+            assert_eq!(StatementMode::detect(url), StatementMode::Unnamed, "{url}");
+        }
+        assert_eq!(
+            StatementMode::detect("postgres://u@127.0.0.1:5432/db"),
+            StatementMode::Prepared
+        );
+    }
+
+    #[test]
+    fn orm_only_parameters_are_dropped_before_parsing() {
+        let config = parse_pg_url(
+            "postgres://u:p@db.example.com/app?pgbouncer=true&connection_limit=1&sslmode=require",
+            Duration::from_secs(3),
+        )
+        .unwrap();
+        assert_eq!(config.get_dbname(), Some("app"));
+        assert_eq!(config.get_ssl_mode(), SslMode::Require);
+    }
+
+    #[test]
+    fn a_url_of_another_scheme_is_rejected() {
+        assert!(parse_pg_url("mysql://u@h/db", Duration::from_secs(1)).is_err());
+    }
+}

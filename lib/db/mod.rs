@@ -1,0 +1,439 @@
+//! Data access: every statement runs inside a transaction that carries the
+//! caller's Row Level Security context.
+//!
+//! A request context opens a transaction in which `set_config('role', ...)` and
+//! `set_config('request.jwt.claims', ...)` are set locally, so the database, not
+//! this code, decides which rows the caller reaches. The statements of a
+//! typical read (BEGIN, the `set_config` calls, the query, COMMIT) are written
+//! to the socket together and answered together: one network round trip
+//! ([`Database::one_trip`]). tokio-postgres pipelines requests that are polled
+//! concurrently; the order of the writes is the order in which the futures are
+//! first polled, which `futures_util::future::join*` makes deterministic.
+
+mod connect;
+pub mod migrate;
+pub mod progress;
+
+use std::time::Duration;
+
+use deadpool_postgres::{Pool, PoolError};
+use futures_util::future::{join, join4};
+use serde_json::json;
+use tokio_postgres::Row;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::{ToSql, Type};
+
+pub use connect::{DatabaseSettings, StatementMode, parse_pg_url, tls_connector};
+
+/// A statement and the types of its parameters.
+///
+/// Declaring the types lets the same statement run as a cached named prepared
+/// statement on a direct connection, or as an unnamed one behind a pooler,
+/// without an extra round trip to ask the server for them.
+#[derive(Debug)]
+pub struct Statement {
+    sql: &'static str,
+    types: &'static [Type],
+}
+
+impl Statement {
+    pub const fn new(sql: &'static str, types: &'static [Type]) -> Self {
+        Self { sql, types }
+    }
+
+    pub fn sql(&self) -> &'static str {
+        self.sql
+    }
+}
+
+/// The database roles a request may act as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DbRole {
+    Anonymous,
+    Authenticated,
+}
+
+impl DbRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DbRole::Anonymous => "anonymous",
+            DbRole::Authenticated => "authenticated",
+        }
+    }
+}
+
+/// Who the database believes is calling, for the length of one transaction.
+///
+/// Built from an already verified caller; the claims are written by this
+/// backend, never copied from a token.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RlsContext {
+    role: DbRole,
+    claims: String,
+}
+
+impl std::fmt::Debug for RlsContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The claims hold the session hash, which is as good as the session.
+        f.debug_struct("RlsContext")
+            .field("role", &self.role)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RlsContext {
+    /// An anonymous visitor, optionally with a session (given as its SHA-256 hex).
+    pub fn anonymous(session_hash: Option<&str>) -> Self {
+        let claims = match session_hash {
+            Some(hash) => json!({ "role": "anonymous", "session_id": hash }),
+            None => json!({ "role": "anonymous" }),
+        };
+        Self {
+            role: DbRole::Anonymous,
+            claims: claims.to_string(),
+        }
+    }
+
+    /// A signed-in user, with the organization active in their token and the
+    /// anonymous session they presented, if any (to merge its drafts).
+    pub fn user(user_id: &str, organization_id: Option<&str>, session_hash: Option<&str>) -> Self {
+        let mut claims = json!({ "role": "authenticated", "sub": user_id });
+        if let Some(organization_id) = organization_id {
+            claims["org_id"] = json!(organization_id);
+        }
+        if let Some(hash) = session_hash {
+            claims["session_id"] = json!(hash);
+        }
+        Self {
+            role: DbRole::Authenticated,
+            claims: claims.to_string(),
+        }
+    }
+
+    pub fn role(&self) -> DbRole {
+        self.role
+    }
+}
+
+/// A database failure, split by what the client should be told.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The database cannot be reached or is restarting: answer 503 and retry.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// The statement failed; the caller maps constraint violations, the rest is a bug.
+    #[error(transparent)]
+    Query(tokio_postgres::Error),
+    /// A statement that always returns a row returned none: a bug, not a client error.
+    #[error("`{0}` returned no row")]
+    MissingRow(&'static str),
+}
+
+impl DbError {
+    /// The SQLSTATE of a failed statement.
+    pub fn code(&self) -> Option<&SqlState> {
+        match self {
+            DbError::Query(error) => error.code(),
+            DbError::Unavailable(_) | DbError::MissingRow(_) => None,
+        }
+    }
+
+    /// The constraint a failed statement violated.
+    pub fn constraint(&self) -> Option<&str> {
+        match self {
+            DbError::Query(error) => error.as_db_error().and_then(|db| db.constraint()),
+            DbError::Unavailable(_) | DbError::MissingRow(_) => None,
+        }
+    }
+}
+
+impl From<tokio_postgres::Error> for DbError {
+    fn from(error: tokio_postgres::Error) -> Self {
+        if is_unavailable(&error) {
+            DbError::Unavailable(error.to_string())
+        } else {
+            DbError::Query(error)
+        }
+    }
+}
+
+impl From<PoolError> for DbError {
+    fn from(error: PoolError) -> Self {
+        DbError::Unavailable(error.to_string())
+    }
+}
+
+/// Whether an error means "the server is not there right now" rather than
+/// "this statement is wrong".
+fn is_unavailable(error: &tokio_postgres::Error) -> bool {
+    if error.is_closed() {
+        return true;
+    }
+    match error.code() {
+        // Class 08 (connection exception), shutdown and start-up states.
+        Some(code) => {
+            code.code().starts_with("08")
+                || *code == SqlState::ADMIN_SHUTDOWN
+                || *code == SqlState::CRASH_SHUTDOWN
+                || *code == SqlState::CANNOT_CONNECT_NOW
+                || *code == SqlState::TOO_MANY_CONNECTIONS
+        }
+        // No SQLSTATE: an I/O error on the socket.
+        None => error.as_db_error().is_none(),
+    }
+}
+
+const BEGIN: &str = "begin";
+const COMMIT: &str = "commit";
+const ROLLBACK: &str = "rollback";
+const SET_CONTEXT: &str =
+    "select set_config('role', $1, true), set_config('request.jwt.claims', $2, true)";
+
+/// The application's connection pool and statement mode, built once per process.
+#[derive(Clone)]
+pub struct Database {
+    pool: Pool,
+    mode: StatementMode,
+}
+
+impl Database {
+    pub fn new(settings: &DatabaseSettings) -> Result<Self, String> {
+        Ok(Self {
+            pool: settings.pool()?,
+            mode: settings.statement_mode(),
+        })
+    }
+
+    pub fn statement_mode(&self) -> StatementMode {
+        self.mode
+    }
+
+    /// Runs one statement in its own transaction, in one network round trip:
+    /// BEGIN, the context, the statement and COMMIT are written together.
+    #[tracing::instrument(skip_all, fields(db.statement = stmt.sql.split_whitespace().take(4).collect::<Vec<_>>().join(" ")))]
+    pub async fn one_trip(
+        &self,
+        context: &RlsContext,
+        stmt: &Statement,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, DbError> {
+        let mut checkout = Checkout::new(self.pool.get().await?);
+        let client = checkout.client();
+        // A prepared statement is looked up (or, once per connection, prepared)
+        // before the pipeline, so every request of the pipeline is written on
+        // its first poll and none waits for another's answer.
+        let prepared = match self.mode {
+            StatementMode::Prepared => {
+                Some(client.prepare_typed_cached(stmt.sql, stmt.types).await?)
+            }
+            StatementMode::Unnamed => None,
+        };
+        let typed = typed_params(stmt, params);
+        let role = context.role.as_str();
+        let context_params = [
+            (&role as &(dyn ToSql + Sync), Type::TEXT),
+            (&context.claims as &(dyn ToSql + Sync), Type::TEXT),
+        ];
+        let begin = client.query_typed(BEGIN, &[]);
+        let set_context = client.query_typed(SET_CONTEXT, &context_params);
+        let body = async {
+            match &prepared {
+                Some(statement) => client.query(statement, params).await,
+                None => client.query_typed(stmt.sql, &typed).await,
+            }
+        };
+        let commit = client.query_typed(COMMIT, &[]);
+        let (begun, context_set, rows, committed) = join4(begin, set_context, body, commit).await;
+        // A failed statement aborts the transaction and the COMMIT behind it
+        // becomes a ROLLBACK, so the connection is idle again either way.
+        let outcome = begun
+            .and(context_set)
+            .and(rows)
+            .and_then(|rows| committed.map(|_| rows));
+        match outcome {
+            Ok(rows) => {
+                checkout.release();
+                Ok(rows)
+            }
+            Err(error) => {
+                let error = DbError::from(error);
+                if !matches!(error, DbError::Unavailable(_)) {
+                    checkout.release();
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Runs `body` in a transaction that carries `context`. BEGIN and the
+    /// context are pipelined with the body's first statement; COMMIT follows
+    /// the body, or ROLLBACK when it fails.
+    ///
+    /// If the returned future is dropped midway (the client went away), the
+    /// connection is closed instead of being returned to the pool, so no
+    /// half-finished transaction is ever handed to another request.
+    pub async fn transaction<T, E>(
+        &self,
+        context: &RlsContext,
+        body: impl AsyncFnOnce(&Tx<'_>) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<DbError>,
+    {
+        let mut checkout = Checkout::new(self.pool.get().await.map_err(DbError::from)?);
+        let client = checkout.client();
+        let tx = Tx {
+            client,
+            mode: self.mode,
+        };
+        let role = context.role.as_str();
+        let context_params = [
+            (&role as &(dyn ToSql + Sync), Type::TEXT),
+            (&context.claims as &(dyn ToSql + Sync), Type::TEXT),
+        ];
+        let setup = async {
+            let begin = client.query_typed(BEGIN, &[]);
+            let set_context = client.query_typed(SET_CONTEXT, &context_params);
+            let (begun, context_set) = join(begin, set_context).await;
+            begun.and(context_set).map(|_| ())
+        };
+        let (setup, result) = join(setup, body(&tx)).await;
+        let result = match setup {
+            Err(error) => Err(E::from(DbError::from(error))),
+            Ok(()) => result,
+        };
+        match result {
+            Ok(value) => match client.query_typed(COMMIT, &[]).await {
+                Ok(_) => {
+                    checkout.release();
+                    Ok(value)
+                }
+                Err(error) => Err(E::from(DbError::from(error))),
+            },
+            Err(error) => {
+                if client.query_typed(ROLLBACK, &[]).await.is_ok() {
+                    checkout.release();
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Round-trips `select 1` on a pooled connection, for health checks.
+    pub async fn ping(&self) -> Result<Duration, DbError> {
+        let started = std::time::Instant::now();
+        let client = self.pool.get().await?;
+        client.query_typed("select 1", &[]).await?;
+        Ok(started.elapsed())
+    }
+
+    /// Connections currently open and idle in the pool.
+    pub fn pool_status(&self) -> (usize, usize) {
+        let status = self.pool.status();
+        (status.size, status.available)
+    }
+}
+
+fn typed_params<'a>(
+    stmt: &Statement,
+    params: &'a [&'a (dyn ToSql + Sync)],
+) -> Vec<(&'a (dyn ToSql + Sync), Type)> {
+    debug_assert_eq!(
+        stmt.types.len(),
+        params.len(),
+        "parameter count of `{}`",
+        stmt.sql
+    );
+    params
+        .iter()
+        .zip(stmt.types)
+        .map(|(param, ty)| (*param, ty.clone()))
+        .collect()
+}
+
+/// The statements of an open transaction.
+pub struct Tx<'a> {
+    client: &'a deadpool_postgres::ClientWrapper,
+    mode: StatementMode,
+}
+
+impl Tx<'_> {
+    /// Runs a statement and returns its rows.
+    pub async fn query(
+        &self,
+        stmt: &Statement,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, DbError> {
+        match self.mode {
+            StatementMode::Prepared => {
+                let statement = self
+                    .client
+                    .prepare_typed_cached(stmt.sql, stmt.types)
+                    .await?;
+                Ok(self.client.query(&statement, params).await?)
+            }
+            StatementMode::Unnamed => Ok(self
+                .client
+                .query_typed(stmt.sql, &typed_params(stmt, params))
+                .await?),
+        }
+    }
+
+    /// Runs a statement that returns at most one row.
+    pub async fn query_opt(
+        &self,
+        stmt: &Statement,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, DbError> {
+        Ok(self.query(stmt, params).await?.into_iter().next())
+    }
+
+    /// Runs a statement that returns exactly one row.
+    pub async fn query_one(
+        &self,
+        stmt: &Statement,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Row, DbError> {
+        self.query_opt(stmt, params)
+            .await?
+            .ok_or(DbError::MissingRow(stmt.sql))
+    }
+}
+
+/// A pooled connection that is returned to the pool only when the code that
+/// used it says it is clean; otherwise it is closed on drop.
+struct Checkout {
+    client: Option<deadpool_postgres::Client>,
+    clean: bool,
+}
+
+impl Checkout {
+    fn new(client: deadpool_postgres::Client) -> Self {
+        Self {
+            client: Some(client),
+            clean: false,
+        }
+    }
+
+    fn client(&self) -> &deadpool_postgres::ClientWrapper {
+        self.client
+            .as_ref()
+            .expect("the client is present until drop")
+    }
+
+    fn release(&mut self) {
+        self.clean = true;
+    }
+}
+
+impl Drop for Checkout {
+    fn drop(&mut self) {
+        if !self.clean
+            && let Some(client) = self.client.take()
+        {
+            // Detached from the pool and dropped: the socket closes and the
+            // server rolls back whatever the connection was in the middle of.
+            drop(deadpool_postgres::Object::take(client));
+        }
+    }
+}

@@ -1,0 +1,255 @@
+//! One error type for the whole API, answered as `application/problem+json`
+//! (RFC 9457). 5xx causes go to the log with the request id, never to the client.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::db::DbError;
+use crate::http::request_id;
+
+/// Crate-wide result, defaulting to [`ApiError`].
+pub type Result<T, E = ApiError> = std::result::Result<T, E>;
+
+/// A field-level problem in a request body.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FieldError {
+    /// JSON pointer to the offending field, e.g. `/fullName`.
+    pub pointer: String,
+    /// Stable machine-readable code, e.g. `too_long`.
+    pub code: String,
+    /// Human-readable explanation.
+    pub message: String,
+    /// The limit that failed, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<serde_json::Value>,
+}
+
+/// Everything a route can answer besides success.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{detail}")]
+    Unauthorized {
+        detail: String,
+        www_authenticate: HeaderValue,
+    },
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    PreconditionFailed(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{detail}")]
+    UnprocessableEntity {
+        detail: String,
+        errors: Vec<FieldError>,
+    },
+    #[error("{0}")]
+    PreconditionRequired(String),
+    #[error("too many requests")]
+    TooManyRequests { retry_after_seconds: u64 },
+    /// A dependency the request cannot do without is down; the client should retry.
+    #[error("service unavailable: {0}")]
+    ServiceUnavailable(String),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<DbError> for ApiError {
+    fn from(error: DbError) -> Self {
+        match error {
+            DbError::Unavailable(cause) => {
+                tracing::warn!(error = %cause, "database unavailable");
+                ApiError::ServiceUnavailable("the database is unavailable".into())
+            }
+            DbError::Query(error) => ApiError::Internal(anyhow::Error::new(error)),
+            missing @ DbError::MissingRow(_) => ApiError::Internal(anyhow::Error::new(missing)),
+        }
+    }
+}
+
+/// The seconds a client should wait before retrying after a 503.
+pub const RETRY_AFTER_SECONDS: u64 = 2;
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ProblemBody<'a> {
+    #[serde(rename = "type")]
+    type_uri: String,
+    title: &'a str,
+    status: u16,
+    detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<String>,
+    #[serde(skip_serializing_if = "<[FieldError]>::is_empty")]
+    errors: &'a [FieldError],
+}
+
+impl ApiError {
+    /// The HTTP status this error is answered with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::UnprocessableEntity { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::PreconditionRequired(_) => StatusCode::PRECONDITION_REQUIRED,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable slug that ends the problem `type` URI.
+    fn slug(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(_) => "bad-request",
+            ApiError::Unauthorized { .. } => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::NotFound(_) => "not-found",
+            ApiError::MethodNotAllowed => "method-not-allowed",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::PreconditionFailed(_) => "precondition-failed",
+            ApiError::PayloadTooLarge(_) => "payload-too-large",
+            ApiError::UnsupportedMediaType(_) => "unsupported-media-type",
+            ApiError::UnprocessableEntity { .. } => "validation-failed",
+            ApiError::PreconditionRequired(_) => "precondition-required",
+            ApiError::TooManyRequests { .. } => "rate-limited",
+            ApiError::ServiceUnavailable(_) => "service-unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+}
+
+/// Base of every problem `type`; the README documents each slug under it.
+pub const PROBLEM_TYPE_BASE: &str = "https://onboarding.dev/problems/";
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let request_id = request_id::current();
+        let detail = match &self {
+            ApiError::Internal(cause) => {
+                tracing::error!(request_id = request_id.as_deref().unwrap_or("-"), error = ?cause, "internal error");
+                "an unexpected error occurred; quote the request id when reporting it".to_string()
+            }
+            other => other.to_string(),
+        };
+        let errors: &[FieldError] = match &self {
+            ApiError::UnprocessableEntity { errors, .. } => errors,
+            _ => &[],
+        };
+        let body = ProblemBody {
+            type_uri: format!("{PROBLEM_TYPE_BASE}{}", self.slug()),
+            title: status.canonical_reason().unwrap_or("Error"),
+            status: status.as_u16(),
+            detail,
+            request_id,
+            errors,
+        };
+        let bytes = serde_json::to_vec(&body).unwrap_or_default();
+        let mut response = (status, bytes).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        match self {
+            ApiError::Unauthorized {
+                www_authenticate, ..
+            } => {
+                headers.insert(header::WWW_AUTHENTICATE, www_authenticate);
+            }
+            ApiError::TooManyRequests {
+                retry_after_seconds,
+            } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_seconds));
+            }
+            ApiError::ServiceUnavailable(_) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body_json(response: Response) -> serde_json::Value {
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_internal_error_hides_its_cause_from_the_client() {
+        let response =
+            ApiError::Internal(anyhow::anyhow!("password=hunter2 leaked")).into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = body_json(response).await;
+        assert!(!body.to_string().contains("hunter2"));
+        assert_eq!(body["type"], "https://onboarding.dev/problems/internal");
+    }
+
+    #[tokio::test]
+    async fn a_validation_error_lists_every_field_error() {
+        let errors = vec![
+            FieldError {
+                pointer: "/fullName".into(),
+                code: "required".into(),
+                message: "is required".into(),
+                limit: None,
+            },
+            FieldError {
+                pointer: "/slug".into(),
+                code: "too_long".into(),
+                message: "is too long".into(),
+                limit: Some(63.into()),
+            },
+        ];
+        let response = ApiError::UnprocessableEntity {
+            detail: "2 fields are invalid".into(),
+            errors,
+        }
+        .into_response();
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "application/problem+json"
+        );
+        let body = body_json(response).await;
+        assert_eq!(body["errors"].as_array().unwrap().len(), 2);
+        assert_eq!(body["errors"][1]["limit"], 63);
+    }
+
+    #[tokio::test]
+    async fn service_unavailable_tells_the_client_when_to_retry() {
+        let response = ApiError::ServiceUnavailable("db".into()).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            response.headers()[header::RETRY_AFTER],
+            RETRY_AFTER_SECONDS.to_string().as_str()
+        );
+    }
+}

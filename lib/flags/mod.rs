@@ -1,0 +1,171 @@
+//! Feature flags and the wizard's flow definition, read from Vercel Edge Config
+//! or, locally, from a JSON file in the repository.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use url::Url;
+
+use crate::config::Secret;
+
+/// Where the Edge Config items come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EdgeConfigSource {
+    /// A local JSON file holding the items (the default flow and flags).
+    LocalFile(PathBuf),
+    /// Vercel's Edge Config read API.
+    Remote { base_url: Url, token: Secret },
+}
+
+const EDGE_CONFIG_HOST: &str = "https://edge-config.vercel.com/";
+
+impl EdgeConfigSource {
+    /// Parses either form of the connection string Vercel injects:
+    /// `https://edge-config.vercel.com/ecfg_…?token=…` or `edge-config:id=ecfg_…&token=…`.
+    pub fn parse_connection_string(raw: &str) -> Result<Self, String> {
+        let raw = raw.trim();
+        if let Some(pairs) = raw.strip_prefix("edge-config:") {
+            let mut id = None;
+            let mut token = None;
+            for (key, value) in url::form_urlencoded::parse(pairs.as_bytes()) {
+                match key.as_ref() {
+                    "id" => id = Some(value.into_owned()),
+                    "token" => token = Some(value.into_owned()),
+                    _ => {}
+                }
+            }
+            let id = id
+                .filter(|id| is_edge_config_id(id))
+                .ok_or("has no valid `id`")?;
+            let token = token.filter(|t| !t.is_empty()).ok_or("has no `token`")?;
+            let base_url = Url::parse(EDGE_CONFIG_HOST)
+                .and_then(|host| host.join(&id))
+                .map_err(|_| "has an unusable id".to_string())?;
+            return Ok(EdgeConfigSource::Remote {
+                base_url,
+                token: Secret::new(token),
+            });
+        }
+        let mut url = Url::parse(raw).map_err(|_| "is neither a URL nor `edge-config:…`")?;
+        if !matches!(url.scheme(), "https" | "http") {
+            return Err("must be an https URL".into());
+        }
+        let token = url
+            .query_pairs()
+            .find(|(key, _)| key == "token")
+            .map(|(_, value)| value.into_owned())
+            .filter(|token| !token.is_empty())
+            .ok_or("has no `token` query parameter")?;
+        let id_ok = url
+            .path_segments()
+            .and_then(|mut segments| segments.next_back())
+            .is_some_and(is_edge_config_id);
+        if !id_ok {
+            return Err("does not end in an Edge Config id (ecfg_…)".into());
+        }
+        url.set_query(None);
+        Ok(EdgeConfigSource::Remote {
+            base_url: url,
+            token: Secret::new(token),
+        })
+    }
+
+    /// Checks that the source answers, for `/api/health`: the local file reads
+    /// as a JSON object, or the remote `GET /digest` answers 200.
+    pub async fn check(
+        &self,
+        http: &reqwest::Client,
+        timeout: Duration,
+    ) -> Result<Duration, String> {
+        let started = Instant::now();
+        match self {
+            EdgeConfigSource::LocalFile(path) => {
+                let bytes = tokio::fs::read(path)
+                    .await
+                    .map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+                let value: serde_json::Value = serde_json::from_slice(&bytes)
+                    .map_err(|error| format!("{} is not JSON: {error}", path.display()))?;
+                if !value.is_object() {
+                    return Err(format!(
+                        "{} does not hold an object of items",
+                        path.display()
+                    ));
+                }
+            }
+            EdgeConfigSource::Remote { base_url, token } => {
+                let response = http
+                    .get(format!(
+                        "{}/digest",
+                        base_url.as_str().trim_end_matches('/')
+                    ))
+                    .bearer_auth(token.expose())
+                    .timeout(timeout)
+                    .send()
+                    .await
+                    .map_err(|error| format!("request failed: {}", error.without_url()))?;
+                if !response.status().is_success() {
+                    return Err(format!("answered {}", response.status()));
+                }
+            }
+        }
+        Ok(started.elapsed())
+    }
+}
+
+fn is_edge_config_id(id: &str) -> bool {
+    id.starts_with("ecfg_")
+        && id.len() > 5
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_url_form_of_the_connection_string_is_parsed() {
+        let source = EdgeConfigSource::parse_connection_string(
+            "https://edge-config.vercel.com/ecfg_abc123?token=tok-1",
+        )
+        .unwrap();
+        let EdgeConfigSource::Remote { base_url, token } = source else {
+            panic!("expected a remote source");
+        };
+        assert_eq!(
+            base_url.as_str(),
+            "https://edge-config.vercel.com/ecfg_abc123"
+        );
+        assert_eq!(token.expose(), "tok-1");
+    }
+
+    #[test]
+    fn the_key_value_form_of_the_connection_string_is_parsed() {
+        let source =
+            EdgeConfigSource::parse_connection_string("edge-config:id=ecfg_abc123&token=tok-2")
+                .unwrap();
+        let EdgeConfigSource::Remote { base_url, token } = source else {
+            panic!("expected a remote source");
+        };
+        assert_eq!(
+            base_url.as_str(),
+            "https://edge-config.vercel.com/ecfg_abc123"
+        );
+        assert_eq!(token.expose(), "tok-2");
+    }
+
+    #[test]
+    fn a_connection_string_without_a_token_is_rejected() {
+        for raw in [
+            "https://edge-config.vercel.com/ecfg_abc123",
+            "edge-config:id=ecfg_abc123",
+            "edge-config:token=t",
+            "https://edge-config.vercel.com/not-an-id?token=t",
+            "ftp://edge-config.vercel.com/ecfg_abc?token=t",
+        ] {
+            assert!(
+                EdgeConfigSource::parse_connection_string(raw).is_err(),
+                "{raw}"
+            );
+        }
+    }
+}

@@ -1,0 +1,54 @@
+//! What every route shares: request ids, body limits, error shape, caching
+//! headers, and the way a function binary runs its router.
+
+pub mod request_id;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, header};
+use axum::response::IntoResponse;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use crate::config::{Profile, Settings};
+use crate::error::ApiError;
+use crate::monitoring;
+use crate::state::AppState;
+
+/// Wraps the routes of one function (or all of them, in the dev server) with
+/// the layers every response needs, and binds the shared state.
+pub fn app(state: AppState, routes: Router<AppState>) -> Router {
+    let body_limit = state.settings().http.body_limit_bytes;
+    routes
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit))
+        // Personal data: nothing may be cached by a browser or CDN unless a
+        // route says otherwise.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        .layer(axum::middleware::from_fn(request_id::assign))
+        .with_state(state)
+}
+
+async fn not_found() -> impl IntoResponse {
+    ApiError::NotFound("no route matches this path".into())
+}
+
+async fn method_not_allowed() -> impl IntoResponse {
+    ApiError::MethodNotAllowed
+}
+
+/// Runs one Vercel function: builds the shared state once per process (cold
+/// start), mounts `routes`, and serves through `vercel_runtime`, which listens
+/// on `VERCEL_DEV_PORT`.
+pub async fn run_function(routes: fn() -> Router<AppState>) -> Result<(), vercel_runtime::Error> {
+    monitoring::init();
+    let settings = Settings::from_env(Profile::Deployed)?;
+    let state = AppState::build(settings)?;
+    let service = tower::ServiceBuilder::new()
+        .layer(vercel_runtime::axum::VercelLayer::new())
+        .service(app(state, routes()));
+    vercel_runtime::run(service).await
+}

@@ -1,0 +1,57 @@
+//! The request id: the caller's `x-request-id` when it is well formed, else a
+//! new one. It is kept in a task-local so that any error response, wherever it
+//! is built, can carry it.
+
+use axum::extract::Request;
+use axum::http::{HeaderName, HeaderValue};
+use axum::middleware::Next;
+use axum::response::Response;
+
+pub static HEADER: HeaderName = HeaderName::from_static("x-request-id");
+
+tokio::task_local! {
+    static REQUEST_ID: String;
+}
+
+/// The id of the request being served, if any.
+pub fn current() -> Option<String> {
+    REQUEST_ID.try_with(|id| id.clone()).ok()
+}
+
+/// Accepts ids a log search can handle: 1 to 128 of `[A-Za-z0-9._-]`.
+pub fn is_well_formed(candidate: &str) -> bool {
+    (1..=128).contains(&candidate.len())
+        && candidate
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// Middleware: assigns the id, runs the request in its scope, echoes it back.
+pub async fn assign(mut request: Request, next: Next) -> Response {
+    let id = request
+        .headers()
+        .get(&HEADER)
+        .and_then(|value| value.to_str().ok())
+        .filter(|value| is_well_formed(value))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+    let header = HeaderValue::from_str(&id).expect("a well-formed id is a valid header value");
+    request.headers_mut().insert(HEADER.clone(), header.clone());
+    let mut response = REQUEST_ID.scope(id, next.run(request)).await;
+    response.headers_mut().insert(HEADER.clone(), header);
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_with_spaces_newlines_or_excess_length_are_not_honoured() {
+        assert!(is_well_formed("req_01HZX.abc-9"));
+        assert!(!is_well_formed(""));
+        assert!(!is_well_formed("a b"));
+        assert!(!is_well_formed("a\nb"));
+        assert!(!is_well_formed(&"a".repeat(129)));
+    }
+}

@@ -1,0 +1,18 @@
+//! The shared crate behind every onboarding function.
+//!
+//! Each file under `api/` is a Vercel function that mounts one router from
+//! [`routes`] and runs it; `bin/dev.rs` mounts all of them on one port. All
+//! logic that can be tested without a socket lives here.
+
+pub mod cache;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod flags;
+pub mod http;
+pub mod monitoring;
+pub mod routes;
+pub mod state;
+
+pub use error::{ApiError, Result};
+pub use state::AppState;

@@ -1,0 +1,130 @@
+//! `GET /api/health`: each dependency's state. 503 only when the database, which
+//! the wizard cannot do without, is down; Redis and Edge Config failures leave
+//! the wizard working in a degraded mode and answer 200 with `degraded`.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+
+use crate::error::RETRY_AFTER_SECONDS;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/health", get(health))
+}
+
+/// How long health waits for a dependency before reporting it down.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthReport {
+    /// `ok`, `degraded` (an optional dependency is down) or `unavailable`.
+    pub status: &'static str,
+    pub version: &'static str,
+    pub checks: Checks,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Checks {
+    pub database: Check,
+    pub redis: Check,
+    pub edge_config: Check,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Check {
+    /// `up`, `down` or `not_configured`.
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Check {
+    fn from_result<E: std::fmt::Display>(result: Result<Duration, E>) -> Self {
+        match result {
+            Ok(latency) => Check {
+                status: "up",
+                latency_ms: Some((latency.as_secs_f64() * 1000.0 * 100.0).round() / 100.0),
+                error: None,
+            },
+            Err(error) => Check {
+                status: "down",
+                latency_ms: None,
+                error: Some(error.to_string()),
+            },
+        }
+    }
+
+    fn not_configured() -> Self {
+        Check {
+            status: "not_configured",
+            latency_ms: None,
+            error: None,
+        }
+    }
+
+    fn is_down(&self) -> bool {
+        self.status == "down"
+    }
+}
+
+async fn within<T, E: std::fmt::Display>(
+    check: impl Future<Output = Result<T, E>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(CHECK_TIMEOUT, check).await {
+        Ok(result) => result.map_err(|error| error.to_string()),
+        Err(_) => Err(format!("no answer within {CHECK_TIMEOUT:?}")),
+    }
+}
+
+#[tracing::instrument(skip_all)]
+async fn health(State(state): State<AppState>) -> Response {
+    let database = within(state.db().ping());
+    let redis = async {
+        match state.redis() {
+            Some(redis) => Check::from_result(within(redis.ping()).await),
+            None => Check::not_configured(),
+        }
+    };
+    let edge_config = within(
+        state
+            .settings()
+            .edge_config
+            .check(state.http(), CHECK_TIMEOUT),
+    );
+    let (database, redis, edge_config) = tokio::join!(database, redis, edge_config);
+    let checks = Checks {
+        database: Check::from_result(database),
+        redis,
+        edge_config: Check::from_result(edge_config),
+    };
+    let (status, label) = if checks.database.is_down() {
+        (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+    } else if checks.redis.is_down() || checks.edge_config.is_down() {
+        (StatusCode::OK, "degraded")
+    } else {
+        (StatusCode::OK, "ok")
+    };
+    let report = HealthReport {
+        status: label,
+        version: env!("CARGO_PKG_VERSION"),
+        checks,
+    };
+    let mut response = (status, Json(report)).into_response();
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+    }
+    response
+}

@@ -1,0 +1,180 @@
+//! `GET /api/health`, the shared error shape, and what a database outage does.
+
+use std::time::Duration;
+
+use axum::response::IntoResponse;
+use onboarding::ApiError;
+use onboarding::db::{DbError, RlsContext, progress};
+
+use crate::support::proxy::DelayProxy;
+use crate::support::{TestDb, free_port, spawn_app, spawn_app_with};
+
+#[tokio::test]
+async fn health_reports_every_dependency_up() {
+    let app = spawn_app().await;
+    let response = app
+        .http
+        .get(format!("{}/api/health", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    assert!(response.headers().contains_key("x-request-id"));
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["status"], "ok", "{body}");
+    for dependency in ["database", "redis", "edgeConfig"] {
+        assert_eq!(
+            body["checks"][dependency]["status"], "up",
+            "{dependency}: {body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn health_is_503_with_retry_after_when_the_database_is_down() {
+    let db = TestDb::migrated().await;
+    let closed = free_port();
+    let app = spawn_app_with(
+        db,
+        &[(
+            "DATABASE_URL",
+            format!("postgres://onboarding_app@127.0.0.1:{closed}/x?sslmode=disable"),
+        )],
+    )
+    .await;
+    let response = app
+        .http
+        .get(format!("{}/api/health", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "2");
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["status"], "unavailable");
+    assert_eq!(body["checks"]["database"]["status"], "down");
+}
+
+#[tokio::test]
+async fn health_is_degraded_not_failed_when_redis_is_down() {
+    let db = TestDb::migrated().await;
+    let closed = free_port();
+    let app = spawn_app_with(db, &[("REDIS_URL", format!("redis://127.0.0.1:{closed}"))]).await;
+    let response = app
+        .http
+        .get(format!("{}/api/health", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["status"], "degraded");
+    assert_eq!(body["checks"]["redis"]["status"], "down");
+    assert_eq!(body["checks"]["database"]["status"], "up");
+}
+
+#[tokio::test]
+async fn unknown_paths_and_methods_answer_in_the_problem_shape_with_the_request_id() {
+    let app = spawn_app().await;
+    let response = app
+        .http
+        .get(format!("{}/api/nope", app.address))
+        .header("x-request-id", "trace-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    assert_eq!(response.headers()["x-request-id"], "trace-123");
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["status"], 404);
+    assert_eq!(body["requestId"], "trace-123");
+
+    let response = app
+        .http
+        .delete(format!("{}/api/health", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 405);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(
+        body["type"],
+        "https://onboarding.dev/problems/method-not-allowed"
+    );
+    assert!(body["requestId"].as_str().is_some_and(|id| !id.is_empty()));
+}
+
+#[tokio::test]
+async fn a_malformed_request_id_is_replaced_not_echoed() {
+    let app = spawn_app().await;
+    let response = app
+        .http
+        .get(format!("{}/api/health", app.address))
+        .header("x-request-id", "two words")
+        .send()
+        .await
+        .unwrap();
+    let echoed = response.headers()["x-request-id"].to_str().unwrap();
+    assert_ne!(echoed, "two words");
+    assert_eq!(echoed.len(), 32);
+}
+
+#[tokio::test]
+async fn a_database_outage_is_a_503_and_the_pool_recovers_by_itself() {
+    let test_db = TestDb::migrated().await;
+    let proxy = DelayProxy::start("127.0.0.1:5432", Duration::ZERO).await;
+    let url = format!(
+        "postgres://onboarding_app@127.0.0.1:{}/{}?sslmode=disable",
+        proxy.port, test_db.name
+    );
+    let db = test_db.database_at(&test_db.settings().database, url);
+    let caller = RlsContext::anonymous(Some(&"f".repeat(64)));
+    progress::fetch_own_in_one_trip(&db, &caller, "default")
+        .await
+        .unwrap();
+
+    proxy.cut();
+    let error = progress::fetch_own_in_one_trip(&db, &caller, "default")
+        .await
+        .unwrap_err();
+    assert!(matches!(error, DbError::Unavailable(_)), "{error:?}");
+    let response = ApiError::from(error).into_response();
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "2");
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    // While it is down, new connections fail the same way, without a panic.
+    let error = progress::fetch_own_in_one_trip(&db, &caller, "default")
+        .await
+        .unwrap_err();
+    assert!(matches!(error, DbError::Unavailable(_)), "{error:?}");
+
+    proxy.restore();
+    // The dead connections are dropped and new ones opened, with no restart.
+    let mut recovered = false;
+    for _ in 0..50 {
+        if progress::fetch_own_in_one_trip(&db, &caller, "default")
+            .await
+            .is_ok()
+        {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        recovered,
+        "the pool did not recover after the database came back"
+    );
+}

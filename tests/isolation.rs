@@ -1,0 +1,316 @@
+//! Isolation, proven through the path the routes take: `Database` transactions
+//! carrying an `RlsContext`, over the non-superuser application role.
+
+use std::collections::BTreeSet;
+
+use onboarding::db::progress::{self, ProgressRecord};
+use onboarding::db::{Database, DbError, RlsContext, Statement};
+use proptest::prelude::*;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::Type;
+
+use crate::support::TestDb;
+
+fn user(id: &str, org: Option<&str>) -> RlsContext {
+    RlsContext::user(id, org, None)
+}
+
+fn session(seed: char) -> (String, RlsContext) {
+    let hash: String = std::iter::repeat_n(seed, 64).collect();
+    let context = RlsContext::anonymous(Some(&hash));
+    (hash, context)
+}
+
+async fn start(db: &Database, context: &RlsContext, flow: &str) -> ProgressRecord {
+    db.transaction(context, async |tx| {
+        progress::start(tx, flow, 1, "profile").await
+    })
+    .await
+    .unwrap()
+    .expect("a first start creates the row")
+}
+
+async fn visible(db: &Database, context: &RlsContext) -> Vec<ProgressRecord> {
+    db.transaction(context, async |tx| progress::list_visible(tx).await)
+        .await
+        .unwrap()
+}
+
+const INSERT_FOR_USER: Statement = Statement::new(
+    "insert into onboarding.progress (user_id, flow_id, flow_version) values ($1, $2, 1) returning id",
+    &[Type::TEXT, Type::TEXT],
+);
+
+const UPDATE_ANY: Statement = Statement::new(
+    "update onboarding.progress set current_step = 'hijacked' where id = $1 returning id",
+    &[Type::UUID],
+);
+
+const CREATE_ORGANIZATION: Statement = Statement::new(
+    "insert into onboarding.organizations (id, name, slug) values ($1, $2, $3) returning id",
+    &[Type::TEXT, Type::TEXT, Type::TEXT],
+);
+
+const JOIN_AS_OWNER: Statement = Statement::new(
+    "insert into onboarding.memberships (organization_id, user_id, role) values ($1, onboarding.current_user_id(), 'owner')",
+    &[Type::TEXT],
+);
+
+const INSERT_MEMBERSHIP: Statement = Statement::new(
+    "insert into onboarding.memberships (organization_id, user_id, role) values ($1, $2, $3)",
+    &[Type::TEXT, Type::TEXT, Type::TEXT],
+);
+
+const SAVE_ANSWER: Statement = Statement::new(
+    "insert into onboarding.step_answers (progress_id, step, answers, flow_version) values ($1, $2, $3, 1) returning step",
+    &[Type::UUID, Type::TEXT, Type::JSONB],
+);
+
+const READ_ANSWERS: Statement = Statement::new(
+    "select step from onboarding.step_answers order by step",
+    &[],
+);
+
+fn is_rls_violation(error: &DbError) -> bool {
+    error.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE)
+}
+
+async fn create_organization_owned_by(db: &Database, owner: &RlsContext, id: &str) {
+    let (id, slug) = (id.to_string(), id.replace('_', "-"));
+    db.transaction(owner, async |tx| {
+        tx.query(&CREATE_ORGANIZATION, &[&id, &"Acme", &slug])
+            .await?;
+        tx.query(&JOIN_AS_OWNER, &[&id]).await?;
+        Ok::<_, DbError>(())
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_user_cannot_read_update_delete_or_insert_as_another_user() {
+    let test_db = TestDb::migrated().await;
+    let db = test_db.database();
+    // Same organization and different organizations: isolation is per user.
+    let alice = user("alice", Some("org_a"));
+    let bob_same_org = user("bob", Some("org_a"));
+    let carol_other_org = user("carol", Some("org_b"));
+    let alices = start(&db, &alice, "default").await;
+
+    for other in [&bob_same_org, &carol_other_org] {
+        // Read
+        assert!(visible(&db, other).await.is_empty());
+        let own = db
+            .one_trip(
+                other,
+                &Statement::new(
+                    "select id from onboarding.progress where id = $1",
+                    &[Type::UUID],
+                ),
+                &[&alices.id],
+            )
+            .await
+            .unwrap();
+        assert!(own.is_empty());
+        // Update: through the named function and through a bare statement.
+        let moved = db
+            .transaction(other, async |tx| {
+                progress::set_current_step(tx, alices.id, alices.row_version, "goals").await
+            })
+            .await
+            .unwrap();
+        assert_eq!(moved, None);
+        let updated = db
+            .transaction(other, async |tx| tx.query(&UPDATE_ANY, &[&alices.id]).await)
+            .await
+            .unwrap();
+        assert!(updated.is_empty());
+        // Delete
+        let deleted = db
+            .transaction(other, async |tx| progress::delete(tx, alices.id).await)
+            .await
+            .unwrap();
+        assert!(!deleted);
+        // Insert as alice
+        let error = db
+            .transaction(other, async |tx| {
+                tx.query(&INSERT_FOR_USER, &[&"alice", &"other-flow"]).await
+            })
+            .await
+            .unwrap_err();
+        assert!(is_rls_violation(&error), "{error:?}");
+    }
+
+    let after = visible(&db, &alice).await;
+    assert_eq!(after, vec![alices], "alice's row is untouched");
+}
+
+#[tokio::test]
+async fn anonymous_sessions_cannot_see_or_touch_each_other() {
+    let test_db = TestDb::migrated().await;
+    let db = test_db.database();
+    let (_, first) = session('a');
+    let (_, second) = session('b');
+    let firsts = start(&db, &first, "default").await;
+    db.transaction(&first, async |tx| {
+        tx.query(
+            &SAVE_ANSWER,
+            &[
+                &firsts.id,
+                &"profile",
+                &serde_json::json!({"fullName": "Ada"}),
+            ],
+        )
+        .await
+    })
+    .await
+    .unwrap();
+
+    assert!(visible(&db, &second).await.is_empty());
+    let answers = db.one_trip(&second, &READ_ANSWERS, &[]).await.unwrap();
+    assert!(answers.is_empty());
+    let error = db
+        .transaction(&second, async |tx| {
+            tx.query(
+                &SAVE_ANSWER,
+                &[&firsts.id, &"goals", &serde_json::json!({})],
+            )
+            .await
+        })
+        .await
+        .unwrap_err();
+    assert!(is_rls_violation(&error), "{error:?}");
+    // A caller with no session at all sees nothing either.
+    assert!(visible(&db, &RlsContext::anonymous(None)).await.is_empty());
+    assert_eq!(visible(&db, &first).await, vec![firsts]);
+}
+
+#[tokio::test]
+async fn a_signed_in_user_sees_no_anonymous_drafts_but_the_session_they_present() {
+    let test_db = TestDb::migrated().await;
+    let db = test_db.database();
+    let (hash, anonymous) = session('c');
+    let draft = start(&db, &anonymous, "default").await;
+    assert!(visible(&db, &user("dave", None)).await.is_empty());
+    let presenting = RlsContext::user("dave", None, Some(&hash));
+    assert_eq!(visible(&db, &presenting).await, vec![draft]);
+}
+
+#[tokio::test]
+async fn an_organization_admin_sees_their_organizations_progress_and_nothing_else() {
+    let test_db = TestDb::migrated().await;
+    let db = test_db.database();
+    let admin = user("admin_a", Some("org_a"));
+    create_organization_owned_by(&db, &admin, "org_a").await;
+    let other_admin = user("admin_b", Some("org_b"));
+    create_organization_owned_by(&db, &other_admin, "org_b").await;
+
+    let member_a = user("member_a", Some("org_a"));
+    let member_b = user("member_b", Some("org_b"));
+    let row_a = start(&db, &member_a, "default").await;
+    let row_b = start(&db, &member_b, "default").await;
+    db.transaction(&member_a, async |tx| {
+        tx.query(
+            &SAVE_ANSWER,
+            &[
+                &row_a.id,
+                &"profile",
+                &serde_json::json!({"fullName": "Mia"}),
+            ],
+        )
+        .await
+    })
+    .await
+    .unwrap();
+
+    let seen = visible(&db, &admin).await;
+    assert_eq!(
+        seen,
+        vec![row_a.clone()],
+        "admin of org_a sees org_a's rows only"
+    );
+    assert_eq!(visible(&db, &other_admin).await, vec![row_b]);
+    // Aggregates, not answers: the admin reads no member's answers.
+    assert!(
+        db.one_trip(&admin, &READ_ANSWERS, &[])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Nor can they write the member's row.
+    let moved = db
+        .transaction(&admin, async |tx| {
+            progress::set_current_step(tx, row_a.id, row_a.row_version, "goals").await
+        })
+        .await
+        .unwrap();
+    assert_eq!(moved, None);
+    // A token naming org_b does not make org_a's admin an admin of org_b.
+    let hopping = user("admin_a", Some("org_b"));
+    assert!(visible(&db, &hopping).await.is_empty());
+    // A member cannot promote themselves, nor enrol anyone into an organization.
+    let error = db
+        .transaction(&member_a, async |tx| {
+            tx.query(&INSERT_MEMBERSHIP, &[&"org_a", &"member_a", &"admin"])
+                .await
+        })
+        .await
+        .unwrap_err();
+    assert!(is_rls_violation(&error), "{error:?}");
+}
+
+/// One randomly generated world: users spread over organizations, some
+/// anonymous sessions, each with rows in some flows.
+#[derive(Debug, Clone)]
+struct World {
+    users: Vec<(usize, usize)>,
+    sessions: usize,
+    flows_per_owner: Vec<usize>,
+}
+
+fn world() -> impl Strategy<Value = World> {
+    (
+        prop::collection::vec((0..3usize, 0..3usize), 1..6),
+        0..4usize,
+        prop::collection::vec(0..3usize, 10),
+    )
+        .prop_map(|(users, sessions, flows_per_owner)| World {
+            users,
+            sessions,
+            flows_per_owner,
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+
+    /// Every read returns exactly the rows the caller owns.
+    #[test]
+    fn every_read_returns_exactly_the_callers_own_rows(world in world()) {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async {
+            let test_db = TestDb::migrated().await;
+            let db = test_db.database();
+            let mut owners: Vec<RlsContext> = Vec::new();
+            for (index, (org, _)) in world.users.iter().enumerate() {
+                owners.push(user(&format!("user_{index}"), Some(&format!("org_{org}"))));
+            }
+            for index in 0..world.sessions {
+                let hash = format!("{index:064x}");
+                owners.push(RlsContext::anonymous(Some(&hash)));
+            }
+            let mut expected: Vec<BTreeSet<uuid::Uuid>> = Vec::new();
+            for (index, owner) in owners.iter().enumerate() {
+                let mut mine = BTreeSet::new();
+                for flow in 0..world.flows_per_owner[index % world.flows_per_owner.len()] {
+                    mine.insert(start(&db, owner, &format!("flow_{flow}")).await.id);
+                }
+                expected.push(mine);
+            }
+            for (index, owner) in owners.iter().enumerate() {
+                let seen: BTreeSet<_> = visible(&db, owner).await.into_iter().map(|row| row.id).collect();
+                assert_eq!(seen, expected[index], "owner {index} of {world:?}");
+            }
+        });
+    }
+}

@@ -1,0 +1,11 @@
+//! Integration tests against the real PostgreSQL and Redis on this machine.
+//! One binary, so the crate is linked once; each test gets its own database.
+
+mod support;
+
+mod catalog;
+mod functions;
+mod health;
+mod isolation;
+mod migrations;
+mod round_trips;

@@ -1,0 +1,256 @@
+//! Test harness: a fresh database per test, migrated from `migrations/`, reached
+//! through the application's own non-superuser role.
+
+pub mod proxy;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use onboarding::config::{Profile, Secret, Settings};
+use onboarding::db::{Database, DatabaseSettings};
+use onboarding::{AppState, http, routes};
+use tokio_postgres::NoTls;
+
+/// The local server as a superuser (trust auth), for creating databases.
+pub const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable";
+
+pub fn admin_url_for(database: &str) -> String {
+    format!("postgres://postgres@127.0.0.1:5432/{database}?sslmode=disable")
+}
+
+pub fn app_url_for(database: &str) -> String {
+    format!("postgres://onboarding_app@127.0.0.1:5432/{database}?sslmode=disable")
+}
+
+pub async fn connect(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, NoTls)
+        .await
+        .unwrap_or_else(|error| panic!("cannot connect to {url}: {error}"));
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    client
+}
+
+/// A fingerprint of the migrations, so a changed migration gets a new template.
+fn migrations_fingerprint() -> String {
+    let mut entries: Vec<_> = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
+        .expect("migrations/ exists")
+        .map(|entry| entry.expect("readable entry").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "sql"))
+        .collect();
+    entries.sort();
+    // FNV-1a: stable across runs and processes, unlike std's hasher.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for path in entries {
+        let bytes = std::fs::read(&path).expect("readable migration");
+        for byte in path
+            .file_name()
+            .unwrap()
+            .as_encoded_bytes()
+            .iter()
+            .chain(&bytes)
+        {
+            hash ^= u64::from(*byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{hash:016x}")
+}
+
+/// Creates (once per machine and migration set) a migrated template database.
+/// An advisory lock on the maintenance database serializes this across the
+/// test processes that nextest runs in parallel.
+async fn template_name() -> String {
+    let name = format!("onboarding_test_template_{}", migrations_fingerprint());
+    let admin = connect(ADMIN_URL).await;
+    admin
+        .execute("select pg_advisory_lock(72007001)", &[])
+        .await
+        .unwrap();
+    let ready: Option<bool> = admin
+        .query_opt(
+            "select datistemplate from pg_database where datname = $1",
+            &[&name],
+        )
+        .await
+        .unwrap()
+        .map(|row| row.get(0));
+    if ready != Some(true) {
+        if ready.is_some() {
+            admin
+                .batch_execute(&format!("drop database \"{name}\" with (force)"))
+                .await
+                .unwrap();
+        }
+        admin
+            .batch_execute(&format!("create database \"{name}\""))
+            .await
+            .unwrap();
+        onboarding::db::migrate::run(&admin_url_for(&name))
+            .await
+            .expect("migrations apply to an empty database");
+        admin
+            .batch_execute(&format!("alter database \"{name}\" is_template true"))
+            .await
+            .unwrap();
+    }
+    admin
+        .execute("select pg_advisory_unlock(72007001)", &[])
+        .await
+        .unwrap();
+    name
+}
+
+/// A database of its own for one test, dropped when the test ends.
+pub struct TestDb {
+    pub name: String,
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+impl TestDb {
+    /// A migrated database, cloned from the template.
+    pub async fn migrated() -> Self {
+        let template = template_name().await;
+        let db = Self::named();
+        let admin = connect(ADMIN_URL).await;
+        admin
+            .batch_execute(&format!(
+                "create database \"{}\" template \"{template}\"",
+                db.name
+            ))
+            .await
+            .unwrap();
+        db
+    }
+
+    /// An empty database, for migration tests.
+    pub async fn empty() -> Self {
+        let db = Self::named();
+        let admin = connect(ADMIN_URL).await;
+        admin
+            .batch_execute(&format!("create database \"{}\"", db.name))
+            .await
+            .unwrap();
+        db
+    }
+
+    fn named() -> Self {
+        let name = format!(
+            "onboarding_test_{}_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed),
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        Self { name }
+    }
+
+    pub fn admin_url(&self) -> String {
+        admin_url_for(&self.name)
+    }
+
+    /// The URL of the application's login role: neither superuser nor BYPASSRLS.
+    pub fn app_url(&self) -> String {
+        app_url_for(&self.name)
+    }
+
+    /// Settings as a deployed function would have them, pointed at this database.
+    pub fn settings(&self) -> Settings {
+        self.settings_with(&[])
+    }
+
+    pub fn settings_with(&self, extra: &[(&str, String)]) -> Settings {
+        let mut pairs: Vec<(String, String)> = vec![
+            ("DATABASE_URL".into(), self.app_url()),
+            ("REDIS_URL".into(), "redis://127.0.0.1:6379".into()),
+            ("EDGE_CONFIG_FILE".into(), edge_config_file()),
+        ];
+        pairs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        let lookup = move |name: &str| {
+            pairs
+                .iter()
+                .rev()
+                .find(|(key, _)| key == name)
+                .map(|(_, value)| value.clone())
+        };
+        Settings::from_lookup(&lookup, Profile::Deployed).expect("valid test settings")
+    }
+
+    /// The application's database handle, as the routes use it.
+    pub fn database(&self) -> Database {
+        Database::new(&self.settings().database).unwrap()
+    }
+
+    pub fn database_at(&self, settings: &DatabaseSettings, url: String) -> Database {
+        Database::new(&settings.with_url(Secret::new(url)).unwrap()).unwrap()
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Async work cannot run in Drop; a short-lived thread with its own
+        // runtime drops the database so the machine does not fill up.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                if let Ok((client, connection)) = tokio_postgres::connect(ADMIN_URL, NoTls).await {
+                    tokio::spawn(connection);
+                    let _ = client
+                        .batch_execute(&format!("drop database if exists \"{name}\" with (force)"))
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+pub fn edge_config_file() -> String {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/config/edge-config.json").to_string()
+}
+
+/// The API served on a random local port, as the dev server mounts it.
+pub struct TestApp {
+    pub address: String,
+    pub http: reqwest::Client,
+    /// Keeps the database alive as long as the app; tests may also inspect it.
+    #[allow(dead_code)]
+    pub db: TestDb,
+}
+
+pub async fn spawn_app() -> TestApp {
+    let db = TestDb::migrated().await;
+    spawn_app_with(db, &[]).await
+}
+
+pub async fn spawn_app_with(db: TestDb, extra: &[(&str, String)]) -> TestApp {
+    let state = AppState::build(db.settings_with(extra)).unwrap();
+    let app = http::app(state, routes::all());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    TestApp {
+        address,
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap(),
+        db,
+    }
+}
+
+/// A free TCP port on loopback.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
