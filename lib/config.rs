@@ -9,6 +9,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::auth::AuthSettings;
 use crate::db::{DatabaseSettings, StatementMode};
 use crate::flags::EdgeConfigSource;
 
@@ -83,6 +84,10 @@ pub const LOCAL_MIGRATION_DATABASE_URL: &str =
     "postgres://postgres@127.0.0.1:5432/onboarding?sslmode=disable";
 pub const LOCAL_REDIS_URL: &str = "redis://127.0.0.1:6379";
 pub const LOCAL_EDGE_CONFIG_FILE: &str = "config/edge-config.json";
+/// The HS256 secret the local profile accepts tokens signed with (as in `.env.example`).
+pub const LOCAL_AUTH_JWT_SECRET: &str = "dev-only-onboarding-jwt-secret-0123456789abcdef";
+/// The local profile's anonymous-session cookie secret.
+pub const LOCAL_SESSION_SECRET: &str = "dev-only-onboarding-session-secret-0123456789abcdef";
 
 /// Every environment variable the backend reads, with its meaning.
 pub const ENV_VARS: &[(&str, &str)] = &[
@@ -182,6 +187,7 @@ pub struct Settings {
     pub redis: Option<RedisSettings>,
     pub edge_config: EdgeConfigSource,
     pub http: HttpSettings,
+    pub auth: AuthSettings,
 }
 
 impl Settings {
@@ -274,12 +280,25 @@ impl Settings {
             )?,
         };
 
+        let auth = AuthSettings::from_lookup(|name: &str| {
+            lookup.get(name).or_else(|| {
+                let default = match name {
+                    "AUTH_JWT_SECRET" => LOCAL_AUTH_JWT_SECRET,
+                    "SESSION_SECRET" => LOCAL_SESSION_SECRET,
+                    _ => return None,
+                };
+                local.then(|| default.to_string())
+            })
+        })
+        .map_err(|error| ConfigError::new(error.variable(), error.reason()))?;
+
         Ok(Settings {
             profile,
             database,
             redis,
             edge_config,
             http,
+            auth,
         })
     }
 }
@@ -322,6 +341,21 @@ mod tests {
         move |name| map.get(name).cloned()
     }
 
+    const SECRET_32: &str = "0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn a_deployed_function_without_a_session_secret_fails_naming_it() {
+        let error = Settings::from_lookup(
+            &lookup(&[
+                ("DATABASE_URL", "postgres://app@db.example.com/app"),
+                ("AUTH_JWT_SECRET", SECRET_32),
+            ]),
+            Profile::Deployed,
+        )
+        .unwrap_err();
+        assert_eq!(error.variable, "SESSION_SECRET");
+    }
+
     #[test]
     fn a_deployed_function_without_a_database_url_fails_naming_the_variable() {
         let error = Settings::from_lookup(&lookup(&[]), Profile::Deployed).unwrap_err();
@@ -348,6 +382,8 @@ mod tests {
                     "postgres://u:p@ep-1-pooler.example.com/db?sslmode=require",
                 ),
                 ("KV_URL", "rediss://default:t@example.upstash.io:6379"),
+                ("AUTH_JWT_SECRET", SECRET_32),
+                ("SESSION_SECRET", SECRET_32),
             ]),
             Profile::Deployed,
         )
@@ -374,7 +410,11 @@ mod tests {
     #[test]
     fn secrets_never_show_in_debug_output() {
         let settings = Settings::from_lookup(
-            &lookup(&[("DATABASE_URL", "postgres://app:s3cr3t@db.example.com/app")]),
+            &lookup(&[
+                ("DATABASE_URL", "postgres://app:s3cr3t@db.example.com/app"),
+                ("AUTH_JWT_SECRET", SECRET_32),
+                ("SESSION_SECRET", SECRET_32),
+            ]),
             Profile::Deployed,
         )
         .unwrap();

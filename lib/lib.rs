@@ -4,15 +4,19 @@
 //! [`routes`] and runs it; `bin/dev.rs` mounts all of them on one port. All
 //! logic that can be tested without a socket lives here.
 
+pub mod auth;
 pub mod cache;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod flags;
+pub mod flow;
 pub mod http;
 pub mod monitoring;
 pub mod routes;
 pub mod state;
+pub mod transform;
+pub mod validation;
 
 pub use error::{ApiError, Result};
 pub use state::AppState;

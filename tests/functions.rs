@@ -4,7 +4,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{TestDb, edge_config_file, free_port};
+use crate::support::{TEST_JWT_SECRET, TEST_SESSION_SECRET, TestDb, edge_config_file, free_port};
 
 /// A running function binary, killed when dropped.
 pub struct Function {
@@ -29,6 +29,8 @@ impl Function {
             .env("DATABASE_URL", db.app_url())
             .env("REDIS_URL", "redis://127.0.0.1:6379")
             .env("EDGE_CONFIG_FILE", edge_config_file())
+            .env("AUTH_JWT_SECRET", TEST_JWT_SECRET)
+            .env("SESSION_SECRET", TEST_SESSION_SECRET)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())

@@ -7,5 +7,6 @@ mod catalog;
 mod functions;
 mod health;
 mod isolation;
+mod library;
 mod migrations;
 mod round_trips;

@@ -165,6 +165,9 @@ impl TestDb {
             ("DATABASE_URL".into(), self.app_url()),
             ("REDIS_URL".into(), "redis://127.0.0.1:6379".into()),
             ("EDGE_CONFIG_FILE".into(), edge_config_file()),
+            ("AUTH_PROVIDER".into(), "hs256".into()),
+            ("AUTH_JWT_SECRET".into(), TEST_JWT_SECRET.into()),
+            ("SESSION_SECRET".into(), TEST_SESSION_SECRET.into()),
         ];
         pairs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
         let lookup = move |name: &str| {
@@ -208,6 +211,20 @@ impl Drop for TestDb {
         })
         .join();
     }
+}
+
+pub const TEST_JWT_SECRET: &str = "test-jwt-secret-that-is-at-least-32-bytes-long";
+pub const TEST_SESSION_SECRET: &str = "test-session-secret-that-is-at-least-32-bytes";
+
+/// A valid HS256 token for `sub`, in `org`, signed with the test secret.
+#[allow(dead_code)]
+pub fn token(sub: &str, org: Option<&str>) -> String {
+    let now = chrono::Utc::now().timestamp();
+    let mut claims = serde_json::json!({ "sub": sub, "iat": now, "exp": now + 3600 });
+    if let Some(org) = org {
+        claims["org_id"] = org.into();
+    }
+    onboarding::auth::mint_dev_token(TEST_JWT_SECRET.as_bytes(), &claims)
 }
 
 pub fn edge_config_file() -> String {

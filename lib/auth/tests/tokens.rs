@@ -1,0 +1,426 @@
+//! Token verification: every rejection reason with a real signed token.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
+use jsonwebtoken::{Algorithm, EncodingKey};
+use serde_json::json;
+use sha2::Sha256;
+
+use super::*;
+use crate::auth::{AuthError, Caller};
+
+fn b64(value: &serde_json::Value) -> String {
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(value).expect("json"))
+}
+
+/// Signs arbitrary `header.payload` text with the HS test secret.
+fn hs_sign_raw(header_b64: &str, payload_b64: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(HS_SECRET.as_bytes()).expect("hmac key");
+    mac.update(format!("{header_b64}.{payload_b64}").as_bytes());
+    let sig = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+    format!("{header_b64}.{payload_b64}.{sig}")
+}
+
+#[tokio::test]
+async fn a_valid_hs256_token_is_accepted() {
+    let user = detect_user(&hs_auth(), &bearer(&hs_token(&claims()))).await;
+    assert_eq!(user.user_id().as_str(), "user_123");
+    assert_eq!(user.organization_id(), None);
+    assert_eq!(user.session(), None);
+}
+
+#[tokio::test]
+async fn a_token_with_alg_none_is_rejected_as_a_disallowed_algorithm() {
+    let header = b64(&json!({"alg": "none", "typ": "JWT"}));
+    let token = format!("{header}.{}.", b64(&claims()));
+    assert_eq!(
+        detect_err(&hs_auth(), &bearer(&token)).await,
+        AuthError::DisallowedAlgorithm
+    );
+}
+
+#[tokio::test]
+async fn an_hs256_token_signed_with_the_rsa_public_key_pem_is_rejected_when_keys_come_from_jwks() {
+    let server = JwksServer::start(Duration::ZERO).await;
+    let auth = oidc_auth(&server.url, None);
+    let forged = sign(
+        Algorithm::HS256,
+        Some(KID),
+        &claims(),
+        &EncodingKey::from_secret(RSA_PUBLIC_PEM),
+    );
+    assert_eq!(
+        detect_err(&auth, &bearer(&forged)).await,
+        AuthError::DisallowedAlgorithm
+    );
+    // The allow-list stops it before any key lookup.
+    assert_eq!(server.hits(), 0);
+}
+
+#[tokio::test]
+async fn an_hs256_token_signed_with_the_rsa_public_key_pem_fails_the_signature_when_hs256_is_also_allowed()
+ {
+    let server = JwksServer::start(Duration::ZERO).await;
+    let auth = authenticator(
+        settings(&[
+            ("AUTH_PROVIDER", "supabase"),
+            ("AUTH_JWT_SECRET", HS_SECRET),
+            ("AUTH_JWKS_URL", &server.url),
+            ("AUTH_AUDIENCE", AUDIENCE),
+        ])
+        .expect("settings"),
+    );
+    let forged = sign(
+        Algorithm::HS256,
+        Some(KID),
+        &claims(),
+        &EncodingKey::from_secret(RSA_PUBLIC_PEM),
+    );
+    // HMAC keys only ever come from AUTH_JWT_SECRET, never from the JWKS.
+    assert_eq!(
+        detect_err(&auth, &bearer(&forged)).await,
+        AuthError::BadSignature
+    );
+    assert_eq!(server.hits(), 0);
+}
+
+#[tokio::test]
+async fn an_rs256_token_is_rejected_when_only_an_hs_secret_is_configured() {
+    let token = rs_token(KID, &claims());
+    assert_eq!(
+        detect_err(&hs_auth(), &bearer(&token)).await,
+        AuthError::DisallowedAlgorithm
+    );
+}
+
+#[tokio::test]
+async fn an_expired_token_is_rejected() {
+    let token = hs_token(&claims_with("exp", json!(now() - 120)));
+    assert_eq!(
+        detect_err(&hs_auth(), &bearer(&token)).await,
+        AuthError::Expired
+    );
+}
+
+#[tokio::test]
+async fn a_token_expired_within_the_clock_skew_is_still_accepted() {
+    let token = hs_token(&claims_with("exp", json!(now() - 10)));
+    detect_user(&hs_auth(), &bearer(&token)).await;
+}
+
+#[tokio::test]
+async fn a_token_with_a_future_nbf_is_rejected() {
+    let token = hs_token(&claims_with("nbf", json!(now() + 300)));
+    assert_eq!(
+        detect_err(&hs_auth(), &bearer(&token)).await,
+        AuthError::NotYetValid
+    );
+}
+
+#[tokio::test]
+async fn a_token_issued_in_the_future_beyond_the_skew_is_rejected() {
+    let token = hs_token(&claims_with("iat", json!(now() + 300)));
+    assert_eq!(
+        detect_err(&hs_auth(), &bearer(&token)).await,
+        AuthError::NotYetValid
+    );
+}
+
+#[tokio::test]
+async fn a_token_from_another_issuer_is_rejected() {
+    let token = hs_token(&claims_with("iss", json!("https://evil.example.test")));
+    assert_eq!(
+        detect_err(&hs_auth(), &bearer(&token)).await,
+        AuthError::WrongIssuer
+    );
+    let token = hs_token(&claims_with("iss", json!(null)));
+    assert_eq!(
+        detect_err(&hs_auth(), &bearer(&token)).await,
+        AuthError::WrongIssuer
+    );
+}
+
+#[tokio::test]
+async fn a_token_for_another_audience_is_rejected() {
+    let token = hs_token(&claims_with("aud", json!("someone-else")));
+    assert_eq!(
+        detect_err(&hs_auth(), &bearer(&token)).await,
+        AuthError::WrongAudience
+    );
+    let token = hs_token(&claims_with("aud", json!(null)));
+    assert_eq!(
+        detect_err(&hs_auth(), &bearer(&token)).await,
+        AuthError::WrongAudience
+    );
+}
+
+#[tokio::test]
+async fn a_token_whose_audience_list_contains_ours_is_accepted() {
+    let token = hs_token(&claims_with("aud", json!(["other", AUDIENCE])));
+    detect_user(&hs_auth(), &bearer(&token)).await;
+}
+
+#[tokio::test]
+async fn a_token_with_an_unknown_kid_is_rejected() {
+    let server = JwksServer::start(Duration::ZERO).await;
+    let auth = oidc_auth(&server.url, None);
+    let token = rs_token("no-such-key", &claims());
+    assert_eq!(
+        detect_err(&auth, &bearer(&token)).await,
+        AuthError::UnknownKey
+    );
+}
+
+#[tokio::test]
+async fn a_jwks_token_without_a_kid_is_rejected() {
+    let server = JwksServer::start(Duration::ZERO).await;
+    let auth = oidc_auth(&server.url, None);
+    let token = sign(Algorithm::RS256, None, &claims(), &rsa_key());
+    assert!(matches!(
+        detect_err(&auth, &bearer(&token)).await,
+        AuthError::Malformed(_)
+    ));
+}
+
+#[tokio::test]
+async fn a_token_with_a_tampered_payload_is_rejected() {
+    let server = JwksServer::start(Duration::ZERO).await;
+    let auth = oidc_auth(&server.url, None);
+    let token = rs_token(KID, &claims());
+    let parts: Vec<&str> = token.split('.').collect();
+    let tampered = format!(
+        "{}.{}.{}",
+        parts[0],
+        b64(&claims_with("sub", json!("admin"))),
+        parts[2]
+    );
+    assert_eq!(
+        detect_err(&auth, &bearer(&tampered)).await,
+        AuthError::BadSignature
+    );
+
+    let hs = hs_token(&claims());
+    let parts: Vec<&str> = hs.split('.').collect();
+    let tampered = format!(
+        "{}.{}.{}",
+        parts[0],
+        b64(&claims_with("sub", json!("admin"))),
+        parts[2]
+    );
+    assert_eq!(
+        detect_err(&hs_auth(), &bearer(&tampered)).await,
+        AuthError::BadSignature
+    );
+}
+
+#[tokio::test]
+async fn a_100_kb_token_is_rejected_as_too_large_before_decoding() {
+    let token = hs_token(&claims_with("padding", json!("x".repeat(100 * 1024))));
+    assert_eq!(
+        detect_err(&hs_auth(), &bearer(&token)).await,
+        AuthError::TooLarge
+    );
+}
+
+#[tokio::test]
+async fn a_token_with_broken_base64_is_rejected_as_malformed() {
+    let auth = hs_auth();
+    let err = detect_err(&auth, &bearer("eyJhbGciOiJIUzI1NiJ9!!.abc.def")).await;
+    assert!(matches!(err, AuthError::Malformed(_)), "{err:?}");
+
+    // Correctly signed, but the payload segment is not base64url.
+    let header = b64(&json!({"alg": "HS256", "typ": "JWT"}));
+    let token = hs_sign_raw(&header, "not*base64");
+    let err = detect_err(&auth, &bearer(&token)).await;
+    assert!(matches!(err, AuthError::Malformed(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_signed_token_whose_payload_is_not_an_object_is_rejected_as_malformed() {
+    let header = b64(&json!({"alg": "HS256", "typ": "JWT"}));
+    let token = hs_sign_raw(&header, &b64(&json!([1, 2, 3])));
+    let err = detect_err(&hs_auth(), &bearer(&token)).await;
+    assert!(matches!(err, AuthError::Malformed(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_token_without_sub_is_rejected() {
+    let token = hs_token(&claims_with("sub", json!(null)));
+    assert_eq!(
+        detect_err(&hs_auth(), &bearer(&token)).await,
+        AuthError::MissingSubject
+    );
+    let token = hs_token(&claims_with("sub", json!("")));
+    assert_eq!(
+        detect_err(&hs_auth(), &bearer(&token)).await,
+        AuthError::MissingSubject
+    );
+}
+
+#[tokio::test]
+async fn a_token_without_exp_is_rejected() {
+    let token = hs_token(&claims_with("exp", json!(null)));
+    assert_eq!(
+        detect_err(&hs_auth(), &bearer(&token)).await,
+        AuthError::MissingExpiry
+    );
+}
+
+#[tokio::test]
+async fn a_token_with_a_non_numeric_exp_is_rejected_as_malformed() {
+    let token = hs_token(&claims_with("exp", json!("tomorrow")));
+    assert!(matches!(
+        detect_err(&hs_auth(), &bearer(&token)).await,
+        AuthError::Malformed(_)
+    ));
+}
+
+#[tokio::test]
+async fn a_token_with_an_unknown_critical_header_is_rejected() {
+    let header = b64(&json!({"alg": "HS256", "crit": ["exp"], "exp": 1}));
+    let token = hs_sign_raw(&header, &b64(&claims()));
+    assert!(matches!(
+        detect_err(&hs_auth(), &bearer(&token)).await,
+        AuthError::Malformed(_)
+    ));
+}
+
+#[tokio::test]
+async fn a_jwe_shaped_token_is_rejected_with_a_clear_reason() {
+    let err = detect_err(&hs_auth(), &bearer("a.b.c.d.e")).await;
+    assert_eq!(
+        err,
+        AuthError::Malformed("encrypted tokens (JWE) are not supported")
+    );
+}
+
+#[tokio::test]
+async fn an_rs256_token_verified_through_jwks_is_accepted() {
+    let server = JwksServer::start(Duration::ZERO).await;
+    let auth = oidc_auth(&server.url, None);
+    let user = detect_user(&auth, &bearer(&rs_token(KID, &claims()))).await;
+    assert_eq!(user.user_id().as_str(), "user_123");
+}
+
+#[tokio::test]
+async fn an_es256_token_verified_through_jwks_is_accepted() {
+    let server = JwksServer::start(Duration::ZERO).await;
+    let auth = oidc_auth(&server.url, None);
+    let token = sign(Algorithm::ES256, Some(EC_KID), &claims(), &ec_key());
+    detect_user(&auth, &bearer(&token)).await;
+}
+
+#[tokio::test]
+async fn a_token_whose_algorithm_does_not_match_the_jwk_is_rejected() {
+    let server = JwksServer::start(Duration::ZERO).await;
+    let auth = oidc_auth(&server.url, None);
+    // RS256 header pointing at the EC key.
+    let token = rs_token(EC_KID, &claims());
+    assert_eq!(
+        detect_err(&auth, &bearer(&token)).await,
+        AuthError::DisallowedAlgorithm
+    );
+}
+
+#[tokio::test]
+async fn clerk_v2_session_tokens_carry_the_organization_in_o() {
+    let server = JwksServer::start(Duration::ZERO).await;
+    let auth = authenticator(
+        settings(&[
+            ("AUTH_PROVIDER", "clerk"),
+            ("AUTH_ISSUER", ISSUER),
+            ("AUTH_JWKS_URL", &server.url),
+        ])
+        .expect("settings"),
+    );
+    let v2 = claims_with("o", json!({"id": "org_2", "rol": "admin", "slg": "acme"}));
+    let user = detect_user(&auth, &bearer(&rs_token(KID, &v2))).await;
+    assert_eq!(user.organization_id().map(|o| o.as_str()), Some("org_2"));
+    assert_eq!(user.organization_role(), Some("admin"));
+
+    let mut v1 = claims_with("org_id", json!("org_1"));
+    v1["org_role"] = json!("org:member");
+    let user = detect_user(&auth, &bearer(&rs_token(KID, &v1))).await;
+    assert_eq!(user.organization_id().map(|o| o.as_str()), Some("org_1"));
+    assert_eq!(user.organization_role(), Some("org:member"));
+}
+
+#[tokio::test]
+async fn dotted_claim_paths_read_nested_claims() {
+    let auth = authenticator(
+        settings(&[
+            ("AUTH_JWT_SECRET", HS_SECRET),
+            ("AUTH_USER_ID_CLAIM", "user.id"),
+            ("AUTH_ORG_ID_CLAIM", "app_metadata.org_id"),
+            ("AUTH_ORG_ROLE_CLAIM", "app_metadata.org_role"),
+        ])
+        .expect("settings"),
+    );
+    let mut c = claims_with("user", json!({"id": "u-9"}));
+    c["app_metadata"] = json!({"org_id": "org-9", "org_role": "owner"});
+    let user = detect_user(&auth, &bearer(&hs_token(&c))).await;
+    assert_eq!(user.user_id().as_str(), "u-9");
+    assert_eq!(user.organization_id().map(|o| o.as_str()), Some("org-9"));
+    assert_eq!(user.organization_role(), Some("owner"));
+}
+
+#[tokio::test]
+async fn an_organization_id_with_control_characters_is_rejected() {
+    let token = hs_token(&claims_with("org_id", json!("org\u{0}1")));
+    assert!(matches!(
+        detect_err(&hs_auth(), &bearer(&token)).await,
+        AuthError::Malformed(_)
+    ));
+}
+
+#[tokio::test]
+async fn successful_verifications_are_cached_and_failures_are_not() {
+    let auth = hs_auth();
+    let good = hs_token(&claims());
+    detect_user(&auth, &bearer(&good)).await;
+    detect_user(&auth, &bearer(&good)).await;
+    assert_eq!(auth.verifier_cached_entries(), 1);
+    let bad = hs_token(&claims_with("exp", json!(now() - 600)));
+    detect_err(&auth, &bearer(&bad)).await;
+    assert_eq!(auth.verifier_cached_entries(), 1);
+}
+
+#[tokio::test]
+async fn a_bad_token_is_rejected_even_with_a_valid_session_cookie() {
+    let auth = hs_auth();
+    let session = auth
+        .session_cookies()
+        .issue(&crate::auth::SessionId::generate());
+    let token = hs_token(&claims_with("exp", json!(now() - 600)));
+    let h = headers(&[
+        ("authorization", &format!("Bearer {token}")),
+        ("cookie", &format!("onboarding_session={session}")),
+    ]);
+    assert_eq!(detect_err(&auth, &h).await, AuthError::Expired);
+    // And no credential at all is an anonymous caller, not an error.
+    assert_eq!(
+        auth.detect(&HeaderMap::new()).await,
+        Ok(Caller::Anonymous(crate::auth::AnonymousCaller {
+            session: None
+        }))
+    );
+}
+
+#[test]
+fn www_authenticate_names_the_reason_without_token_details() {
+    assert_eq!(
+        AuthError::Expired.www_authenticate(),
+        "Bearer error=\"invalid_token\", error_description=\"token has expired\""
+    );
+    assert_eq!(
+        AuthError::JwksUnavailable.status(),
+        http::StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(
+        AuthError::BadSignature.status(),
+        http::StatusCode::UNAUTHORIZED
+    );
+}

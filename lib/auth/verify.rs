@@ -1,0 +1,371 @@
+//! JWT verification: algorithm allow-list, key selection, claim checks, and a
+//! short-lived cache of successful verifications.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, Validation};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use tokio::time::Instant;
+
+use crate::auth::error::AuthError;
+use crate::auth::ids::{OrganizationId, UserId};
+use crate::auth::jwks::JwksCache;
+use crate::auth::settings::{AuthSettings, ClaimPath};
+
+/// Tokens above this size are rejected before any decoding work.
+pub(crate) const MAX_TOKEN_BYTES: usize = 8 * 1024;
+
+/// What a verified token tells us about the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Identity {
+    pub(crate) user_id: UserId,
+    pub(crate) organization_id: Option<OrganizationId>,
+    pub(crate) organization_role: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawHeader {
+    alg: String,
+    #[serde(default)]
+    kid: Option<String>,
+    #[serde(default)]
+    crit: Option<Value>,
+}
+
+/// The HMAC secret, wrapped so `Debug` cannot print it
+/// (`jsonwebtoken::DecodingKey`'s own `Debug` would).
+struct HmacKey(DecodingKey);
+
+pub(crate) struct Verifier {
+    hmac_key: Option<HmacKey>,
+    jwks: Option<JwksCache>,
+    algorithms: Vec<Algorithm>,
+    issuer: Option<String>,
+    audiences: Vec<String>,
+    skew_secs: f64,
+    user_id_claim: ClaimPath,
+    org_id_claims: Vec<ClaimPath>,
+    org_role_claims: Vec<ClaimPath>,
+    cache: ClaimsCache,
+}
+
+impl Verifier {
+    pub(crate) fn new(settings: &AuthSettings, http: reqwest::Client) -> Self {
+        Self {
+            hmac_key: settings
+                .hs_secret
+                .as_ref()
+                .map(|s| HmacKey(DecodingKey::from_secret(&s.0))),
+            jwks: settings.jwks_url.as_ref().map(|url| {
+                JwksCache::new(
+                    url.clone(),
+                    http,
+                    settings.jwks_timeout,
+                    settings.jwks_cache_ttl,
+                    settings.jwks_min_refresh_interval,
+                )
+            }),
+            algorithms: settings.algorithms.clone(),
+            issuer: settings.issuer.clone(),
+            audiences: settings.audiences.clone(),
+            skew_secs: settings.clock_skew.as_secs_f64(),
+            user_id_claim: settings.user_id_claim.clone(),
+            org_id_claims: settings.org_id_claims.clone(),
+            org_role_claims: settings.org_role_claims.clone(),
+            cache: ClaimsCache::new(settings.claims_cache_ttl, settings.claims_cache_capacity),
+        }
+    }
+
+    pub(crate) async fn verify(&self, token: &str) -> Result<Identity, AuthError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(AuthError::TooLarge);
+        }
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if let Some(identity) = self.cache.get(&digest) {
+            return Ok(identity);
+        }
+
+        let segments: Vec<&str> = token.split('.').collect();
+        match segments.len() {
+            3 => {}
+            5 => {
+                return Err(AuthError::Malformed(
+                    "encrypted tokens (JWE) are not supported",
+                ));
+            }
+            _ => return Err(AuthError::Malformed("token is not a compact JWS")),
+        }
+        let header_json = URL_SAFE_NO_PAD
+            .decode(segments[0])
+            .map_err(|_| AuthError::Malformed("token header is not base64url"))?;
+        let header: RawHeader = serde_json::from_slice(&header_json)
+            .map_err(|_| AuthError::Malformed("token header is not valid JSON"))?;
+        if header.crit.is_some() {
+            // RFC 7515 §4.1.11: unknown critical extensions must be rejected.
+            return Err(AuthError::Malformed("token header has unsupported crit"));
+        }
+
+        // Decide the algorithm from our allow-list before touching any key.
+        let alg = Algorithm::from_str(&header.alg).map_err(|_| AuthError::DisallowedAlgorithm)?;
+        if !self.algorithms.contains(&alg) {
+            return Err(AuthError::DisallowedAlgorithm);
+        }
+
+        // The key source follows the algorithm family, so an HS* token can
+        // never be checked against a public key and vice versa.
+        let jwks_key;
+        let key: &DecodingKey = if alg.family() == AlgorithmFamily::Hmac {
+            &self
+                .hmac_key
+                .as_ref()
+                .ok_or(AuthError::DisallowedAlgorithm)?
+                .0
+        } else {
+            let jwks = self.jwks.as_ref().ok_or(AuthError::DisallowedAlgorithm)?;
+            let kid = header
+                .kid
+                .as_deref()
+                .filter(|k| !k.is_empty())
+                .ok_or(AuthError::Malformed("token header has no kid"))?;
+            jwks_key = jwks.key(kid).await?;
+            if jwks_key.family != alg.family() || jwks_key.alg.is_some_and(|a| a != alg) {
+                return Err(AuthError::DisallowedAlgorithm);
+            }
+            &jwks_key.key
+        };
+
+        let mut validation = Validation::new(alg);
+        // Time, issuer and audience rules are applied below, with our skew and error kinds.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.validate_aud = false;
+        validation.required_spec_claims.clear();
+        validation.leeway = 0;
+        let data = jsonwebtoken::decode::<Map<String, Value>>(token, key, &validation)
+            .map_err(|e| map_jwt_error(e.kind()))?;
+        let claims = data.claims;
+
+        let exp = self.check_times(&claims)?;
+        self.check_issuer(&claims)?;
+        self.check_audience(&claims)?;
+        let identity = self.identity(&claims)?;
+
+        let remaining = exp - now_secs();
+        if remaining > 0.0 {
+            self.cache
+                .insert(digest, identity.clone(), Duration::from_secs_f64(remaining));
+        }
+        Ok(identity)
+    }
+
+    /// Checks exp (required), nbf and iat; returns exp.
+    fn check_times(&self, claims: &Map<String, Value>) -> Result<f64, AuthError> {
+        let now = now_secs();
+        let exp = match claims.get("exp") {
+            None | Some(Value::Null) => return Err(AuthError::MissingExpiry),
+            Some(v) => numeric_date(v).ok_or(AuthError::Malformed("exp is not a number"))?,
+        };
+        if now - self.skew_secs >= exp {
+            return Err(AuthError::Expired);
+        }
+        if let Some(v) = claims.get("nbf").filter(|v| !v.is_null()) {
+            let nbf = numeric_date(v).ok_or(AuthError::Malformed("nbf is not a number"))?;
+            if nbf > now + self.skew_secs {
+                return Err(AuthError::NotYetValid);
+            }
+        }
+        if let Some(v) = claims.get("iat").filter(|v| !v.is_null()) {
+            let iat = numeric_date(v).ok_or(AuthError::Malformed("iat is not a number"))?;
+            if iat > now + self.skew_secs {
+                return Err(AuthError::NotYetValid);
+            }
+        }
+        Ok(exp)
+    }
+
+    fn check_issuer(&self, claims: &Map<String, Value>) -> Result<(), AuthError> {
+        let Some(expected) = &self.issuer else {
+            return Ok(());
+        };
+        match claims.get("iss") {
+            Some(Value::String(iss)) if iss == expected => Ok(()),
+            _ => Err(AuthError::WrongIssuer),
+        }
+    }
+
+    fn check_audience(&self, claims: &Map<String, Value>) -> Result<(), AuthError> {
+        if self.audiences.is_empty() {
+            return Ok(());
+        }
+        let accepted = |aud: &str| self.audiences.iter().any(|a| a == aud);
+        let ok = match claims.get("aud") {
+            Some(Value::String(aud)) => accepted(aud),
+            Some(Value::Array(auds)) => auds.iter().filter_map(Value::as_str).any(accepted),
+            _ => false,
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(AuthError::WrongAudience)
+        }
+    }
+
+    fn identity(&self, claims: &Map<String, Value>) -> Result<Identity, AuthError> {
+        let user_id = match self.user_id_claim.resolve(claims) {
+            Some(Value::String(s)) if !s.is_empty() => UserId::parse(s)
+                .map_err(|_| AuthError::Malformed("subject is not a valid user id"))?,
+            Some(Value::String(_)) | Some(Value::Null) | None => {
+                return Err(AuthError::MissingSubject);
+            }
+            Some(_) => return Err(AuthError::Malformed("subject is not a string")),
+        };
+        let organization_id = first_string(
+            claims,
+            &self.org_id_claims,
+            "organization id is not a string",
+        )?
+        .map(|s| {
+            OrganizationId::parse(s)
+                .map_err(|_| AuthError::Malformed("organization id is not valid"))
+        })
+        .transpose()?;
+        let organization_role = first_string(
+            claims,
+            &self.org_role_claims,
+            "organization role is not a string",
+        )?
+        .map(|s| {
+            // Same bounds as ids: it is stored and logged.
+            UserId::parse(s)
+                .map(|_| s.to_owned())
+                .map_err(|_| AuthError::Malformed("organization role is not valid"))
+        })
+        .transpose()?;
+        Ok(Identity {
+            user_id,
+            organization_id,
+            organization_role,
+        })
+    }
+}
+
+/// The first non-empty string found at any of `paths`; null, missing and ""
+/// count as absent (templates often render a missing org as "" or null).
+fn first_string<'a>(
+    claims: &'a Map<String, Value>,
+    paths: &[ClaimPath],
+    wrong_type: &'static str,
+) -> Result<Option<&'a str>, AuthError> {
+    for path in paths {
+        match path.resolve(claims) {
+            None | Some(Value::Null) => {}
+            Some(Value::String(s)) if s.is_empty() => {}
+            Some(Value::String(s)) => return Ok(Some(s)),
+            Some(_) => return Err(AuthError::Malformed(wrong_type)),
+        }
+    }
+    Ok(None)
+}
+
+fn numeric_date(value: &Value) -> Option<f64> {
+    value.as_f64().filter(|v| v.is_finite())
+}
+
+fn now_secs() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+fn map_jwt_error(kind: &ErrorKind) -> AuthError {
+    match kind {
+        ErrorKind::InvalidSignature => AuthError::BadSignature,
+        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
+            AuthError::DisallowedAlgorithm
+        }
+        // A key that cannot be used for this algorithm (wrong curve, bad modulus).
+        ErrorKind::InvalidRsaKey(_)
+        | ErrorKind::InvalidEcdsaKey
+        | ErrorKind::InvalidEddsaKey
+        | ErrorKind::InvalidKeyFormat => AuthError::BadSignature,
+        ErrorKind::Base64(_) => AuthError::Malformed("token is not base64url"),
+        ErrorKind::Json(_) | ErrorKind::Utf8(_) => {
+            AuthError::Malformed("token payload is not a JSON object")
+        }
+        _ => AuthError::Malformed("token could not be decoded"),
+    }
+}
+
+/// Successful verifications keyed by SHA-256 of the token (PostgREST-style),
+/// so repeated requests with the same token skip signature checks.
+/// Failures are never stored: a rejected token is re-checked every time.
+struct ClaimsCache {
+    ttl: Duration,
+    capacity: usize,
+    entries: Mutex<HashMap<[u8; 32], (Identity, Instant)>>,
+}
+
+impl ClaimsCache {
+    fn new(ttl: Duration, capacity: usize) -> Self {
+        Self {
+            ttl,
+            capacity,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn get(&self, digest: &[u8; 32]) -> Option<Identity> {
+        if self.capacity == 0 {
+            return None;
+        }
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        match entries.get(digest) {
+            Some((identity, expires)) if Instant::now() < *expires => Some(identity.clone()),
+            Some(_) => {
+                entries.remove(digest);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Stores for min(ttl, time left until `exp`).
+    fn insert(&self, digest: [u8; 32], identity: Identity, until_exp: Duration) {
+        let ttl = self.ttl.min(until_exp);
+        if self.capacity == 0 || ttl.is_zero() {
+            return;
+        }
+        let now = Instant::now();
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= self.capacity {
+            entries.retain(|_, (_, expires)| *expires > now);
+            if entries.len() >= self.capacity {
+                // Still full of live entries: dropping all is simple, bounded,
+                // and only costs re-verification for at most one TTL.
+                entries.clear();
+            }
+        }
+        entries.insert(digest, (identity, now + ttl));
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+}
+
+#[cfg(test)]
+impl Verifier {
+    pub(crate) fn cached_entries(&self) -> usize {
+        self.cache.len()
+    }
+}
