@@ -170,6 +170,9 @@ pub const ENV_VARS: &[(&str, &str)] = &[
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
     pub body_limit_bytes: usize,
+    /// Origins allowed by CORS, exactly as browsers send them.
+    pub allowed_origins: Vec<String>,
+    pub redirect_paths: crate::wizard::status::RedirectPaths,
 }
 
 /// Redis connection settings.
@@ -278,6 +281,13 @@ impl Settings {
                 64 * 1024,
                 1024..=16 * 1024 * 1024,
             )?,
+            allowed_origins: parse_origins(lookup.get("CORS_ALLOWED_ORIGINS").or_else(|| {
+                local.then(|| "http://localhost:3000,http://localhost:3001".to_string())
+            }))?,
+            redirect_paths: crate::wizard::status::RedirectPaths {
+                wizard_base: parse_path(lookup, "ONBOARDING_WIZARD_PATH", "/onboarding")?,
+                done: parse_path(lookup, "ONBOARDING_DONE_PATH", "/")?,
+            },
         };
 
         let auth = AuthSettings::from_lookup(|name: &str| {
@@ -301,6 +311,52 @@ impl Settings {
             auth,
         })
     }
+}
+
+fn parse_origins(raw: Option<String>) -> Result<Vec<String>, ConfigError> {
+    let Some(raw) = raw else {
+        return Ok(Vec::new());
+    };
+    raw.split(',')
+        .map(str::trim)
+        .filter(|origin| !origin.is_empty())
+        .map(|origin| {
+            let url = url::Url::parse(origin).map_err(|_| {
+                ConfigError::new(
+                    "CORS_ALLOWED_ORIGINS",
+                    format!("`{origin}` is not an origin"),
+                )
+            })?;
+            let canonical = url.origin().ascii_serialization();
+            if canonical != origin.trim_end_matches('/') {
+                return Err(ConfigError::new(
+                    "CORS_ALLOWED_ORIGINS",
+                    format!("`{origin}` must be a bare origin like {canonical}"),
+                ));
+            }
+            Ok(canonical)
+        })
+        .collect()
+}
+
+fn parse_path(
+    lookup: &dyn Lookup,
+    variable: &'static str,
+    default: &str,
+) -> Result<String, ConfigError> {
+    let path = lookup.get(variable).unwrap_or_else(|| default.to_string());
+    if !path.starts_with('/') || path.contains("//") || path.chars().any(char::is_control) {
+        return Err(ConfigError::new(
+            variable,
+            "must be a path starting with a single /",
+        ));
+    }
+    let trimmed = path.trim_end_matches('/');
+    Ok(if trimmed.is_empty() {
+        "/".to_string()
+    } else {
+        trimmed.to_string()
+    })
 }
 
 fn parse_number<T>(

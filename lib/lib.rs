@@ -17,6 +17,7 @@ pub mod routes;
 pub mod state;
 pub mod transform;
 pub mod validation;
+pub mod wizard;
 
 pub use error::{ApiError, Result};
 pub use state::AppState;

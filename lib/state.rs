@@ -4,9 +4,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::auth::Authenticator;
 use crate::cache::Redis;
 use crate::config::Settings;
 use crate::db::Database;
+use crate::flags::EdgeConfigSource;
+use crate::flow::EdgeConfig;
 
 /// Everything a route needs besides the request.
 #[derive(Clone)]
@@ -19,6 +22,8 @@ struct Inner {
     db: Database,
     redis: Option<Redis>,
     http: reqwest::Client,
+    authenticator: Authenticator,
+    edge_config: Arc<EdgeConfig>,
 }
 
 impl AppState {
@@ -36,12 +41,16 @@ impl AppState {
             .timeout(Duration::from_secs(10))
             .connect_timeout(Duration::from_secs(3))
             .build()?;
+        let authenticator = Authenticator::new(settings.auth.clone(), http.clone());
+        let edge_config = Arc::new(initial_edge_config(&settings.edge_config)?);
         Ok(Self {
             inner: Arc::new(Inner {
                 settings,
                 db,
                 redis,
                 http,
+                authenticator,
+                edge_config,
             }),
         })
     }
@@ -60,5 +69,30 @@ impl AppState {
 
     pub fn http(&self) -> &reqwest::Client {
         &self.inner.http
+    }
+
+    pub fn authenticator(&self) -> &Authenticator {
+        &self.inner.authenticator
+    }
+
+    /// The wizard's flow and flags.
+    pub async fn wizard_config(&self) -> Arc<EdgeConfig> {
+        self.inner.edge_config.clone()
+    }
+}
+
+/// The Edge Config items the process starts with: the local file when one is
+/// configured, else the definition embedded in the binary.
+fn initial_edge_config(source: &EdgeConfigSource) -> Result<EdgeConfig, anyhow::Error> {
+    match source {
+        EdgeConfigSource::LocalFile(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|error| anyhow::anyhow!("cannot read {}: {error}", path.display()))?;
+            EdgeConfig::parse(&text).map_err(|error| {
+                anyhow::anyhow!("{} is not a valid Edge Config: {error:?}", path.display())
+            })
+        }
+        EdgeConfigSource::Remote { .. } => crate::flow::default_edge_config()
+            .map_err(|error| anyhow::anyhow!("the embedded Edge Config is invalid: {error:?}")),
     }
 }

@@ -10,7 +10,11 @@
 //! concurrently; the order of the writes is the order in which the futures are
 //! first polled, which `futures_util::future::join*` makes deterministic.
 
+pub mod answers;
 mod connect;
+pub mod domain;
+pub mod events;
+pub mod idempotency;
 pub mod migrate;
 pub mod progress;
 
@@ -112,6 +116,25 @@ impl RlsContext {
 
     pub fn role(&self) -> DbRole {
         self.role
+    }
+
+    /// The claims JSON the transaction publishes.
+    pub fn claims(&self) -> &str {
+        &self.claims
+    }
+
+    /// The context of a verified caller.
+    pub fn for_caller(caller: &crate::auth::Caller) -> Self {
+        match caller {
+            crate::auth::Caller::Anonymous(anonymous) => {
+                RlsContext::anonymous(anonymous.session().map(|s| s.hash_hex()).as_deref())
+            }
+            crate::auth::Caller::User(user) => RlsContext::user(
+                user.user_id().as_str(),
+                user.organization_id().map(|org| org.as_str()),
+                user.session().map(|s| s.hash_hex()).as_deref(),
+            ),
+        }
     }
 }
 

@@ -12,6 +12,9 @@ use uuid::Uuid;
 
 use crate::db::{Database, DbError, RlsContext, Statement, Tx};
 
+/// Stored answers by step, as read with the progress row.
+pub type StoredAnswers = serde_json::Map<String, serde_json::Value>;
+
 /// Where a caller stands in a flow.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProgressRecord {
@@ -81,6 +84,82 @@ const FETCH_OWN: Statement = Statement::new(
     &[Type::TEXT],
 );
 
+const FETCH_OWN_FOR_UPDATE: Statement = Statement::new(
+    with_columns!(
+        "select",
+        "from onboarding.progress
+         where flow_id = $1
+           and (user_id = (select onboarding.current_user_id())
+                or (session_id = (select onboarding.current_session_id())
+                    and (select onboarding.current_user_id()) is null))
+         for update"
+    ),
+    &[Type::TEXT],
+);
+
+/// The caller's own row and all its answers in one statement, so the status
+/// read (which needs answers for step conditions) stays one round trip.
+const FETCH_OWN_WITH_ANSWERS: Statement = Statement::new(
+    with_columns!(
+        "select",
+        ", coalesce((select jsonb_object_agg(a.step, a.answers)
+                    from onboarding.step_answers a where a.progress_id = progress.id), '{}') as answers
+         from onboarding.progress
+         where flow_id = $1
+           and (user_id = (select onboarding.current_user_id())
+                or (session_id = (select onboarding.current_session_id())
+                    and (select onboarding.current_user_id()) is null))"
+    ),
+    &[Type::TEXT],
+);
+
+const RECORD_STEP: Statement = Statement::new(
+    with_columns!(
+        "update onboarding.progress
+         set completed_steps = $2, current_step = $3, flow_version = $4, row_version = row_version + 1
+         where id = $1
+         returning",
+        ""
+    ),
+    &[Type::UUID, Type::TEXT_ARRAY, Type::TEXT, Type::INT4],
+);
+
+const MARK_COMPLETED: Statement = Statement::new(
+    with_columns!(
+        "update onboarding.progress
+         set state = 'completed', completed_at = now(), current_step = null,
+             organization_id = coalesce($2, organization_id), row_version = row_version + 1
+         where id = $1 and state <> 'completed'
+         returning",
+        ""
+    ),
+    &[Type::UUID, Type::TEXT],
+);
+
+/// The anonymous session's rows that a signed-in user presenting it may adopt.
+const PRESENTED_SESSION_ROWS: Statement = Statement::new(
+    with_columns!(
+        "select",
+        "from onboarding.progress
+         where user_id is null and session_id = (select onboarding.current_session_id())
+         order by flow_id
+         for update"
+    ),
+    &[],
+);
+
+const ADOPT: Statement = Statement::new(
+    with_columns!(
+        "update onboarding.progress
+         set user_id = onboarding.current_user_id(), session_id = null,
+             organization_id = onboarding.current_organization_id(), row_version = row_version + 1
+         where id = $1 and user_id is null
+         returning",
+        ""
+    ),
+    &[Type::UUID],
+);
+
 const LIST_VISIBLE: Statement = Statement::new(
     with_columns!("select", "from onboarding.progress order by created_at, id"),
     &[],
@@ -126,6 +205,100 @@ pub async fn fetch_own_in_one_trip(
 ) -> Result<Option<ProgressRecord>, DbError> {
     let rows = db.one_trip(context, &FETCH_OWN, &[&flow_id]).await?;
     Ok(rows.first().map(from_row))
+}
+
+/// The caller's row for a flow and its answers (step → stored object), in one round trip.
+#[tracing::instrument(skip_all, fields(flow_id))]
+pub async fn fetch_own_with_answers_in_one_trip(
+    db: &Database,
+    context: &RlsContext,
+    flow_id: &str,
+) -> Result<Option<(ProgressRecord, StoredAnswers)>, DbError> {
+    let rows = db
+        .one_trip(context, &FETCH_OWN_WITH_ANSWERS, &[&flow_id])
+        .await?;
+    Ok(rows.first().map(|row| {
+        let answers = match row.get::<_, serde_json::Value>("answers") {
+            serde_json::Value::Object(map) => map,
+            _ => serde_json::Map::new(),
+        };
+        (from_row(row), answers)
+    }))
+}
+
+/// The caller's own row, locked until the transaction ends: writers of one
+/// caller's progress take turns, so two tabs cannot interleave.
+pub async fn fetch_own_for_update(
+    tx: &Tx<'_>,
+    flow_id: &str,
+) -> Result<Option<ProgressRecord>, DbError> {
+    Ok(tx
+        .query_opt(&FETCH_OWN_FOR_UPDATE, &[&flow_id])
+        .await?
+        .as_ref()
+        .map(from_row))
+}
+
+/// The caller's row, created if missing, locked until the transaction ends.
+pub async fn fetch_or_start_for_update(
+    tx: &Tx<'_>,
+    flow_id: &str,
+    flow_version: i32,
+    first_step: &str,
+) -> Result<ProgressRecord, DbError> {
+    if let Some(record) = fetch_own_for_update(tx, flow_id).await? {
+        return Ok(record);
+    }
+    // A concurrent first write may win the insert; then its row is read.
+    start(tx, flow_id, flow_version, first_step).await?;
+    fetch_own_for_update(tx, flow_id)
+        .await?
+        .ok_or(DbError::MissingRow(FETCH_OWN_FOR_UPDATE.sql()))
+}
+
+/// Records which steps are complete and where the caller is.
+pub async fn record_step(
+    tx: &Tx<'_>,
+    id: Uuid,
+    completed_steps: &[String],
+    current_step: &str,
+    flow_version: i32,
+) -> Result<ProgressRecord, DbError> {
+    let row = tx
+        .query_one(
+            &RECORD_STEP,
+            &[&id, &completed_steps, &current_step, &flow_version],
+        )
+        .await?;
+    Ok(from_row(&row))
+}
+
+/// Marks the flow completed; `None` when it already was.
+pub async fn mark_completed(
+    tx: &Tx<'_>,
+    id: Uuid,
+    organization_id: Option<&str>,
+) -> Result<Option<ProgressRecord>, DbError> {
+    Ok(tx
+        .query_opt(&MARK_COMPLETED, &[&id, &organization_id])
+        .await?
+        .as_ref()
+        .map(from_row))
+}
+
+/// The rows of the anonymous session a signed-in caller presents, locked.
+pub async fn presented_session_rows(tx: &Tx<'_>) -> Result<Vec<ProgressRecord>, DbError> {
+    Ok(tx
+        .query(&PRESENTED_SESSION_ROWS, &[])
+        .await?
+        .iter()
+        .map(from_row)
+        .collect())
+}
+
+/// Hands a presented session's row to the signed-in caller.
+pub async fn adopt(tx: &Tx<'_>, id: Uuid) -> Result<Option<ProgressRecord>, DbError> {
+    Ok(tx.query_opt(&ADOPT, &[&id]).await?.as_ref().map(from_row))
 }
 
 /// The caller's own row for a flow.
@@ -190,6 +363,12 @@ mod tests {
     fn every_statement_selects_the_columns_the_row_mapper_reads() {
         for sql in [
             super::FETCH_OWN.sql(),
+            super::FETCH_OWN_FOR_UPDATE.sql(),
+            super::FETCH_OWN_WITH_ANSWERS.sql(),
+            super::RECORD_STEP.sql(),
+            super::MARK_COMPLETED.sql(),
+            super::PRESENTED_SESSION_ROWS.sql(),
+            super::ADOPT.sql(),
             super::LIST_VISIBLE.sql(),
             super::START.sql(),
             super::SET_CURRENT_STEP.sql(),

@@ -1,7 +1,9 @@
 //! What every route shares: request ids, body limits, error shape, caching
 //! headers, and the way a function binary runs its router.
 
+pub mod extract;
 pub mod request_id;
+pub mod vercel;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -47,8 +49,5 @@ pub async fn run_function(routes: fn() -> Router<AppState>) -> Result<(), vercel
     monitoring::init();
     let settings = Settings::from_env(Profile::Deployed)?;
     let state = AppState::build(settings)?;
-    let service = tower::ServiceBuilder::new()
-        .layer(vercel_runtime::axum::VercelLayer::new())
-        .service(app(state, routes()));
-    vercel_runtime::run(service).await
+    vercel_runtime::run(vercel::VercelFunction::new(app(state, routes()))).await
 }

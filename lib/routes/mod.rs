@@ -1,7 +1,15 @@
 //! One module per route; each owns its `router()`, which its `api/` file runs
 //! alone and the dev server mounts alongside the others.
 
+pub mod complete;
+pub mod events;
+pub mod flow;
 pub mod health;
+pub mod merge;
+pub mod session;
+pub mod status;
+pub mod steps;
+mod support;
 
 use axum::Router;
 
@@ -9,5 +17,13 @@ use crate::state::AppState;
 
 /// Every route, as the local dev server and the router tests mount them.
 pub fn all() -> Router<AppState> {
-    Router::new().merge(health::router())
+    Router::new()
+        .merge(health::router())
+        .merge(status::router())
+        .merge(flow::router())
+        .merge(steps::router())
+        .merge(complete::router())
+        .merge(session::router())
+        .merge(merge::router())
+        .merge(events::router())
 }

@@ -1,0 +1,302 @@
+//! Extractors that parse the hostile edge of a request into typed values once:
+//! who is calling, the JSON body, `If-Match` and `Idempotency-Key`. Every
+//! rejection is an [`ApiError`], so it answers in the problem+json shape.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
+use serde::de::DeserializeOwned;
+
+use crate::auth::{AuthError, Caller};
+use crate::error::{ApiError, FieldError};
+use crate::state::AppState;
+
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> Self {
+        if error.status() == axum::http::StatusCode::SERVICE_UNAVAILABLE {
+            return ApiError::ServiceUnavailable(
+                "the identity provider's keys are unavailable".into(),
+            );
+        }
+        ApiError::Unauthorized {
+            detail: format!("the credential was rejected: {error}"),
+            www_authenticate: error.www_authenticate(),
+        }
+    }
+}
+
+impl From<crate::validation::ValidationErrors> for ApiError {
+    fn from(errors: crate::validation::ValidationErrors) -> Self {
+        let errors: Vec<FieldError> = errors
+            .into_errors()
+            .into_iter()
+            .map(|error| FieldError {
+                pointer: error.pointer,
+                code: error.code.as_str().to_string(),
+                message: error.message,
+                limit: error.limit,
+            })
+            .collect();
+        ApiError::UnprocessableEntity {
+            detail: format!(
+                "{} field{} invalid",
+                errors.len(),
+                if errors.len() == 1 { " is" } else { "s are" }
+            ),
+            errors,
+        }
+    }
+}
+
+/// The verified caller of this request. A missing credential is an
+/// anonymous caller; a credential that fails any check is a 401.
+pub struct CallerOf(pub Caller);
+
+impl FromRequestParts<AppState> for CallerOf {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        Ok(CallerOf(
+            state.authenticator().detect(&parts.headers).await?,
+        ))
+    }
+}
+
+/// A JSON request body: `application/json`, within the body limit, and
+/// well-formed. Type errors are reported per field (422), syntax errors as 400.
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
+        if !is_json_content_type(request.headers()) {
+            return Err(ApiError::UnsupportedMediaType(
+                "send the body as application/json".into(),
+            ));
+        }
+        let limit = state.settings().http.body_limit_bytes;
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge(format!("the body is larger than {limit} bytes"))
+                } else {
+                    ApiError::BadRequest("the body could not be read".into())
+                }
+            })?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+/// A JSON request body kept as bytes, for writes that fingerprint the exact
+/// body for idempotency before parsing it with [`parse_json`].
+pub struct JsonBytes(pub Bytes);
+
+impl FromRequest<AppState> for JsonBytes {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
+        if !is_json_content_type(request.headers()) {
+            return Err(ApiError::UnsupportedMediaType(
+                "send the body as application/json".into(),
+            ));
+        }
+        let limit = state.settings().http.body_limit_bytes;
+        Bytes::from_request(request, state)
+            .await
+            .map(JsonBytes)
+            .map_err(|rejection| {
+                if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge(format!("the body is larger than {limit} bytes"))
+                } else {
+                    ApiError::BadRequest("the body could not be read".into())
+                }
+            })
+    }
+}
+
+/// Parses JSON bytes into `T`, telling syntax errors (400) from type errors (422).
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // Syntax first, with serde_json's own recursion limit against deep nesting.
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|error| {
+        ApiError::BadRequest(format!(
+            "the body is not valid JSON (line {}, column {})",
+            error.line(),
+            error.column()
+        ))
+    })?;
+    serde_path_to_error::deserialize(value).map_err(|error| {
+        let pointer = json_pointer(error.path());
+        ApiError::UnprocessableEntity {
+            detail: "the body does not have the expected shape".into(),
+            errors: vec![FieldError {
+                pointer,
+                code: "invalid_type".into(),
+                message: error.inner().to_string(),
+                limit: None,
+            }],
+        }
+    })
+}
+
+fn json_pointer(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut pointer = String::new();
+    for segment in path.iter() {
+        pointer.push('/');
+        match segment {
+            Segment::Seq { index } => pointer.push_str(&index.to_string()),
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                pointer.push_str(&key.replace('~', "~0").replace('/', "~1"))
+            }
+            Segment::Unknown => pointer.push('?'),
+        }
+    }
+    pointer
+}
+
+fn is_json_content_type(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|mime| {
+            let mime = mime.trim().to_ascii_lowercase();
+            mime == "application/json"
+                || (mime.starts_with("application/") && mime.ends_with("+json"))
+        })
+}
+
+/// The version a write expects to replace, from `If-Match: "3"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IfMatch {
+    /// No `If-Match` header.
+    Absent,
+    /// `If-Match: *`: any existing version.
+    Any,
+    /// `If-Match: "N"`.
+    Version(i64),
+}
+
+impl FromRequestParts<AppState> for IfMatch {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, ApiError> {
+        let Some(raw) = parts.headers.get(header::IF_MATCH) else {
+            return Ok(IfMatch::Absent);
+        };
+        let raw = raw
+            .to_str()
+            .map_err(|_| ApiError::BadRequest("If-Match is not ASCII".into()))?
+            .trim();
+        if raw == "*" {
+            return Ok(IfMatch::Any);
+        }
+        // Versions are strong validators; a weak one (W/) is not accepted for writes.
+        raw.strip_prefix('"')
+            .and_then(|rest| rest.strip_suffix('"'))
+            .and_then(|digits| digits.parse::<i64>().ok())
+            .filter(|version| *version >= 0)
+            .map(IfMatch::Version)
+            .ok_or_else(|| {
+                ApiError::BadRequest(
+                    "If-Match must be the quoted version from the ETag, e.g. \"3\"".into(),
+                )
+            })
+    }
+}
+
+/// The ETag of a stored version.
+pub fn etag(version: i64) -> axum::http::HeaderValue {
+    axum::http::HeaderValue::from_str(&format!("\"{version}\""))
+        .expect("digits are a valid header value")
+}
+
+/// An `Idempotency-Key` (1 to 255 printable ASCII characters), when given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey(pub Option<String>);
+
+impl FromRequestParts<AppState> for IdempotencyKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, ApiError> {
+        let Some(raw) = parts.headers.get("idempotency-key") else {
+            return Ok(IdempotencyKey(None));
+        };
+        let key = raw
+            .to_str()
+            .ok()
+            .map(str::trim)
+            .filter(|key| {
+                (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic())
+            })
+            .ok_or_else(|| {
+                ApiError::BadRequest(
+                    "Idempotency-Key must be 1 to 255 printable ASCII characters".into(),
+                )
+            })?;
+        Ok(IdempotencyKey(Some(key.to_string())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Shape {
+        items: Vec<Item>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Item {
+        count: u32,
+    }
+
+    #[test]
+    fn a_syntax_error_is_a_400() {
+        let error = parse_json::<Shape>(b"{\"items\": [").unwrap_err();
+        assert_eq!(error.status(), 400);
+    }
+
+    #[test]
+    fn a_type_error_is_a_422_pointing_at_the_field() {
+        let error =
+            parse_json::<Shape>(br#"{"items": [{"count": 1}, {"count": "two"}]}"#).unwrap_err();
+        let ApiError::UnprocessableEntity { errors, .. } = error else {
+            panic!("expected 422");
+        };
+        assert_eq!(errors[0].pointer, "/items/1/count");
+    }
+
+    #[test]
+    fn deeply_nested_json_is_rejected_without_overflowing_the_stack() {
+        let deep = "[".repeat(100_000);
+        assert_eq!(
+            parse_json::<serde_json::Value>(deep.as_bytes())
+                .unwrap_err()
+                .status(),
+            400
+        );
+    }
+
+    #[test]
+    fn json_content_types_are_recognised() {
+        let mut headers = HeaderMap::new();
+        for (value, ok) in [
+            ("application/json", true),
+            ("application/json; charset=utf-8", true),
+            ("application/merge-patch+json", true),
+            ("text/plain", false),
+            ("application/x-www-form-urlencoded", false),
+        ] {
+            headers.insert(header::CONTENT_TYPE, value.parse().unwrap());
+            assert_eq!(is_json_content_type(&headers), ok, "{value}");
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! Serving a router as a Vercel function. Unlike `vercel_runtime`'s own axum
+//! layer, this one keeps Vercel's per-invocation state in the request's
+//! extensions, so handlers can run work after the response with `wait_until`
+//! (the function stays alive until it settles), and it caps the body it
+//! buffers.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use axum::body::Body;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::response::IntoResponse;
+use http_body_util::{BodyExt, Limited};
+use tower::{Service, ServiceExt};
+
+use crate::error::ApiError;
+
+/// The largest body buffered before routing; routes apply their own, lower limit.
+const HARD_BODY_LIMIT: usize = 16 * 1024 * 1024;
+
+/// Work to finish after the response: on Vercel through `wait_until`, locally
+/// on the Tokio runtime.
+#[derive(Clone, Default)]
+pub struct Background(Option<vercel_runtime::AppState>);
+
+impl Background {
+    pub fn spawn<F>(&self, future: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        match &self.0 {
+            Some(state) => state.wait_until(future),
+            None => {
+                tokio::spawn(future);
+            }
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Background {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
+        Ok(parts
+            .extensions
+            .get::<Background>()
+            .cloned()
+            .unwrap_or_default())
+    }
+}
+
+/// The tower service `vercel_runtime::run` drives.
+#[derive(Clone)]
+pub struct VercelFunction {
+    router: axum::Router,
+}
+
+impl VercelFunction {
+    pub fn new(router: axum::Router) -> Self {
+        Self { router }
+    }
+}
+
+type Incoming = hyper::Request<hyper::body::Incoming>;
+
+impl Service<(vercel_runtime::AppState, Incoming)> for VercelFunction {
+    type Response = hyper::Response<vercel_runtime::ResponseBody>;
+    type Error = vercel_runtime::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, (state, request): (vercel_runtime::AppState, Incoming)) -> Self::Future {
+        let router = self.router.clone();
+        Box::pin(async move {
+            let (mut parts, body) = request.into_parts();
+            let response = match Limited::new(body, HARD_BODY_LIMIT).collect().await {
+                Ok(collected) => {
+                    parts.extensions.insert(Background(Some(state)));
+                    let request =
+                        axum::http::Request::from_parts(parts, Body::from(collected.to_bytes()));
+                    match router.oneshot(request).await {
+                        Ok(response) => response,
+                        Err(never) => match never {},
+                    }
+                }
+                Err(_) => ApiError::PayloadTooLarge(format!(
+                    "the body is larger than {HARD_BODY_LIMIT} bytes"
+                ))
+                .into_response(),
+            };
+            vercel_runtime::axum::StreamingUtils::process_response(response).await
+        })
+    }
+}

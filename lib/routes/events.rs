@@ -1,0 +1,148 @@
+//! `POST /api/onboarding/events`: batched funnel events from the wizard.
+//! Answered 202 at once; the batch is written after the response (Vercel's
+//! `wait_until`), in one statement.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::post;
+use axum::{Json, Router};
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::db::{RlsContext, events};
+use crate::error::{ApiError, FieldError};
+use crate::http::extract::{CallerOf, JsonBody};
+use crate::http::vercel::Background;
+use crate::routes::support::require_owner;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/onboarding/events", post(handle))
+}
+
+/// Events per request; a larger batch is a 413.
+pub const MAX_EVENTS: usize = 100;
+/// Size of one event's `properties`, serialized.
+pub const MAX_PROPERTIES_BYTES: usize = 2048;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Batch {
+    pub events: Vec<Event>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Event {
+    #[serde(rename = "type")]
+    pub event_type: EventType,
+    pub step: Option<String>,
+    /// When it happened in the browser; defaults to now. Must be within the
+    /// last 7 days and not more than 5 minutes ahead.
+    pub occurred_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub properties: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum EventType {
+    FlowStarted,
+    StepViewed,
+    StepCompleted,
+    ValidationFailed,
+    StepSkipped,
+    FlowCompleted,
+    Abandoned,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Accepted {
+    pub accepted: usize,
+}
+
+#[tracing::instrument(skip_all)]
+async fn handle(
+    State(state): State<AppState>,
+    CallerOf(caller): CallerOf,
+    background: Background,
+    JsonBody(batch): JsonBody<Batch>,
+) -> Result<impl IntoResponse, ApiError> {
+    require_owner(&caller)?;
+    if batch.events.len() > MAX_EVENTS {
+        return Err(ApiError::PayloadTooLarge(format!(
+            "at most {MAX_EVENTS} events per batch"
+        )));
+    }
+    let config = state.wizard_config().await;
+    let flow = config.flow();
+    let now = Utc::now();
+    let mut errors = Vec::new();
+    let mut rows = Vec::with_capacity(batch.events.len());
+    for (index, event) in batch.events.iter().enumerate() {
+        if let Some(step) = &event.step
+            && flow.step(step).is_none()
+        {
+            errors.push(field_error(
+                index,
+                "step",
+                "unknown_step",
+                "the flow has no such step",
+            ));
+        }
+        let occurred_at = event.occurred_at.unwrap_or(now);
+        if occurred_at > now + Duration::minutes(5) || occurred_at < now - Duration::days(7) {
+            errors.push(field_error(
+                index,
+                "occurredAt",
+                "out_of_range",
+                "must be within the last 7 days",
+            ));
+        }
+        let properties = serde_json::Value::Object(event.properties.clone());
+        if properties.to_string().len() > MAX_PROPERTIES_BYTES {
+            errors.push(field_error(
+                index,
+                "properties",
+                "too_large",
+                "properties are limited to 2 KiB",
+            ));
+        }
+        rows.push(serde_json::json!({
+            "flow_id": flow.id(),
+            "flow_version": flow.version(),
+            "step": event.step,
+            "event_type": event.event_type,
+            "occurred_at": occurred_at,
+            "properties": properties,
+        }));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::UnprocessableEntity {
+            detail: format!("{} event field(s) are invalid", errors.len()),
+            errors,
+        });
+    }
+    let accepted = rows.len();
+    if accepted > 0 {
+        let db = state.db().clone();
+        let context = RlsContext::for_caller(&caller);
+        let batch = serde_json::Value::Array(rows);
+        background.spawn(async move {
+            if let Err(error) = events::insert_batch(&db, &context, &batch).await {
+                tracing::warn!(%error, events = accepted, "analytics batch not stored");
+            }
+        });
+    }
+    Ok((StatusCode::ACCEPTED, Json(Accepted { accepted })))
+}
+
+fn field_error(index: usize, field: &str, code: &str, message: &str) -> FieldError {
+    FieldError {
+        pointer: format!("/events/{index}/{field}"),
+        code: code.into(),
+        message: message.into(),
+        limit: None,
+    }
+}

@@ -1,0 +1,79 @@
+//! `GET /api/onboarding/flow`: the steps and fields that apply to the caller,
+//! after flags and conditions, each with its JSON Schema.
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+
+use crate::db::{RlsContext, progress};
+use crate::error::ApiError;
+use crate::flow::{AnswerMap, FieldDefinition};
+use crate::http::extract::CallerOf;
+use crate::routes::support::flags_of;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/onboarding/flow", get(flow))
+}
+
+#[derive(Debug, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FlowView {
+    pub flow_id: String,
+    pub version: u32,
+    pub steps: Vec<StepView>,
+}
+
+#[derive(Debug, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StepView {
+    pub id: String,
+    pub title: String,
+    pub optional: bool,
+    pub fields: Vec<FieldDefinition>,
+    /// JSON Schema (2020-12) of a completed answer.
+    pub schema: serde_json::Value,
+    /// JSON Schema of a draft (required fields may be missing).
+    pub draft_schema: serde_json::Value,
+}
+
+#[tracing::instrument(skip_all)]
+async fn flow(
+    State(state): State<AppState>,
+    CallerOf(caller): CallerOf,
+) -> Result<Json<FlowView>, ApiError> {
+    let config = state.wizard_config().await;
+    let flow = config.flow();
+    let flags = flags_of(&config);
+    // Conditions depend on earlier answers (a one-person organization has no team step).
+    let answers: AnswerMap = if caller.user().is_some() || caller.session().is_some() {
+        progress::fetch_own_with_answers_in_one_trip(
+            state.db(),
+            &RlsContext::for_caller(&caller),
+            flow.id(),
+        )
+        .await?
+        .map(|(_, answers)| answers.into_iter().collect())
+        .unwrap_or_default()
+    } else {
+        AnswerMap::new()
+    };
+    let steps = flow
+        .visible_steps(&answers, &flags)
+        .into_iter()
+        .map(|step| StepView {
+            id: step.id.clone(),
+            title: step.title.clone(),
+            optional: step.optional,
+            fields: step.fields.clone(),
+            schema: flow.step_json_schema(&step.id).unwrap_or_default(),
+            draft_schema: flow.step_draft_json_schema(&step.id).unwrap_or_default(),
+        })
+        .collect();
+    Ok(Json(FlowView {
+        flow_id: flow.id().to_string(),
+        version: flow.version(),
+        steps,
+    }))
+}

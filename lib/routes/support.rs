@@ -1,0 +1,26 @@
+//! Small helpers the onboarding routes share.
+
+use axum::http::HeaderValue;
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::flow::EdgeConfig;
+
+/// The flags of a snapshot as the flow's condition evaluator takes them.
+pub fn flags_of(config: &EdgeConfig) -> impl Fn(&str) -> bool + Sync + '_ {
+    move |key: &str| config.flag(key)
+}
+
+/// Whether the caller can own wizard data: a signed-in user, or an anonymous
+/// visitor with a session.
+pub fn require_owner(caller: &Caller) -> Result<(), ApiError> {
+    match caller {
+        Caller::User(_) => Ok(()),
+        Caller::Anonymous(anonymous) if anonymous.session().is_some() => Ok(()),
+        Caller::Anonymous(_) => Err(ApiError::Unauthorized {
+            detail: "start an anonymous session (POST /api/onboarding/session) or sign in first"
+                .into(),
+            www_authenticate: HeaderValue::from_static("Bearer realm=\"onboarding\""),
+        }),
+    }
+}

@@ -1,0 +1,200 @@
+//! The wizard's operations, each one transaction under the caller's RLS
+//! context: saving a step, completing the flow, merging an anonymous session
+//! into a signed-in user. Routes parse the request and call these.
+
+pub mod complete;
+pub mod merge;
+pub mod save;
+pub mod status;
+
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+
+use crate::db::idempotency::{self, StoredResponse};
+use crate::db::{DbError, Tx};
+use crate::error::ApiError;
+
+/// A successful answer that can be stored under an idempotency key and
+/// replayed byte for byte.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn json(status: StatusCode, body: &impl serde::Serialize) -> Self {
+        Self {
+            status,
+            headers: Vec::new(),
+            body: serde_json::to_vec(body).expect("response bodies serialize"),
+        }
+    }
+
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+
+    fn to_stored(&self, fingerprint: String) -> StoredResponse {
+        let headers: serde_json::Map<String, serde_json::Value> = self
+            .headers
+            .iter()
+            .filter_map(|(name, value)| {
+                value
+                    .to_str()
+                    .ok()
+                    .map(|value| (name.as_str().to_string(), value.into()))
+            })
+            .collect();
+        StoredResponse {
+            fingerprint,
+            status: self.status.as_u16(),
+            headers: headers.into(),
+            body: self.body.clone(),
+        }
+    }
+
+    fn from_stored(stored: StoredResponse) -> Self {
+        let headers = stored
+            .headers
+            .as_object()
+            .map(|map| {
+                map.iter()
+                    .filter_map(|(name, value)| {
+                        Some((
+                            HeaderName::try_from(name.as_str()).ok()?,
+                            HeaderValue::from_str(value.as_str()?).ok()?,
+                        ))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Self {
+            status: StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK),
+            headers,
+            body: stored.body,
+        }
+        .with_header(
+            HeaderName::from_static("idempotent-replayed"),
+            HeaderValue::from_static("true"),
+        )
+    }
+}
+
+impl IntoResponse for Reply {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, self.body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            axum::http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        for (name, value) in self.headers {
+            headers.insert(name, value);
+        }
+        response
+    }
+}
+
+/// How a write transaction ends besides success: an error for the client, or
+/// the stored answer of a concurrent request with the same idempotency key
+/// (the write of this one is rolled back and theirs is replayed).
+#[derive(Debug)]
+pub enum TxError {
+    Api(ApiError),
+    Replay(StoredResponse),
+}
+
+impl From<DbError> for TxError {
+    fn from(error: DbError) -> Self {
+        TxError::Api(error.into())
+    }
+}
+
+impl From<ApiError> for TxError {
+    fn from(error: ApiError) -> Self {
+        TxError::Api(error)
+    }
+}
+
+/// Ends a write transaction as a response.
+pub fn finish(result: Result<Reply, TxError>) -> Result<Reply, ApiError> {
+    match result {
+        Ok(reply) => Ok(reply),
+        Err(TxError::Api(error)) => Err(error),
+        Err(TxError::Replay(stored)) => Ok(Reply::from_stored(stored)),
+    }
+}
+
+/// The identity of a request for idempotency: method, path and body.
+#[derive(Debug, Clone)]
+pub struct RequestFingerprint {
+    pub method: &'static str,
+    pub path: String,
+    pub digest: String,
+}
+
+impl RequestFingerprint {
+    pub fn new(method: &'static str, path: impl Into<String>, body: &[u8]) -> Self {
+        let path = path.into();
+        let mut hasher = Sha256::new();
+        hasher.update(method.as_bytes());
+        hasher.update([0]);
+        hasher.update(path.as_bytes());
+        hasher.update([0]);
+        hasher.update(body);
+        let digest = hasher
+            .finalize()
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect();
+        Self {
+            method,
+            path,
+            digest,
+        }
+    }
+}
+
+/// Runs `write` at most once per idempotency key (Stripe semantics), inside
+/// the caller's transaction: a stored answer is replayed; the same key with
+/// another request is a 422; the answer is stored with the write, atomically.
+/// Only successful answers are stored: a failed write changed nothing, so
+/// running it again is safe.
+pub async fn at_most_once(
+    tx: &Tx<'_>,
+    key: Option<&str>,
+    request: &RequestFingerprint,
+    write: impl AsyncFnOnce() -> Result<Reply, TxError>,
+) -> Result<Reply, TxError> {
+    let Some(key) = key else {
+        return write().await;
+    };
+    if let Some(stored) = idempotency::find(tx, key).await? {
+        if stored.fingerprint != request.digest {
+            return Err(ApiError::UnprocessableEntity {
+                detail: "this Idempotency-Key was used for a different request".into(),
+                errors: Vec::new(),
+            }
+            .into());
+        }
+        return Ok(Reply::from_stored(stored));
+    }
+    let reply = write().await?;
+    let stored = reply.to_stored(request.digest.clone());
+    if idempotency::store(tx, key, request.method, &request.path, &stored).await? {
+        Ok(reply)
+    } else {
+        // A concurrent request with this key committed first: undo ours, replay theirs.
+        match idempotency::find(tx, key).await? {
+            Some(theirs) if theirs.fingerprint == request.digest => Err(TxError::Replay(theirs)),
+            _ => Err(ApiError::Conflict(
+                "a request with this Idempotency-Key is being processed; retry".into(),
+            )
+            .into()),
+        }
+    }
+}

@@ -1,0 +1,271 @@
+//! Saving a step: a draft or a completed answer, under optimistic concurrency.
+//!
+//! Rules: a write to a step that has an answer must carry `If-Match` with its
+//! version (428 without, 412 when stale); a first write may omit it or send
+//! `"0"`. Writers of one caller take turns on their progress row, so two tabs
+//! never interleave and no acknowledged write is lost.
+
+use axum::http::{StatusCode, header};
+use serde::Serialize;
+
+use crate::db::answers::{self, StoredAnswer, Write};
+use crate::db::progress::{self, ProgressState};
+use crate::db::{Database, RlsContext};
+use crate::error::ApiError;
+use crate::flow::{AnswerMap, Flow};
+use crate::http::extract::{IfMatch, etag};
+use crate::transform::to_stored;
+use crate::validation::{validate_draft, validate_step};
+use crate::wizard::status::{self, RedirectPaths, Status};
+use crate::wizard::{Reply, RequestFingerprint, TxError, at_most_once, finish};
+
+/// A parsed save request.
+pub struct SaveStep<'a> {
+    pub flow: &'a Flow,
+    pub flags: &'a (dyn Fn(&str) -> bool + Sync),
+    pub step: &'a str,
+    pub answers: &'a serde_json::Value,
+    pub complete: bool,
+    pub if_match: IfMatch,
+    pub authenticated: bool,
+    pub paths: &'a RedirectPaths,
+}
+
+/// The answer of a save (and of `GET /api/onboarding/steps/{step}`).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StepView {
+    pub step: String,
+    /// The stored (normalized) answers, or `null` before the first save.
+    pub answers: Option<serde_json::Value>,
+    /// 0 before the first save; send it back in `If-Match`.
+    pub version: i64,
+    pub completed: bool,
+    pub flow_version: Option<i32>,
+}
+
+impl StepView {
+    pub fn of(step: &str, stored: Option<&StoredAnswer>) -> Self {
+        match stored {
+            Some(stored) => Self {
+                step: step.to_string(),
+                answers: Some(stored.answers.clone()),
+                version: stored.version,
+                completed: stored.completed,
+                flow_version: Some(stored.flow_version),
+            },
+            None => Self {
+                step: step.to_string(),
+                answers: None,
+                version: 0,
+                completed: false,
+                flow_version: None,
+            },
+        }
+    }
+}
+
+/// The body of a successful save: the step and the caller's new status.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Saved {
+    #[serde(flatten)]
+    pub step: StepView,
+    pub status: Status,
+}
+
+/// Checks `If-Match` against what is stored.
+fn precondition(existing: Option<&StoredAnswer>, if_match: IfMatch) -> Result<Write, ApiError> {
+    match (existing, if_match) {
+        (None, IfMatch::Absent | IfMatch::Version(0)) => Ok(Write::Insert),
+        (None, _) => Err(ApiError::PreconditionFailed(
+            "the step has no saved answer to match; send no If-Match (or \"0\")".into(),
+        )),
+        (Some(_), IfMatch::Absent) => Err(ApiError::PreconditionRequired(
+            "the step has a saved answer: send If-Match with the version from its ETag".into(),
+        )),
+        (Some(stored), IfMatch::Any) => Ok(Write::ReplaceAt(stored.version)),
+        (Some(stored), IfMatch::Version(version)) if version == stored.version => {
+            Ok(Write::ReplaceAt(version))
+        }
+        (Some(stored), IfMatch::Version(_)) => Err(ApiError::PreconditionFailed(format!(
+            "the step was saved since you read it; its version is now {}",
+            stored.version
+        ))),
+    }
+}
+
+/// Saves a step for the caller of `context`.
+pub async fn save_step(
+    db: &Database,
+    context: &RlsContext,
+    request: SaveStep<'_>,
+    idempotency_key: Option<&str>,
+    fingerprint: &RequestFingerprint,
+) -> Result<Reply, ApiError> {
+    let flow = request.flow;
+    let first_step = flow.steps().first().map(|s| s.id.as_str()).unwrap_or("");
+    let result = db
+        .transaction(context, async |tx| {
+            at_most_once(tx, idempotency_key, fingerprint, async || {
+                let record = progress::fetch_or_start_for_update(
+                    tx,
+                    flow.id(),
+                    flow.version() as i32,
+                    first_step,
+                )
+                .await?;
+                if record.state == ProgressState::Completed {
+                    return Err(TxError::Api(ApiError::Conflict(
+                        "onboarding is already completed; its answers are final".into(),
+                    )));
+                }
+                let stored = answers::all_for_progress(tx, record.id).await?;
+                let existing = stored.get(request.step);
+                let write = precondition(existing, request.if_match)?;
+
+                let mut context_answers: AnswerMap = stored
+                    .iter()
+                    .filter(|(step, _)| step.as_str() != request.step)
+                    .map(|(step, answer)| (step.clone(), answer.answers.clone()))
+                    .collect();
+                let validated = if request.complete {
+                    validate_step(
+                        flow,
+                        request.step,
+                        request.answers,
+                        &context_answers,
+                        request.flags,
+                    )
+                } else {
+                    validate_draft(
+                        flow,
+                        request.step,
+                        request.answers,
+                        &context_answers,
+                        request.flags,
+                    )
+                }
+                .map_err(ApiError::from)?;
+                let value = to_stored(&validated);
+
+                let saved = answers::store(
+                    tx,
+                    record.id,
+                    request.step,
+                    &value,
+                    request.complete,
+                    flow.version() as i32,
+                    write,
+                )
+                .await?
+                // Another writer took the version between our read and write.
+                .ok_or_else(|| {
+                    ApiError::PreconditionFailed(
+                        "the step was saved concurrently; reload it".into(),
+                    )
+                })?;
+
+                context_answers.insert(request.step.to_string(), value);
+                let mut completed_steps: Vec<String> = record
+                    .completed_steps
+                    .iter()
+                    .filter(|step| step.as_str() != request.step)
+                    .cloned()
+                    .collect();
+                let current_step = if request.complete {
+                    completed_steps.push(request.step.to_string());
+                    flow.next_step(request.step, &context_answers, request.flags)
+                        .map(|next| next.id.as_str())
+                        .unwrap_or(request.step)
+                } else {
+                    request.step
+                };
+                let record = progress::record_step(
+                    tx,
+                    record.id,
+                    &completed_steps,
+                    current_step,
+                    flow.version() as i32,
+                )
+                .await?;
+                let status = status::compute(
+                    flow,
+                    request.flags,
+                    request.authenticated,
+                    Some(&record),
+                    &context_answers,
+                    request.paths,
+                );
+                let body = Saved {
+                    step: StepView::of(request.step, Some(&saved)),
+                    status,
+                };
+                Ok(Reply::json(StatusCode::OK, &body)
+                    .with_header(header::ETAG, etag(saved.version)))
+            })
+            .await
+        })
+        .await;
+    finish(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+
+    fn stored(version: i64) -> StoredAnswer {
+        StoredAnswer {
+            step: "profile".into(),
+            answers: serde_json::json!({}),
+            completed: false,
+            flow_version: 1,
+            version,
+            updated_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn a_first_write_needs_no_if_match() {
+        assert_eq!(precondition(None, IfMatch::Absent).unwrap(), Write::Insert);
+        assert_eq!(
+            precondition(None, IfMatch::Version(0)).unwrap(),
+            Write::Insert
+        );
+        assert_eq!(
+            precondition(None, IfMatch::Version(3))
+                .unwrap_err()
+                .status(),
+            412
+        );
+    }
+
+    #[test]
+    fn overwriting_an_answer_without_if_match_is_428() {
+        assert_eq!(
+            precondition(Some(&stored(2)), IfMatch::Absent)
+                .unwrap_err()
+                .status(),
+            428
+        );
+    }
+
+    #[test]
+    fn a_stale_version_is_412_and_the_current_one_replaces() {
+        assert_eq!(
+            precondition(Some(&stored(2)), IfMatch::Version(1))
+                .unwrap_err()
+                .status(),
+            412
+        );
+        assert_eq!(
+            precondition(Some(&stored(2)), IfMatch::Version(2)).unwrap(),
+            Write::ReplaceAt(2)
+        );
+        assert_eq!(
+            precondition(Some(&stored(2)), IfMatch::Any).unwrap(),
+            Write::ReplaceAt(2)
+        );
+    }
+}

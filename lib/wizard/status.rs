@@ -1,0 +1,225 @@
+//! Where a caller stands: computed from the stored progress, the flow and the
+//! flags, without touching the database (the caller reads the row first).
+
+use serde::{Deserialize, Serialize};
+
+use crate::db::progress::{ProgressRecord, ProgressState};
+use crate::flow::{AnswerMap, Flow};
+
+/// The answer of `GET /api/onboarding/status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Status {
+    pub authenticated: bool,
+    /// `not_started`, `in_progress` or `completed`.
+    pub state: String,
+    pub current_step: Option<String>,
+    pub completed_steps: Vec<String>,
+    pub next_step: Option<String>,
+    pub progress: StatusProgress,
+    pub flow_id: String,
+    pub flow_version: u32,
+    /// Where the Next.js middleware should send the user.
+    pub redirect_to: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusProgress {
+    pub completed: usize,
+    pub total: usize,
+    pub percent: u8,
+}
+
+/// Paths the status points the wizard at.
+#[derive(Debug, Clone)]
+pub struct RedirectPaths {
+    /// The wizard's base path; a step is `{base}/{step}`.
+    pub wizard_base: String,
+    /// Where a user who has completed onboarding goes.
+    pub done: String,
+}
+
+impl Default for RedirectPaths {
+    fn default() -> Self {
+        Self {
+            wizard_base: "/onboarding".into(),
+            done: "/".into(),
+        }
+    }
+}
+
+/// Computes the status from the caller's row (if any) and its answers.
+pub fn compute(
+    flow: &Flow,
+    flags: &dyn Fn(&str) -> bool,
+    authenticated: bool,
+    record: Option<&ProgressRecord>,
+    answers: &AnswerMap,
+    paths: &RedirectPaths,
+) -> Status {
+    let visible: Vec<&str> = flow
+        .visible_steps(answers, flags)
+        .into_iter()
+        .map(|step| step.id.as_str())
+        .collect();
+    let total = visible.len();
+    let (state, completed_steps, current_step) = match record {
+        None => ("not_started", Vec::new(), None),
+        Some(record) if record.state == ProgressState::Completed => {
+            ("completed", record.completed_steps.clone(), None)
+        }
+        Some(record) => (
+            "in_progress",
+            record.completed_steps.clone(),
+            record.current_step.clone(),
+        ),
+    };
+    let completed_visible = visible
+        .iter()
+        .filter(|step| completed_steps.iter().any(|done| done == *step))
+        .count();
+    let (next_step, completed) = if state == "completed" {
+        (None, total)
+    } else {
+        (
+            visible
+                .iter()
+                .find(|step| !completed_steps.iter().any(|done| done == *step))
+                .map(|step| step.to_string()),
+            completed_visible,
+        )
+    };
+    let percent = (completed * 100).checked_div(total).unwrap_or(100) as u8;
+    let redirect_to = match &next_step {
+        _ if state == "completed" => paths.done.clone(),
+        Some(step) => format!("{}/{step}", paths.wizard_base),
+        None => format!(
+            "{}/{}",
+            paths.wizard_base,
+            visible.last().copied().unwrap_or("")
+        ),
+    };
+    Status {
+        authenticated,
+        state: state.into(),
+        current_step,
+        completed_steps,
+        next_step,
+        progress: StatusProgress {
+            completed,
+            total,
+            percent,
+        },
+        flow_id: flow.id().to_string(),
+        flow_version: flow.version(),
+        redirect_to,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flow::default_flow;
+    use chrono::Utc;
+    use serde_json::json;
+
+    fn record(completed: &[&str], current: &str, state: ProgressState) -> ProgressRecord {
+        ProgressRecord {
+            id: uuid::Uuid::nil(),
+            user_id: Some("u".into()),
+            organization_id: None,
+            flow_id: "default".into(),
+            flow_version: 1,
+            state,
+            current_step: Some(current.into()),
+            completed_steps: completed.iter().map(|s| s.to_string()).collect(),
+            row_version: 1,
+            updated_at: Utc::now(),
+        }
+    }
+
+    fn flags(key: &str) -> bool {
+        key == "teamInvites"
+    }
+
+    #[test]
+    fn a_caller_without_progress_has_not_started_and_is_sent_to_the_first_step() {
+        let flow = default_flow().unwrap();
+        let status = compute(
+            &flow,
+            &flags,
+            false,
+            None,
+            &AnswerMap::new(),
+            &RedirectPaths::default(),
+        );
+        assert_eq!(status.state, "not_started");
+        assert_eq!(status.next_step.as_deref(), Some("profile"));
+        assert_eq!(status.redirect_to, "/onboarding/profile");
+        assert_eq!(status.progress.completed, 0);
+    }
+
+    #[test]
+    fn a_one_person_organization_skips_the_team_step_in_the_total() {
+        let flow = default_flow().unwrap();
+        let mut answers = AnswerMap::new();
+        answers.insert("organization".into(), json!({"size": "1"}));
+        let with_team = compute(
+            &flow,
+            &flags,
+            true,
+            None,
+            &AnswerMap::new(),
+            &RedirectPaths::default(),
+        );
+        let without = compute(
+            &flow,
+            &flags,
+            true,
+            None,
+            &answers,
+            &RedirectPaths::default(),
+        );
+        assert_eq!(without.progress.total + 1, with_team.progress.total);
+    }
+
+    #[test]
+    fn the_next_step_is_the_first_visible_step_not_completed() {
+        let flow = default_flow().unwrap();
+        let record = record(
+            &["profile", "organization"],
+            "goals",
+            ProgressState::InProgress,
+        );
+        let status = compute(
+            &flow,
+            &flags,
+            true,
+            Some(&record),
+            &AnswerMap::new(),
+            &RedirectPaths::default(),
+        );
+        assert_eq!(status.next_step.as_deref(), Some("goals"));
+        assert_eq!(status.progress.completed, 2);
+        assert!(status.progress.percent > 0 && status.progress.percent < 100);
+    }
+
+    #[test]
+    fn a_completed_flow_redirects_out_of_the_wizard() {
+        let flow = default_flow().unwrap();
+        let record = record(&["profile"], "review", ProgressState::Completed);
+        let status = compute(
+            &flow,
+            &flags,
+            true,
+            Some(&record),
+            &AnswerMap::new(),
+            &RedirectPaths::default(),
+        );
+        assert_eq!(status.state, "completed");
+        assert_eq!(status.redirect_to, "/");
+        assert_eq!(status.progress.percent, 100);
+        assert_eq!(status.next_step, None);
+    }
+}
