@@ -13,6 +13,7 @@
 mod connect;
 pub mod migrate;
 pub mod progress;
+pub mod sessions;
 
 use std::time::Duration;
 
