@@ -651,3 +651,99 @@ async fn redis_stopped_mid_run_degrades_the_wizard_and_it_recovers_when_redis_is
         FillOutcome::Stored
     );
 }
+
+// ---------------------------------------------------------------------------
+// The middleware, mounted as the routes will mount it
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn the_write_middleware_answers_429_with_rate_limit_headers_once_the_ip_limit_is_spent() {
+    use axum::routing::post;
+    use onboarding::cache::rate_limit;
+    use onboarding::{AppState, http};
+
+    let test_db = TestDb::migrated().await;
+    let prefix = unique("@upstash/ratelimit-test");
+    let state = AppState::build(test_db.settings_with(&[
+        ("RATE_LIMIT_PREFIX", prefix.clone()),
+        ("RATE_LIMIT_WRITES_PER_MINUTE_PER_IP", "2".into()),
+    ]))
+    .unwrap();
+    let routes = axum::Router::new()
+        .route(
+            "/api/thing",
+            post(|| async { "written" }).get(|| async { "read" }),
+        )
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            rate_limit::writes,
+        ));
+    let app = http::app(state, routes);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}/api/thing", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let client = reqwest::Client::new();
+    let ip = "198.51.100.23";
+
+    for remaining in ["1", "0"] {
+        let response = client
+            .post(&address)
+            .header("x-real-ip", ip)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["ratelimit-limit"], "2");
+        assert_eq!(response.headers()["ratelimit-remaining"], remaining);
+        let reset: u64 = response.headers()["ratelimit-reset"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=60).contains(&reset), "reset {reset}");
+    }
+    let denied = client
+        .post(&address)
+        .header("x-real-ip", ip)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(denied.status(), 429);
+    assert_eq!(denied.headers()["content-type"], "application/problem+json");
+    assert_eq!(denied.headers()["ratelimit-remaining"], "0");
+    let retry_after: u64 = denied.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry_after), "retry-after {retry_after}");
+    let body: Value = denied.json().await.unwrap();
+    assert_eq!(body["type"], "https://onboarding.dev/problems/rate-limited");
+
+    // Reads are not limited, and another client IP has its own budget.
+    let read = client
+        .get(&address)
+        .header("x-real-ip", ip)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), 200);
+    assert!(!read.headers().contains_key("ratelimit-limit"));
+    let other = client
+        .post(&address)
+        .header("x-real-ip", "198.51.100.24")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 200);
+
+    let mut raw = raw(LOCAL_REDIS).await;
+    let keys: Vec<String> = raw.keys(format!("{prefix}:*")).await.unwrap();
+    // One counter per IP (two if a window boundary fell between the requests).
+    assert!((2..=3).contains(&keys.len()), "{keys:?}");
+    assert!(
+        keys.iter()
+            .any(|key| key.starts_with(&format!("{prefix}:writes:ip:{ip}:")))
+    );
+    let _: i64 = raw.del(keys).await.unwrap();
+}
