@@ -81,7 +81,14 @@ impl RedisError {
     fn is_unavailability(&self) -> bool {
         match self {
             RedisError::Timeout(_) | RedisError::CircuitOpen => true,
-            RedisError::Failed(error) => !matches!(error.kind(), redis::ErrorKind::Server(_)),
+            // An error reply, or a reply of an unexpected shape, is an answer:
+            // Redis is there, and skipping it would not help.
+            RedisError::Failed(error) => !matches!(
+                error.kind(),
+                redis::ErrorKind::Server(_)
+                    | redis::ErrorKind::UnexpectedReturnType
+                    | redis::ErrorKind::Parse
+            ),
         }
     }
 }
