@@ -10,6 +10,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::auth::AuthSettings;
+use crate::cache::keys::DEFAULT_KEY_PREFIX;
+use crate::cache::rate_limit::DEFAULT_PREFIX as DEFAULT_RATE_LIMIT_PREFIX;
+use crate::cache::{CacheSettings, CircuitSettings, RateLimitSettings, SessionSettings};
 use crate::db::{DatabaseSettings, StatementMode};
 use crate::flags::EdgeConfigSource;
 
@@ -136,6 +139,50 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "Per-command Redis timeout (default 250); past it the request goes on without Redis.",
     ),
     (
+        "REDIS_KEY_PREFIX",
+        "Prefix of every cache and session key, `{prefix}:v1:{kind}:{subject}` (default `onb`), so deployments can share one Redis.",
+    ),
+    (
+        "REDIS_CIRCUIT_FAILURES",
+        "Consecutive Redis failures (timeouts, refused or dropped connections) after which Redis is skipped for REDIS_CIRCUIT_COOLDOWN_MS (default 3).",
+    ),
+    (
+        "REDIS_CIRCUIT_COOLDOWN_MS",
+        "How long Redis is skipped once the circuit opens, before one request probes it again (default 5000).",
+    ),
+    (
+        "CACHE_TTL_SECONDS",
+        "Lifetime of cached `status` and `flow` answers (default 60); the backstop when an invalidation could not reach Redis.",
+    ),
+    (
+        "SESSION_TTL_SECONDS",
+        "Sliding lifetime of an anonymous wizard session, in Redis and PostgreSQL (default 2592000, 30 days).",
+    ),
+    (
+        "SESSION_TOUCH_INTERVAL_SECONDS",
+        "Least time between two `last_seen_at` writes of a session to PostgreSQL (default 600).",
+    ),
+    (
+        "RATE_LIMIT_PREFIX",
+        "Key prefix of the rate-limit counters (default `@upstash/ratelimit`, as `@upstash/ratelimit` uses).",
+    ),
+    (
+        "RATE_LIMIT_WRITES_PER_MINUTE",
+        "Writes allowed per user or anonymous session per sliding minute (default 60).",
+    ),
+    (
+        "RATE_LIMIT_WRITES_PER_MINUTE_PER_IP",
+        "Writes allowed per client IP (IPv6: per /64) per sliding minute (default 300).",
+    ),
+    (
+        "RATE_LIMIT_AI_PER_MINUTE",
+        "AI calls allowed per user or anonymous session per sliding minute (default 10).",
+    ),
+    (
+        "RATE_LIMIT_AI_PER_MINUTE_PER_IP",
+        "AI calls allowed per client IP (IPv6: per /64) per sliding minute (default 30).",
+    ),
+    (
         "EDGE_CONFIG",
         "Vercel Edge Config connection string (also read as GLOBAL_CONFIG). Unset: the local file EDGE_CONFIG_FILE.",
     ),
@@ -180,6 +227,9 @@ pub struct HttpSettings {
 pub struct RedisSettings {
     pub url: Secret,
     pub command_timeout: Duration,
+    /// Prefix of every cache and session key.
+    pub key_prefix: String,
+    pub circuit: CircuitSettings,
 }
 
 /// Everything the backend is configured with.
@@ -191,6 +241,9 @@ pub struct Settings {
     pub edge_config: EdgeConfigSource,
     pub http: HttpSettings,
     pub auth: AuthSettings,
+    pub cache: CacheSettings,
+    pub sessions: SessionSettings,
+    pub rate_limits: RateLimitSettings,
 }
 
 impl Settings {
@@ -257,6 +310,18 @@ impl Settings {
                         250,
                         1..=30_000,
                     )?),
+                    key_prefix: lookup
+                        .get("REDIS_KEY_PREFIX")
+                        .unwrap_or_else(|| DEFAULT_KEY_PREFIX.to_string()),
+                    circuit: CircuitSettings {
+                        failures: parse_number(lookup, "REDIS_CIRCUIT_FAILURES", 3, 1..=1000)?,
+                        cooldown: Duration::from_millis(parse_number(
+                            lookup,
+                            "REDIS_CIRCUIT_COOLDOWN_MS",
+                            5000,
+                            1..=600_000,
+                        )?),
+                    },
                 })
             })
             .transpose()?;
@@ -302,6 +367,38 @@ impl Settings {
         })
         .map_err(|error| ConfigError::new(error.variable(), error.reason()))?;
 
+        let cache = CacheSettings {
+            ttl: Duration::from_secs(parse_number(lookup, "CACHE_TTL_SECONDS", 60, 1..=86_400)?),
+        };
+        let sessions = SessionSettings {
+            ttl: Duration::from_secs(parse_number(
+                lookup,
+                "SESSION_TTL_SECONDS",
+                30 * 86_400,
+                60..=400 * 86_400,
+            )?),
+            touch_interval: Duration::from_secs(parse_number(
+                lookup,
+                "SESSION_TOUCH_INTERVAL_SECONDS",
+                600,
+                0..=86_400,
+            )?),
+        };
+        let rate_limits = RateLimitSettings::per_minute(
+            &lookup
+                .get("RATE_LIMIT_PREFIX")
+                .unwrap_or_else(|| DEFAULT_RATE_LIMIT_PREFIX.to_string()),
+            parse_number(lookup, "RATE_LIMIT_WRITES_PER_MINUTE", 60, 1..=1_000_000)?,
+            parse_number(
+                lookup,
+                "RATE_LIMIT_WRITES_PER_MINUTE_PER_IP",
+                300,
+                1..=1_000_000,
+            )?,
+            parse_number(lookup, "RATE_LIMIT_AI_PER_MINUTE", 10, 1..=1_000_000)?,
+            parse_number(lookup, "RATE_LIMIT_AI_PER_MINUTE_PER_IP", 30, 1..=1_000_000)?,
+        );
+
         Ok(Settings {
             profile,
             database,
@@ -309,6 +406,9 @@ impl Settings {
             edge_config,
             http,
             auth,
+            cache,
+            sessions,
+            rate_limits,
         })
     }
 }
@@ -461,6 +561,38 @@ mod tests {
             Settings::from_lookup(&lookup(&[("DATABASE_POOL_MAX_SIZE", "0")]), Profile::Local)
                 .unwrap_err();
         assert_eq!(error.variable, "DATABASE_POOL_MAX_SIZE");
+    }
+
+    #[test]
+    fn every_variable_is_documented_in_the_readme() {
+        let readme = include_str!("../README.md");
+        for (name, _) in ENV_VARS {
+            assert!(
+                readme.contains(&format!("| `{name}` |")),
+                "{name} is missing from README.md"
+            );
+        }
+    }
+
+    #[test]
+    fn redis_cache_session_and_rate_limit_settings_are_read() {
+        let settings = Settings::from_lookup(
+            &lookup(&[
+                ("REDIS_KEY_PREFIX", "preview"),
+                ("SESSION_TTL_SECONDS", "3600"),
+                ("RATE_LIMIT_WRITES_PER_MINUTE", "7"),
+                ("RATE_LIMIT_AI_PER_MINUTE_PER_IP", "3"),
+            ]),
+            Profile::Local,
+        )
+        .unwrap();
+        assert_eq!(settings.redis.unwrap().key_prefix, "preview");
+        assert_eq!(settings.sessions.ttl, Duration::from_secs(3600));
+        assert_eq!(settings.rate_limits.prefix, "@upstash/ratelimit");
+        assert_eq!(settings.rate_limits.writes_per_session.limit, 7);
+        assert_eq!(settings.rate_limits.writes_per_user.limit, 7);
+        assert_eq!(settings.rate_limits.ai_per_ip.limit, 3);
+        assert_eq!(settings.cache.ttl, Duration::from_secs(60));
     }
 
     #[test]

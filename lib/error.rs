@@ -5,6 +5,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::cache::rate_limit::RateLimitHeaders;
 use crate::db::DbError;
 use crate::http::request_id;
 
@@ -58,6 +59,9 @@ pub enum ApiError {
     PreconditionRequired(String),
     #[error("too many requests")]
     TooManyRequests { retry_after_seconds: u64 },
+    /// A rate limit was reached; answered with `Retry-After` and the `RateLimit-*` headers.
+    #[error("too many requests; retry in {} seconds", .0.retry_after_seconds.unwrap_or(1))]
+    RateLimited(RateLimitHeaders),
     /// A dependency the request cannot do without is down; the client should retry.
     #[error("service unavailable: {0}")]
     ServiceUnavailable(String),
@@ -110,7 +114,9 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::UnprocessableEntity { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PreconditionRequired(_) => StatusCode::PRECONDITION_REQUIRED,
-            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::TooManyRequests { .. } | ApiError::RateLimited(_) => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -130,7 +136,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => "unsupported-media-type",
             ApiError::UnprocessableEntity { .. } => "validation-failed",
             ApiError::PreconditionRequired(_) => "precondition-required",
-            ApiError::TooManyRequests { .. } => "rate-limited",
+            ApiError::TooManyRequests { .. } | ApiError::RateLimited(_) => "rate-limited",
             ApiError::ServiceUnavailable(_) => "service-unavailable",
             ApiError::Internal(_) => "internal",
         }
@@ -181,6 +187,12 @@ impl IntoResponse for ApiError {
                 retry_after_seconds,
             } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_seconds));
+            }
+            ApiError::RateLimited(limits) => {
+                limits.apply(headers);
+                if !headers.contains_key(header::RETRY_AFTER) {
+                    headers.insert(header::RETRY_AFTER, HeaderValue::from(1u64));
+                }
             }
             ApiError::ServiceUnavailable(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
@@ -241,6 +253,24 @@ mod tests {
         let body = body_json(response).await;
         assert_eq!(body["errors"].as_array().unwrap().len(), 2);
         assert_eq!(body["errors"][1]["limit"], 63);
+    }
+
+    #[tokio::test]
+    async fn a_rate_limited_answer_carries_the_rate_limit_headers() {
+        let response = ApiError::RateLimited(RateLimitHeaders {
+            limit: 60,
+            remaining: 0,
+            reset_seconds: 17,
+            retry_after_seconds: Some(17),
+        })
+        .into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "17");
+        assert_eq!(response.headers()["ratelimit-limit"], "60");
+        assert_eq!(response.headers()["ratelimit-remaining"], "0");
+        assert_eq!(response.headers()["ratelimit-reset"], "17");
+        let body = body_json(response).await;
+        assert_eq!(body["type"], "https://onboarding.dev/problems/rate-limited");
     }
 
     #[tokio::test]

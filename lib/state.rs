@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::auth::Authenticator;
-use crate::cache::Redis;
+use crate::cache::{Cache, RateLimiter, Redis, Sessions};
 use crate::config::Settings;
 use crate::db::Database;
 use crate::flags::EdgeConfigSource;
@@ -65,6 +65,21 @@ impl AppState {
 
     pub fn redis(&self) -> Option<&Redis> {
         self.inner.redis.as_ref()
+    }
+
+    /// The `status`/`flow` answer cache (a no-op without Redis).
+    pub fn cache(&self) -> Cache<'_> {
+        Cache::new(self.redis(), self.settings().cache)
+    }
+
+    /// Anonymous sessions: PostgreSQL, cached in Redis.
+    pub fn sessions(&self) -> Sessions<'_> {
+        Sessions::new(self.db(), self.redis(), self.settings().sessions)
+    }
+
+    /// The rate limiter (fails open without Redis).
+    pub fn rate_limiter(&self) -> RateLimiter<'_> {
+        RateLimiter::of(self)
     }
 
     pub fn http(&self) -> &reqwest::Client {

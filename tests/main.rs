@@ -3,6 +3,7 @@
 
 mod support;
 
+mod cache;
 mod catalog;
 mod functions;
 mod health;

@@ -17,6 +17,7 @@ pub mod events;
 pub mod idempotency;
 pub mod migrate;
 pub mod progress;
+pub mod sessions;
 
 use std::time::Duration;
 

@@ -1,0 +1,132 @@
+//! Anonymous wizard sessions: the source of truth behind the Redis session
+//! cache ([`crate::cache::sessions`]).
+//!
+//! Every function runs in a transaction whose context is
+//! `RlsContext::anonymous(Some(hash))` (or a user presenting the session), so
+//! the policy on `onboarding.anonymous_sessions` lets it reach that one row.
+
+use chrono::{DateTime, Utc};
+use tokio_postgres::Row;
+use tokio_postgres::types::Type;
+use uuid::Uuid;
+
+use crate::db::{DbError, Statement, Tx};
+
+/// A session row, with its drafts pointer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRow {
+    pub id_hash: String,
+    pub created_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    /// The session's most recently updated progress row, if it has one.
+    pub progress_id: Option<Uuid>,
+}
+
+fn from_row(row: &Row) -> SessionRow {
+    SessionRow {
+        id_hash: row.get("id_hash"),
+        created_at: row.get("created_at"),
+        last_seen_at: row.get("last_seen_at"),
+        expires_at: row.get("expires_at"),
+        progress_id: row.get("progress_id"),
+    }
+}
+
+macro_rules! session_columns {
+    ($alias:literal) => {
+        concat!(
+            $alias,
+            ".id_hash, ",
+            $alias,
+            ".created_at, ",
+            $alias,
+            ".last_seen_at, ",
+            $alias,
+            ".expires_at,
+             (select p.id from onboarding.progress p
+              where p.session_id = ",
+            $alias,
+            ".id_hash and p.user_id is null
+              order by p.updated_at desc, p.id limit 1) as progress_id"
+        )
+    };
+}
+
+const CREATE: Statement = Statement::new(
+    concat!(
+        "with created as (
+           insert into onboarding.anonymous_sessions (id_hash, expires_at)
+           values ($1, now() + make_interval(secs => $2))
+           on conflict (id_hash) do update
+             set last_seen_at = now(), expires_at = greatest(anonymous_sessions.expires_at, excluded.expires_at)
+           returning id_hash, created_at, last_seen_at, expires_at
+         )
+         select ",
+        session_columns!("s"),
+        " from created s"
+    ),
+    &[Type::TEXT, Type::FLOAT8],
+);
+
+const FETCH: Statement = Statement::new(
+    concat!(
+        "select ",
+        session_columns!("s"),
+        " from onboarding.anonymous_sessions s
+         where s.id_hash = $1 and s.expires_at > now()"
+    ),
+    &[Type::TEXT],
+);
+
+const TOUCH: Statement = Statement::new(
+    concat!(
+        "with touched as (
+           update onboarding.anonymous_sessions
+           set last_seen_at = now(), expires_at = now() + make_interval(secs => $2)
+           where id_hash = $1 and expires_at > now()
+           returning id_hash, created_at, last_seen_at, expires_at
+         )
+         select ",
+        session_columns!("s"),
+        " from touched s"
+    ),
+    &[Type::TEXT, Type::FLOAT8],
+);
+
+fn seconds(duration: std::time::Duration) -> f64 {
+    duration.as_secs_f64()
+}
+
+/// Records a new session (or refreshes one that already exists), valid for `ttl`.
+pub async fn create(
+    tx: &Tx<'_>,
+    id_hash: &str,
+    ttl: std::time::Duration,
+) -> Result<SessionRow, DbError> {
+    let row = tx.query_one(&CREATE, &[&id_hash, &seconds(ttl)]).await?;
+    Ok(from_row(&row))
+}
+
+/// The session, unless it does not exist or has expired.
+pub async fn fetch(tx: &Tx<'_>, id_hash: &str) -> Result<Option<SessionRow>, DbError> {
+    Ok(tx
+        .query_opt(&FETCH, &[&id_hash])
+        .await?
+        .as_ref()
+        .map(from_row))
+}
+
+/// Marks the session seen now and pushes its expiry to now + `ttl`;
+/// `None` when it does not exist or has expired.
+pub async fn touch(
+    tx: &Tx<'_>,
+    id_hash: &str,
+    ttl: std::time::Duration,
+) -> Result<Option<SessionRow>, DbError> {
+    Ok(tx
+        .query_opt(&TOUCH, &[&id_hash, &seconds(ttl)])
+        .await?
+        .as_ref()
+        .map(from_row))
+}
