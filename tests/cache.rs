@@ -659,7 +659,6 @@ async fn redis_stopped_mid_run_degrades_the_wizard_and_it_recovers_when_redis_is
 #[tokio::test]
 async fn the_write_middleware_answers_429_with_rate_limit_headers_once_the_ip_limit_is_spent() {
     use axum::routing::post;
-    use onboarding::cache::rate_limit;
     use onboarding::{AppState, http};
 
     let test_db = TestDb::migrated().await;
@@ -669,15 +668,11 @@ async fn the_write_middleware_answers_429_with_rate_limit_headers_once_the_ip_li
         ("RATE_LIMIT_WRITES_PER_MINUTE_PER_IP", "2".into()),
     ]))
     .unwrap();
-    let routes = axum::Router::new()
-        .route(
-            "/api/thing",
-            post(|| async { "written" }).get(|| async { "read" }),
-        )
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            rate_limit::writes,
-        ));
+    // http::app mounts the write limiter in front of every route.
+    let routes = axum::Router::new().route(
+        "/api/thing",
+        post(|| async { "written" }).get(|| async { "read" }),
+    );
     let app = http::app(state, routes);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = format!("http://{}/api/thing", listener.local_addr().unwrap());

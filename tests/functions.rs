@@ -87,3 +87,86 @@ async fn a_function_without_a_database_url_exits_naming_the_variable() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("DATABASE_URL"), "{stderr}");
 }
+
+/// Every function binary, each on its own port, and a client that sends each
+/// path to the binary Vercel would route it to.
+async fn start_all(db: &TestDb) -> (Vec<Function>, crate::support::api::Api) {
+    let routes: [(&str, &str); 7] = [
+        (
+            "/api/onboarding/session/merge",
+            env!("CARGO_BIN_EXE_onboarding-session-merge"),
+        ),
+        (
+            "/api/onboarding/session",
+            env!("CARGO_BIN_EXE_onboarding-session"),
+        ),
+        (
+            "/api/onboarding/status",
+            env!("CARGO_BIN_EXE_onboarding-status"),
+        ),
+        (
+            "/api/onboarding/flow",
+            env!("CARGO_BIN_EXE_onboarding-flow"),
+        ),
+        (
+            "/api/onboarding/steps/",
+            env!("CARGO_BIN_EXE_onboarding-step"),
+        ),
+        (
+            "/api/onboarding/complete",
+            env!("CARGO_BIN_EXE_onboarding-complete"),
+        ),
+        (
+            "/api/onboarding/events",
+            env!("CARGO_BIN_EXE_onboarding-events"),
+        ),
+    ];
+    let mut functions = Vec::new();
+    let mut table = Vec::new();
+    for (prefix, binary) in routes {
+        let function = Function::start(binary, db).await;
+        table.push((prefix.to_string(), function.address.clone()));
+        functions.push(function);
+    }
+    let api = crate::support::api::Api::routed(move |path| {
+        table
+            .iter()
+            .find(|(prefix, _)| path.starts_with(prefix.as_str()))
+            .map(|(_, address)| address.clone())
+            .unwrap_or_else(|| panic!("no function serves {path}"))
+    });
+    (functions, api)
+}
+
+#[tokio::test]
+async fn a_whole_onboarding_runs_through_the_function_binaries() {
+    let db = TestDb::migrated().await;
+    let (_functions, api) = start_all(&db).await;
+    crate::wizard::whole_onboarding(&api, "user_binaries", "acme-binaries").await;
+}
+
+#[tokio::test]
+async fn the_step_function_takes_the_step_from_vercels_query_parameter() {
+    let db = TestDb::migrated().await;
+    let (_functions, api) = start_all(&db).await;
+    let session = api.start_session().await;
+    let auth = crate::support::api::Auth::session(&session);
+    let response = api
+        .request(reqwest::Method::PUT, "/api/onboarding/steps/%5Bstep%5D?step=profile", &auth)
+        .json(&serde_json::json!({ "answers": crate::support::api::valid_answer("profile"), "complete": true }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    let response = api
+        .request(
+            reqwest::Method::GET,
+            "/api/onboarding/steps/%5Bstep%5D?step=profile",
+            &auth,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["etag"], "\"1\"");
+}

@@ -11,3 +11,4 @@ mod isolation;
 mod library;
 mod migrations;
 mod round_trips;
+mod wizard;

@@ -57,10 +57,27 @@ impl FromRequestParts<AppState> for CallerOf {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if let Some(caller) = parts.extensions.get::<Caller>() {
+            return Ok(CallerOf(caller.clone()));
+        }
         Ok(CallerOf(
             state.authenticator().detect(&parts.headers).await?,
         ))
     }
+}
+
+/// Middleware: verifies the credential once and leaves the [`Caller`] in the
+/// request's extensions, where the rate limiter and [`CallerOf`] find it. A
+/// credential that fails is left for [`CallerOf`] to reject (with its 401).
+pub async fn identify(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    mut request: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if let Ok(caller) = state.authenticator().detect(request.headers()).await {
+        request.extensions_mut().insert(caller);
+    }
+    next.run(request).await
 }
 
 /// A JSON request body: `application/json`, within the body limit, and

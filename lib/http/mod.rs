@@ -20,9 +20,18 @@ use crate::state::AppState;
 /// the layers every response needs, and binds the shared state.
 pub fn app(state: AppState, routes: Router<AppState>) -> Router {
     let body_limit = state.settings().http.body_limit_bytes;
+    let cors = cors(&state.settings().http.allowed_origins);
     routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::cache::rate_limit::writes,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            extract::identify,
+        ))
         .layer(DefaultBodyLimit::max(body_limit))
         // Personal data: nothing may be cached by a browser or CDN unless a
         // route says otherwise.
@@ -30,8 +39,42 @@ pub fn app(state: AppState, routes: Router<AppState>) -> Router {
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
         ))
+        .layer(cors)
         .layer(axum::middleware::from_fn(request_id::assign))
         .with_state(state)
+}
+
+/// CORS for the configured wizard origins only, with credentials (cookies and
+/// the Authorization header). No origins configured: same-origin only.
+fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
+    use axum::http::{HeaderName, Method};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|origin| HeaderValue::from_str(origin).ok())
+        .collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_credentials(true)
+        .allow_methods([Method::GET, Method::PUT, Method::POST, Method::OPTIONS])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::AUTHORIZATION,
+            header::IF_MATCH,
+            HeaderName::from_static("idempotency-key"),
+            HeaderName::from_static("x-request-id"),
+            HeaderName::from_static("x-onboarding-session"),
+        ])
+        .expose_headers([
+            header::ETAG,
+            header::RETRY_AFTER,
+            HeaderName::from_static("x-request-id"),
+            HeaderName::from_static("idempotent-replayed"),
+            HeaderName::from_static("ratelimit-limit"),
+            HeaderName::from_static("ratelimit-remaining"),
+            HeaderName::from_static("ratelimit-reset"),
+        ])
+        .max_age(std::time::Duration::from_secs(600))
 }
 
 async fn not_found() -> impl IntoResponse {

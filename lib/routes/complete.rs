@@ -11,6 +11,7 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::http::extract::{CallerOf, IdempotencyKey};
 use crate::routes::support::flags_of;
+use crate::routes::support::invalidate_cached;
 use crate::state::AppState;
 use crate::wizard::RequestFingerprint;
 use crate::wizard::complete::{Completer, complete};
@@ -49,5 +50,6 @@ async fn handle(
         &fingerprint,
     )
     .await?;
+    invalidate_cached(&state, &caller).await;
     Ok(reply.into_response())
 }

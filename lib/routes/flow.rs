@@ -6,6 +6,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 
+use crate::cache::keys::Subject;
+use crate::cache::status_cache::{CacheEntry, Lookup};
 use crate::db::{RlsContext, progress};
 use crate::error::ApiError;
 use crate::flow::{AnswerMap, FieldDefinition};
@@ -46,8 +48,17 @@ async fn flow(
     let config = state.wizard_config().await;
     let flow = config.flow();
     let flags = flags_of(&config);
+    let subject = Subject::of(&caller);
+    let cache = state.cache();
+    let ticket = match &subject {
+        Some(subject) => match cache.get_json::<FlowView>(CacheEntry::Flow, subject).await {
+            Lookup::Hit(view) => return Ok(Json(view)),
+            Lookup::Miss(ticket) => ticket,
+        },
+        None => None,
+    };
     // Conditions depend on earlier answers (a one-person organization has no team step).
-    let answers: AnswerMap = if caller.user().is_some() || caller.session().is_some() {
+    let answers: AnswerMap = if subject.is_some() {
         progress::fetch_own_with_answers_in_one_trip(
             state.db(),
             &RlsContext::for_caller(&caller),
@@ -71,9 +82,15 @@ async fn flow(
             draft_schema: flow.step_draft_json_schema(&step.id).unwrap_or_default(),
         })
         .collect();
-    Ok(Json(FlowView {
+    let view = FlowView {
         flow_id: flow.id().to_string(),
         version: flow.version(),
         steps,
-    }))
+    };
+    if let Some(subject) = &subject {
+        cache
+            .set_json(CacheEntry::Flow, subject, ticket.as_ref(), &view)
+            .await;
+    }
+    Ok(Json(view))
 }

@@ -13,6 +13,7 @@ use crate::db::RlsContext;
 use crate::error::ApiError;
 use crate::http::extract::{CallerOf, IdempotencyKey};
 use crate::routes::session::cookie_is_secure;
+use crate::routes::support::invalidate_cached;
 use crate::state::AppState;
 use crate::wizard::RequestFingerprint;
 use crate::wizard::merge::merge;
@@ -48,6 +49,7 @@ async fn handle(
         &fingerprint,
     )
     .await?;
+    invalidate_cached(&state, &caller).await;
     let mut response = reply.into_response();
     response.headers_mut().insert(
         header::SET_COOKIE,

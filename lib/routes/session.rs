@@ -1,6 +1,35 @@
-//! `POST /api/onboarding/session`: starts an anonymous wizard session.
+//! `POST /api/onboarding/session`: starts an anonymous wizard session, or
+//! returns the one the visitor already presents (so retrying is harmless).
+//!
+//! The session id is 128 random bits; the cookie carries it signed (HMAC),
+//! the database and Redis only its SHA-256. Non-browser clients send the
+//! returned `session` value back in `X-Onboarding-Session`.
 
-use axum::http::{HeaderMap, header};
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::{Caller, SessionId};
+use crate::error::ApiError;
+use crate::http::extract::CallerOf;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/onboarding/session", post(handle))
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionStarted {
+    /// The signed session value, for `X-Onboarding-Session`.
+    pub session: String,
+    pub expires_at: DateTime<Utc>,
+}
 
 /// Cookies are `Secure` except when the wizard is served from localhost,
 /// where browsers would drop them over plain http.
@@ -13,10 +42,40 @@ pub fn cookie_is_secure(headers: &HeaderMap) -> bool {
     !matches!(hostname, "localhost" | "127.0.0.1" | "[::1]")
 }
 
-use axum::Router;
-
-use crate::state::AppState;
-
-pub fn router() -> Router<AppState> {
-    Router::new()
+#[tracing::instrument(skip_all)]
+async fn handle(
+    State(state): State<AppState>,
+    CallerOf(caller): CallerOf,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let anonymous = match &caller {
+        Caller::User(_) => {
+            return Err(ApiError::Conflict(
+                "signed-in users need no anonymous session".into(),
+            ));
+        }
+        Caller::Anonymous(anonymous) => anonymous,
+    };
+    let sessions = state.sessions();
+    let (session, status) = match anonymous.session() {
+        Some(existing) if sessions.touch(existing).await?.is_some() => {
+            (*existing, StatusCode::OK)
+        }
+        // A session that expired or never existed here: start afresh.
+        _ => {
+            let session = SessionId::generate();
+            sessions.create(&session).await?;
+            (session, StatusCode::CREATED)
+        }
+    };
+    let ttl = state.settings().sessions.ttl;
+    let cookies = state.authenticator().session_cookies();
+    let body = SessionStarted {
+        session: cookies.issue(&session),
+        expires_at: Utc::now()
+            + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::days(30)),
+    };
+    let cookie =
+        cookies.set_cookie_header(&session, cookie_is_secure(&headers), ttl);
+    Ok((status, [(header::SET_COOKIE, cookie)], Json(body)).into_response())
 }

@@ -5,6 +5,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 
 use crate::auth::Caller;
+use crate::cache::keys::Subject;
+use crate::cache::status_cache::{CacheEntry, Lookup};
 use crate::db::{RlsContext, progress};
 use crate::error::ApiError;
 use crate::flow::AnswerMap;
@@ -26,7 +28,17 @@ async fn status(
     let flow = config.flow();
     let flags = flags_of(&config);
     let authenticated = matches!(caller, Caller::User(_));
-    let has_identity = authenticated || caller.session().is_some();
+    let subject = Subject::of(&caller);
+    let cache = state.cache();
+    // A hit costs no PostgreSQL round trip; writes invalidate after they commit.
+    let ticket = match &subject {
+        Some(subject) => match cache.get_json::<Status>(CacheEntry::Status, subject).await {
+            Lookup::Hit(status) => return Ok(Json(status)),
+            Lookup::Miss(ticket) => ticket,
+        },
+        None => None,
+    };
+    let has_identity = subject.is_some();
     // A visitor without a session has no row: no database round trip.
     let found = if has_identity {
         progress::fetch_own_with_answers_in_one_trip(
@@ -42,12 +54,18 @@ async fn status(
         Some((record, answers)) => (Some(record), answers.into_iter().collect::<AnswerMap>()),
         None => (None, AnswerMap::new()),
     };
-    Ok(Json(status::compute(
+    let status = status::compute(
         flow,
         &flags,
         authenticated,
         record.as_ref(),
         &answers,
         &state.settings().http.redirect_paths,
-    )))
+    );
+    if let Some(subject) = &subject {
+        cache
+            .set_json(CacheEntry::Status, subject, ticket.as_ref(), &status)
+            .await;
+    }
+    Ok(Json(status))
 }

@@ -16,6 +16,7 @@ use crate::auth::Caller;
 use crate::db::{RlsContext, answers};
 use crate::error::ApiError;
 use crate::http::extract::{CallerOf, IdempotencyKey, IfMatch, JsonBytes, etag, parse_json};
+use crate::routes::support::invalidate_cached;
 use crate::routes::support::{flags_of, require_owner};
 use crate::state::AppState;
 use crate::wizard::RequestFingerprint;
@@ -129,5 +130,6 @@ async fn write(
         &fingerprint,
     )
     .await?;
+    invalidate_cached(&state, &caller).await;
     Ok(reply.into_response())
 }

@@ -24,3 +24,16 @@ pub fn require_owner(caller: &Caller) -> Result<(), ApiError> {
         }),
     }
 }
+
+/// Drops the caller's cached status and flow after a write committed (and,
+/// for a user presenting a session, the session's too).
+pub async fn invalidate_cached(state: &crate::state::AppState, caller: &Caller) {
+    use crate::cache::keys::Subject;
+    let cache = state.cache();
+    if let Some(subject) = Subject::of(caller) {
+        cache.invalidate(&subject).await;
+    }
+    if let (Caller::User(_), Some(session)) = (caller, caller.session()) {
+        cache.invalidate(&Subject::session(session)).await;
+    }
+}

@@ -4,3 +4,8 @@
 mod agreement;
 mod corpus;
 mod properties;
+
+/// A complete, valid answer per step of the default flow.
+pub fn corpus_valid_answer(step: &str) -> serde_json::Value {
+    corpus::valid_answer(step)
+}

@@ -1,6 +1,7 @@
 //! Test harness: a fresh database per test, migrated from `migrations/`, reached
 //! through the application's own non-superuser role.
 
+pub mod api;
 pub mod proxy;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
