@@ -5,6 +5,7 @@ mod support;
 
 mod cache;
 mod catalog;
+mod contract;
 mod functions;
 mod health;
 mod isolation;

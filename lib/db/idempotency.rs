@@ -15,6 +15,13 @@ pub struct StoredResponse {
     pub body: Vec<u8>,
 }
 
+/// Serializes requests that share a subject and key until the first commits,
+/// so a concurrent retry finds the stored answer instead of racing the write.
+const LOCK_KEY: Statement = Statement::new(
+    "select pg_advisory_xact_lock(hashtextextended(onboarding.current_subject() || ':' || $1, 0))",
+    &[Type::TEXT],
+);
+
 const FIND: Statement = Statement::new(
     "select request_fingerprint, response_status, response_headers, response_body
      from onboarding.idempotency_keys
@@ -38,6 +45,12 @@ const STORE: Statement = Statement::new(
      returning key",
     &[Type::TEXT, Type::TEXT, Type::TEXT, Type::TEXT, Type::INT2, Type::JSONB, Type::BYTEA],
 );
+
+/// Holds the key until the transaction ends.
+pub async fn lock(tx: &Tx<'_>, key: &str) -> Result<(), DbError> {
+    tx.query(&LOCK_KEY, &[&key]).await?;
+    Ok(())
+}
 
 pub async fn find(tx: &Tx<'_>, key: &str) -> Result<Option<StoredResponse>, DbError> {
     Ok(tx

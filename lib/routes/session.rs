@@ -5,7 +5,6 @@
 //! the database and Redis only its SHA-256. Non-browser clients send the
 //! returned `session` value back in `X-Onboarding-Session`.
 
-
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -58,9 +57,7 @@ async fn handle(
     };
     let sessions = state.sessions();
     let (session, status) = match anonymous.session() {
-        Some(existing) if sessions.touch(existing).await?.is_some() => {
-            (*existing, StatusCode::OK)
-        }
+        Some(existing) if sessions.touch(existing).await?.is_some() => (*existing, StatusCode::OK),
         // A session that expired or never existed here: start afresh.
         _ => {
             let session = SessionId::generate();
@@ -75,7 +72,6 @@ async fn handle(
         expires_at: Utc::now()
             + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::days(30)),
     };
-    let cookie =
-        cookies.set_cookie_header(&session, cookie_is_secure(&headers), ttl);
+    let cookie = cookies.set_cookie_header(&session, cookie_is_secure(&headers), ttl);
     Ok((status, [(header::SET_COOKIE, cookie)], Json(body)).into_response())
 }

@@ -173,6 +173,7 @@ pub async fn at_most_once(
     let Some(key) = key else {
         return write().await;
     };
+    idempotency::lock(tx, key).await?;
     if let Some(stored) = idempotency::find(tx, key).await? {
         if stored.fingerprint != request.digest {
             return Err(ApiError::UnprocessableEntity {
