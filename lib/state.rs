@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::cache::Redis;
 use crate::config::Settings;
 use crate::db::Database;
+use crate::flags::EdgeConfigStore;
 
 /// Everything a route needs besides the request.
 #[derive(Clone)]
@@ -19,6 +20,7 @@ struct Inner {
     db: Database,
     redis: Option<Redis>,
     http: reqwest::Client,
+    flags: EdgeConfigStore,
 }
 
 impl AppState {
@@ -36,12 +38,15 @@ impl AppState {
             .timeout(Duration::from_secs(10))
             .connect_timeout(Duration::from_secs(3))
             .build()?;
+        let flags =
+            EdgeConfigStore::from_settings(&settings.edge_config, &settings.flags, http.clone());
         Ok(Self {
             inner: Arc::new(Inner {
                 settings,
                 db,
                 redis,
                 http,
+                flags,
             }),
         })
     }
@@ -60,5 +65,10 @@ impl AppState {
 
     pub fn http(&self) -> &reqwest::Client {
         &self.inner.http
+    }
+
+    /// Flags and the wizard flow: `state.flags().snapshot().await`, once per request.
+    pub fn flags(&self) -> &EdgeConfigStore {
+        &self.inner.flags
     }
 }
