@@ -14,7 +14,7 @@ use crate::cache::keys::DEFAULT_KEY_PREFIX;
 use crate::cache::rate_limit::DEFAULT_PREFIX as DEFAULT_RATE_LIMIT_PREFIX;
 use crate::cache::{CacheSettings, CircuitSettings, RateLimitSettings, SessionSettings};
 use crate::db::{DatabaseSettings, StatementMode};
-use crate::flags::EdgeConfigSource;
+use crate::flags::{EdgeConfigSource, FlagsSettings};
 
 /// A value that must never reach a log line or `Debug` output.
 #[derive(Clone, PartialEq, Eq)]
@@ -195,6 +195,14 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "Local Edge Config JSON file used when EDGE_CONFIG is unset (default config/edge-config.json).",
     ),
     (
+        "EDGE_CONFIG_TTL_MS",
+        "How long a fetched Edge Config is served before it is refreshed in the background (default 10000).",
+    ),
+    (
+        "EDGE_CONFIG_TIMEOUT_MS",
+        "Timeout of one request to Edge Config (default 2000); past it the last good config is served.",
+    ),
+    (
         "BODY_LIMIT_BYTES",
         "Largest request body accepted; larger bodies get 413 (default 65536).",
     ),
@@ -239,6 +247,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub redis: Option<RedisSettings>,
     pub edge_config: EdgeConfigSource,
+    pub flags: FlagsSettings,
     pub http: HttpSettings,
     pub auth: AuthSettings,
     pub cache: CacheSettings,
@@ -339,6 +348,21 @@ impl Settings {
             )),
         };
 
+        let flags = FlagsSettings {
+            ttl: Duration::from_millis(parse_number(
+                lookup,
+                "EDGE_CONFIG_TTL_MS",
+                10_000,
+                0..=3_600_000,
+            )?),
+            request_timeout: Duration::from_millis(parse_number(
+                lookup,
+                "EDGE_CONFIG_TIMEOUT_MS",
+                2000,
+                1..=30_000,
+            )?),
+        };
+
         let http = HttpSettings {
             body_limit_bytes: parse_number(
                 lookup,
@@ -404,6 +428,7 @@ impl Settings {
             database,
             redis,
             edge_config,
+            flags,
             http,
             auth,
             cache,
@@ -564,12 +589,31 @@ mod tests {
     }
 
     #[test]
-    fn every_variable_is_documented_in_the_readme() {
+    fn the_edge_config_cache_defaults_to_a_ten_second_ttl_and_a_two_second_timeout() {
+        let settings = Settings::from_lookup(&lookup(&[]), Profile::Local).unwrap();
+        assert_eq!(settings.flags, FlagsSettings::default());
+        assert_eq!(settings.flags.ttl, Duration::from_secs(10));
+        assert_eq!(settings.flags.request_timeout, Duration::from_secs(2));
+        let settings = Settings::from_lookup(
+            &lookup(&[
+                ("EDGE_CONFIG_TTL_MS", "250"),
+                ("EDGE_CONFIG_TIMEOUT_MS", "500"),
+            ]),
+            Profile::Local,
+        )
+        .unwrap();
+        assert_eq!(settings.flags.ttl, Duration::from_millis(250));
+        assert_eq!(settings.flags.request_timeout, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn the_readme_documents_every_environment_variable() {
         let readme = include_str!("../README.md");
-        for (name, _) in ENV_VARS {
+        for (name, meaning) in ENV_VARS {
+            assert!(!meaning.is_empty(), "{name} has no meaning");
             assert!(
                 readme.contains(&format!("| `{name}` |")),
-                "{name} is missing from README.md"
+                "{name} missing from README's environment table"
             );
         }
     }

@@ -8,8 +8,7 @@ use crate::auth::Authenticator;
 use crate::cache::{Cache, RateLimiter, Redis, Sessions};
 use crate::config::Settings;
 use crate::db::Database;
-use crate::flags::EdgeConfigSource;
-use crate::flow::EdgeConfig;
+use crate::flags::EdgeConfigStore;
 
 /// Everything a route needs besides the request.
 #[derive(Clone)]
@@ -23,7 +22,7 @@ struct Inner {
     redis: Option<Redis>,
     http: reqwest::Client,
     authenticator: Authenticator,
-    edge_config: Arc<EdgeConfig>,
+    flags: EdgeConfigStore,
 }
 
 impl AppState {
@@ -42,7 +41,8 @@ impl AppState {
             .connect_timeout(Duration::from_secs(3))
             .build()?;
         let authenticator = Authenticator::new(settings.auth.clone(), http.clone());
-        let edge_config = Arc::new(initial_edge_config(&settings.edge_config)?);
+        let flags =
+            EdgeConfigStore::from_settings(&settings.edge_config, &settings.flags, http.clone());
         Ok(Self {
             inner: Arc::new(Inner {
                 settings,
@@ -50,7 +50,7 @@ impl AppState {
                 redis,
                 http,
                 authenticator,
-                edge_config,
+                flags,
             }),
         })
     }
@@ -90,24 +90,8 @@ impl AppState {
         &self.inner.authenticator
     }
 
-    /// The wizard's flow and flags.
-    pub async fn wizard_config(&self) -> Arc<EdgeConfig> {
-        self.inner.edge_config.clone()
-    }
-}
-
-/// The Edge Config items the process starts with: the local file when one is
-/// configured, else the definition embedded in the binary.
-fn initial_edge_config(source: &EdgeConfigSource) -> Result<EdgeConfig, anyhow::Error> {
-    match source {
-        EdgeConfigSource::LocalFile(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|error| anyhow::anyhow!("cannot read {}: {error}", path.display()))?;
-            EdgeConfig::parse(&text).map_err(|error| {
-                anyhow::anyhow!("{} is not a valid Edge Config: {error:?}", path.display())
-            })
-        }
-        EdgeConfigSource::Remote { .. } => crate::flow::default_edge_config()
-            .map_err(|error| anyhow::anyhow!("the embedded Edge Config is invalid: {error:?}")),
+    /// Flags and the wizard flow: `state.flags().snapshot().await`, once per request.
+    pub fn flags(&self) -> &EdgeConfigStore {
+        &self.inner.flags
     }
 }

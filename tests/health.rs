@@ -75,6 +75,50 @@ async fn health_is_degraded_not_failed_when_redis_is_down() {
 }
 
 #[tokio::test]
+async fn health_is_degraded_with_the_reason_when_edge_config_serves_the_embedded_default() {
+    let db = TestDb::migrated().await;
+    let missing = "/nonexistent/edge-config.json".to_string();
+    let app = spawn_app_with(db, &[("EDGE_CONFIG_FILE", missing)]).await;
+    let response = app
+        .http
+        .get(format!("{}/api/health", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["status"], "degraded", "{body}");
+    assert_eq!(body["checks"]["edgeConfig"]["status"], "down", "{body}");
+    let error = body["checks"]["edgeConfig"]["error"].as_str().unwrap();
+    assert!(error.contains("embedded default"), "{error}");
+    assert_eq!(body["checks"]["database"]["status"], "up");
+}
+
+#[tokio::test]
+async fn health_reports_an_unreachable_remote_edge_config_as_down_not_failed() {
+    let db = TestDb::migrated().await;
+    let closed = free_port();
+    let app = spawn_app_with(
+        db,
+        &[(
+            "EDGE_CONFIG",
+            format!("http://127.0.0.1:{closed}/ecfg_health?token=t"),
+        )],
+    )
+    .await;
+    let response = app
+        .http
+        .get(format!("{}/api/health", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["status"], "degraded", "{body}");
+    assert_eq!(body["checks"]["edgeConfig"]["status"], "down", "{body}");
+}
+
+#[tokio::test]
 async fn unknown_paths_and_methods_answer_in_the_problem_shape_with_the_request_id() {
     let app = spawn_app().await;
     let response = app

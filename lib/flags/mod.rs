@@ -1,12 +1,69 @@
 //! Feature flags and the wizard's flow definition, read from Vercel Edge Config
 //! or, locally, from a JSON file in the repository.
+//!
+//! - [`edge_config`]: the HTTP client for Edge Config's read API.
+//! - [`store`]: the per-process cache routes read through ([`EdgeConfigStore::snapshot`]).
+//! - [`value`]: flag values and their evaluation (percentage rollouts).
+
+pub mod edge_config;
+pub mod store;
+pub mod value;
+
+#[cfg(test)]
+mod tests;
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use url::Url;
 
 use crate::config::Secret;
+
+pub use edge_config::{EdgeConfigClient, EdgeConfigError};
+pub use store::{EdgeConfigStore, Freshness, Snapshot};
+pub use value::{FlagValue, Percent, rollout_bucket};
+
+/// Timing of the Edge Config cache and client.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlagsSettings {
+    /// How long a fetched snapshot is served before a background refresh.
+    pub ttl: Duration,
+    /// Timeout of one request to Edge Config.
+    pub request_timeout: Duration,
+}
+
+impl Default for FlagsSettings {
+    fn default() -> Self {
+        Self {
+            ttl: store::DEFAULT_TTL,
+            request_timeout: edge_config::DEFAULT_TIMEOUT,
+        }
+    }
+}
+
+impl EdgeConfigStore {
+    /// The store for the configured source; `http` is the process's shared client.
+    pub fn from_settings(
+        source: &EdgeConfigSource,
+        settings: &FlagsSettings,
+        http: reqwest::Client,
+    ) -> Self {
+        match source {
+            EdgeConfigSource::LocalFile(path) => {
+                EdgeConfigStore::local_file(path.clone(), store::FILE_CHECK_INTERVAL)
+            }
+            EdgeConfigSource::Remote { base_url, token } => EdgeConfigStore::remote(
+                EdgeConfigClient::new(
+                    http,
+                    base_url.clone(),
+                    token.clone(),
+                    settings.request_timeout,
+                ),
+                settings.ttl,
+            ),
+        }
+    }
+}
 
 /// Where the Edge Config items come from.
 #[derive(Debug, Clone, PartialEq)]
@@ -69,47 +126,6 @@ impl EdgeConfigSource {
             token: Secret::new(token),
         })
     }
-
-    /// Checks that the source answers, for `/api/health`: the local file reads
-    /// as a JSON object, or the remote `GET /digest` answers 200.
-    pub async fn check(
-        &self,
-        http: &reqwest::Client,
-        timeout: Duration,
-    ) -> Result<Duration, String> {
-        let started = Instant::now();
-        match self {
-            EdgeConfigSource::LocalFile(path) => {
-                let bytes = tokio::fs::read(path)
-                    .await
-                    .map_err(|error| format!("cannot read {}: {error}", path.display()))?;
-                let value: serde_json::Value = serde_json::from_slice(&bytes)
-                    .map_err(|error| format!("{} is not JSON: {error}", path.display()))?;
-                if !value.is_object() {
-                    return Err(format!(
-                        "{} does not hold an object of items",
-                        path.display()
-                    ));
-                }
-            }
-            EdgeConfigSource::Remote { base_url, token } => {
-                let response = http
-                    .get(format!(
-                        "{}/digest",
-                        base_url.as_str().trim_end_matches('/')
-                    ))
-                    .bearer_auth(token.expose())
-                    .timeout(timeout)
-                    .send()
-                    .await
-                    .map_err(|error| format!("request failed: {}", error.without_url()))?;
-                if !response.status().is_success() {
-                    return Err(format!("answered {}", response.status()));
-                }
-            }
-        }
-        Ok(started.elapsed())
-    }
 }
 
 fn is_edge_config_id(id: &str) -> bool {
@@ -119,7 +135,7 @@ fn is_edge_config_id(id: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+mod connection_string_tests {
     use super::*;
 
     #[test]

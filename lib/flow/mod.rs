@@ -14,6 +14,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::flags::FlagValue;
+
 pub use condition::{Condition, FieldRef};
 pub use timezones::IANA_TIME_ZONES;
 
@@ -413,7 +415,7 @@ fn serde_problem(error: serde_json::Error) -> FlowError {
 /// Items of the Vercel Edge Config the wizard reads.
 #[derive(Debug, Clone)]
 pub struct EdgeConfig {
-    flags: BTreeMap<String, bool>,
+    flags: BTreeMap<String, FlagValue>,
     flow: Flow,
 }
 
@@ -421,27 +423,60 @@ pub struct EdgeConfig {
 #[serde(rename_all = "camelCase")]
 struct EdgeConfigItems {
     #[serde(default)]
-    flags: BTreeMap<String, bool>,
+    flags: BTreeMap<String, Value>,
     onboarding_flow: Value,
 }
 
 impl EdgeConfig {
-    /// Parses the Edge Config items (other items are ignored).
+    /// Parses the Edge Config items (other items are ignored). Every problem,
+    /// in the flags (`flags.<key>`) and in the flow, is reported at once.
     pub fn parse(json: &str) -> Result<EdgeConfig, FlowError> {
         let items: EdgeConfigItems = serde_json::from_str(json).map_err(serde_problem)?;
-        Ok(EdgeConfig {
-            flags: items.flags,
-            flow: Flow::from_value(items.onboarding_flow)?,
-        })
+        let mut problems = Vec::new();
+        let mut flags = BTreeMap::new();
+        for (key, raw) in items.flags {
+            match serde_json::from_value::<FlagValue>(raw) {
+                Ok(value) => {
+                    flags.insert(key, value);
+                }
+                Err(error) => problems.push(FlowProblem {
+                    path: format!("flags.{key}"),
+                    message: error.to_string(),
+                }),
+            }
+        }
+        let flow = Flow::from_value(items.onboarding_flow);
+        match flow {
+            Ok(flow) if problems.is_empty() => Ok(EdgeConfig { flags, flow }),
+            Ok(_) => Err(FlowError { problems }),
+            Err(error) => {
+                problems.extend(error.problems);
+                Err(FlowError { problems })
+            }
+        }
     }
 
-    /// Whether a flag is on; unknown flags are off.
-    pub fn flag(&self, key: &str) -> bool {
-        self.flags.get(key).copied().unwrap_or(false)
+    /// Whether `key` is on for `subject_id` (the user id, or the anonymous
+    /// session id); unknown and `null` flags are off. See [`crate::flags::value`].
+    pub fn is_enabled(&self, key: &str, subject_id: &str) -> bool {
+        self.flags
+            .get(key)
+            .is_some_and(|value| value.is_enabled(key, subject_id))
+    }
+
+    /// The flag evaluator for one subject, in the shape `Flow::visible_steps`
+    /// and the validators take. Build it once per request.
+    pub fn flags_for<'a>(&'a self, subject_id: &'a str) -> impl Fn(&str) -> bool + 'a {
+        move |key| self.is_enabled(key, subject_id)
+    }
+
+    /// A flag's stored value, e.g. to read a string variant.
+    pub fn flag_value(&self, key: &str) -> Option<&FlagValue> {
+        self.flags.get(key)
     }
 
     /// All flags.
-    pub fn flags(&self) -> &BTreeMap<String, bool> {
+    pub fn flags(&self) -> &BTreeMap<String, FlagValue> {
         &self.flags
     }
 
@@ -790,9 +825,9 @@ mod tests {
                 "review"
             ]
         );
-        assert!(config.flag("teamInvites"));
-        assert!(!config.flag("aiSuggestions"));
-        assert!(!config.flag("noSuchFlag"));
+        assert!(config.is_enabled("teamInvites", "any-subject"));
+        assert!(!config.is_enabled("aiSuggestions", "any-subject"));
+        assert!(!config.is_enabled("noSuchFlag", "any-subject"));
     }
 
     #[test]

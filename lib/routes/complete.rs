@@ -10,8 +10,8 @@ use axum::routing::post;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::http::extract::{CallerOf, IdempotencyKey};
-use crate::routes::support::flags_of;
 use crate::routes::support::invalidate_cached;
+use crate::routes::support::{flags_of, rollout_subject};
 use crate::state::AppState;
 use crate::wizard::RequestFingerprint;
 use crate::wizard::complete::{Completer, complete};
@@ -33,8 +33,9 @@ async fn handle(
             www_authenticate: HeaderValue::from_static("Bearer realm=\"onboarding\""),
         });
     };
-    let config = state.wizard_config().await;
-    let flags = flags_of(&config);
+    let config = state.flags().snapshot().await;
+    let rollout = rollout_subject(&caller);
+    let flags = flags_of(config.config(), &rollout);
     let fingerprint = RequestFingerprint::new("POST", "/api/onboarding/complete", &body);
     let reply = complete(
         state.db(),

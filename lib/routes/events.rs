@@ -75,7 +75,7 @@ async fn handle(
             "at most {MAX_EVENTS} events per batch"
         )));
     }
-    let config = state.wizard_config().await;
+    let config = state.flags().snapshot().await;
     let flow = config.flow();
     let now = Utc::now();
     let mut errors = Vec::new();

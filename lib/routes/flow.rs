@@ -12,7 +12,7 @@ use crate::db::{RlsContext, progress};
 use crate::error::ApiError;
 use crate::flow::{AnswerMap, FieldDefinition};
 use crate::http::extract::CallerOf;
-use crate::routes::support::flags_of;
+use crate::routes::support::{flags_of, rollout_subject};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -45,9 +45,10 @@ async fn flow(
     State(state): State<AppState>,
     CallerOf(caller): CallerOf,
 ) -> Result<Json<FlowView>, ApiError> {
-    let config = state.wizard_config().await;
+    let config = state.flags().snapshot().await;
     let flow = config.flow();
-    let flags = flags_of(&config);
+    let rollout = rollout_subject(&caller);
+    let flags = flags_of(config.config(), &rollout);
     let subject = Subject::of(&caller);
     let cache = state.cache();
     let ticket = match &subject {

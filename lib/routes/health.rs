@@ -12,6 +12,7 @@ use axum::{Json, Router};
 use serde::Serialize;
 
 use crate::error::RETRY_AFTER_SECONDS;
+use crate::flags::Freshness;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -41,7 +42,8 @@ pub struct Checks {
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Check {
-    /// `up`, `down` or `not_configured`.
+    /// `up`, `down` or `not_configured`; Edge Config may also be `degraded`
+    /// (serving its last good config after a failed refresh).
     pub status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub latency_ms: Option<f64>,
@@ -65,6 +67,25 @@ impl Check {
         }
     }
 
+    /// Edge Config as the cache last saw it: `up`; `degraded` while the last
+    /// good config is served after a failed refresh; `down` while the
+    /// embedded default is served because the source never answered.
+    fn from_freshness(freshness: &Freshness, latency: Duration) -> Self {
+        match freshness {
+            Freshness::Fresh => Check::from_result(Ok::<_, String>(latency)),
+            Freshness::Stale { reason } => Check {
+                status: "degraded",
+                latency_ms: None,
+                error: Some(format!("serving the last good config: {reason}")),
+            },
+            Freshness::Degraded { reason } => Check {
+                status: "down",
+                latency_ms: None,
+                error: Some(format!("serving the embedded default config: {reason}")),
+            },
+        }
+    }
+
     fn not_configured() -> Self {
         Check {
             status: "not_configured",
@@ -75,6 +96,10 @@ impl Check {
 
     fn is_down(&self) -> bool {
         self.status == "down"
+    }
+
+    fn is_degraded(&self) -> bool {
+        self.status == "degraded"
     }
 }
 
@@ -96,21 +121,25 @@ async fn health(State(state): State<AppState>) -> Response {
             None => Check::not_configured(),
         }
     };
-    let edge_config = within(
-        state
-            .settings()
-            .edge_config
-            .check(state.http(), CHECK_TIMEOUT),
-    );
+    // Through the cache, so health costs Edge Config at most one request per
+    // TTL and reports what the routes are actually serving.
+    let edge_config = async {
+        let started = tokio::time::Instant::now();
+        let snapshot = state.flags().snapshot().await;
+        Check::from_freshness(snapshot.freshness(), started.elapsed())
+    };
     let (database, redis, edge_config) = tokio::join!(database, redis, edge_config);
     let checks = Checks {
         database: Check::from_result(database),
         redis,
-        edge_config: Check::from_result(edge_config),
+        edge_config,
     };
     let (status, label) = if checks.database.is_down() {
         (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
-    } else if checks.redis.is_down() || checks.edge_config.is_down() {
+    } else if checks.redis.is_down()
+        || checks.edge_config.is_down()
+        || checks.edge_config.is_degraded()
+    {
         (StatusCode::OK, "degraded")
     } else {
         (StatusCode::OK, "ok")

@@ -11,7 +11,7 @@ use crate::db::{RlsContext, progress};
 use crate::error::ApiError;
 use crate::flow::AnswerMap;
 use crate::http::extract::CallerOf;
-use crate::routes::support::flags_of;
+use crate::routes::support::{flags_of, rollout_subject};
 use crate::state::AppState;
 use crate::wizard::status::{self, Status};
 
@@ -24,9 +24,10 @@ async fn status(
     State(state): State<AppState>,
     CallerOf(caller): CallerOf,
 ) -> Result<Json<Status>, ApiError> {
-    let config = state.wizard_config().await;
+    let config = state.flags().snapshot().await;
     let flow = config.flow();
-    let flags = flags_of(&config);
+    let rollout = rollout_subject(&caller);
+    let flags = flags_of(config.config(), &rollout);
     let authenticated = matches!(caller, Caller::User(_));
     let subject = Subject::of(&caller);
     let cache = state.cache();

@@ -17,7 +17,7 @@ use crate::db::{RlsContext, answers};
 use crate::error::ApiError;
 use crate::http::extract::{CallerOf, IdempotencyKey, IfMatch, JsonBytes, etag, parse_json};
 use crate::routes::support::invalidate_cached;
-use crate::routes::support::{flags_of, require_owner};
+use crate::routes::support::{flags_of, require_owner, rollout_subject};
 use crate::state::AppState;
 use crate::wizard::RequestFingerprint;
 use crate::wizard::save::{SaveStep, StepView, save_step};
@@ -70,7 +70,7 @@ async fn read(
     Query(query): Query<StepQuery>,
 ) -> Result<Response, ApiError> {
     let step = step_name(path, query)?;
-    let config = state.wizard_config().await;
+    let config = state.flags().snapshot().await;
     let flow = config.flow();
     if flow.step(&step).is_none() {
         return Err(unknown_step(&step));
@@ -104,13 +104,14 @@ async fn write(
 ) -> Result<Response, ApiError> {
     let step = step_name(path, query)?;
     require_owner(&caller)?;
-    let config = state.wizard_config().await;
+    let config = state.flags().snapshot().await;
     let flow = config.flow();
     if flow.step(&step).is_none() {
         return Err(unknown_step(&step));
     }
     let parsed: SaveBody = parse_json(&body)?;
-    let flags = flags_of(&config);
+    let rollout = rollout_subject(&caller);
+    let flags = flags_of(config.config(), &rollout);
     let fingerprint =
         RequestFingerprint::new("PUT", format!("/api/onboarding/steps/{step}"), &body);
     let reply = save_step(

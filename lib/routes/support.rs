@@ -6,9 +6,23 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::flow::EdgeConfig;
 
-/// The flags of a snapshot as the flow's condition evaluator takes them.
-pub fn flags_of(config: &EdgeConfig) -> impl Fn(&str) -> bool + Sync + '_ {
-    move |key: &str| config.flag(key)
+/// The flags of a snapshot for one caller, as the flow's condition evaluator
+/// takes them: percentage rollouts are decided by `rollout_subject`.
+pub fn flags_of<'a>(
+    config: &'a EdgeConfig,
+    rollout_subject: &'a str,
+) -> impl Fn(&str) -> bool + Sync + 'a {
+    move |key: &str| config.is_enabled(key, rollout_subject)
+}
+
+/// Who a percentage rollout is decided for: the user, else the session
+/// (its hash, never the id itself), else nobody in particular.
+pub fn rollout_subject(caller: &Caller) -> String {
+    match (caller.user(), caller.session()) {
+        (Some(user), _) => user.user_id().as_str().to_string(),
+        (None, Some(session)) => session.hash_hex(),
+        (None, None) => String::new(),
+    }
 }
 
 /// Whether the caller can own wizard data: a signed-in user, or an anonymous
