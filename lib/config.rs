@@ -9,6 +9,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::ai::AiSettings;
 use crate::auth::AuthSettings;
 use crate::db::{DatabaseSettings, StatementMode};
 use crate::flags::EdgeConfigSource;
@@ -164,6 +165,34 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "RUST_LOG",
         "Log filter, e.g. `info` or `onboarding=debug` (default `info`).",
     ),
+    (
+        "AI_PROVIDER",
+        "`openai` (Chat Completions wire format: OpenAI, Azure OpenAI, Groq, Together, Ollama, vLLM, LM Studio) or `anthropic` (Messages API). Unset: AI suggestions are off.",
+    ),
+    (
+        "AI_BASE_URL",
+        "Base URL of the provider (default https://api.openai.com/v1 or https://api.anthropic.com); requests go to `{base}/chat/completions` or `{base}/v1/messages`.",
+    ),
+    (
+        "AI_API_KEY",
+        "Secret API key (Bearer token for openai, also sent as `api-key` to Azure hosts; `x-api-key` for anthropic). Required for anthropic and for the default OpenAI URL. Never logged.",
+    ),
+    (
+        "AI_MODEL",
+        "Model name sent with every request, e.g. gpt-4o-mini or claude-haiku-4-5. Required when AI_PROVIDER is set.",
+    ),
+    (
+        "AI_TIMEOUT_MS",
+        "Timeout of one provider call (default 10000).",
+    ),
+    (
+        "AI_DEADLINE_MS",
+        "Overall limit of one suggestion call including retries and backoff (default 20000).",
+    ),
+    (
+        "AI_MAX_RETRIES",
+        "Retries after a 429, 5xx, Anthropic 529, timeout or network error, with jittered exponential backoff honouring Retry-After (default 2, max 10).",
+    ),
 ];
 
 /// HTTP behaviour shared by every route.
@@ -188,6 +217,8 @@ pub struct Settings {
     pub edge_config: EdgeConfigSource,
     pub http: HttpSettings,
     pub auth: AuthSettings,
+    /// `None` when `AI_PROVIDER` is unset: AI suggestions are off.
+    pub ai: Option<AiSettings>,
 }
 
 impl Settings {
@@ -292,6 +323,8 @@ impl Settings {
         })
         .map_err(|error| ConfigError::new(error.variable(), error.reason()))?;
 
+        let ai = AiSettings::from_lookup(lookup)?;
+
         Ok(Settings {
             profile,
             database,
@@ -299,6 +332,7 @@ impl Settings {
             edge_config,
             http,
             auth,
+            ai,
         })
     }
 }
@@ -405,6 +439,35 @@ mod tests {
             Settings::from_lookup(&lookup(&[("DATABASE_POOL_MAX_SIZE", "0")]), Profile::Local)
                 .unwrap_err();
         assert_eq!(error.variable, "DATABASE_POOL_MAX_SIZE");
+    }
+
+    #[test]
+    fn ai_is_off_unless_a_provider_is_configured() {
+        let settings = Settings::from_lookup(&lookup(&[]), Profile::Local).unwrap();
+        assert!(settings.ai.is_none());
+        let settings = Settings::from_lookup(
+            &lookup(&[
+                ("AI_PROVIDER", "anthropic"),
+                ("AI_API_KEY", "sk-ant-s3cr3t"),
+                ("AI_MODEL", "claude-haiku-4-5"),
+            ]),
+            Profile::Local,
+        )
+        .unwrap();
+        assert!(settings.ai.is_some());
+        assert!(!format!("{settings:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn the_readme_documents_every_environment_variable() {
+        let readme = include_str!("../README.md");
+        for (name, meaning) in ENV_VARS {
+            assert!(!meaning.is_empty());
+            assert!(
+                readme.contains(&format!("| `{name}` |")),
+                "{name} missing from README"
+            );
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::ai::AiClient;
 use crate::cache::Redis;
 use crate::config::Settings;
 use crate::db::Database;
@@ -19,6 +20,7 @@ struct Inner {
     db: Database,
     redis: Option<Redis>,
     http: reqwest::Client,
+    ai: Option<AiClient>,
 }
 
 impl AppState {
@@ -36,12 +38,15 @@ impl AppState {
             .timeout(Duration::from_secs(10))
             .connect_timeout(Duration::from_secs(3))
             .build()?;
+        // Its own client: per-call AI timeouts are longer than the shared one's.
+        let ai = settings.ai.clone().map(AiClient::new).transpose()?;
         Ok(Self {
             inner: Arc::new(Inner {
                 settings,
                 db,
                 redis,
                 http,
+                ai,
             }),
         })
     }
@@ -60,5 +65,10 @@ impl AppState {
 
     pub fn http(&self) -> &reqwest::Client {
         &self.inner.http
+    }
+
+    /// The AI client (one circuit breaker per process); `None` when AI is off.
+    pub fn ai(&self) -> Option<&AiClient> {
+        self.inner.ai.as_ref()
     }
 }

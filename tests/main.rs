@@ -3,6 +3,7 @@
 
 mod support;
 
+mod ai;
 mod catalog;
 mod functions;
 mod health;
