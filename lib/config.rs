@@ -9,6 +9,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::ai::AiSettings;
 use crate::auth::AuthSettings;
 use crate::cache::keys::DEFAULT_KEY_PREFIX;
 use crate::cache::rate_limit::DEFAULT_PREFIX as DEFAULT_RATE_LIMIT_PREFIX;
@@ -219,6 +220,34 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "RUST_LOG",
         "Log filter, e.g. `info` or `onboarding=debug` (default `info`).",
     ),
+    (
+        "AI_PROVIDER",
+        "`openai` (Chat Completions wire format: OpenAI, Azure OpenAI, Groq, Together, Ollama, vLLM, LM Studio) or `anthropic` (Messages API). Unset: AI suggestions are off.",
+    ),
+    (
+        "AI_BASE_URL",
+        "Base URL of the provider (default https://api.openai.com/v1 or https://api.anthropic.com); requests go to `{base}/chat/completions` or `{base}/v1/messages`.",
+    ),
+    (
+        "AI_API_KEY",
+        "Secret API key (Bearer token for openai, also sent as `api-key` to Azure hosts; `x-api-key` for anthropic). Required for anthropic and for the default OpenAI URL. Never logged.",
+    ),
+    (
+        "AI_MODEL",
+        "Model name sent with every request, e.g. gpt-4o-mini or claude-haiku-4-5. Required when AI_PROVIDER is set.",
+    ),
+    (
+        "AI_TIMEOUT_MS",
+        "Timeout of one provider call (default 10000).",
+    ),
+    (
+        "AI_DEADLINE_MS",
+        "Overall limit of one suggestion call including retries and backoff (default 20000).",
+    ),
+    (
+        "AI_MAX_RETRIES",
+        "Retries after a 429, 5xx, Anthropic 529, timeout or network error, with jittered exponential backoff honouring Retry-After (default 2, max 10).",
+    ),
 ];
 
 /// HTTP behaviour shared by every route.
@@ -253,6 +282,8 @@ pub struct Settings {
     pub cache: CacheSettings,
     pub sessions: SessionSettings,
     pub rate_limits: RateLimitSettings,
+    /// `None` when `AI_PROVIDER` is unset: AI suggestions are off.
+    pub ai: Option<AiSettings>,
 }
 
 impl Settings {
@@ -422,6 +453,7 @@ impl Settings {
             parse_number(lookup, "RATE_LIMIT_AI_PER_MINUTE", 10, 1..=1_000_000)?,
             parse_number(lookup, "RATE_LIMIT_AI_PER_MINUTE_PER_IP", 30, 1..=1_000_000)?,
         );
+        let ai = AiSettings::from_lookup(lookup)?;
 
         Ok(Settings {
             profile,
@@ -434,6 +466,7 @@ impl Settings {
             cache,
             sessions,
             rate_limits,
+            ai,
         })
     }
 }
@@ -637,6 +670,23 @@ mod tests {
         assert_eq!(settings.rate_limits.writes_per_user.limit, 7);
         assert_eq!(settings.rate_limits.ai_per_ip.limit, 3);
         assert_eq!(settings.cache.ttl, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn ai_is_off_unless_a_provider_is_configured() {
+        let settings = Settings::from_lookup(&lookup(&[]), Profile::Local).unwrap();
+        assert!(settings.ai.is_none());
+        let settings = Settings::from_lookup(
+            &lookup(&[
+                ("AI_PROVIDER", "anthropic"),
+                ("AI_API_KEY", "sk-ant-s3cr3t"),
+                ("AI_MODEL", "claude-haiku-4-5"),
+            ]),
+            Profile::Local,
+        )
+        .unwrap();
+        assert!(settings.ai.is_some());
+        assert!(!format!("{settings:?}").contains("s3cr3t"));
     }
 
     #[test]

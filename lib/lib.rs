@@ -4,6 +4,7 @@
 //! [`routes`] and runs it; `bin/dev.rs` mounts all of them on one port. All
 //! logic that can be tested without a socket lives here.
 
+pub mod ai;
 pub mod auth;
 pub mod cache;
 pub mod config;

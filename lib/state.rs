@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::ai::AiClient;
 use crate::auth::Authenticator;
 use crate::cache::{Cache, RateLimiter, Redis, Sessions};
 use crate::config::Settings;
@@ -23,6 +24,7 @@ struct Inner {
     http: reqwest::Client,
     authenticator: Authenticator,
     flags: EdgeConfigStore,
+    ai: Option<AiClient>,
 }
 
 impl AppState {
@@ -43,6 +45,8 @@ impl AppState {
         let authenticator = Authenticator::new(settings.auth.clone(), http.clone());
         let flags =
             EdgeConfigStore::from_settings(&settings.edge_config, &settings.flags, http.clone());
+        // Its own client: per-call AI timeouts are longer than the shared one's.
+        let ai = settings.ai.clone().map(AiClient::new).transpose()?;
         Ok(Self {
             inner: Arc::new(Inner {
                 settings,
@@ -51,6 +55,7 @@ impl AppState {
                 http,
                 authenticator,
                 flags,
+                ai,
             }),
         })
     }
@@ -93,5 +98,10 @@ impl AppState {
     /// Flags and the wizard flow: `state.flags().snapshot().await`, once per request.
     pub fn flags(&self) -> &EdgeConfigStore {
         &self.inner.flags
+    }
+
+    /// The AI client (one circuit breaker per process); `None` when AI is off.
+    pub fn ai(&self) -> Option<&AiClient> {
+        self.inner.ai.as_ref()
     }
 }

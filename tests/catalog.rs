@@ -205,6 +205,42 @@ async fn policy_and_hot_query_filters_are_served_by_indexes() {
             session.clone(),
             "select * from onboarding.analytics_events",
         ),
+        // AI: preferences, organization policy, prompts, suggestions.
+        (
+            "authenticated",
+            user.to_string(),
+            "select * from onboarding.ai_preferences",
+        ),
+        (
+            "anonymous",
+            session.clone(),
+            "select * from onboarding.ai_preferences",
+        ),
+        (
+            "authenticated",
+            user.to_string(),
+            "select * from onboarding.organization_ai_policies",
+        ),
+        (
+            "anonymous",
+            session.clone(),
+            "select p.* from onboarding.prompt_labels l join onboarding.prompts p on p.key = l.key and p.version = l.version where l.key = 'goals.primaryGoal' and l.label = 'production'",
+        ),
+        (
+            "authenticated",
+            user.to_string(),
+            "select * from onboarding.ai_suggestions order by created_at desc limit 20",
+        ),
+        (
+            "anonymous",
+            session.clone(),
+            "select * from onboarding.ai_suggestions where id = '00000000-0000-0000-0000-000000000000'",
+        ),
+        (
+            "anonymous",
+            session.clone(),
+            "select * from onboarding.ai_suggestions",
+        ),
     ];
     for (role, claims, sql) in cases {
         assert_uses_indexes(&db, role, &claims, sql).await;

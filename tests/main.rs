@@ -3,6 +3,7 @@
 
 mod support;
 
+mod ai;
 mod cache;
 mod catalog;
 mod contract;
