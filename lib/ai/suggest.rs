@@ -41,7 +41,7 @@ pub struct SuggestRequest<'a> {
     pub field: &'a str,
     /// The caller's current answers (this step's draft included), step id → object.
     pub answers: &'a AnswerMap,
-    pub flags: &'a dyn Fn(&str) -> bool,
+    pub flags: &'a (dyn Fn(&str) -> bool + Sync),
 }
 
 /// The result of a suggestion request that was allowed to run.

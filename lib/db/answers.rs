@@ -91,6 +91,19 @@ pub async fn fetch_own_in_one_trip(
     Ok(rows.first().map(from_row))
 }
 
+/// The caller's own answer to one step, inside a transaction.
+pub async fn fetch_own_step(
+    tx: &Tx<'_>,
+    flow_id: &str,
+    step: &str,
+) -> Result<Option<StoredAnswer>, DbError> {
+    Ok(tx
+        .query_opt(&FETCH_OWN_STEP, &[&flow_id, &step])
+        .await?
+        .as_ref()
+        .map(from_row))
+}
+
 /// Every answer of a progress row, by step.
 pub async fn all_for_progress(
     tx: &Tx<'_>,

@@ -37,6 +37,10 @@ pub struct Checks {
     pub database: Check,
     pub redis: Check,
     pub edge_config: Check,
+    /// `off` when no provider is configured, `circuit_open` while calls are
+    /// paused after failures, else `configured`. Not probed: a health check
+    /// must not spend money or send data to a provider.
+    pub ai: Check,
 }
 
 #[derive(Debug, Serialize)]
@@ -129,10 +133,20 @@ async fn health(State(state): State<AppState>) -> Response {
         Check::from_freshness(snapshot.freshness(), started.elapsed())
     };
     let (database, redis, edge_config) = tokio::join!(database, redis, edge_config);
+    let ai = Check {
+        status: match state.ai() {
+            None => "off",
+            Some(client) if client.circuit_open() => "circuit_open",
+            Some(_) => "configured",
+        },
+        latency_ms: None,
+        error: None,
+    };
     let checks = Checks {
         database: Check::from_result(database),
         redis,
         edge_config,
+        ai,
     };
     let (status, label) = if checks.database.is_down() {
         (StatusCode::SERVICE_UNAVAILABLE, "unavailable")

@@ -1,6 +1,7 @@
 //! One module per route; each owns its `router()`, which its `api/` file runs
 //! alone and the dev server mounts alongside the others.
 
+pub mod ai;
 pub mod complete;
 pub mod events;
 pub mod flow;
@@ -26,4 +27,8 @@ pub fn all() -> Router<AppState> {
         .merge(session::router())
         .merge(merge::router())
         .merge(events::router())
+        .merge(ai::preferences_router())
+        .merge(ai::suggest_router())
+        .merge(ai::accept_router())
+        .merge(ai::reject_router())
 }

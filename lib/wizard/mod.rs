@@ -6,6 +6,7 @@ pub mod complete;
 pub mod merge;
 pub mod save;
 pub mod status;
+pub mod suggestions;
 
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::db::answers::{self, StoredAnswer, Write};
 use crate::db::progress::{self, ProgressState};
-use crate::db::{Database, RlsContext};
+use crate::db::{Database, RlsContext, Tx};
 use crate::error::ApiError;
 use crate::flow::{AnswerMap, Flow};
 use crate::http::extract::{IfMatch, etag};
@@ -20,6 +20,7 @@ use crate::wizard::status::{self, RedirectPaths, Status};
 use crate::wizard::{Reply, RequestFingerprint, TxError, at_most_once, finish};
 
 /// A parsed save request.
+#[derive(Clone, Copy)]
 pub struct SaveStep<'a> {
     pub flow: &'a Flow,
     pub flags: &'a (dyn Fn(&str) -> bool + Sync),
@@ -75,7 +76,10 @@ pub struct Saved {
 }
 
 /// Checks `If-Match` against what is stored.
-fn precondition(existing: Option<&StoredAnswer>, if_match: IfMatch) -> Result<Write, ApiError> {
+pub(crate) fn precondition(
+    existing: Option<&StoredAnswer>,
+    if_match: IfMatch,
+) -> Result<Write, ApiError> {
     match (existing, if_match) {
         (None, IfMatch::Absent | IfMatch::Version(0)) => Ok(Write::Insert),
         (None, _) => Err(ApiError::PreconditionFailed(
@@ -95,6 +99,17 @@ fn precondition(existing: Option<&StoredAnswer>, if_match: IfMatch) -> Result<Wr
     }
 }
 
+/// How a write treats the step's completion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Completion {
+    /// A draft: required fields may be missing; the step is not complete.
+    Draft,
+    /// Complete the step: required fields enforced.
+    Complete,
+    /// Keep whatever the stored answer was (an accepted AI suggestion).
+    Keep,
+}
+
 /// Saves a step for the caller of `context`.
 pub async fn save_step(
     db: &Database,
@@ -103,111 +118,133 @@ pub async fn save_step(
     idempotency_key: Option<&str>,
     fingerprint: &RequestFingerprint,
 ) -> Result<Reply, ApiError> {
-    let flow = request.flow;
-    let first_step = flow.steps().first().map(|s| s.id.as_str()).unwrap_or("");
+    let completion = if request.complete {
+        Completion::Complete
+    } else {
+        Completion::Draft
+    };
     let result = db
         .transaction(context, async |tx| {
             at_most_once(tx, idempotency_key, fingerprint, async || {
-                let record = progress::fetch_or_start_for_update(
-                    tx,
-                    flow.id(),
-                    flow.version() as i32,
-                    first_step,
-                )
-                .await?;
-                if record.state == ProgressState::Completed {
-                    return Err(TxError::Api(ApiError::Conflict(
-                        "onboarding is already completed; its answers are final".into(),
-                    )));
-                }
-                let stored = answers::all_for_progress(tx, record.id).await?;
-                let existing = stored.get(request.step);
-                let write = precondition(existing, request.if_match)?;
-
-                let mut context_answers: AnswerMap = stored
-                    .iter()
-                    .filter(|(step, _)| step.as_str() != request.step)
-                    .map(|(step, answer)| (step.clone(), answer.answers.clone()))
-                    .collect();
-                let validated = if request.complete {
-                    validate_step(
-                        flow,
-                        request.step,
-                        request.answers,
-                        &context_answers,
-                        request.flags,
-                    )
-                } else {
-                    validate_draft(
-                        flow,
-                        request.step,
-                        request.answers,
-                        &context_answers,
-                        request.flags,
-                    )
-                }
-                .map_err(ApiError::from)?;
-                let value = to_stored(&validated);
-
-                let saved = answers::store(
-                    tx,
-                    record.id,
-                    request.step,
-                    &value,
-                    request.complete,
-                    flow.version() as i32,
-                    write,
-                )
-                .await?
-                // Another writer took the version between our read and write.
-                .ok_or_else(|| {
-                    ApiError::PreconditionFailed(
-                        "the step was saved concurrently; reload it".into(),
-                    )
-                })?;
-
-                context_answers.insert(request.step.to_string(), value);
-                let mut completed_steps: Vec<String> = record
-                    .completed_steps
-                    .iter()
-                    .filter(|step| step.as_str() != request.step)
-                    .cloned()
-                    .collect();
-                let current_step = if request.complete {
-                    completed_steps.push(request.step.to_string());
-                    flow.next_step(request.step, &context_answers, request.flags)
-                        .map(|next| next.id.as_str())
-                        .unwrap_or(request.step)
-                } else {
-                    request.step
-                };
-                let record = progress::record_step(
-                    tx,
-                    record.id,
-                    &completed_steps,
-                    current_step,
-                    flow.version() as i32,
-                )
-                .await?;
-                let status = status::compute(
-                    flow,
-                    request.flags,
-                    request.authenticated,
-                    Some(&record),
-                    &context_answers,
-                    request.paths,
-                );
-                let body = Saved {
-                    step: StepView::of(request.step, Some(&saved)),
-                    status,
-                };
-                Ok(Reply::json(StatusCode::OK, &body)
-                    .with_header(header::ETAG, etag(saved.version)))
+                let saved = write_answer(tx, &request, request.answers, completion, false).await?;
+                let version = saved.step.version;
+                Ok(Reply::json(StatusCode::OK, &saved).with_header(header::ETAG, etag(version)))
             })
             .await
         })
         .await;
     finish(result)
+}
+
+/// The write itself, inside the caller's transaction: lock the caller's
+/// progress, check `If-Match`, validate, store, record the step. With
+/// `patch`, `answers` holds only some fields, merged over the stored ones.
+pub(crate) async fn write_answer(
+    tx: &Tx<'_>,
+    request: &SaveStep<'_>,
+    answers: &serde_json::Value,
+    completion: Completion,
+    patch: bool,
+) -> Result<Saved, TxError> {
+    let flow = request.flow;
+    let first_step = flow.steps().first().map(|s| s.id.as_str()).unwrap_or("");
+    let record =
+        progress::fetch_or_start_for_update(tx, flow.id(), flow.version() as i32, first_step)
+            .await?;
+    if record.state == ProgressState::Completed {
+        return Err(TxError::Api(ApiError::Conflict(
+            "onboarding is already completed; its answers are final".into(),
+        )));
+    }
+    let stored = answers::all_for_progress(tx, record.id).await?;
+    let existing = stored.get(request.step);
+    let write = precondition(existing, request.if_match)?;
+    let complete = match completion {
+        Completion::Draft => false,
+        Completion::Complete => true,
+        Completion::Keep => existing.is_some_and(|answer| answer.completed),
+    };
+    let merged;
+    let answers = if patch {
+        let mut object = existing
+            .and_then(|answer| answer.answers.as_object().cloned())
+            .unwrap_or_default();
+        if let Some(fields) = answers.as_object() {
+            object.extend(fields.clone());
+        }
+        merged = serde_json::Value::Object(object);
+        &merged
+    } else {
+        answers
+    };
+
+    let mut context_answers: AnswerMap = stored
+        .iter()
+        .filter(|(step, _)| step.as_str() != request.step)
+        .map(|(step, answer)| (step.clone(), answer.answers.clone()))
+        .collect();
+    let validated = if complete {
+        validate_step(flow, request.step, answers, &context_answers, request.flags)
+    } else {
+        validate_draft(flow, request.step, answers, &context_answers, request.flags)
+    }
+    .map_err(ApiError::from)?;
+    let value = to_stored(&validated);
+
+    let saved = answers::store(
+        tx,
+        record.id,
+        request.step,
+        &value,
+        complete,
+        flow.version() as i32,
+        write,
+    )
+    .await?
+    // Another writer took the version between our read and write.
+    .ok_or_else(|| {
+        ApiError::PreconditionFailed("the step was saved concurrently; reload it".into())
+    })?;
+
+    context_answers.insert(request.step.to_string(), value);
+    let mut completed_steps: Vec<String> = record
+        .completed_steps
+        .iter()
+        .filter(|step| step.as_str() != request.step)
+        .cloned()
+        .collect();
+    let current_step = if complete {
+        completed_steps.push(request.step.to_string());
+        if completion == Completion::Complete {
+            flow.next_step(request.step, &context_answers, request.flags)
+                .map(|next| next.id.as_str())
+                .unwrap_or(request.step)
+        } else {
+            record.current_step.as_deref().unwrap_or(request.step)
+        }
+    } else {
+        request.step
+    };
+    let record = progress::record_step(
+        tx,
+        record.id,
+        &completed_steps,
+        current_step,
+        flow.version() as i32,
+    )
+    .await?;
+    let status = status::compute(
+        flow,
+        request.flags,
+        request.authenticated,
+        Some(&record),
+        &context_answers,
+        request.paths,
+    );
+    Ok(Saved {
+        step: StepView::of(request.step, Some(&saved)),
+        status,
+    })
 }
 
 #[cfg(test)]

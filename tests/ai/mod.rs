@@ -22,4 +22,5 @@ macro_rules! for_both_providers {
 mod pipeline;
 mod prompts;
 mod provider;
+mod routes;
 mod server;

@@ -1,0 +1,6 @@
+//! Vercel function: see `onboarding::routes::ai`.
+
+#[tokio::main]
+async fn main() -> Result<(), vercel_runtime::Error> {
+    onboarding::http::run_function(onboarding::routes::ai::preferences_router).await
+}

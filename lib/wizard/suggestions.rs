@@ -1,0 +1,104 @@
+//! Accepting or rejecting an AI suggestion. Accepting writes the value into
+//! the caller's answers under the same version and idempotency rules as a
+//! save, in the same transaction that records the decision; AI output never
+//! reaches the answers without it.
+
+use axum::http::{StatusCode, header};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::ai::{DecideOutcome, Decision, decide};
+use crate::db::{Database, RlsContext, answers};
+use crate::error::ApiError;
+use crate::http::extract::etag;
+use crate::wizard::save::{Completion, SaveStep, Saved, StepView, write_answer};
+use crate::wizard::{Reply, RequestFingerprint, TxError, at_most_once, finish};
+
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Decided {
+    pub id: Uuid,
+    /// `accepted` or `rejected`.
+    pub status: String,
+    /// For an acceptance: the step as saved, with its new version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub saved: Option<Saved>,
+    /// For a retried acceptance: the step as it is now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step: Option<StepView>,
+}
+
+/// Records the caller's decision on a suggestion. `request.step` is ignored:
+/// the suggestion names its step and field.
+pub async fn decide_suggestion(
+    db: &Database,
+    context: &RlsContext,
+    request: SaveStep<'_>,
+    id: Uuid,
+    decision: Decision,
+    idempotency_key: Option<&str>,
+    fingerprint: &RequestFingerprint,
+) -> Result<Reply, ApiError> {
+    let result = db
+        .transaction(context, async |tx| {
+            at_most_once(tx, idempotency_key, fingerprint, async || {
+                let decided = match decide(tx, id, decision).await? {
+                    DecideOutcome::NotFound => {
+                        return Err(TxError::Api(ApiError::NotFound(
+                            "no such suggestion".into(),
+                        )));
+                    }
+                    DecideOutcome::Conflict { status } => {
+                        return Err(TxError::Api(ApiError::Conflict(format!(
+                            "the suggestion is already {}",
+                            status.as_str()
+                        ))));
+                    }
+                    DecideOutcome::AlreadyDecided(decided) => {
+                        // A retry: the first attempt wrote (or did not need to); show the step now.
+                        let stored =
+                            answers::fetch_own_step(tx, &decided.flow_id, &decided.step).await?;
+                        let body = Decided {
+                            id,
+                            status: decided.status.as_str().into(),
+                            saved: None,
+                            step: Some(StepView::of(&decided.step, stored.as_ref())),
+                        };
+                        return Ok(Reply::json(StatusCode::OK, &body));
+                    }
+                    DecideOutcome::Decided(decided) => decided,
+                };
+                let Some(value) = decided.value.clone() else {
+                    let body = Decided {
+                        id,
+                        status: decided.status.as_str().into(),
+                        saved: None,
+                        step: None,
+                    };
+                    return Ok(Reply::json(StatusCode::OK, &body));
+                };
+                if decided.flow_id != request.flow.id() {
+                    return Err(TxError::Api(ApiError::Conflict(
+                        "the suggestion belongs to another flow".into(),
+                    )));
+                }
+                let step_request = SaveStep {
+                    step: &decided.step,
+                    ..request
+                };
+                let patch = serde_json::json!({ decided.field.clone(): value });
+                let saved = write_answer(tx, &step_request, &patch, Completion::Keep, true).await?;
+                let version = saved.step.version;
+                let body = Decided {
+                    id,
+                    status: decided.status.as_str().into(),
+                    saved: Some(saved),
+                    step: None,
+                };
+                Ok(Reply::json(StatusCode::OK, &body).with_header(header::ETAG, etag(version)))
+            })
+            .await
+        })
+        .await;
+    finish(result)
+}
