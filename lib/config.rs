@@ -207,6 +207,18 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "BODY_LIMIT_BYTES",
         "Largest request body accepted; larger bodies get 413 (default 65536).",
     ),
+    (
+        "CORS_ALLOWED_ORIGINS",
+        "Comma-separated origins of the wizard allowed to call with credentials (local default: http://localhost:3000,http://localhost:3001; deployed default: none, same origin only).",
+    ),
+    (
+        "ONBOARDING_WIZARD_PATH",
+        "Base path of the wizard pages; status redirects to `{path}/{step}` (default /onboarding).",
+    ),
+    (
+        "ONBOARDING_DONE_PATH",
+        "Where status sends a user who has completed onboarding (default /).",
+    ),
     ("PORT", "Port of the local dev server (default 3000)."),
     (
         "VERCEL_DEV_PORT",
@@ -642,7 +654,7 @@ mod tests {
     #[test]
     fn the_readme_documents_every_environment_variable() {
         let readme = include_str!("../README.md");
-        for (name, meaning) in ENV_VARS {
+        for (name, meaning) in ENV_VARS.iter().chain(crate::auth::env_var_docs()) {
             assert!(!meaning.is_empty(), "{name} has no meaning");
             assert!(
                 readme.contains(&format!("| `{name}` |")),
