@@ -392,3 +392,74 @@ async fn the_status_after_a_save_is_never_the_stale_cached_one() {
     assert_eq!(after["state"], "in_progress");
     assert_eq!(after["completedSteps"], json!(["profile"]));
 }
+
+#[tokio::test]
+async fn the_funnel_is_for_organization_admins_and_counts_per_step() {
+    let app = spawn_app().await;
+    let api = Api::at(&app.address);
+    let admin = crate::support::connect(&app.db.admin_url()).await;
+    admin
+        .batch_execute(
+            "insert into onboarding.organizations (id, name, slug, created_by) values ('org_f', 'Funnel Co', 'funnel-co', 'boss');
+             insert into onboarding.memberships (organization_id, user_id, role) values ('org_f', 'boss', 'owner'), ('org_f', 'worker', 'member');",
+        )
+        .await
+        .unwrap();
+    let now = chrono::Utc::now();
+    for (user, completed) in [("m1", true), ("m2", true), ("m3", false)] {
+        let auth = Auth::token(&token(user, Some("org_f")));
+        let mut events = vec![
+            json!({ "type": "step_viewed", "step": "profile", "occurredAt": now - chrono::Duration::seconds(100) }),
+        ];
+        if completed {
+            events.push(json!({ "type": "step_completed", "step": "profile", "occurredAt": now - chrono::Duration::seconds(40) }));
+        }
+        let response = api
+            .post("/api/onboarding/events", &auth, json!({ "events": events }))
+            .await;
+        assert_eq!(response.status(), 202);
+    }
+    let boss = Auth::token(&token("boss", Some("org_f")));
+    let mut profile = Value::Null;
+    for _ in 0..50 {
+        let response = api
+            .request(Method::GET, "/api/onboarding/analytics/funnel", &boss)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.unwrap();
+        profile = body["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|step| step["step"] == "profile")
+            .cloned()
+            .unwrap_or(Value::Null);
+        if profile["reached"] == 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(profile["reached"], 3);
+    assert_eq!(profile["completed"], 2);
+    assert_eq!(profile["dropped"], 1);
+    assert_eq!(profile["medianSeconds"], 60.0);
+
+    for (who, org) in [
+        ("worker", Some("org_f")),
+        ("boss", None),
+        ("outsider", Some("org_f")),
+    ] {
+        let response = api
+            .request(
+                Method::GET,
+                "/api/onboarding/analytics/funnel",
+                &Auth::token(&token(who, org)),
+            )
+            .send()
+            .await
+            .unwrap();
+        problem(response, 403).await;
+    }
+}

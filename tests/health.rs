@@ -21,6 +21,12 @@ async fn health_reports_every_dependency_up() {
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["cache-control"], "no-store");
     assert!(response.headers().contains_key("x-request-id"));
+    assert!(
+        response.headers()["server-timing"]
+            .to_str()
+            .unwrap()
+            .starts_with("app;dur=")
+    );
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["status"], "ok", "{body}");
     for dependency in ["database", "redis", "edgeConfig"] {

@@ -14,6 +14,7 @@ pub mod answers;
 mod connect;
 pub mod domain;
 pub mod events;
+pub mod funnel;
 pub mod idempotency;
 pub mod migrate;
 pub mod progress;

@@ -24,6 +24,7 @@ pub fn app(state: AppState, routes: Router<AppState>) -> Router {
     routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(crate::monitoring::observe))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::cache::rate_limit::writes,

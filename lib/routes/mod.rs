@@ -2,6 +2,7 @@
 //! alone and the dev server mounts alongside the others.
 
 pub mod ai;
+pub mod analytics;
 pub mod complete;
 pub mod events;
 pub mod flow;
@@ -27,6 +28,7 @@ pub fn all() -> Router<AppState> {
         .merge(session::router())
         .merge(merge::router())
         .merge(events::router())
+        .merge(analytics::router())
         .merge(ai::preferences_router())
         .merge(ai::suggest_router())
         .merge(ai::accept_router())

@@ -1,0 +1,95 @@
+//! `GET /api/onboarding/analytics/funnel?from=&to=&flowVersion=`: per step,
+//! how many reached, completed and dropped, and the median time spent, for
+//! the admins of the caller's active organization.
+
+use axum::extract::{Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::Caller;
+use crate::db::funnel::{self, StepFunnel};
+use crate::db::{DbError, RlsContext, domain};
+use crate::error::ApiError;
+use crate::http::extract::CallerOf;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/onboarding/analytics/funnel", get(handle))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FunnelQuery {
+    /// Start of the range (RFC 3339); default 30 days before `to`.
+    pub from: Option<DateTime<Utc>>,
+    /// End of the range, exclusive; default now.
+    pub to: Option<DateTime<Utc>>,
+    pub flow_version: Option<i32>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Funnel {
+    pub flow_id: String,
+    pub flow_version: Option<i32>,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    /// In the flow's step order.
+    pub steps: Vec<StepFunnel>,
+}
+
+async fn handle(
+    State(state): State<AppState>,
+    CallerOf(caller): CallerOf,
+    query: Result<Query<FunnelQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Funnel>, ApiError> {
+    let Query(query) = query.map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
+    let Caller::User(user) = &caller else {
+        return Err(ApiError::Forbidden(
+            "only organization admins read the funnel".into(),
+        ));
+    };
+    if user.organization_id().is_none() {
+        return Err(ApiError::Forbidden("select an organization first".into()));
+    }
+    let to = query.to.unwrap_or_else(Utc::now);
+    let from = query.from.unwrap_or(to - Duration::days(30));
+    if from >= to || to - from > Duration::days(366) {
+        return Err(ApiError::BadRequest(
+            "`from` must be before `to`, at most a year apart".into(),
+        ));
+    }
+    let snapshot = state.flags().snapshot().await;
+    let flow = snapshot.flow();
+    let rows = state
+        .db()
+        .transaction(&RlsContext::for_caller(&caller), async |tx| {
+            // Membership is checked by the database, not trusted from the token.
+            if !domain::is_admin_of_active_organization(tx).await? {
+                return Ok::<_, DbError>(None);
+            }
+            funnel::by_step(tx, flow.id(), from, to, query.flow_version)
+                .await
+                .map(Some)
+        })
+        .await?
+        .ok_or_else(|| ApiError::Forbidden("only organization admins read the funnel".into()))?;
+    let mut steps: Vec<StepFunnel> = flow
+        .steps()
+        .iter()
+        .filter_map(|step| rows.iter().find(|row| row.step == step.id).cloned())
+        .collect();
+    steps.extend(
+        rows.into_iter()
+            .filter(|row| flow.step(&row.step).is_none()),
+    );
+    Ok(Json(Funnel {
+        flow_id: flow.id().to_string(),
+        flow_version: query.flow_version,
+        from,
+        to,
+        steps,
+    }))
+}
