@@ -463,3 +463,55 @@ async fn the_funnel_is_for_organization_admins_and_counts_per_step() {
         problem(response, 403).await;
     }
 }
+
+#[tokio::test]
+async fn a_draft_saved_under_an_older_flow_version_is_upgraded_on_read_by_its_rules() {
+    let db = crate::support::TestDb::migrated().await;
+    let v1 = crate::support::spawn_app_with(db, &[]).await;
+    let api = Api::at(&v1.address);
+    let auth = Auth::session(&api.start_session().await);
+    let response = api
+        .put_step(
+            "profile",
+            &auth,
+            json!({ "fullName": "Ada", "jobRole": "founder" }),
+            false,
+            None,
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+
+    // Version 2 renames the `founder` role and declares how to carry it over.
+    let mut config: Value =
+        serde_json::from_str(&std::fs::read_to_string(crate::support::edge_config_file()).unwrap())
+            .unwrap();
+    let flow = &mut config["onboardingFlow"];
+    flow["version"] = json!(2);
+    let options = &mut flow["steps"][0]["fields"][1]["kind"]["options"];
+    options[0] = json!("executive");
+    flow["upgrades"] = json!([{ "fromVersion": 1, "toVersion": 2, "rules": [
+        { "mapEnumValue": { "step": "profile", "field": "jobRole", "from": "founder", "to": "executive" } }
+    ]}]);
+    let file = std::env::temp_dir().join(format!("edge-config-v2-{}.json", uuid::Uuid::new_v4()));
+    std::fs::write(&file, config.to_string()).unwrap();
+    let v2 = crate::support::spawn_app_with(
+        // A second app on the same database (either handle may drop it at the end).
+        crate::support::TestDb {
+            name: v1.db.name.clone(),
+        },
+        &[("EDGE_CONFIG_FILE", file.display().to_string())],
+    )
+    .await;
+    let api = Api::at(&v2.address);
+    let response = api
+        .request(Method::GET, "/api/onboarding/steps/profile", &auth)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["etag"], "\"1\"");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["answers"]["jobRole"], "executive");
+    assert_eq!(body["flowVersion"], 1);
+    assert!(body.get("needsAttention").is_none());
+    let _ = std::fs::remove_file(file);
+}

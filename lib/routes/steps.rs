@@ -86,7 +86,7 @@ async fn read(
     } else {
         None
     };
-    let view = StepView::of(&step, stored.as_ref());
+    let view = StepView::upgraded(&step, stored.as_ref(), flow);
     let tag = etag(view.version);
     Ok(([(header::ETAG, tag)], Json(view)).into_response())
 }

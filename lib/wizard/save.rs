@@ -43,9 +43,56 @@ pub struct StepView {
     pub version: i64,
     pub completed: bool,
     pub flow_version: Option<i32>,
+    /// Answers from an older flow version that its upgrade rules could not
+    /// carry over; they are kept here, not dropped, for the user to redo.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub needs_attention: Vec<crate::transform::FieldAttention>,
 }
 
 impl StepView {
+    /// The view of a stored answer, upgraded to `flow`'s version by its
+    /// declared rules when it was saved under an older one. The version (and
+    /// ETag) stays the stored one: saving the upgraded answers is a normal write.
+    pub fn upgraded(step: &str, stored: Option<&StoredAnswer>, flow: &Flow) -> Self {
+        let mut view = Self::of(step, stored);
+        let Some(stored) = stored else {
+            return view;
+        };
+        let from = u32::try_from(stored.flow_version).unwrap_or(0);
+        if from >= flow.version() {
+            return view;
+        }
+        let answers: AnswerMap = [(step.to_string(), stored.answers.clone())]
+            .into_iter()
+            .collect();
+        match crate::transform::upgrade(&answers, from, flow) {
+            Ok(outcome) => {
+                view.answers = Some(
+                    outcome
+                        .answers
+                        .get(step)
+                        .map(to_stored)
+                        .unwrap_or_else(|| serde_json::json!({})),
+                );
+                view.needs_attention = outcome
+                    .needs_attention
+                    .into_iter()
+                    .filter(|attention| attention.step == step)
+                    .collect();
+            }
+            Err(error) => {
+                view.needs_attention = vec![crate::transform::FieldAttention {
+                    step: step.to_string(),
+                    pointer: String::new(),
+                    reason: "no_upgrade_path".into(),
+                    message: error.to_string(),
+                    value: Some(stored.answers.clone()),
+                }];
+            }
+        }
+        view
+    }
+
     pub fn of(step: &str, stored: Option<&StoredAnswer>) -> Self {
         match stored {
             Some(stored) => Self {
@@ -54,6 +101,7 @@ impl StepView {
                 version: stored.version,
                 completed: stored.completed,
                 flow_version: Some(stored.flow_version),
+                needs_attention: Vec::new(),
             },
             None => Self {
                 step: step.to_string(),
@@ -61,6 +109,7 @@ impl StepView {
                 version: 0,
                 completed: false,
                 flow_version: None,
+                needs_attention: Vec::new(),
             },
         }
     }
