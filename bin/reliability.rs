@@ -633,8 +633,10 @@ impl User {
             "organization" => json!({ "name": marker, "slug": format!("org-{}", self.seq),
                                       "size": "2-10", "industry": "saas" }),
             "goals" => json!({ "useCases": ["analytics"], "primaryGoal": marker }),
-            _ => json!({ "productUpdates": self.seq % 2 == 0, "weeklyDigest": self.seq % 3 == 0,
-                         "timezone": "Europe/Berlin", "locale": "de-DE" }),
+            _ => {
+                json!({ "productUpdates": self.seq.is_multiple_of(2), "weeklyDigest": self.seq.is_multiple_of(3),
+                         "timezone": "Europe/Berlin", "locale": "de-DE" })
+            }
         }
     }
 
