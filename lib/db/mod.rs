@@ -345,11 +345,23 @@ impl Database {
     }
 
     /// Round-trips `select 1` on a pooled connection, for health checks.
+    /// A pooled connection the server closed while restarting fails once and
+    /// is discarded; the second attempt opens a fresh one, so health reflects
+    /// the database, not a stale socket.
     pub async fn ping(&self) -> Result<Duration, DbError> {
         let started = std::time::Instant::now();
-        let client = self.pool.get().await?;
-        client.query_typed("select 1", &[]).await?;
-        Ok(started.elapsed())
+        let mut last_error = None;
+        for _ in 0..2 {
+            let client = self.pool.get().await?;
+            match client.query_typed("select 1", &[]).await {
+                Ok(_) => return Ok(started.elapsed()),
+                Err(error) => {
+                    let _ = deadpool_postgres::Object::take(client);
+                    last_error = Some(DbError::from(error));
+                }
+            }
+        }
+        Err(last_error.expect("the loop ran"))
     }
 
     /// Connections currently open and idle in the pool.

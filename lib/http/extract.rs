@@ -134,6 +134,28 @@ impl FromRequest<AppState> for JsonBytes {
     }
 }
 
+/// A body of any type (or none), within the limit; too large is a 413 in the
+/// problem shape. For POSTs whose body only feeds the idempotency fingerprint.
+pub struct RawBody(pub Bytes);
+
+impl FromRequest<AppState> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
+        let limit = state.settings().http.body_limit_bytes;
+        Bytes::from_request(request, state)
+            .await
+            .map(RawBody)
+            .map_err(|rejection| {
+                if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge(format!("the body is larger than {limit} bytes"))
+                } else {
+                    ApiError::BadRequest("the body could not be read".into())
+                }
+            })
+    }
+}
+
 /// Parses JSON bytes into `T`, telling syntax errors (400) from type errors (422).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     // Syntax first, with serde_json's own recursion limit against deep nesting.

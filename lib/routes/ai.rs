@@ -28,7 +28,7 @@ use crate::cache::rate_limit;
 use crate::db::{RlsContext, progress};
 use crate::error::{ApiError, FieldError};
 use crate::flow::AnswerMap;
-use crate::http::extract::{CallerOf, IdempotencyKey, IfMatch, JsonBody, parse_json};
+use crate::http::extract::{CallerOf, IdempotencyKey, IfMatch, JsonBody, RawBody, parse_json};
 use crate::routes::support::{flags_of, invalidate_cached, require_owner, rollout_subject};
 use crate::state::AppState;
 use crate::wizard::RequestFingerprint;
@@ -375,7 +375,7 @@ async fn accept(
     IdempotencyKey(key): IdempotencyKey,
     Path(path): Path<String>,
     Query(query): Query<IdQuery>,
-    body: axum::body::Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     let id = suggestion_id(path, query)?;
     decide_route(state, caller, if_match, key, id, Decision::Accept, &body).await
@@ -387,7 +387,7 @@ async fn reject(
     IdempotencyKey(key): IdempotencyKey,
     Path(path): Path<String>,
     Query(query): Query<IdQuery>,
-    body: axum::body::Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     let id = suggestion_id(path, query)?;
     decide_route(

@@ -9,7 +9,7 @@ use axum::routing::post;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::http::extract::{CallerOf, IdempotencyKey};
+use crate::http::extract::{CallerOf, IdempotencyKey, RawBody};
 use crate::routes::support::invalidate_cached;
 use crate::routes::support::{flags_of, rollout_subject};
 use crate::state::AppState;
@@ -25,7 +25,7 @@ async fn handle(
     State(state): State<AppState>,
     CallerOf(caller): CallerOf,
     IdempotencyKey(key): IdempotencyKey,
-    body: axum::body::Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     let Caller::User(user) = &caller else {
         return Err(ApiError::Unauthorized {

@@ -11,7 +11,7 @@ use axum::routing::post;
 use crate::auth::{Caller, SessionCookies};
 use crate::db::RlsContext;
 use crate::error::ApiError;
-use crate::http::extract::{CallerOf, IdempotencyKey};
+use crate::http::extract::{CallerOf, IdempotencyKey, RawBody};
 use crate::routes::session::cookie_is_secure;
 use crate::routes::support::invalidate_cached;
 use crate::state::AppState;
@@ -28,7 +28,7 @@ async fn handle(
     CallerOf(caller): CallerOf,
     IdempotencyKey(key): IdempotencyKey,
     headers: axum::http::HeaderMap,
-    body: axum::body::Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     let Caller::User(user) = &caller else {
         return Err(ApiError::Unauthorized {
