@@ -529,7 +529,8 @@ fn parse_path(
     })
 }
 
-fn parse_number<T>(
+/// Reads a number within `range`, or `default` when unset; the error names the variable.
+pub(crate) fn parse_number<T>(
     lookup: &dyn Lookup,
     variable: &'static str,
     default: T,

@@ -119,20 +119,7 @@ fn number(
     min: u64,
     max: u64,
 ) -> Result<u64, ConfigError> {
-    let Some(raw) = lookup.get(variable) else {
-        return Ok(default);
-    };
-    let value: u64 = raw
-        .trim()
-        .parse()
-        .map_err(|_| ConfigError::new(variable, format!("`{raw}` is not a number")))?;
-    if !(min..=max).contains(&value) {
-        return Err(ConfigError::new(
-            variable,
-            format!("{value} is outside {min}..={max}"),
-        ));
-    }
-    Ok(value)
+    crate::config::parse_number(lookup, variable, default, min..=max)
 }
 
 #[cfg(test)]

@@ -80,6 +80,29 @@ pub async fn identify(
     next.run(request).await
 }
 
+/// Reads the whole body within the configured limit; too large is a 413 in
+/// the problem shape (axum's own rejection would be text/plain).
+async fn read_body(request: Request, state: &AppState) -> Result<Bytes, ApiError> {
+    let limit = state.settings().http.body_limit_bytes;
+    Bytes::from_request(request, state).await.map_err(|rejection| {
+        if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge(format!("the body is larger than {limit} bytes"))
+        } else {
+            ApiError::BadRequest("the body could not be read".into())
+        }
+    })
+}
+
+fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+    if is_json_content_type(headers) {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType(
+            "send the body as application/json".into(),
+        ))
+    }
+}
+
 /// A JSON request body: `application/json`, within the body limit, and
 /// well-formed. Type errors are reported per field (422), syntax errors as 400.
 pub struct JsonBody<T>(pub T);
@@ -88,22 +111,8 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
-        if !is_json_content_type(request.headers()) {
-            return Err(ApiError::UnsupportedMediaType(
-                "send the body as application/json".into(),
-            ));
-        }
-        let limit = state.settings().http.body_limit_bytes;
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| {
-                if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::PayloadTooLarge(format!("the body is larger than {limit} bytes"))
-                } else {
-                    ApiError::BadRequest("the body could not be read".into())
-                }
-            })?;
-        parse_json(&bytes).map(JsonBody)
+        require_json(request.headers())?;
+        parse_json(&read_body(request, state).await?).map(JsonBody)
     }
 }
 
@@ -115,22 +124,8 @@ impl FromRequest<AppState> for JsonBytes {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
-        if !is_json_content_type(request.headers()) {
-            return Err(ApiError::UnsupportedMediaType(
-                "send the body as application/json".into(),
-            ));
-        }
-        let limit = state.settings().http.body_limit_bytes;
-        Bytes::from_request(request, state)
-            .await
-            .map(JsonBytes)
-            .map_err(|rejection| {
-                if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::PayloadTooLarge(format!("the body is larger than {limit} bytes"))
-                } else {
-                    ApiError::BadRequest("the body could not be read".into())
-                }
-            })
+        require_json(request.headers())?;
+        read_body(request, state).await.map(JsonBytes)
     }
 }
 
@@ -142,17 +137,7 @@ impl FromRequest<AppState> for RawBody {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
-        let limit = state.settings().http.body_limit_bytes;
-        Bytes::from_request(request, state)
-            .await
-            .map(RawBody)
-            .map_err(|rejection| {
-                if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::PayloadTooLarge(format!("the body is larger than {limit} bytes"))
-                } else {
-                    ApiError::BadRequest("the body could not be read".into())
-                }
-            })
+        read_body(request, state).await.map(RawBody)
     }
 }
 
