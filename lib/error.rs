@@ -26,6 +26,25 @@ pub struct FieldError {
     pub limit: Option<serde_json::Value>,
 }
 
+impl FieldError {
+    /// The same error, pointing into a sub-document (`/steps/goals` + `/primaryGoal`).
+    pub fn under(mut self, prefix: &str) -> Self {
+        self.pointer = format!("{prefix}{}", self.pointer);
+        self
+    }
+}
+
+impl From<crate::validation::FieldError> for FieldError {
+    fn from(error: crate::validation::FieldError) -> Self {
+        Self {
+            pointer: error.pointer,
+            code: error.code.as_str().to_string(),
+            message: error.message,
+            limit: error.limit,
+        }
+    }
+}
+
 /// Everything a route can answer besides success.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -67,6 +86,17 @@ pub enum ApiError {
     ServiceUnavailable(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    /// 401 for a request that needs a signed-in user (or, with
+    /// `require_owner`, a session) and came without one.
+    pub fn sign_in_required(detail: impl Into<String>) -> Self {
+        ApiError::Unauthorized {
+            detail: detail.into(),
+            www_authenticate: HeaderValue::from_static("Bearer realm=\"onboarding\""),
+        }
+    }
 }
 
 impl From<DbError> for ApiError {

@@ -31,12 +31,7 @@ impl From<crate::validation::ValidationErrors> for ApiError {
         let errors: Vec<FieldError> = errors
             .into_errors()
             .into_iter()
-            .map(|error| FieldError {
-                pointer: error.pointer,
-                code: error.code.as_str().to_string(),
-                message: error.message,
-                limit: error.limit,
-            })
+            .map(FieldError::from)
             .collect();
         ApiError::UnprocessableEntity {
             detail: format!(
@@ -84,13 +79,15 @@ pub async fn identify(
 /// the problem shape (axum's own rejection would be text/plain).
 async fn read_body(request: Request, state: &AppState) -> Result<Bytes, ApiError> {
     let limit = state.settings().http.body_limit_bytes;
-    Bytes::from_request(request, state).await.map_err(|rejection| {
-        if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::PayloadTooLarge(format!("the body is larger than {limit} bytes"))
-        } else {
-            ApiError::BadRequest("the body could not be read".into())
-        }
-    })
+    Bytes::from_request(request, state)
+        .await
+        .map_err(|rejection| {
+            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge(format!("the body is larger than {limit} bytes"))
+            } else {
+                ApiError::BadRequest("the body could not be read".into())
+            }
+        })
 }
 
 fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {

@@ -25,10 +25,10 @@ use crate::ai::{
 };
 use crate::auth::Caller;
 use crate::cache::rate_limit;
-use crate::db::{RlsContext, progress};
+use crate::db::RlsContext;
 use crate::error::{ApiError, FieldError};
-use crate::flow::AnswerMap;
 use crate::http::extract::{CallerOf, IdempotencyKey, IfMatch, JsonBody, RawBody, parse_json};
+use crate::routes::support::own_progress;
 use crate::routes::support::{flags_of, invalidate_cached, require_owner, rollout_subject};
 use crate::state::AppState;
 use crate::wizard::RequestFingerprint;
@@ -226,11 +226,10 @@ async fn request_suggestion(
     let rollout = rollout_subject(&caller);
     let flags = flags_of(snapshot.config(), &rollout);
     let context = RlsContext::for_caller(&caller);
-    let answers: AnswerMap =
-        progress::fetch_own_with_answers_in_one_trip(state.db(), &context, flow.id())
-            .await?
-            .map(|(_, answers)| answers.into_iter().collect())
-            .unwrap_or_default();
+    let answers = own_progress(&state, &caller, flow.id())
+        .await?
+        .map(|(_, answers)| answers)
+        .unwrap_or_default();
     let request = SuggestRequest {
         flow,
         step: &body.step,

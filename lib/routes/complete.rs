@@ -3,7 +3,6 @@
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
@@ -28,10 +27,9 @@ async fn handle(
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     let Caller::User(user) = &caller else {
-        return Err(ApiError::Unauthorized {
-            detail: "sign in to complete onboarding; anonymous drafts are merged on sign-in".into(),
-            www_authenticate: HeaderValue::from_static("Bearer realm=\"onboarding\""),
-        });
+        return Err(ApiError::sign_in_required(
+            "sign in to complete onboarding; anonymous drafts are merged on sign-in",
+        ));
     };
     let config = state.flags().snapshot().await;
     let rollout = rollout_subject(&caller);

@@ -8,10 +8,10 @@ use serde::Serialize;
 
 use crate::cache::keys::Subject;
 use crate::cache::status_cache::{CacheEntry, Lookup};
-use crate::db::{RlsContext, progress};
 use crate::error::ApiError;
-use crate::flow::{AnswerMap, FieldDefinition};
+use crate::flow::FieldDefinition;
 use crate::http::extract::CallerOf;
+use crate::routes::support::own_progress;
 use crate::routes::support::{flags_of, rollout_subject};
 use crate::state::AppState;
 
@@ -59,18 +59,10 @@ async fn flow(
         None => None,
     };
     // Conditions depend on earlier answers (a one-person organization has no team step).
-    let answers: AnswerMap = if subject.is_some() {
-        progress::fetch_own_with_answers_in_one_trip(
-            state.db(),
-            &RlsContext::for_caller(&caller),
-            flow.id(),
-        )
+    let answers = own_progress(&state, &caller, flow.id())
         .await?
-        .map(|(_, answers)| answers.into_iter().collect())
-        .unwrap_or_default()
-    } else {
-        AnswerMap::new()
-    };
+        .map(|(_, answers)| answers)
+        .unwrap_or_default();
     let steps = flow
         .visible_steps(&answers, &flags)
         .into_iter()

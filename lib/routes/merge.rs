@@ -4,7 +4,7 @@
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderValue, header};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
@@ -31,10 +31,9 @@ async fn handle(
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     let Caller::User(user) = &caller else {
-        return Err(ApiError::Unauthorized {
-            detail: "merging needs the signed-in user's token".into(),
-            www_authenticate: HeaderValue::from_static("Bearer realm=\"onboarding\""),
-        });
+        return Err(ApiError::sign_in_required(
+            "merging needs the signed-in user's token",
+        ));
     };
     if user.session().is_none() && key.is_none() {
         return Err(ApiError::BadRequest(

@@ -7,10 +7,10 @@ use axum::{Json, Router};
 use crate::auth::Caller;
 use crate::cache::keys::Subject;
 use crate::cache::status_cache::{CacheEntry, Lookup};
-use crate::db::{RlsContext, progress};
 use crate::error::ApiError;
 use crate::flow::AnswerMap;
 use crate::http::extract::CallerOf;
+use crate::routes::support::own_progress;
 use crate::routes::support::{flags_of, rollout_subject};
 use crate::state::AppState;
 use crate::wizard::status::{self, Status};
@@ -39,20 +39,8 @@ async fn status(
         },
         None => None,
     };
-    let has_identity = subject.is_some();
-    // A visitor without a session has no row: no database round trip.
-    let found = if has_identity {
-        progress::fetch_own_with_answers_in_one_trip(
-            state.db(),
-            &RlsContext::for_caller(&caller),
-            flow.id(),
-        )
-        .await?
-    } else {
-        None
-    };
-    let (record, answers) = match found {
-        Some((record, answers)) => (Some(record), answers.into_iter().collect::<AnswerMap>()),
+    let (record, answers) = match own_progress(&state, &caller, flow.id()).await? {
+        Some((record, answers)) => (Some(record), answers),
         None => (None, AnswerMap::new()),
     };
     let status = status::compute(

@@ -1,7 +1,5 @@
 //! Small helpers the onboarding routes share.
 
-use axum::http::HeaderValue;
-
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::flow::EdgeConfig;
@@ -31,11 +29,9 @@ pub fn require_owner(caller: &Caller) -> Result<(), ApiError> {
     match caller {
         Caller::User(_) => Ok(()),
         Caller::Anonymous(anonymous) if anonymous.session().is_some() => Ok(()),
-        Caller::Anonymous(_) => Err(ApiError::Unauthorized {
-            detail: "start an anonymous session (POST /api/onboarding/session) or sign in first"
-                .into(),
-            www_authenticate: HeaderValue::from_static("Bearer realm=\"onboarding\""),
-        }),
+        Caller::Anonymous(_) => Err(ApiError::sign_in_required(
+            "start an anonymous session (POST /api/onboarding/session) or sign in first",
+        )),
     }
 }
 
@@ -50,4 +46,23 @@ pub async fn invalidate_cached(state: &crate::state::AppState, caller: &Caller) 
     if let (Caller::User(_), Some(session)) = (caller, caller.session()) {
         cache.invalidate(&Subject::session(session)).await;
     }
+}
+
+/// The caller's progress row and answers for a flow, in one round trip; no
+/// database work at all for a visitor without a session (who has no row).
+pub async fn own_progress(
+    state: &crate::state::AppState,
+    caller: &Caller,
+    flow_id: &str,
+) -> Result<Option<(crate::db::progress::ProgressRecord, crate::flow::AnswerMap)>, ApiError> {
+    if caller.user().is_none() && caller.session().is_none() {
+        return Ok(None);
+    }
+    let found = crate::db::progress::fetch_own_with_answers_in_one_trip(
+        state.db(),
+        &crate::db::RlsContext::for_caller(caller),
+        flow_id,
+    )
+    .await?;
+    Ok(found.map(|(record, answers)| (record, answers.into_iter().collect())))
 }

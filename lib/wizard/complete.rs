@@ -87,14 +87,13 @@ pub async fn complete(
                             typed.insert(step.clone(), parsed);
                         }
                         Err(errors) => {
-                            unreadable.extend(errors.into_errors().into_iter().map(|e| {
-                                FieldError {
-                                    pointer: format!("/steps/{step}{}", e.pointer),
-                                    code: e.code.as_str().to_string(),
-                                    message: e.message,
-                                    limit: e.limit,
-                                }
-                            }))
+                            let prefix = format!("/steps/{step}");
+                            unreadable.extend(
+                                errors
+                                    .into_errors()
+                                    .into_iter()
+                                    .map(|e| FieldError::from(e).under(&prefix)),
+                            )
                         }
                     }
                 }
@@ -119,14 +118,12 @@ pub async fn complete(
                             message: format!("step `{}` must be completed first", step.step),
                             limit: None,
                         });
-                        for error in step.errors {
-                            errors.push(FieldError {
-                                pointer: format!("/steps/{}{}", step.step, error.pointer),
-                                code: error.code.as_str().to_string(),
-                                message: error.message,
-                                limit: error.limit,
-                            });
-                        }
+                        let prefix = format!("/steps/{}", step.step);
+                        errors.extend(
+                            step.errors
+                                .into_iter()
+                                .map(|e| FieldError::from(e).under(&prefix)),
+                        );
                     }
                     TxError::Api(ApiError::UnprocessableEntity {
                         detail: "some required steps are not completed".into(),
