@@ -44,7 +44,8 @@ const FETCH_OWN_STEP: Statement = Statement::new(
     &[Type::TEXT, Type::TEXT],
 );
 
-const ALL_FOR_PROGRESS: Statement = Statement::new(
+/// Every answer of a progress row, ordered by step.
+pub const ALL_FOR_PROGRESS: Statement = Statement::new(
     "select step, answers, status, flow_version, version, updated_at
      from onboarding.step_answers where progress_id = $1 order by step",
     &[Type::UUID],
@@ -58,7 +59,8 @@ const INSERT: Statement = Statement::new(
     &[Type::UUID, Type::TEXT, Type::JSONB, Type::TEXT, Type::INT4],
 );
 
-const REPLACE_IF_VERSION: Statement = Statement::new(
+/// Replaces an answer if its version is still the one the writer read.
+pub const REPLACE_IF_VERSION: Statement = Statement::new(
     "update onboarding.step_answers
      set answers = $3, status = $4, flow_version = $5, version = version + 1
      where progress_id = $1 and step = $2 and version = $6

@@ -208,10 +208,14 @@ fn is_unavailable(error: &tokio_postgres::Error) -> bool {
     }
 }
 
-const BEGIN: &str = "begin";
-const COMMIT: &str = "commit";
+// Public so the benchmark (bin/bench) replays exactly what a request sends.
+/// Opens every request's transaction.
+pub const BEGIN: &str = "begin";
+/// Ends every successful transaction.
+pub const COMMIT: &str = "commit";
 const ROLLBACK: &str = "rollback";
-const SET_CONTEXT: &str =
+/// Publishes the caller's role and claims for the transaction (parameters: role, claims JSON).
+pub const SET_CONTEXT: &str =
     "select set_config('role', $1, true), set_config('request.jwt.claims', $2, true)";
 
 /// The application's connection pool and statement mode, built once per process.

@@ -84,7 +84,8 @@ const FETCH_OWN: Statement = Statement::new(
     &[Type::TEXT],
 );
 
-const FETCH_OWN_FOR_UPDATE: Statement = Statement::new(
+/// The caller's own row, locked: the first statement of every save.
+pub const FETCH_OWN_FOR_UPDATE: Statement = Statement::new(
     with_columns!(
         "select",
         "from onboarding.progress
@@ -99,7 +100,7 @@ const FETCH_OWN_FOR_UPDATE: Statement = Statement::new(
 
 /// The caller's own row and all its answers in one statement, so the status
 /// read (which needs answers for step conditions) stays one round trip.
-const FETCH_OWN_WITH_ANSWERS: Statement = Statement::new(
+pub const FETCH_OWN_WITH_ANSWERS: Statement = Statement::new(
     with_columns!(
         "select",
         ", coalesce((select jsonb_object_agg(a.step, a.answers)
@@ -113,7 +114,8 @@ const FETCH_OWN_WITH_ANSWERS: Statement = Statement::new(
     &[Type::TEXT],
 );
 
-const RECORD_STEP: Statement = Statement::new(
+/// Records the completed steps and the current one: the last statement of a save.
+pub const RECORD_STEP: Statement = Statement::new(
     with_columns!(
         "update onboarding.progress
          set completed_steps = $2, current_step = $3, flow_version = $4, row_version = row_version + 1

@@ -1,0 +1,463 @@
+//! The benchmark: `scripts/bench` (README: Benchmark).
+//!
+//! Against the release builds of the function binaries, the local PostgreSQL
+//! and Redis, and a dedicated database seeded with many users, it measures in
+//! one run, side by side (only same-run ratios hold on a noisy machine):
+//!
+//! 1. `pgbench` running exactly the transaction a route sends (the statement
+//!    text comes from the library), as `onboarding_app` through the same RLS
+//!    path, pipelined and prepared, at the same concurrency as the routes;
+//! 2. the routes under `wrk` (random users, valid tokens): `status` (cache
+//!    miss and hit), `GET` and `PUT steps/{step}`, `events`;
+//! 3. the cold start of the `status` binary to its first 200;
+//! 4. each function binary's size and resident memory after 10,000 requests.
+//!
+//! It prints a table and writes `target/bench/summary.json`, with every
+//! figure of issue 7's targets table, its target and whether it was met.
+
+mod database;
+mod functions;
+mod pgbench;
+mod report;
+mod wrk;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+
+use crate::functions::{Call, Function, FunctionEnv};
+use crate::report::{LoadAverage, Summary};
+
+/// The HMAC secret the function binaries accept and the tokens are signed with.
+const JWT_SECRET: &str = "bench-jwt-secret-0123456789abcdef0123456789";
+const SESSION_SECRET: &str = "bench-session-secret-0123456789abcdef012345";
+/// The step the step scenarios read and write; every seeded user has an answer to it.
+const STEP: &str = "profile";
+/// Events per `POST /events` batch.
+const EVENTS_PER_BATCH: u64 = 3;
+
+struct Args {
+    seconds: u64,
+    connections: usize,
+    users: u32,
+    cold_starts: usize,
+    rss_requests: usize,
+    release_dir: PathBuf,
+    out: PathBuf,
+    label: String,
+    fn_env: Vec<(String, String)>,
+}
+
+impl Args {
+    fn parse() -> anyhow::Result<Self> {
+        let mut args = Args {
+            seconds: 10,
+            connections: 64,
+            users: 100_000,
+            cold_starts: 20,
+            rss_requests: 10_000,
+            release_dir: PathBuf::from("target/release"),
+            out: PathBuf::from("target/bench"),
+            label: String::new(),
+            fn_env: Vec::new(),
+        };
+        let mut it = std::env::args().skip(1);
+        while let Some(arg) = it.next() {
+            let mut value = || it.next().with_context(|| format!("{arg} needs a value"));
+            match arg.as_str() {
+                "--seconds" => args.seconds = value()?.parse().context("--seconds")?,
+                "--connections" => args.connections = value()?.parse().context("--connections")?,
+                "--users" => args.users = value()?.parse().context("--users")?,
+                "--cold-starts" => args.cold_starts = value()?.parse().context("--cold-starts")?,
+                "--rss-requests" => {
+                    args.rss_requests = value()?.parse().context("--rss-requests")?
+                }
+                "--release-dir" => args.release_dir = PathBuf::from(value()?),
+                "--out" => args.out = PathBuf::from(value()?),
+                "--label" => args.label = value()?,
+                "--fn-env" => {
+                    let pair = value()?;
+                    let (key, val) = pair.split_once('=').context("--fn-env takes KEY=VALUE")?;
+                    args.fn_env.push((key.to_string(), val.to_string()));
+                }
+                "-h" | "--help" => {
+                    println!(
+                        "usage: bench [--seconds N (10)] [--connections N (64)] [--users N (100000)]\n\
+                         \x20            [--cold-starts N (20)] [--rss-requests N (10000)] [--label TEXT]\n\
+                         \x20            [--fn-env KEY=VALUE ...] [--release-dir DIR] [--out DIR]"
+                    );
+                    std::process::exit(0);
+                }
+                other => bail!("unknown argument {other}; see --help"),
+            }
+        }
+        ensure!(args.seconds >= 1, "--seconds must be at least 1");
+        ensure!(args.connections >= 1, "--connections must be at least 1");
+        ensure!(
+            args.users as usize > args.rss_requests + args.cold_starts,
+            "--users must exceed --rss-requests plus --cold-starts"
+        );
+        Ok(args)
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    match run().await {
+        Ok(()) => {}
+        Err(error) => {
+            eprintln!("bench: {error:#}");
+            std::process::exit(2);
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
+    let args = Args::parse()?;
+    for tool in ["pgbench", "wrk"] {
+        ensure!(
+            on_path(tool),
+            "`{tool}` is not on PATH (scripts/bench installs it)"
+        );
+    }
+    // Function logs of this run only (they are counted at the end).
+    let _ = std::fs::remove_dir_all(args.out.join("logs"));
+    std::fs::create_dir_all(args.out.join("logs")).context("Failed to create the output dir")?;
+    let binaries = functions::api_binaries(Path::new("Cargo.toml"))?;
+    for (name, _) in &binaries {
+        let path = args.release_dir.join(name);
+        ensure!(
+            path.exists(),
+            "{} is missing: build the release binaries first (scripts/bench does)",
+            path.display()
+        );
+    }
+    let started_at = chrono::Utc::now();
+    let mut load = LoadAverage::default();
+    load.sample("start")?;
+
+    println!("== database {} ({} users)", database::NAME, args.users);
+    let flow = database::Flow::from_file(Path::new(functions::EDGE_CONFIG_FILE))?;
+    let db = database::prepare(args.users, &flow).await?;
+
+    println!("== tokens");
+    let tokens = Tokens::mint(&args)?;
+    let redis_prefix = format!("onb-bench-{}", std::process::id());
+    database::clean_redis(functions::REDIS_URL, "onb-bench-*").await?;
+    let env = FunctionEnv {
+        database_url: database::app_url(),
+        redis_prefix: redis_prefix.clone(),
+        jwt_secret: JWT_SECRET.into(),
+        session_secret: SESSION_SECRET.into(),
+        extra: args.fn_env.clone(),
+        logs: args.out.join("logs"),
+    };
+    let bin = |name: &str| args.release_dir.join(name);
+    let mut summary = Summary::new(
+        &args.label,
+        started_at,
+        args.connections,
+        args.seconds,
+        args.users,
+    );
+    summary.function_env = args.fn_env.clone();
+    let seconds = args.seconds;
+    let clients = args.connections;
+
+    // ---- status: the database's limit, then the route on a cache miss ------------
+    println!("== status: pgbench, route (cache miss), pgbench");
+    load.sample("status")?;
+    let status_script = pgbench::status_script();
+    let pg_status_a = pgbench::run(
+        "status-a",
+        &status_script,
+        &flow,
+        args.users,
+        clients,
+        seconds,
+        &args.out,
+    )?;
+    pg_status_a.print("pgbench status");
+    // No Redis: every request reads PostgreSQL (the cache is disabled, not just cold).
+    let miss = Function::start(
+        "status-miss",
+        &bin("onboarding-status"),
+        &env.without_redis(),
+    )?;
+    functions::drive(&miss, &status_calls(&tokens.all, 1000), clients).await?;
+    let miss_run = wrk::run(
+        &wrk::Scenario::get("status-miss", "/api/onboarding/status", &tokens.all_file),
+        &miss.address,
+        seconds,
+        clients,
+        &args.out,
+    )?;
+    miss_run.print("status miss");
+    summary.memory_under_load("onboarding-status (miss)", miss.memory()?);
+    miss.stop();
+    let pg_status_b = pgbench::run(
+        "status-b",
+        &status_script,
+        &flow,
+        args.users,
+        clients,
+        seconds,
+        &args.out,
+    )?;
+    pg_status_b.print("pgbench status");
+
+    // ---- status: cache hit --------------------------------------------------------
+    println!("== status: route (cache hit)");
+    load.sample("status-hit")?;
+    let hit = Function::start("status-hit", &bin("onboarding-status"), &env)?;
+    // The 10,000 requests that fill the cache are the ones RSS is read after.
+    functions::drive(
+        &hit,
+        &status_calls(&tokens.warm, tokens.warm.len()),
+        clients,
+    )
+    .await?;
+    summary.memory_after_requests("onboarding-status", args.rss_requests, hit.memory()?);
+    let hit_run = wrk::run(
+        &wrk::Scenario::get("status-hit", "/api/onboarding/status", &tokens.warm_file),
+        &hit.address,
+        seconds,
+        clients,
+        &args.out,
+    )?;
+    hit_run.print("status hit");
+    summary.memory_under_load("onboarding-status (hit)", hit.memory()?);
+    hit.stop();
+
+    // ---- steps: GET, then the write transaction and PUT -----------------------------
+    println!("== steps: route GET; pgbench write, route PUT, pgbench write");
+    load.sample("steps")?;
+    let step = Function::start("step", &bin("onboarding-step"), &env)?;
+    let step_path = format!("/api/onboarding/steps/{STEP}");
+    let gets: Vec<Call> = tokens
+        .all
+        .iter()
+        .take(args.rss_requests)
+        .map(|token| Call::get(&step_path, token))
+        .collect();
+    functions::drive(&step, &gets, clients).await?;
+    summary.memory_after_requests("onboarding-step", args.rss_requests, step.memory()?);
+    let get_run = wrk::run(
+        &wrk::Scenario::get("step-get", &step_path, &tokens.all_file),
+        &step.address,
+        seconds,
+        clients,
+        &args.out,
+    )?;
+    get_run.print("GET step");
+
+    let write_script = pgbench::write_script();
+    let before = db.versions_of(STEP).await?;
+    let pg_write_a = pgbench::run(
+        "write-a",
+        &write_script,
+        &flow,
+        args.users,
+        clients,
+        seconds,
+        &args.out,
+    )?;
+    pg_write_a.print("pgbench write");
+    let after_a = db.versions_of(STEP).await?;
+    summary.check_writes(
+        "pgbench write (a)",
+        pg_write_a.transactions,
+        after_a - before,
+    );
+
+    let put_run = wrk::run(
+        &wrk::Scenario::put_step(&step_path, &tokens.all_file),
+        &step.address,
+        seconds,
+        clients,
+        &args.out,
+    )?;
+    put_run.print("PUT step");
+    let after_put = db.versions_of(STEP).await?;
+    summary.check_writes("PUT step", put_run.succeeded(), after_put - after_a);
+    summary.memory_under_load("onboarding-step", step.memory()?);
+    step.stop();
+
+    let pg_write_b = pgbench::run(
+        "write-b",
+        &write_script,
+        &flow,
+        args.users,
+        clients,
+        seconds,
+        &args.out,
+    )?;
+    pg_write_b.print("pgbench write");
+    let after_b = db.versions_of(STEP).await?;
+    summary.check_writes(
+        "pgbench write (b)",
+        pg_write_b.transactions,
+        after_b - after_put,
+    );
+
+    // ---- events ------------------------------------------------------------------
+    println!("== events: route POST");
+    load.sample("events")?;
+    let events_before = db.events().await?;
+    let events = Function::start("events", &bin("onboarding-events"), &env)?;
+    let posts: Vec<Call> = tokens
+        .all
+        .iter()
+        .take(args.rss_requests)
+        .map(|token| Call::post_events(token))
+        .collect();
+    functions::drive(&events, &posts, clients).await?;
+    summary.memory_after_requests("onboarding-events", args.rss_requests, events.memory()?);
+    let events_run = wrk::run(
+        &wrk::Scenario::post_events(&tokens.all_file),
+        &events.address,
+        seconds,
+        clients,
+        &args.out,
+    )?;
+    events_run.print("POST events");
+    let accepted = (events_run.succeeded() + args.rss_requests as u64) * EVENTS_PER_BATCH;
+    let stored = db
+        .wait_for_events(events_before + accepted as i64, Duration::from_secs(60))
+        .await?
+        - events_before;
+    summary.memory_under_load("onboarding-events", events.memory()?);
+    events.stop();
+    summary.events_stored(accepted, stored as u64);
+
+    // ---- memory of the other read-only functions ------------------------------------
+    println!(
+        "== memory after {} requests: flow, health",
+        args.rss_requests
+    );
+    load.sample("memory")?;
+    for (name, path) in [
+        ("onboarding-flow", "/api/onboarding/flow"),
+        ("health", "/api/health"),
+    ] {
+        let function = Function::start(name, &bin(name), &env)?;
+        let calls: Vec<Call> = tokens
+            .all
+            .iter()
+            .take(args.rss_requests)
+            .map(|token| Call::get(path, token))
+            .collect();
+        functions::drive(&function, &calls, clients).await?;
+        summary.memory_after_requests(name, args.rss_requests, function.memory()?);
+        function.stop();
+    }
+
+    // ---- cold start ----------------------------------------------------------------
+    println!(
+        "== cold start of onboarding-status, {} times",
+        args.cold_starts
+    );
+    load.sample("cold-start")?;
+    let mut starts = Vec::new();
+    for token in &tokens.cold {
+        starts.push(functions::cold_start(
+            &bin("onboarding-status"),
+            &env,
+            token,
+        )?);
+        // Let the killed process's connections close before the next start.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // ---- sizes ---------------------------------------------------------------------
+    let sizes = binaries
+        .iter()
+        .map(|(name, source)| functions::size(name, source, &bin(name)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+
+    database::clean_redis(functions::REDIS_URL, &format!("{redis_prefix}*")).await?;
+    load.sample("end")?;
+
+    summary.pgbench_status = vec![pg_status_a, pg_status_b];
+    summary.pgbench_write = vec![pg_write_a, pg_write_b];
+    summary.routes = vec![
+        ("status_miss", miss_run),
+        ("status_hit", hit_run),
+        ("step_get", get_run),
+        ("step_put", put_run),
+        ("events", events_run),
+    ];
+    summary.cold_starts = starts;
+    summary.binaries = sizes;
+    summary.load = load;
+    summary.log_lines = functions::count_log_levels(&args.out.join("logs"))?;
+    summary.finish();
+    summary.print();
+    let path = args.out.join("summary.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&summary.to_json())?)
+        .with_context(|| format!("Failed to write {}", path.display()))?;
+    println!("wrote {}", path.display());
+    Ok(())
+}
+
+fn on_path(tool: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file()))
+}
+
+fn status_calls(tokens: &[String], count: usize) -> Vec<Call> {
+    tokens
+        .iter()
+        .cycle()
+        .take(count)
+        .map(|token| Call::get("/api/onboarding/status", token))
+        .collect()
+}
+
+/// Valid tokens for the seeded users: every user (random picks), the users
+/// whose status the cache holds (hits), and users nobody asked for (cold starts).
+struct Tokens {
+    all: Vec<String>,
+    all_file: PathBuf,
+    warm: Vec<String>,
+    warm_file: PathBuf,
+    cold: Vec<String>,
+}
+
+impl Tokens {
+    fn mint(args: &Args) -> anyhow::Result<Self> {
+        let started = Instant::now();
+        let now = chrono::Utc::now().timestamp();
+        let all: Vec<String> = (1..=args.users)
+            .map(|n| {
+                let claims = serde_json::json!({
+                    "sub": database::user_id(n),
+                    "iat": now,
+                    "exp": now + 4 * 3600,
+                });
+                onboarding::auth::mint_dev_token(JWT_SECRET.as_bytes(), &claims)
+            })
+            .collect();
+        let warm = all[..args.rss_requests].to_vec();
+        let cold = all[all.len() - args.cold_starts..].to_vec();
+        let all_file = args.out.join("tokens-all.txt");
+        let warm_file = args.out.join("tokens-warm.txt");
+        std::fs::write(&all_file, all.join("\n") + "\n").context("Failed to write tokens")?;
+        std::fs::write(&warm_file, warm.join("\n") + "\n").context("Failed to write tokens")?;
+        println!(
+            "   {} tokens in {:.1} s ({} warm, {} for cold starts)",
+            all.len(),
+            started.elapsed().as_secs_f64(),
+            warm.len(),
+            cold.len()
+        );
+        Ok(Self {
+            all,
+            all_file,
+            warm,
+            warm_file,
+            cold,
+        })
+    }
+}

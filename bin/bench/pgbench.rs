@@ -1,0 +1,243 @@
+//! The database's own limit: `pgbench` running the transaction a route sends,
+//! built from the statement text the library itself sends.
+//!
+//! Prepared (`-M prepared`) and pipelined (`\startpipeline`) as the route does
+//! it, as `onboarding_app` switching to `authenticated` with the same
+//! `set_config` statement, so every RLS policy runs as it does for a request.
+//! What pgbench forces to differ:
+//! - the claims JSON is concatenated in SQL from the drawn user's number
+//!   (pgbench has no string functions; the value is the one a request sends);
+//! - the write script looks a drawn user's progress id up in `bench.users`
+//!   once every [`WRITE_USER_DRAWS_EVERY`] transactions, because pgbench
+//!   cannot read a result inside a pipeline, where the route learns the id:
+//!   one indexed read per 50 round trips, which makes pgbench about 2% slower;
+//! - pgbench prepares BEGIN, the `set_config` select and COMMIT too, where
+//!   the route sends them unnamed (parsed each time), which makes pgbench a
+//!   little faster.
+
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{Context, bail, ensure};
+use onboarding::db::{BEGIN, COMMIT, SET_CONTEXT, Statement, answers, progress};
+use serde::Serialize;
+
+use crate::database::{self, Flow};
+
+/// A client of the write script keeps its user for this many transactions.
+pub const WRITE_USER_DRAWS_EVERY: u32 = 10;
+
+/// What the write script saves: the same answers as the PUT scenario's body,
+/// already normalized, as a completed step.
+pub const WRITE_ANSWERS: &str = r#"{"fullName": "Bench User", "jobRole": "engineering"}"#;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PgbenchResult {
+    pub name: String,
+    pub tps: f64,
+    pub latency_avg_ms: f64,
+    pub transactions: i64,
+    pub failed: i64,
+}
+
+impl PgbenchResult {
+    pub fn print(&self, what: &str) {
+        println!(
+            "   {what:<16} {:>9.0} tps  {:>7.2} ms avg  {} transactions, {} failed",
+            self.tps, self.latency_avg_ms, self.transactions, self.failed
+        );
+    }
+}
+
+/// Substitutes pgbench variables for `$1..$n` of a statement the library sends.
+fn bind(sql: &str, variables: &[&str]) -> String {
+    let mut text = sql.to_string();
+    for (index, variable) in variables.iter().enumerate().rev() {
+        text = text.replace(&format!("${}", index + 1), variable);
+    }
+    assert!(!text.contains('$'), "unbound parameter in {text}");
+    text
+}
+
+fn statement(stmt: &Statement, variables: &[&str]) -> String {
+    bind(stmt.sql(), variables)
+}
+
+/// The claims a signed-in user's request publishes (`RlsContext::user` without
+/// an organization), built in SQL from the drawn user number `:uid`.
+fn claims() -> String {
+    const MARK: u32 = 4_242_424_242;
+    let example = onboarding::db::RlsContext::user(&database::user_id(MARK), None, None);
+    let (head, tail) = example
+        .claims()
+        .split_once(&MARK.to_string())
+        .expect("the claims name the user");
+    let quote = |text: &str| format!("'{}'", text.replace('\'', "''"));
+    format!("{} || :uid || {}", quote(head), quote(tail))
+}
+
+/// `GET /status` on a miss: BEGIN, the context, the progress row with its
+/// answers, COMMIT, in one pipeline (`Database::one_trip`).
+pub fn status_script() -> String {
+    let context = bind(SET_CONTEXT, &[":b_role", &claims()]);
+    format!(
+        "\\set uid random(1, :b_users)\n\
+         \\startpipeline\n\
+         {BEGIN};\n\
+         {context};\n\
+         {};\n\
+         {COMMIT};\n\
+         \\endpipeline\n",
+        statement(&progress::FETCH_OWN_WITH_ANSWERS, &[":b_flow"]),
+    )
+}
+
+/// `PUT /steps/{step}` without an idempotency key: BEGIN, the context and the
+/// locked progress row in one pipeline (`Database::transaction`), then the
+/// stored answers, the replacement at the version read, the progress update
+/// and COMMIT, each a round trip (`wizard::save::write_answer`).
+pub fn write_script() -> String {
+    let context = bind(SET_CONTEXT, &[":b_role", &claims()]);
+    format!(
+        "\\set k :k + 1\n\
+         \\if :k % {WRITE_USER_DRAWS_EVERY} = 1\n\
+         \\set uid random(1, :b_users)\n\
+         select progress_id as b_pid from bench.users where n = :uid \\gset\n\
+         \\endif\n\
+         \\startpipeline\n\
+         {BEGIN};\n\
+         {context};\n\
+         {};\n\
+         \\endpipeline\n\
+         {} \\aset\n\
+         {};\n\
+         {};\n\
+         {COMMIT};\n",
+        statement(&progress::FETCH_OWN_FOR_UPDATE, &[":b_flow"]),
+        // Ordered by step, so the last row (what \aset keeps) is the profile
+        // answer, whose `version` the replacement below must match.
+        statement(&answers::ALL_FOR_PROGRESS, &[":b_pid"]),
+        statement(
+            &answers::REPLACE_IF_VERSION,
+            &[
+                ":b_pid",
+                ":b_step",
+                ":b_answers",
+                ":b_status",
+                ":b_flow_version",
+                ":version"
+            ],
+        ),
+        statement(
+            &progress::RECORD_STEP,
+            &[":b_pid", ":b_completed", ":b_current", ":b_flow_version"],
+        ),
+    )
+}
+
+/// Runs a script for `seconds` at `clients` connections and parses the result.
+pub fn run(
+    name: &str,
+    script: &str,
+    flow: &Flow,
+    users: u32,
+    clients: usize,
+    seconds: u64,
+    out: &Path,
+) -> anyhow::Result<PgbenchResult> {
+    let file = out.join(format!("pgbench-{name}.sql"));
+    std::fs::write(&file, script).context("Failed to write the pgbench script")?;
+    let defines = [
+        ("b_users", users.to_string()),
+        ("b_role", "authenticated".to_string()),
+        ("b_flow", flow.id.clone()),
+        ("b_flow_version", flow.version.to_string()),
+        ("b_step", crate::STEP.to_string()),
+        ("b_answers", WRITE_ANSWERS.to_string()),
+        ("b_status", "completed".to_string()),
+        ("b_completed", format!("{{{}}}", crate::STEP)),
+        ("b_current", "organization".to_string()),
+        ("k", "0".to_string()),
+    ];
+    let mut command = Command::new("pgbench");
+    command
+        .args(["-n", "-M", "prepared", "-r"])
+        .args([
+            "-h",
+            database::HOST,
+            "-p",
+            database::PORT,
+            "-U",
+            "onboarding_app",
+        ])
+        .arg(format!("--client={clients}"))
+        .arg(format!("--jobs={}", clients.min(2)))
+        .arg(format!("--time={seconds}"))
+        .arg("-f")
+        .arg(&file);
+    for (variable, value) in &defines {
+        command.arg("-D").arg(format!("{variable}={value}"));
+    }
+    command.arg(database::NAME);
+    let output = command.output().context("Failed to run pgbench")?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    std::fs::write(
+        out.join(format!("pgbench-{name}.log")),
+        format!("{stdout}\n{stderr}"),
+    )?;
+    ensure!(
+        output.status.success(),
+        "pgbench {name} failed:\n{stdout}\n{stderr}"
+    );
+    parse(name, &stdout)
+}
+
+fn parse(name: &str, output: &str) -> anyhow::Result<PgbenchResult> {
+    let number = |prefix: &str| -> anyhow::Result<f64> {
+        let line = output
+            .lines()
+            .find(|line| line.starts_with(prefix))
+            .with_context(|| format!("pgbench printed no `{prefix}`"))?;
+        let value = line[prefix.len()..]
+            .split_whitespace()
+            .next()
+            .context("no value")?;
+        value
+            .parse()
+            .with_context(|| format!("`{value}` after `{prefix}` is not a number"))
+    };
+    let result = PgbenchResult {
+        name: name.to_string(),
+        tps: number("tps = ")?,
+        latency_avg_ms: number("latency average = ")?,
+        transactions: number("number of transactions actually processed: ")? as i64,
+        failed: number("number of failed transactions: ").unwrap_or(0.0) as i64,
+    };
+    if result.transactions == 0 {
+        bail!("pgbench {name} processed no transaction");
+    }
+    Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_are_bound_from_the_highest_number_down() {
+        assert_eq!(bind("a = $1 and b = $10", &["x"; 10]), "a = x and b = x");
+        assert_eq!(bind("$2, $1", &[":a", ":b"]), ":b, :a");
+    }
+
+    #[test]
+    fn the_claims_expression_builds_the_claims_a_request_publishes() {
+        let expression = claims();
+        let built = expression
+            .replace("' || :uid || '", "42")
+            .trim_matches('\'')
+            .replace("''", "'");
+        let expected = onboarding::db::RlsContext::user("bench_42", None, None);
+        assert_eq!(built, expected.claims());
+    }
+}
