@@ -77,6 +77,30 @@ async fn the_health_function_binary_answers_on_vercels_port() {
 }
 
 #[tokio::test]
+async fn a_json_answer_leaves_the_function_whole_with_its_length() {
+    // Streamed (chunked), the body went out in a second write that, on a
+    // kept-alive connection, waited for the client's delayed ACK: 40 ms each.
+    let db = TestDb::migrated().await;
+    let function = Function::start(env!("CARGO_BIN_EXE_onboarding-status"), &db).await;
+    let response = reqwest::get(format!("{}/api/onboarding/status", function.address))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    assert!(
+        response.headers().get("transfer-encoding").is_none(),
+        "{:?}",
+        response.headers()
+    );
+    let length: usize = response.headers()["content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(response.bytes().await.unwrap().len(), length);
+}
+
+#[tokio::test]
 async fn a_function_without_a_database_url_exits_naming_the_variable() {
     let output = Command::new(env!("CARGO_BIN_EXE_health"))
         .env_clear()

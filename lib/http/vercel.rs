@@ -94,7 +94,34 @@ impl Service<(vercel_runtime::AppState, Incoming)> for VercelFunction {
                 ))
                 .into_response(),
             };
-            vercel_runtime::axum::StreamingUtils::process_response(response).await
+            into_runtime_response(response).await
         })
     }
+}
+
+/// Hands a response to the runtime with its whole body and length, so hyper
+/// writes head and body together; only an event stream is streamed.
+///
+/// `vercel_runtime`'s own conversion streams every `application/json` body
+/// through a spawned task and a channel: hyper then writes the head first and
+/// the body a moment later, chunked. On a kept-alive connection (the runtime
+/// does not set `TCP_NODELAY`) Nagle's algorithm holds that second write until
+/// the client acknowledges the first, which Linux delays by up to 40 ms, so
+/// every JSON answer took over 40 ms (`scripts/bench`, README: Benchmark).
+async fn into_runtime_response(
+    response: axum::response::Response,
+) -> Result<hyper::Response<vercel_runtime::ResponseBody>, vercel_runtime::Error> {
+    let is_event_stream = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("text/event-stream"));
+    if is_event_stream || response.status() == axum::http::StatusCode::SWITCHING_PROTOCOLS {
+        return vercel_runtime::axum::StreamingUtils::process_response(response).await;
+    }
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .map_err(|error| Box::new(error) as vercel_runtime::Error)?;
+    Ok(hyper::Response::from_parts(parts, bytes.into()))
 }
