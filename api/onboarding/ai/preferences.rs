@@ -1,6 +1,6 @@
 //! Vercel function: see `onboarding::routes::ai`.
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), vercel_runtime::Error> {
     onboarding::http::run_function(onboarding::routes::ai::preferences_router).await
 }

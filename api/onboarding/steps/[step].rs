@@ -1,7 +1,7 @@
 //! Vercel function: `GET`/`PUT /api/onboarding/steps/{step}` (the segment
 //! arrives as `?step=`); see `onboarding::routes::steps`.
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), vercel_runtime::Error> {
     onboarding::http::run_function(onboarding::routes::steps::router).await
 }
