@@ -23,7 +23,7 @@ pub mod sessions;
 use std::time::Duration;
 
 use deadpool_postgres::{Pool, PoolError};
-use futures_util::future::{join, join4};
+use futures_util::future::{join, join3, join4};
 use serde_json::json;
 use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
@@ -251,28 +251,32 @@ impl Database {
         // A prepared statement is looked up (or, once per connection, prepared)
         // before the pipeline, so every request of the pipeline is written on
         // its first poll and none waits for another's answer.
-        let prepared = match self.mode {
-            StatementMode::Prepared => {
-                Some(client.prepare_typed_cached(stmt.sql, stmt.types).await?)
+        let body_statement = async {
+            match self.mode {
+                StatementMode::Prepared => client
+                    .prepare_typed_cached(stmt.sql, stmt.types)
+                    .await
+                    .map(Some),
+                StatementMode::Unnamed => Ok(None),
             }
-            StatementMode::Unnamed => None,
         };
+        // Prepared together: a new connection prepares all four in one turn.
+        let (framing, prepared) = join(Framing::new(client, self.mode), body_statement).await;
+        let (framing, prepared) = (framing?, prepared?);
         let typed = typed_params(stmt, params);
-        let role = context.role.as_str();
-        let context_params = [
-            (&role as &(dyn ToSql + Sync), Type::TEXT),
-            (&context.claims as &(dyn ToSql + Sync), Type::TEXT),
-        ];
-        let begin = client.query_typed(BEGIN, &[]);
-        let set_context = client.query_typed(SET_CONTEXT, &context_params);
         let body = async {
             match &prepared {
                 Some(statement) => client.query(statement, params).await,
                 None => client.query_typed(stmt.sql, &typed).await,
             }
         };
-        let commit = client.query_typed(COMMIT, &[]);
-        let (begun, context_set, rows, committed) = join4(begin, set_context, body, commit).await;
+        let (begun, context_set, rows, committed) = join4(
+            framing.begin(),
+            framing.set_context(context),
+            body,
+            framing.commit(),
+        )
+        .await;
         // A failed statement aborts the transaction and the COMMIT behind it
         // becomes a ROLLBACK, so the connection is idle again either way.
         let outcome = begun
@@ -315,15 +319,11 @@ impl Database {
             client,
             mode: self.mode,
         };
-        let role = context.role.as_str();
-        let context_params = [
-            (&role as &(dyn ToSql + Sync), Type::TEXT),
-            (&context.claims as &(dyn ToSql + Sync), Type::TEXT),
-        ];
+        let framing = Framing::new(client, self.mode)
+            .await
+            .map_err(DbError::from)?;
         let setup = async {
-            let begin = client.query_typed(BEGIN, &[]);
-            let set_context = client.query_typed(SET_CONTEXT, &context_params);
-            let (begun, context_set) = join(begin, set_context).await;
+            let (begun, context_set) = join(framing.begin(), framing.set_context(context)).await;
             begun.and(context_set).map(|_| ())
         };
         let (setup, result) = join(setup, body(&tx)).await;
@@ -332,7 +332,7 @@ impl Database {
             Ok(()) => result,
         };
         match result {
-            Ok(value) => match client.query_typed(COMMIT, &[]).await {
+            Ok(value) => match framing.commit().await {
                 Ok(_) => {
                     checkout.release();
                     Ok(value)
@@ -372,6 +372,76 @@ impl Database {
     pub fn pool_status(&self) -> (usize, usize) {
         let status = self.pool.status();
         (status.size, status.available)
+    }
+}
+
+/// BEGIN, the caller's context and COMMIT, as a connection sends them.
+///
+/// With named prepared statements they are prepared once per connection, as
+/// the statements between them are: sent unnamed, PostgreSQL parsed and
+/// planned the context select again for every request, and a status read
+/// cost it about a quarter more CPU than the same transaction prepared
+/// (`scripts/bench`, README: Benchmark). Behind a pooler they stay unnamed.
+struct Framing<'a> {
+    client: &'a deadpool_postgres::ClientWrapper,
+    /// BEGIN, the context select and COMMIT, when statements are prepared.
+    prepared: Option<[tokio_postgres::Statement; 3]>,
+}
+
+impl<'a> Framing<'a> {
+    /// Looks the statements up in the connection's cache (preparing them,
+    /// once per connection, on a miss), so each request below is written on
+    /// its first poll and the pipeline keeps its order.
+    async fn new(
+        client: &'a deadpool_postgres::ClientWrapper,
+        mode: StatementMode,
+    ) -> Result<Self, tokio_postgres::Error> {
+        let prepared = match mode {
+            StatementMode::Prepared => {
+                // Polled together, so a new connection prepares them in one turn.
+                let (begin, set_context, commit) = join3(
+                    client.prepare_typed_cached(BEGIN, &[]),
+                    client.prepare_typed_cached(SET_CONTEXT, &[Type::TEXT, Type::TEXT]),
+                    client.prepare_typed_cached(COMMIT, &[]),
+                )
+                .await;
+                Some([begin?, set_context?, commit?])
+            }
+            StatementMode::Unnamed => None,
+        };
+        Ok(Self { client, prepared })
+    }
+
+    async fn begin(&self) -> Result<Vec<Row>, tokio_postgres::Error> {
+        match &self.prepared {
+            Some([begin, _, _]) => self.client.query(begin, &[]).await,
+            None => self.client.query_typed(BEGIN, &[]).await,
+        }
+    }
+
+    async fn set_context(&self, context: &RlsContext) -> Result<Vec<Row>, tokio_postgres::Error> {
+        let role = context.role.as_str();
+        match &self.prepared {
+            Some([_, set_context, _]) => {
+                self.client
+                    .query(set_context, &[&role, &context.claims])
+                    .await
+            }
+            None => {
+                let params = [
+                    (&role as &(dyn ToSql + Sync), Type::TEXT),
+                    (&context.claims as &(dyn ToSql + Sync), Type::TEXT),
+                ];
+                self.client.query_typed(SET_CONTEXT, &params).await
+            }
+        }
+    }
+
+    async fn commit(&self) -> Result<Vec<Row>, tokio_postgres::Error> {
+        match &self.prepared {
+            Some([_, _, commit]) => self.client.query(commit, &[]).await,
+            None => self.client.query_typed(COMMIT, &[]).await,
+        }
     }
 }
 
