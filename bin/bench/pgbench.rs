@@ -36,6 +36,9 @@ pub struct PgbenchResult {
     pub name: String,
     pub tps: f64,
     pub latency_avg_ms: f64,
+    /// From pgbench's per-transaction log (`-l`).
+    pub p50_ms: f64,
+    pub p99_ms: f64,
     pub transactions: i64,
     pub failed: i64,
 }
@@ -43,8 +46,8 @@ pub struct PgbenchResult {
 impl PgbenchResult {
     pub fn print(&self, what: &str) {
         println!(
-            "   {what:<16} {:>9.0} tps  {:>7.2} ms avg  {} transactions, {} failed",
-            self.tps, self.latency_avg_ms, self.transactions, self.failed
+            "   {what:<16} {:>9.0} tps  p50 {:>6.2} ms  p99 {:>7.2} ms  {} transactions, {} failed",
+            self.tps, self.p50_ms, self.p99_ms, self.transactions, self.failed
         );
     }
 }
@@ -159,9 +162,13 @@ pub fn run(
         ("b_current", "organization".to_string()),
         ("k", "0".to_string()),
     ];
+    let log_dir = out.join(format!("pgbench-{name}-log"));
+    let _ = std::fs::remove_dir_all(&log_dir);
+    std::fs::create_dir_all(&log_dir)?;
     let mut command = Command::new("pgbench");
     command
-        .args(["-n", "-M", "prepared", "-r"])
+        .args(["-n", "-M", "prepared", "-r", "-l"])
+        .arg(format!("--log-prefix={}", log_dir.join("txn").display()))
         .args([
             "-h",
             database::HOST,
@@ -190,7 +197,35 @@ pub fn run(
         output.status.success(),
         "pgbench {name} failed:\n{stdout}\n{stderr}"
     );
-    parse(name, &stdout)
+    let mut result = parse(name, &stdout)?;
+    let mut latencies = transaction_latencies(&log_dir)?;
+    let _ = std::fs::remove_dir_all(&log_dir);
+    latencies.sort_unstable();
+    result.p50_ms = percentile(&latencies, 50.0);
+    result.p99_ms = percentile(&latencies, 99.0);
+    Ok(result)
+}
+
+/// The latency (µs, third field) of every transaction in pgbench's logs.
+fn transaction_latencies(dir: &Path) -> anyhow::Result<Vec<u64>> {
+    let mut latencies = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let text = std::fs::read_to_string(entry?.path())?;
+        latencies.extend(
+            text.lines()
+                .filter_map(|line| line.split_whitespace().nth(2)?.parse::<u64>().ok()),
+        );
+    }
+    Ok(latencies)
+}
+
+/// The `p`th percentile of sorted microseconds, in milliseconds.
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1] as f64 / 1000.0
 }
 
 fn parse(name: &str, output: &str) -> anyhow::Result<PgbenchResult> {
@@ -211,6 +246,8 @@ fn parse(name: &str, output: &str) -> anyhow::Result<PgbenchResult> {
         name: name.to_string(),
         tps: number("tps = ")?,
         latency_avg_ms: number("latency average = ")?,
+        p50_ms: f64::NAN,
+        p99_ms: f64::NAN,
         transactions: number("number of transactions actually processed: ")? as i64,
         failed: number("number of failed transactions: ").unwrap_or(0.0) as i64,
     };
@@ -223,6 +260,14 @@ fn parse(name: &str, output: &str) -> anyhow::Result<PgbenchResult> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let sorted: Vec<u64> = (1..=100).map(|n| n * 1000).collect();
+        assert_eq!(percentile(&sorted, 50.0), 50.0);
+        assert_eq!(percentile(&sorted, 99.0), 99.0);
+        assert_eq!(percentile(&[7000], 99.0), 7.0);
+    }
 
     #[test]
     fn parameters_are_bound_from_the_highest_number_down() {

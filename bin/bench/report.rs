@@ -54,6 +54,8 @@ struct Figure {
     unit: &'static str,
     at_least: bool,
     threshold: f64,
+    /// What the figure compares with, measured in the same run.
+    context: String,
 }
 
 impl Figure {
@@ -193,38 +195,37 @@ impl Summary {
     /// Computes the figures of the targets table.
     pub fn finish(&mut self) {
         let pg_status = mean(self.pgbench_status.iter().map(|run| run.tps));
+        let pg_status_p99 = mean(self.pgbench_status.iter().map(|run| run.p99_ms));
         let pg_write = mean(self.pgbench_write.iter().map(|run| run.tps));
         let miss_p99 = self.route("status_miss").map_or(f64::NAN, |run| run.p99_ms);
-        let largest = self
-            .binaries
-            .iter()
-            .map(|binary| binary.bytes)
-            .max()
-            .unwrap_or(0) as f64
-            / MB;
+        let largest = self.binaries.iter().max_by_key(|binary| binary.bytes);
         let rss = self
             .memory_after
             .iter()
-            .map(|(_, _, memory)| memory.rss_kb)
-            .max()
-            .unwrap_or(0) as f64
-            * 1024.0
-            / MB;
+            .max_by_key(|(_, _, memory)| memory.rss_kb);
         let cold = median(
             self.cold_starts
                 .iter()
                 .map(|start| start.first_200_ms)
                 .collect(),
         );
-        let (errors, _) = self.errors();
+        let (errors, breakdown) = self.errors();
+        let (miss, hit, put) = (
+            self.rps("status_miss"),
+            self.rps("status_hit"),
+            self.rps("step_put"),
+        );
         self.figures = vec![
             Figure {
                 key: "status_miss_vs_pgbench",
                 what: "status miss throughput / pgbench status",
-                value: self.rps("status_miss") / pg_status,
+                value: miss / pg_status,
                 unit: "",
                 at_least: true,
                 threshold: 0.5,
+                context: format!(
+                    "{miss:.0} rps / {pg_status:.0} tps (mean of the pgbench runs around it)"
+                ),
             },
             Figure {
                 key: "status_miss_p99_ms",
@@ -233,22 +234,29 @@ impl Summary {
                 unit: " ms",
                 at_least: false,
                 threshold: 10.0,
+                context: format!(
+                    "pgbench status p99 at the same concurrency: {pg_status_p99:.2} ms"
+                ),
             },
             Figure {
                 key: "status_hit_vs_miss",
                 what: "status hit throughput / miss throughput",
-                value: self.rps("status_hit") / self.rps("status_miss"),
+                value: hit / miss,
                 unit: "",
                 at_least: true,
                 threshold: 1.3,
+                context: format!("{hit:.0} rps / {miss:.0} rps"),
             },
             Figure {
                 key: "step_put_vs_pgbench_write",
                 what: "PUT step throughput / pgbench write",
-                value: self.rps("step_put") / pg_write,
+                value: put / pg_write,
                 unit: "",
                 at_least: true,
                 threshold: 0.4,
+                context: format!(
+                    "{put:.0} rps / {pg_write:.0} tps (mean of the pgbench runs around it)"
+                ),
             },
             Figure {
                 key: "errors_under_load",
@@ -257,6 +265,7 @@ impl Summary {
                 unit: "",
                 at_least: false,
                 threshold: 0.0,
+                context: breakdown.to_string(),
             },
             Figure {
                 key: "cold_start_median_ms",
@@ -265,22 +274,27 @@ impl Summary {
                 unit: " ms",
                 at_least: false,
                 threshold: 50.0,
+                context: format!("{} starts of onboarding-status", self.cold_starts.len()),
             },
             Figure {
                 key: "largest_function_binary_mb",
                 what: "largest function binary",
-                value: largest,
+                value: largest.map_or(0.0, |binary| binary.bytes as f64 / MB),
                 unit: " MB",
                 at_least: false,
                 threshold: 12.0,
+                context: largest.map_or(String::new(), |binary| binary.name.clone()),
             },
             Figure {
                 key: "rss_after_10k_requests_mb",
                 what: "resident memory after 10,000 requests (largest)",
-                value: rss,
+                value: rss.map_or(0.0, |(_, _, memory)| memory.rss_kb as f64 * 1024.0 / MB),
                 unit: " MB",
                 at_least: false,
                 threshold: 40.0,
+                context: rss.map_or(String::new(), |(name, requests, _)| {
+                    format!("{name} after {requests} requests")
+                }),
             },
         ];
     }
@@ -298,11 +312,11 @@ impl Summary {
         );
         for run in self.pgbench_status.iter().chain(&self.pgbench_write) {
             println!(
-                "{:<18} {:>10.0} {:>9} {:>9} {:>9.2} {:>8}",
+                "{:<18} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>8}",
                 format!("pgbench {}", run.name),
                 run.tps,
-                "-",
-                "-",
+                run.p50_ms,
+                run.p99_ms,
                 run.latency_avg_ms,
                 run.failed
             );
@@ -373,11 +387,12 @@ impl Summary {
         println!("{:<50} {:>10} {:>10}  met", "figure", "value", "target");
         for figure in &self.figures {
             println!(
-                "{:<50} {:>10} {:>10}  {}",
+                "{:<50} {:>10} {:>10}  {:<3}  {}",
                 figure.what,
                 format!("{:.2}{}", figure.value, figure.unit),
                 figure.target(),
-                if figure.met() { "yes" } else { "NO" }
+                if figure.met() { "yes" } else { "NO" },
+                figure.context
             );
         }
     }
@@ -397,6 +412,7 @@ impl Summary {
                         "comparison": if figure.at_least { ">=" } else { "<=" },
                         "threshold": figure.threshold,
                         "met": figure.met(),
+                        "context": figure.context,
                     }),
                 )
             })
