@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::cache::rate_limit::RateLimitHeaders;
 use crate::db::DbError;
+use crate::db::event_writer::Refused;
 use crate::http::request_id;
 
 /// Crate-wide result, defaulting to [`ApiError`].
@@ -109,6 +110,13 @@ impl From<DbError> for ApiError {
             DbError::Query(error) => ApiError::Internal(anyhow::Error::new(error)),
             missing @ DbError::MissingRow(_) => ApiError::Internal(anyhow::Error::new(missing)),
         }
+    }
+}
+
+impl From<Refused> for ApiError {
+    fn from(refused: Refused) -> Self {
+        tracing::warn!(reason = %refused, "event batch refused");
+        ApiError::ServiceUnavailable(format!("{refused}; send the events again later"))
     }
 }
 

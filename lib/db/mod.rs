@@ -13,6 +13,7 @@
 pub mod answers;
 mod connect;
 pub mod domain;
+pub mod event_writer;
 pub mod events;
 pub mod funnel;
 pub mod idempotency;
@@ -28,6 +29,8 @@ use serde_json::json;
 use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{ToSql, Type};
+
+use crate::monitoring::{Dependency, Timer};
 
 pub use connect::{DatabaseSettings, StatementMode, parse_pg_url, tls_connector};
 
@@ -242,6 +245,7 @@ impl Database {
         stmt: &Statement,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Row>, DbError> {
+        let _timer = Timer::start(Dependency::Database);
         let mut checkout = Checkout::new(self.pool.get().await?);
         let client = checkout.client();
         // A prepared statement is looked up (or, once per connection, prepared)
@@ -290,6 +294,72 @@ impl Database {
         }
     }
 
+    /// Runs one statement per context, all in one transaction and one
+    /// network round trip: BEGIN, then for each item its context and its
+    /// statement, then COMMIT. Each statement sees only its own context, so
+    /// Row Level Security checks every item as its own caller; callers that
+    /// queue up behind one connection are written together. All items commit
+    /// or none does.
+    pub async fn one_trip_each(
+        &self,
+        stmt: &Statement,
+        items: &[(&RlsContext, &[&(dyn ToSql + Sync)])],
+    ) -> Result<Vec<Vec<Row>>, DbError> {
+        let _timer = Timer::start(Dependency::Database);
+        let mut checkout = Checkout::new(self.pool.get().await?);
+        let client = checkout.client();
+        let prepared = match self.mode {
+            StatementMode::Prepared => {
+                Some(client.prepare_typed_cached(stmt.sql, stmt.types).await?)
+            }
+            StatementMode::Unnamed => None,
+        };
+        let roles: Vec<&str> = items
+            .iter()
+            .map(|(context, _)| context.role.as_str())
+            .collect();
+        let writes = items.iter().zip(&roles).map(|((context, params), role)| {
+            let prepared = &prepared;
+            async move {
+                let context_params = [
+                    (role as &(dyn ToSql + Sync), Type::TEXT),
+                    (&context.claims as &(dyn ToSql + Sync), Type::TEXT),
+                ];
+                let set_context = client.query_typed(SET_CONTEXT, &context_params);
+                let typed = typed_params(stmt, params);
+                let body = async {
+                    match prepared {
+                        Some(statement) => client.query(statement, params).await,
+                        None => client.query_typed(stmt.sql, &typed).await,
+                    }
+                };
+                let (context_set, rows) = join(set_context, body).await;
+                context_set.and(rows)
+            }
+        });
+        let begin = client.query_typed(BEGIN, &[]);
+        let writes = futures_util::future::join_all(writes);
+        let commit = client.query_typed(COMMIT, &[]);
+        let (begun, results, committed) = futures_util::future::join3(begin, writes, commit).await;
+        let outcome = begun.and_then(|_| {
+            let rows = results.into_iter().collect::<Result<Vec<_>, _>>()?;
+            committed.map(|_| rows)
+        });
+        match outcome {
+            Ok(rows) => {
+                checkout.release();
+                Ok(rows)
+            }
+            Err(error) => {
+                let error = DbError::from(error);
+                if !matches!(error, DbError::Unavailable(_)) {
+                    checkout.release();
+                }
+                Err(error)
+            }
+        }
+    }
+
     /// Runs `body` in a transaction that carries `context`. BEGIN and the
     /// context are pipelined with the body's first statement; COMMIT follows
     /// the body, or ROLLBACK when it fails.
@@ -305,6 +375,7 @@ impl Database {
     where
         E: From<DbError>,
     {
+        let _timer = Timer::start(Dependency::Database);
         let mut checkout = Checkout::new(self.pool.get().await.map_err(DbError::from)?);
         let client = checkout.client();
         let tx = Tx {
@@ -349,6 +420,7 @@ impl Database {
     /// is discarded; the second attempt opens a fresh one, so health reflects
     /// the database, not a stale socket.
     pub async fn ping(&self) -> Result<Duration, DbError> {
+        let _timer = Timer::start(Dependency::Database);
         let started = std::time::Instant::now();
         let mut last_error = None;
         for _ in 0..2 {

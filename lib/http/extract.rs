@@ -70,6 +70,7 @@ pub async fn identify(
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     if let Ok(caller) = state.authenticator().detect(request.headers()).await {
+        crate::monitoring::note_caller(&caller);
         request.extensions_mut().insert(caller);
     }
     next.run(request).await

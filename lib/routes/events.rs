@@ -1,6 +1,8 @@
 //! `POST /api/onboarding/events`: batched funnel events from the wizard.
-//! Answered 202 at once; the batch is written after the response (Vercel's
-//! `wait_until`), in one statement.
+//! Answered 202 once the batch is queued; it is stored after the response
+//! (the function stays alive for it through Vercel's `wait_until`), grouped
+//! with other callers' batches by [`crate::db::event_writer`]. A full queue or
+//! an unreachable database is a 503: the client keeps the batch and retries.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -10,7 +12,7 @@ use axum::{Json, Router};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::db::{RlsContext, events};
+use crate::db::RlsContext;
 use crate::error::{ApiError, FieldError};
 use crate::http::extract::{CallerOf, JsonBody};
 use crate::http::vercel::Background;
@@ -126,13 +128,18 @@ async fn handle(
     }
     let accepted = rows.len();
     if accepted > 0 {
-        let db = state.db().clone();
-        let context = RlsContext::for_caller(&caller);
-        let batch = serde_json::Value::Array(rows);
+        let receipt = state
+            .events()
+            .enqueue(
+                RlsContext::for_caller(&caller),
+                serde_json::Value::Array(rows),
+                accepted,
+            )
+            .await?;
+        // The writer logs a failed write; waiting here keeps the function
+        // alive until the batch is stored.
         background.spawn(async move {
-            if let Err(error) = events::insert_batch(&db, &context, &batch).await {
-                tracing::warn!(%error, events = accepted, "analytics batch not stored");
-            }
+            let _ = receipt.stored().await;
         });
     }
     Ok((StatusCode::ACCEPTED, Json(Accepted { accepted })))
