@@ -130,8 +130,10 @@ impl Served {
     }
 }
 
+/// Milliseconds with microsecond precision, so logs show `0.167`, not
+/// `0.16699999999999998`.
 fn millis(duration: Duration) -> f64 {
-    duration.as_secs_f64() * 1000.0
+    duration.as_micros() as f64 / 1000.0
 }
 
 /// Middleware: measures the request, adds `Server-Timing`, writes one log

@@ -261,11 +261,11 @@ fn span_of(served: &super::Served) -> Value {
         ),
         attribute(
             "onboarding.db.duration_ms",
-            json!({ "doubleValue": served.db.as_secs_f64() * 1000.0 }),
+            json!({ "doubleValue": super::millis(served.db) }),
         ),
         attribute(
             "onboarding.cache.duration_ms",
-            json!({ "doubleValue": served.cache.as_secs_f64() * 1000.0 }),
+            json!({ "doubleValue": super::millis(served.cache) }),
         ),
     ];
     if let Some(route) = &served.route {
