@@ -32,6 +32,16 @@ fn figure(timings: &[(String, f64)], name: &str) -> f64 {
         .1
 }
 
+async fn status_timings(api: &Api, auth: &Auth) -> Vec<(String, f64)> {
+    let response = api
+        .request(reqwest::Method::GET, "/api/onboarding/status", auth)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    timings(&response)
+}
+
 #[tokio::test]
 async fn server_timing_splits_database_cache_and_total() {
     let db = TestDb::migrated().await;
@@ -39,13 +49,7 @@ async fn server_timing_splits_database_cache_and_total() {
     let api = Api::at(&app.address);
     let auth = Auth::session(&api.start_session().await);
 
-    let miss = api
-        .request(reqwest::Method::GET, "/api/onboarding/status", &auth)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(miss.status(), 200);
-    let miss = timings(&miss);
+    let miss = status_timings(&api, &auth).await;
     let names: Vec<&str> = miss.iter().map(|(name, _)| name.as_str()).collect();
     assert_eq!(names, ["db", "cache", "total"]);
     assert!(
@@ -61,13 +65,7 @@ async fn server_timing_splits_database_cache_and_total() {
         "{miss:?}"
     );
 
-    let hit = api
-        .request(reqwest::Method::GET, "/api/onboarding/status", &auth)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(hit.status(), 200);
-    let hit = timings(&hit);
+    let hit = status_timings(&api, &auth).await;
     assert_eq!(
         figure(&hit, "db"),
         0.0,

@@ -24,7 +24,7 @@ pub mod sessions;
 use std::time::Duration;
 
 use deadpool_postgres::{Pool, PoolError};
-use futures_util::future::{join, join4};
+use futures_util::future::{join, join_all, join3};
 use serde_json::json;
 use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
@@ -245,53 +245,8 @@ impl Database {
         stmt: &Statement,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Row>, DbError> {
-        let _timer = Timer::start(Dependency::Database);
-        let mut checkout = Checkout::new(self.pool.get().await?);
-        let client = checkout.client();
-        // A prepared statement is looked up (or, once per connection, prepared)
-        // before the pipeline, so every request of the pipeline is written on
-        // its first poll and none waits for another's answer.
-        let prepared = match self.mode {
-            StatementMode::Prepared => {
-                Some(client.prepare_typed_cached(stmt.sql, stmt.types).await?)
-            }
-            StatementMode::Unnamed => None,
-        };
-        let typed = typed_params(stmt, params);
-        let role = context.role.as_str();
-        let context_params = [
-            (&role as &(dyn ToSql + Sync), Type::TEXT),
-            (&context.claims as &(dyn ToSql + Sync), Type::TEXT),
-        ];
-        let begin = client.query_typed(BEGIN, &[]);
-        let set_context = client.query_typed(SET_CONTEXT, &context_params);
-        let body = async {
-            match &prepared {
-                Some(statement) => client.query(statement, params).await,
-                None => client.query_typed(stmt.sql, &typed).await,
-            }
-        };
-        let commit = client.query_typed(COMMIT, &[]);
-        let (begun, context_set, rows, committed) = join4(begin, set_context, body, commit).await;
-        // A failed statement aborts the transaction and the COMMIT behind it
-        // becomes a ROLLBACK, so the connection is idle again either way.
-        let outcome = begun
-            .and(context_set)
-            .and(rows)
-            .and_then(|rows| committed.map(|_| rows));
-        match outcome {
-            Ok(rows) => {
-                checkout.release();
-                Ok(rows)
-            }
-            Err(error) => {
-                let error = DbError::from(error);
-                if !matches!(error, DbError::Unavailable(_)) {
-                    checkout.release();
-                }
-                Err(error)
-            }
-        }
+        let mut results = self.one_trip_each(stmt, &[(context, params)]).await?;
+        Ok(results.pop().unwrap_or_default())
     }
 
     /// Runs one statement per context, all in one transaction and one
@@ -308,6 +263,9 @@ impl Database {
         let _timer = Timer::start(Dependency::Database);
         let mut checkout = Checkout::new(self.pool.get().await?);
         let client = checkout.client();
+        // A prepared statement is looked up (or, once per connection, prepared)
+        // before the pipeline, so every request of the pipeline is written on
+        // its first poll and none waits for another's answer.
         let prepared = match self.mode {
             StatementMode::Prepared => {
                 Some(client.prepare_typed_cached(stmt.sql, stmt.types).await?)
@@ -338,9 +296,11 @@ impl Database {
             }
         });
         let begin = client.query_typed(BEGIN, &[]);
-        let writes = futures_util::future::join_all(writes);
+        let writes = join_all(writes);
         let commit = client.query_typed(COMMIT, &[]);
-        let (begun, results, committed) = futures_util::future::join3(begin, writes, commit).await;
+        let (begun, results, committed) = join3(begin, writes, commit).await;
+        // A failed statement aborts the transaction and the COMMIT behind it
+        // becomes a ROLLBACK, so the connection is idle again either way.
         let outcome = begun.and_then(|_| {
             let rows = results.into_iter().collect::<Result<Vec<_>, _>>()?;
             committed.map(|_| rows)
