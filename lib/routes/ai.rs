@@ -32,7 +32,7 @@ use crate::routes::support::own_progress;
 use crate::routes::support::{flags_of, invalidate_cached, require_owner, rollout_subject};
 use crate::state::AppState;
 use crate::wizard::RequestFingerprint;
-use crate::wizard::save::SaveStep;
+use crate::wizard::save::WriteContext;
 use crate::wizard::suggestions::decide_suggestion;
 
 pub fn preferences_router() -> Router<AppState> {
@@ -345,12 +345,9 @@ async fn decide_route(
     let reply = decide_suggestion(
         state.db(),
         &RlsContext::for_caller(&caller),
-        SaveStep {
+        WriteContext {
             flow: snapshot.flow(),
             flags: &flags,
-            step: "",
-            answers: &serde_json::Value::Null,
-            complete: false,
             if_match,
             authenticated: matches!(caller, Caller::User(_)),
             paths: &state.settings().http.redirect_paths,

@@ -20,7 +20,7 @@ use crate::routes::support::invalidate_cached;
 use crate::routes::support::{flags_of, require_owner, rollout_subject};
 use crate::state::AppState;
 use crate::wizard::RequestFingerprint;
-use crate::wizard::save::{SaveStep, StepView, save_step};
+use crate::wizard::save::{Completion, StepAnswer, StepView, WriteContext, save_step};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/onboarding/steps/{step}", get(read).put(write))
@@ -117,15 +117,22 @@ async fn write(
     let reply = save_step(
         state.db(),
         &RlsContext::for_caller(&caller),
-        SaveStep {
+        WriteContext {
             flow,
             flags: &flags,
-            step: &step,
-            answers: &parsed.answers,
-            complete: parsed.complete,
             if_match,
             authenticated: matches!(caller, Caller::User(_)),
             paths: &state.settings().http.redirect_paths,
+        },
+        StepAnswer {
+            step: &step,
+            answers: &parsed.answers,
+            completion: if parsed.complete {
+                Completion::Complete
+            } else {
+                Completion::Draft
+            },
+            merge: false,
         },
         key.as_deref(),
         &fingerprint,

@@ -11,7 +11,7 @@ use crate::ai::{DecideOutcome, Decision, decide};
 use crate::db::{Database, RlsContext, answers};
 use crate::error::ApiError;
 use crate::http::extract::etag;
-use crate::wizard::save::{Completion, SaveStep, Saved, StepView, write_answer};
+use crate::wizard::save::{Completion, Saved, StepAnswer, StepView, WriteContext, write_answer};
 use crate::wizard::{Reply, RequestFingerprint, TxError, at_most_once, finish};
 
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
@@ -28,12 +28,12 @@ pub struct Decided {
     pub step: Option<StepView>,
 }
 
-/// Records the caller's decision on a suggestion. `request.step` is ignored:
-/// the suggestion names its step and field.
+/// Records the caller's decision on a suggestion; an accepted one is written
+/// to the step and field the suggestion names.
 pub async fn decide_suggestion(
     db: &Database,
     context: &RlsContext,
-    request: SaveStep<'_>,
+    write: WriteContext<'_>,
     id: Uuid,
     decision: Decision,
     idempotency_key: Option<&str>,
@@ -77,17 +77,19 @@ pub async fn decide_suggestion(
                     };
                     return Ok(Reply::json(StatusCode::OK, &body));
                 };
-                if decided.flow_id != request.flow.id() {
+                if decided.flow_id != write.flow.id() {
                     return Err(TxError::Api(ApiError::Conflict(
                         "the suggestion belongs to another flow".into(),
                     )));
                 }
-                let step_request = SaveStep {
-                    step: &decided.step,
-                    ..request
-                };
                 let patch = serde_json::json!({ decided.field.clone(): value });
-                let saved = write_answer(tx, &step_request, &patch, Completion::Keep, true).await?;
+                let answer = StepAnswer {
+                    step: &decided.step,
+                    answers: &patch,
+                    completion: Completion::Keep,
+                    merge: true,
+                };
+                let saved = write_answer(tx, &write, answer).await?;
                 let version = saved.step.version;
                 let body = Decided {
                     id,
