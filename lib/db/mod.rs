@@ -10,6 +10,22 @@
 //! concurrently; the order of the writes is the order in which the futures are
 //! first polled, which `futures_util::future::join*` makes deterministic.
 
+/// SQL: the `onboarding.progress` row (under `$alias`, e.g. `"p."` or `""`)
+/// belongs to the caller: theirs when signed in, else their session's. Row
+/// Level Security already hides other callers' rows; this picks the caller's
+/// own one among those visible to them (a user merging a session sees both).
+macro_rules! caller_owns_progress {
+    ($alias:literal) => {
+        concat!(
+            "(",
+            $alias,
+            "user_id = (select onboarding.current_user_id()) or (",
+            $alias,
+            "session_id = (select onboarding.current_session_id()) and (select onboarding.current_user_id()) is null))"
+        )
+    };
+}
+
 pub mod answers;
 mod connect;
 pub mod domain;
