@@ -220,7 +220,10 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "ONBOARDING_DONE_PATH",
         "Where status sends a user who has completed onboarding (default /).",
     ),
-    ("PORT", "Port of the local dev server (default 3000)."),
+    (
+        "PORT",
+        "Port of the local dev server (default 3001, so the Next.js dev server keeps 3000).",
+    ),
     (
         "VERCEL_DEV_PORT",
         "Port a function binary listens on, set by Vercel (default 3000).",
