@@ -55,23 +55,37 @@ impl FromRequestParts<AppState> for CallerOf {
         if let Some(caller) = parts.extensions.get::<Caller>() {
             return Ok(CallerOf(caller.clone()));
         }
+        if let Some(Rejected(error)) = parts.extensions.get::<Rejected>() {
+            return Err(ApiError::from(*error));
+        }
+        // Only a router mounted without `identify` gets here.
         Ok(CallerOf(
             state.authenticator().detect(&parts.headers).await?,
         ))
     }
 }
 
+/// Why `identify` rejected the request's credential, kept for [`CallerOf`].
+#[derive(Clone, Copy)]
+struct Rejected(AuthError);
+
 /// Middleware: verifies the credential once and leaves the [`Caller`] in the
 /// request's extensions, where the rate limiter and [`CallerOf`] find it. A
-/// credential that fails is left for [`CallerOf`] to reject (with its 401).
+/// credential that fails is left, with the reason, for [`CallerOf`] to reject
+/// with its 401, so routes that never ask who is calling (health) still answer.
 pub async fn identify(
     axum::extract::State(state): axum::extract::State<AppState>,
     mut request: Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    if let Ok(caller) = state.authenticator().detect(request.headers()).await {
-        crate::monitoring::note_caller(&caller);
-        request.extensions_mut().insert(caller);
+    match state.authenticator().detect(request.headers()).await {
+        Ok(caller) => {
+            crate::monitoring::note_caller(&caller);
+            request.extensions_mut().insert(caller);
+        }
+        Err(error) => {
+            request.extensions_mut().insert(Rejected(error));
+        }
     }
     next.run(request).await
 }
