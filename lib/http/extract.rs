@@ -229,6 +229,22 @@ impl FromRequestParts<AppState> for IfMatch {
     }
 }
 
+impl utoipa::IntoParams for IfMatch {
+    fn into_params(
+        _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        vec![header_parameter(
+            "If-Match",
+            "The version this write replaces, as its `ETag` gave it (`\"3\"`), or `*` for any. \
+             Required once the step has an answer (else 428); a stale version is 412. \
+             A first write may omit it or send `\"0\"`.",
+            utoipa::openapi::schema::ObjectBuilder::new()
+                .schema_type(utoipa::openapi::schema::Type::String)
+                .pattern(Some(r#"^(\*|"[0-9]+")$"#)),
+        )]
+    }
+}
+
 /// The ETag of a stored version.
 pub fn etag(version: i64) -> axum::http::HeaderValue {
     axum::http::HeaderValue::from_str(&format!("\"{version}\""))
@@ -260,6 +276,38 @@ impl FromRequestParts<AppState> for IdempotencyKey {
             })?;
         Ok(IdempotencyKey(Some(key.to_string())))
     }
+}
+
+impl utoipa::IntoParams for IdempotencyKey {
+    fn into_params(
+        _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        vec![header_parameter(
+            "Idempotency-Key",
+            "Makes a retry safe (Stripe semantics): the first successful answer is stored with \
+             the write and replayed, with `Idempotent-Replayed: true`, for 24 hours; the same key \
+             with a different request is 422.",
+            utoipa::openapi::schema::ObjectBuilder::new()
+                .schema_type(utoipa::openapi::schema::Type::String)
+                .min_length(Some(1))
+                .max_length(Some(255))
+                .pattern(Some("^[!-~]+$")),
+        )]
+    }
+}
+
+fn header_parameter(
+    name: &str,
+    description: &str,
+    schema: utoipa::openapi::schema::ObjectBuilder,
+) -> utoipa::openapi::path::Parameter {
+    utoipa::openapi::path::ParameterBuilder::new()
+        .name(name)
+        .parameter_in(utoipa::openapi::path::ParameterIn::Header)
+        .required(utoipa::openapi::Required::False)
+        .description(Some(description))
+        .schema(Some(schema))
+        .build()
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use crate::flow::{AnswerMap, Flow, UpgradeRule};
 use crate::validation::{Options, StepAnswers, validate_with};
 
 /// Something the user has to look at again after an upgrade.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FieldAttention {
     /// Step id.

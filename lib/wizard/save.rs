@@ -32,12 +32,14 @@ pub struct SaveStep<'a> {
     pub paths: &'a RedirectPaths,
 }
 
-/// The answer of a save (and of `GET /api/onboarding/steps/{step}`).
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+/// One step's saved answer and its version (`GET /api/onboarding/steps/{step}`).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = StepAnswer)]
 pub struct StepView {
     pub step: String,
     /// The stored (normalized) answers, or `null` before the first save.
+    #[schema(value_type = Option<Object>)]
     pub answers: Option<serde_json::Value>,
     /// 0 before the first save; send it back in `If-Match`.
     pub version: i64,
@@ -116,8 +118,9 @@ impl StepView {
 }
 
 /// The body of a successful save: the step and the caller's new status.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = SavedStep)]
 pub struct Saved {
     #[serde(flatten)]
     pub step: StepView,

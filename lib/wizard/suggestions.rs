@@ -14,7 +14,8 @@ use crate::http::extract::etag;
 use crate::wizard::save::{Completion, SaveStep, Saved, StepView, write_answer};
 use crate::wizard::{Reply, RequestFingerprint, TxError, at_most_once, finish};
 
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+/// The answer of accepting or rejecting a suggestion.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Decided {
     pub id: Uuid,
