@@ -12,5 +12,6 @@ mod health;
 mod isolation;
 mod library;
 mod migrations;
+mod openapi;
 mod round_trips;
 mod wizard;
