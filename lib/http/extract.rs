@@ -75,6 +75,45 @@ pub async fn identify(
     next.run(request).await
 }
 
+/// A path parameter. One that does not decode (invalid UTF-8 once
+/// percent-decoded) is a 400 in the problem shape; axum's own rejection
+/// would be text/plain.
+pub struct PathParam<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for PathParam<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(value)| PathParam(value))
+            .map_err(|rejection| ApiError::BadRequest(rejection.body_text()))
+    }
+}
+
+/// The query string as `T`; one that does not fit (e.g. a parameter given
+/// twice) is a 400 in the problem shape, as for [`PathParam`].
+pub struct QueryParams<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for QueryParams<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(value)| QueryParams(value))
+            .map_err(|rejection| ApiError::BadRequest(rejection.body_text()))
+    }
+}
+
 /// Reads the whole body within the configured limit; too large is a 413 in
 /// the problem shape (axum's own rejection would be text/plain).
 async fn read_body(request: Request, state: &AppState) -> Result<Bytes, ApiError> {

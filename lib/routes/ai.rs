@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -28,7 +28,9 @@ use crate::auth::Caller;
 use crate::cache::rate_limit;
 use crate::db::RlsContext;
 use crate::error::{ApiError, FieldError, Problem};
-use crate::http::extract::{CallerOf, IdempotencyKey, IfMatch, JsonBody, RawBody, parse_json};
+use crate::http::extract::{
+    CallerOf, IdempotencyKey, IfMatch, JsonBody, PathParam, QueryParams, RawBody, parse_json,
+};
 use crate::routes::support::own_progress;
 use crate::routes::support::{flags_of, invalidate_cached, require_owner, rollout_subject};
 use crate::state::AppState;
@@ -456,7 +458,7 @@ async fn decide_route(
     responses(
         (status = 200, description = "Accepted: `saved` is the step with its new version (and `ETag`); for a repeat, `step` is the step now", body = Decided,
             headers(("ETag" = String, description = "The step's new version, quoted, when this request wrote it"))),
-        (status = 400, description = "A body that is not JSON, or a malformed `If-Match` or `Idempotency-Key`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "A body that is not JSON, a malformed `If-Match` or `Idempotency-Key`, or an id segment or query string that does not decode", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No session and not signed in, or a credential that failed verification", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such suggestion for this caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The suggestion was rejected, belongs to another flow, or onboarding is already completed", body = Problem, content_type = "application/problem+json"),
@@ -474,8 +476,8 @@ async fn accept(
     CallerOf(caller): CallerOf,
     if_match: IfMatch,
     IdempotencyKey(key): IdempotencyKey,
-    Path(path): Path<String>,
-    Query(query): Query<IdQuery>,
+    PathParam(path): PathParam<String>,
+    QueryParams(query): QueryParams<IdQuery>,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     let id = suggestion_id(path, query)?;
@@ -494,7 +496,7 @@ async fn accept(
     security(("bearer" = []), ("sessionCookie" = []), ("sessionHeader" = [])),
     responses(
         (status = 200, description = "Rejected", body = Decided),
-        (status = 400, description = "A body that is not JSON, or a malformed `Idempotency-Key`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "A body that is not JSON, a malformed `Idempotency-Key`, or an id segment or query string that does not decode", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No session and not signed in, or a credential that failed verification", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such suggestion for this caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The suggestion was already accepted", body = Problem, content_type = "application/problem+json"),
@@ -509,8 +511,8 @@ async fn reject(
     State(state): State<AppState>,
     CallerOf(caller): CallerOf,
     IdempotencyKey(key): IdempotencyKey,
-    Path(path): Path<String>,
-    Query(query): Query<IdQuery>,
+    PathParam(path): PathParam<String>,
+    QueryParams(query): QueryParams<IdQuery>,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     let id = suggestion_id(path, query)?;

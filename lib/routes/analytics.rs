@@ -2,7 +2,7 @@
 //! how many reached, completed and dropped, and the median time spent, for
 //! the admins of the caller's active organization.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Duration, Utc};
@@ -13,7 +13,7 @@ use crate::auth::Caller;
 use crate::db::funnel::{self, StepFunnel};
 use crate::db::{DbError, RlsContext, domain};
 use crate::error::{ApiError, Problem};
-use crate::http::extract::CallerOf;
+use crate::http::extract::{CallerOf, QueryParams};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -66,9 +66,8 @@ pub struct Funnel {
 async fn handle(
     State(state): State<AppState>,
     CallerOf(caller): CallerOf,
-    query: Result<Query<FunnelQuery>, axum::extract::rejection::QueryRejection>,
+    QueryParams(query): QueryParams<FunnelQuery>,
 ) -> Result<Json<Funnel>, ApiError> {
-    let Query(query) = query.map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
     let Caller::User(user) = &caller else {
         return Err(ApiError::Forbidden(
             "only organization admins read the funnel".into(),

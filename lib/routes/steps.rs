@@ -5,7 +5,7 @@
 //! segment in `?step=`, so both `/steps/profile` and `/steps/[step]?step=profile`
 //! name the same step.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -16,7 +16,9 @@ use utoipa::ToSchema;
 use crate::auth::Caller;
 use crate::db::{RlsContext, answers};
 use crate::error::{ApiError, Problem};
-use crate::http::extract::{CallerOf, IdempotencyKey, IfMatch, JsonBytes, etag, parse_json};
+use crate::http::extract::{
+    CallerOf, IdempotencyKey, IfMatch, JsonBytes, PathParam, QueryParams, etag, parse_json,
+};
 use crate::routes::support::invalidate_cached;
 use crate::routes::support::{flags_of, require_owner, rollout_subject};
 use crate::state::AppState;
@@ -79,6 +81,7 @@ fn unknown_step(step: &str) -> ApiError {
     responses(
         (status = 200, description = "The step's answer", body = StepView,
             headers(("ETag" = String, description = "The version, quoted: `\"3\"`"))),
+        (status = 400, description = "The step segment or the query string does not decode", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "A credential was presented and failed verification", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "The flow has no such step", body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "An unexpected database error", body = Problem, content_type = "application/problem+json"),
@@ -89,8 +92,8 @@ fn unknown_step(step: &str) -> ApiError {
 async fn read(
     State(state): State<AppState>,
     CallerOf(caller): CallerOf,
-    Path(path): Path<String>,
-    Query(query): Query<StepQuery>,
+    PathParam(path): PathParam<String>,
+    QueryParams(query): QueryParams<StepQuery>,
 ) -> Result<Response, ApiError> {
     let step = step_name(path, query)?;
     let config = state.flags().snapshot().await;
@@ -130,7 +133,7 @@ async fn read(
     responses(
         (status = 200, description = "Saved: the step with its new version, and the caller's new status", body = Saved,
             headers(("ETag" = String, description = "The new version, quoted: `\"4\"`"))),
-        (status = 400, description = "Malformed JSON, or a malformed `If-Match` or `Idempotency-Key`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed JSON, a malformed `If-Match` or `Idempotency-Key`, or a step segment or query string that does not decode", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No session and not signed in, or a credential that failed verification", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "The flow has no such step", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Onboarding is already completed; its answers are final", body = Problem, content_type = "application/problem+json"),
@@ -151,8 +154,8 @@ async fn write(
     CallerOf(caller): CallerOf,
     if_match: IfMatch,
     IdempotencyKey(key): IdempotencyKey,
-    Path(path): Path<String>,
-    Query(query): Query<StepQuery>,
+    PathParam(path): PathParam<String>,
+    QueryParams(query): QueryParams<StepQuery>,
     JsonBytes(body): JsonBytes,
 ) -> Result<Response, ApiError> {
     let step = step_name(path, query)?;
