@@ -265,6 +265,18 @@ mod tests {
     }
 
     #[test]
+    fn operation_ids_are_unique() {
+        let json: serde_json::Value = serde_json::from_str(document_json()).unwrap();
+        let mut seen = std::collections::BTreeSet::new();
+        for item in json["paths"].as_object().unwrap().values() {
+            for operation in item.as_object().unwrap().values() {
+                let id = operation["operationId"].as_str().unwrap();
+                assert!(seen.insert(id.to_string()), "{id} is used twice");
+            }
+        }
+    }
+
+    #[test]
     fn every_error_response_is_a_problem() {
         let json: serde_json::Value = serde_json::from_str(document_json()).unwrap();
         for (path, item) in json["paths"].as_object().unwrap() {

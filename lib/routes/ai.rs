@@ -124,6 +124,7 @@ impl PreferencesView {
 #[utoipa::path(
     get,
     path = "/api/onboarding/ai/preferences",
+    operation_id = "getAiPreferences",
     tag = "ai",
     security(("bearer" = []), ("sessionCookie" = []), ("sessionHeader" = [])),
     responses(
@@ -154,6 +155,7 @@ async fn read_preferences(
 #[utoipa::path(
     put,
     path = "/api/onboarding/ai/preferences",
+    operation_id = "setAiPreferences",
     tag = "ai",
     request_body = PreferencesBody,
     security(("bearer" = []), ("sessionCookie" = []), ("sessionHeader" = [])),
@@ -266,6 +268,7 @@ pub struct SuggestReply {
 #[utoipa::path(
     post,
     path = "/api/onboarding/ai/suggest",
+    operation_id = "requestSuggestion",
     tag = "ai",
     request_body = SuggestBody,
     security(("bearer" = []), ("sessionCookie" = []), ("sessionHeader" = [])),
@@ -452,6 +455,7 @@ async fn decide_route(
 #[utoipa::path(
     post,
     path = "/api/onboarding/ai/suggestions/{id}/accept",
+    operation_id = "acceptSuggestion",
     tag = "ai",
     params(("id" = uuid::Uuid, Path, description = "The suggestion's id"), IfMatch, IdempotencyKey),
     security(("bearer" = []), ("sessionCookie" = []), ("sessionHeader" = [])),
@@ -491,6 +495,7 @@ async fn accept(
 #[utoipa::path(
     post,
     path = "/api/onboarding/ai/suggestions/{id}/reject",
+    operation_id = "rejectSuggestion",
     tag = "ai",
     params(("id" = uuid::Uuid, Path, description = "The suggestion's id"), IdempotencyKey),
     security(("bearer" = []), ("sessionCookie" = []), ("sessionHeader" = [])),

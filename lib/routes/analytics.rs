@@ -51,6 +51,7 @@ pub struct Funnel {
 #[utoipa::path(
     get,
     path = "/api/onboarding/analytics/funnel",
+    operation_id = "getFunnel",
     tag = "analytics",
     params(FunnelQuery),
     security(("bearer" = [])),

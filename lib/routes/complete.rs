@@ -28,6 +28,7 @@ pub fn router() -> Router<AppState> {
 #[utoipa::path(
     post,
     path = "/api/onboarding/complete",
+    operation_id = "completeOnboarding",
     tag = "onboarding",
     params(IdempotencyKey),
     security(("bearer" = [])),

@@ -73,6 +73,7 @@ pub struct Accepted {
 #[utoipa::path(
     post,
     path = "/api/onboarding/events",
+    operation_id = "recordEvents",
     tag = "analytics",
     request_body = Batch,
     security(("bearer" = []), ("sessionCookie" = []), ("sessionHeader" = [])),

@@ -52,6 +52,7 @@ pub struct StepView {
 #[utoipa::path(
     get,
     path = "/api/onboarding/flow",
+    operation_id = "getFlow",
     tag = "onboarding",
     security((), ("bearer" = []), ("sessionCookie" = []), ("sessionHeader" = [])),
     responses(

@@ -124,6 +124,7 @@ async fn within<T, E: std::fmt::Display>(
 #[utoipa::path(
     get,
     path = "/api/health",
+    operation_id = "getHealth",
     tag = "health",
     responses(
         (status = 200, description = "The database is up (`ok`, or `degraded` while Redis or Edge Config is down)", body = HealthReport),

@@ -33,6 +33,7 @@ pub fn router() -> Router<AppState> {
 #[utoipa::path(
     post,
     path = "/api/onboarding/session/merge",
+    operation_id = "mergeSession",
     tag = "session",
     params(IdempotencyKey),
     security(("bearer" = [], "sessionCookie" = []), ("bearer" = [], "sessionHeader" = [])),

@@ -19,6 +19,7 @@ pub fn router() -> Router<AppState> {
 #[utoipa::path(
     get,
     path = "/api/openapi.json",
+    operation_id = "getOpenApiDocument",
     tag = "meta",
     responses(
         (status = 200, description = "The OpenAPI 3.1 document", body = Object),

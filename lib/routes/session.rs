@@ -51,6 +51,7 @@ pub fn cookie_is_secure(headers: &HeaderMap) -> bool {
 #[utoipa::path(
     post,
     path = "/api/onboarding/session",
+    operation_id = "startSession",
     tag = "session",
     security((), ("sessionCookie" = []), ("sessionHeader" = [])),
     responses(

@@ -27,6 +27,7 @@ pub fn router() -> Router<AppState> {
 #[utoipa::path(
     get,
     path = "/api/onboarding/status",
+    operation_id = "getStatus",
     tag = "onboarding",
     security((), ("bearer" = []), ("sessionCookie" = []), ("sessionHeader" = [])),
     responses(

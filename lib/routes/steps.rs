@@ -75,6 +75,7 @@ fn unknown_step(step: &str) -> ApiError {
 #[utoipa::path(
     get,
     path = "/api/onboarding/steps/{step}",
+    operation_id = "getStep",
     tag = "onboarding",
     params(("step" = String, Path, description = "Step id from the flow")),
     security((), ("bearer" = []), ("sessionCookie" = []), ("sessionHeader" = [])),
@@ -126,6 +127,7 @@ async fn read(
 #[utoipa::path(
     put,
     path = "/api/onboarding/steps/{step}",
+    operation_id = "saveStep",
     tag = "onboarding",
     params(("step" = String, Path, description = "Step id from the flow"), IfMatch, IdempotencyKey),
     request_body = SaveBody,
