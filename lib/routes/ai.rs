@@ -66,7 +66,9 @@ pub struct PreferencesView {
     /// `step.field` → `off` | `suggest`, overriding `mode`.
     pub field_overrides: BTreeMap<String, String>,
     /// The version of the consent text the user accepted.
+    #[schema(required = true)]
     pub consent_version: Option<String>,
+    #[schema(required = true)]
     pub chosen_at: Option<DateTime<Utc>>,
     /// Whether this deployment has an AI provider configured.
     pub available: bool,
@@ -253,6 +255,7 @@ pub struct SuggestionView {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SuggestReply {
+    #[schema(required = true)]
     pub suggestion: Option<SuggestionView>,
     /// Why there is none: `invalid_output`, `refused` or `unavailable`.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -36,6 +36,7 @@ pub struct FunnelQuery {
 #[serde(rename_all = "camelCase")]
 pub struct Funnel {
     pub flow_id: String,
+    #[schema(required = true)]
     pub flow_version: Option<i32>,
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,

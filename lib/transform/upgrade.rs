@@ -25,6 +25,7 @@ pub struct FieldAttention {
     pub message: String,
     /// The stored value set aside (the whole field, or the whole step), so it can
     /// be shown to the user or kept for audit. `None` for `step_added`.
+    #[schema(required = true)]
     pub value: Option<Value>,
 }
 

@@ -32,6 +32,7 @@ pub struct Completer<'a> {
 pub struct Completed {
     pub status: Status,
     /// The organization the wizard created or filled in, if the flow has one.
+    #[schema(required = true)]
     pub organization_id: Option<String>,
     /// Invitations sent by this request (0 when repeated).
     pub invitations: usize,

@@ -39,11 +39,12 @@ pub struct SaveStep<'a> {
 pub struct StepView {
     pub step: String,
     /// The stored (normalized) answers, or `null` before the first save.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Object>, required = true)]
     pub answers: Option<serde_json::Value>,
     /// 0 before the first save; send it back in `If-Match`.
     pub version: i64,
     pub completed: bool,
+    #[schema(required = true)]
     pub flow_version: Option<i32>,
     /// Answers from an older flow version that its upgrade rules could not
     /// carry over; they are kept here, not dropped, for the user to redo.

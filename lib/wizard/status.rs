@@ -14,8 +14,10 @@ pub struct Status {
     pub authenticated: bool,
     /// `not_started`, `in_progress` or `completed`.
     pub state: String,
+    #[schema(required = true)]
     pub current_step: Option<String>,
     pub completed_steps: Vec<String>,
+    #[schema(required = true)]
     pub next_step: Option<String>,
     pub progress: StatusProgress,
     pub flow_id: String,
