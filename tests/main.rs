@@ -14,5 +14,6 @@ mod isolation;
 mod library;
 mod migrations;
 mod monitoring;
+mod openapi;
 mod round_trips;
 mod wizard;

@@ -11,9 +11,10 @@ use axum::routing::post;
 use axum::{Json, Router};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::db::RlsContext;
-use crate::error::{ApiError, FieldError};
+use crate::error::{ApiError, FieldError, Problem};
 use crate::http::extract::{CallerOf, JsonBody};
 use crate::http::vercel::Background;
 use crate::routes::support::require_owner;
@@ -28,13 +29,14 @@ pub const MAX_EVENTS: usize = 100;
 /// Size of one event's `properties`, serialized.
 pub const MAX_PROPERTIES_BYTES: usize = 2048;
 
-#[derive(Debug, Deserialize)]
+/// Up to 100 events.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Batch {
     pub events: Vec<Event>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Event {
     #[serde(rename = "type")]
@@ -43,11 +45,12 @@ pub struct Event {
     /// When it happened in the browser; defaults to now. Must be within the
     /// last 7 days and not more than 5 minutes ahead.
     pub occurred_at: Option<DateTime<Utc>>,
+    /// Free-form, at most 2 KiB serialized.
     #[serde(default)]
     pub properties: serde_json::Map<String, serde_json::Value>,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EventType {
     FlowStarted,
@@ -59,11 +62,34 @@ pub enum EventType {
     Abandoned,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Accepted {
     pub accepted: usize,
 }
 
+/// Record a batch of funnel events
+///
+/// Answered at once; the batch is stored after the response, in one
+/// statement. `occurredAt` must be within the last 7 days and at most 5
+/// minutes ahead.
+#[utoipa::path(
+    post,
+    path = "/api/onboarding/events",
+    operation_id = "recordEvents",
+    tag = "analytics",
+    request_body = Batch,
+    security(("bearer" = []), ("sessionCookie" = []), ("sessionHeader" = [])),
+    responses(
+        (status = 202, description = "Accepted; stored after the response", body = Accepted),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No session and not signed in, or a credential that failed verification", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "More than 100 events, or a body larger than `BODY_LIMIT_BYTES`", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not `application/json`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The body has the wrong shape (e.g. an unknown event `type`), or events name an unknown step, a time out of range or oversized properties (`errors[]` points at `/events/<index>/...`)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many writes; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Not accepted, retry after `Retry-After`: the event queue stayed full for 2 s, the database is unreachable, or the identity provider's keys are unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 #[tracing::instrument(skip_all)]
 async fn handle(
     State(state): State<AppState>,

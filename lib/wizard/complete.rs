@@ -26,11 +26,15 @@ pub struct Completer<'a> {
     pub session_hash: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+/// The answer of `POST /api/onboarding/complete`.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Completed {
     pub status: Status,
+    /// The organization the wizard created or filled in, if the flow has one.
+    #[schema(required = true)]
     pub organization_id: Option<String>,
+    /// Invitations sent by this request (0 when repeated).
     pub invitations: usize,
 }
 

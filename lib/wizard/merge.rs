@@ -15,7 +15,8 @@ use crate::db::{Database, RlsContext, Statement};
 use crate::error::ApiError;
 use crate::wizard::{Reply, RequestFingerprint, at_most_once, finish};
 
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+/// What a merge did to one flow's answers.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MergedFlow {
     pub flow_id: String,
@@ -25,7 +26,8 @@ pub struct MergedFlow {
     pub kept: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+/// The answer of `POST /api/onboarding/session/merge`.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Merged {
     pub merged: Vec<MergedFlow>,

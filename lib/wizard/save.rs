@@ -32,7 +32,7 @@ pub struct WriteContext<'a> {
 
 /// The answers to write to one step.
 #[derive(Clone, Copy)]
-pub struct StepAnswer<'a> {
+pub struct StepWrite<'a> {
     pub step: &'a str,
     pub answers: &'a serde_json::Value,
     pub completion: Completion,
@@ -40,16 +40,19 @@ pub struct StepAnswer<'a> {
     pub merge: bool,
 }
 
-/// The answer of a save (and of `GET /api/onboarding/steps/{step}`).
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+/// One step's saved answer and its version (`GET /api/onboarding/steps/{step}`).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = StepAnswer)]
 pub struct StepView {
     pub step: String,
     /// The stored (normalized) answers, or `null` before the first save.
+    #[schema(value_type = Option<Object>, required = true)]
     pub answers: Option<serde_json::Value>,
     /// 0 before the first save; send it back in `If-Match`.
     pub version: i64,
     pub completed: bool,
+    #[schema(required = true)]
     pub flow_version: Option<i32>,
     /// Answers from an older flow version that its upgrade rules could not
     /// carry over; they are kept here, not dropped, for the user to redo.
@@ -124,8 +127,9 @@ impl StepView {
 }
 
 /// The body of a successful save: the step and the caller's new status.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = SavedStep)]
 pub struct Saved {
     #[serde(flatten)]
     pub step: StepView,
@@ -172,7 +176,7 @@ pub async fn save_step(
     db: &Database,
     context: &RlsContext,
     write: WriteContext<'_>,
-    answer: StepAnswer<'_>,
+    answer: StepWrite<'_>,
     idempotency_key: Option<&str>,
     fingerprint: &RequestFingerprint,
 ) -> Result<Reply, ApiError> {
@@ -194,9 +198,9 @@ pub async fn save_step(
 pub(crate) async fn write_answer(
     tx: &Tx<'_>,
     write: &WriteContext<'_>,
-    answer: StepAnswer<'_>,
+    answer: StepWrite<'_>,
 ) -> Result<Saved, TxError> {
-    let StepAnswer {
+    let StepWrite {
         step,
         answers,
         completion,

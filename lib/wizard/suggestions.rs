@@ -11,10 +11,11 @@ use crate::ai::{DecideOutcome, Decision, decide};
 use crate::db::{Database, RlsContext, answers};
 use crate::error::ApiError;
 use crate::http::extract::etag;
-use crate::wizard::save::{Completion, Saved, StepAnswer, StepView, WriteContext, write_answer};
+use crate::wizard::save::{Completion, Saved, StepView, StepWrite, WriteContext, write_answer};
 use crate::wizard::{Reply, RequestFingerprint, TxError, at_most_once, finish};
 
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+/// The answer of accepting or rejecting a suggestion.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Decided {
     pub id: Uuid,
@@ -83,7 +84,7 @@ pub async fn decide_suggestion(
                     )));
                 }
                 let patch = serde_json::json!({ decided.field.clone(): value });
-                let answer = StepAnswer {
+                let answer = StepWrite {
                     step: &decided.step,
                     answers: &patch,
                     completion: Completion::Keep,
