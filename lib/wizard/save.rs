@@ -17,7 +17,7 @@ use crate::http::extract::{IfMatch, etag};
 use crate::transform::to_stored;
 use crate::validation::{validate_draft, validate_step};
 use crate::wizard::status::{self, RedirectPaths, Status};
-use crate::wizard::{Reply, RequestFingerprint, TxError, at_most_once, finish};
+use crate::wizard::{Reply, RequestFingerprint, at_most_once};
 
 /// What a write of answers needs besides the answers: the caller's flow and
 /// flags, their `If-Match`, and what the status after the write depends on.
@@ -180,17 +180,15 @@ pub async fn save_step(
     idempotency_key: Option<&str>,
     fingerprint: &RequestFingerprint,
 ) -> Result<Reply, ApiError> {
-    let result = db
-        .transaction(context, async |tx| {
-            at_most_once(tx, idempotency_key, fingerprint, async || {
-                let saved = write_answer(tx, &write, answer).await?;
-                let version = saved.step.version;
-                Ok(Reply::json(StatusCode::OK, &saved).with_header(header::ETAG, etag(version)))
-            })
-            .await
+    db.transaction(context, async |tx| {
+        at_most_once(tx, idempotency_key, fingerprint, async || {
+            let saved = write_answer(tx, &write, answer).await?;
+            let version = saved.step.version;
+            Ok(Reply::json(StatusCode::OK, &saved).with_header(header::ETAG, etag(version)))
         })
-        .await;
-    finish(result)
+        .await
+    })
+    .await
 }
 
 /// The write itself, inside the caller's transaction: lock the caller's
@@ -199,7 +197,7 @@ pub(crate) async fn write_answer(
     tx: &Tx<'_>,
     write: &WriteContext<'_>,
     answer: StepWrite<'_>,
-) -> Result<Saved, TxError> {
+) -> Result<Saved, ApiError> {
     let StepWrite {
         step,
         answers,
@@ -212,9 +210,9 @@ pub(crate) async fn write_answer(
         progress::fetch_or_start_for_update(tx, flow.id(), flow.version() as i32, first_step)
             .await?;
     if record.state == ProgressState::Completed {
-        return Err(TxError::Api(ApiError::Conflict(
+        return Err(ApiError::Conflict(
             "onboarding is already completed; its answers are final".into(),
-        )));
+        ));
     }
     let stored = answers::all_for_progress(tx, record.id).await?;
     let existing = stored.get(step);
