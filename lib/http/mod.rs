@@ -1,6 +1,7 @@
 //! What every route shares: request ids, body limits, error shape, caching
 //! headers, and the way a function binary runs its router.
 
+pub mod background;
 pub mod extract;
 pub mod request_id;
 pub mod vercel;
