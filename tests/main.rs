@@ -10,6 +10,8 @@ mod contract;
 mod functions;
 mod health;
 mod isolation;
+#[cfg(feature = "lambda")]
+mod lambda;
 mod library;
 mod migrations;
 mod round_trips;
