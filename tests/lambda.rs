@@ -2,6 +2,7 @@
 //! (payload format 2.0), in the JSON AWS sends, go through `lambda_http`'s
 //! event conversion and the adapter `bin/lambda.rs` runs, against the real
 //! PostgreSQL and Redis; the answers are checked in the JSON AWS receives.
+//! Last, the `lambda` binary itself polls a local Lambda Runtime API.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -409,4 +410,142 @@ async fn a_client_cannot_pick_the_address_its_writes_are_rate_limited_by() {
         statuses.push(lambda.invoke(event).await.status());
     }
     assert_eq!(statuses, [201, 201, 429]);
+}
+
+/// The Lambda Runtime API the `lambda` binary polls, on a local port: it hands
+/// out the queued events and collects what the function answers.
+struct RuntimeApi {
+    address: String,
+    events: tokio::sync::mpsc::UnboundedSender<Value>,
+    answers: tokio::sync::mpsc::UnboundedReceiver<(String, Value)>,
+}
+
+impl RuntimeApi {
+    async fn start() -> Self {
+        use axum::extract::{Path, State};
+        use axum::routing::{get, post};
+        use std::sync::Arc;
+        use tokio::sync::{Mutex, mpsc};
+
+        type Queue = Arc<Mutex<mpsc::UnboundedReceiver<Value>>>;
+        type Answers = mpsc::UnboundedSender<(String, Value)>;
+
+        async fn next(State((queue, _)): State<(Queue, Answers)>) -> axum::response::Response {
+            use axum::response::IntoResponse;
+            let event = queue.lock().await.recv().await.expect("events queued");
+            let deadline = chrono::Utc::now().timestamp_millis() + 30_000;
+            (
+                [
+                    (
+                        "lambda-runtime-aws-request-id",
+                        uuid::Uuid::new_v4().to_string(),
+                    ),
+                    ("lambda-runtime-deadline-ms", deadline.to_string()),
+                    (
+                        "lambda-runtime-invoked-function-arn",
+                        "arn:aws:lambda:eu-west-1:123456789012:function:onboarding".into(),
+                    ),
+                ],
+                axum::Json(event),
+            )
+                .into_response()
+        }
+        async fn answer(
+            State((_, answers)): State<(Queue, Answers)>,
+            Path((_, kind)): Path<(String, String)>,
+            body: axum::body::Bytes,
+        ) -> axum::http::StatusCode {
+            let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let _ = answers.send((kind, body));
+            axum::http::StatusCode::ACCEPTED
+        }
+        async fn init_error(
+            State((_, answers)): State<(Queue, Answers)>,
+            body: axum::body::Bytes,
+        ) -> axum::http::StatusCode {
+            let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let _ = answers.send(("init/error".into(), body));
+            axum::http::StatusCode::ACCEPTED
+        }
+
+        let (events, queue) = mpsc::unbounded_channel();
+        let (sender, answers) = mpsc::unbounded_channel();
+        let app = axum::Router::new()
+            .route("/2018-06-01/runtime/invocation/next", get(next))
+            .route("/2018-06-01/runtime/invocation/{id}/{kind}", post(answer))
+            .route("/2018-06-01/runtime/init/error", post(init_error))
+            .with_state((Arc::new(Mutex::new(queue)), sender));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self {
+            address,
+            events,
+            answers,
+        }
+    }
+
+    async fn invoke(&mut self, event: Event) -> (String, Invocation) {
+        self.events.send(event.0).unwrap();
+        let (kind, body) =
+            tokio::time::timeout(std::time::Duration::from_secs(20), self.answers.recv())
+                .await
+                .expect("the function answers within 20 s")
+                .expect("the runtime API is up");
+        (kind, Invocation(body))
+    }
+}
+
+#[tokio::test]
+async fn the_lambda_binary_serves_events_from_the_runtime_api() {
+    use crate::support::{TEST_JWT_SECRET, TEST_SESSION_SECRET, edge_config_file};
+
+    let db = TestDb::migrated().await;
+    let mut runtime = RuntimeApi::start().await;
+    let _function = KilledOnDrop(
+        std::process::Command::new(env!("CARGO_BIN_EXE_lambda"))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("AWS_LAMBDA_RUNTIME_API", &runtime.address)
+            .env("AWS_LAMBDA_FUNCTION_NAME", "onboarding")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("DATABASE_URL", db.app_url())
+            .env("REDIS_URL", "redis://127.0.0.1:6379")
+            .env("EDGE_CONFIG_FILE", edge_config_file())
+            .env("AUTH_JWT_SECRET", TEST_JWT_SECRET)
+            .env("SESSION_SECRET", TEST_SESSION_SECRET)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+
+    let (kind, health) = runtime.invoke(Event::new("GET", "/api/health")).await;
+    assert_eq!(kind, "response", "{health:?}");
+    assert_eq!(health.status(), 200, "{health:?}");
+    assert_eq!(health.body()["checks"]["database"]["status"], "up");
+
+    let (kind, started) = runtime
+        .invoke(Event::new("POST", "/api/onboarding/session"))
+        .await;
+    assert_eq!(kind, "response", "{started:?}");
+    assert_eq!(started.status(), 201, "{started:?}");
+    assert!(started.cookies()[0].starts_with("onboarding_session="));
+
+    let (kind, missing) = runtime
+        .invoke(Event::new("GET", "/api/onboarding/nowhere"))
+        .await;
+    assert_eq!(kind, "response");
+    missing.problem(404);
+}
+
+/// A child process that does not outlive the test, passing or failing.
+struct KilledOnDrop(std::process::Child);
+
+impl Drop for KilledOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
