@@ -11,6 +11,8 @@ mod events;
 mod functions;
 mod health;
 mod isolation;
+#[cfg(feature = "lambda")]
+mod lambda;
 mod library;
 mod migrations;
 mod monitoring;

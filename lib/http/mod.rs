@@ -1,7 +1,11 @@
 //! What every route shares: request ids, body limits, error shape, caching
-//! headers, and the way a function binary runs its router.
+//! headers, and the way a function binary runs its router (on Vercel, or on
+//! AWS Lambda with the `lambda` feature).
 
+pub mod background;
 pub mod extract;
+#[cfg(feature = "lambda")]
+pub mod lambda;
 pub mod request_id;
 pub mod vercel;
 

@@ -9,7 +9,12 @@ use axum::routing::get;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/openapi.json", get(openapi_json))
+    // On Vercel the function's own path is /api/openapi (its file name);
+    // vercel.json rewrites /api/openapi.json to it, and the function may see
+    // either path.
+    Router::new()
+        .route("/api/openapi.json", get(openapi_json))
+        .route("/api/openapi", get(openapi_json))
 }
 
 /// This document
