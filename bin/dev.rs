@@ -2,7 +2,7 @@
 //!
 //! Creates the local database when missing, applies pending migrations, then
 //! mounts every route. Defaults: PostgreSQL and Redis on 127.0.0.1, the Edge
-//! Config file `config/edge-config.json`, port 3000 (`PORT`).
+//! Config file `config/edge-config.json`, port 3001 (`PORT`; Next.js keeps 3000).
 
 use anyhow::Context;
 use onboarding::config::{LOCAL_MIGRATION_DATABASE_URL, Profile, Settings};
@@ -27,7 +27,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let port: u16 = match std::env::var("PORT") {
         Ok(port) => port.parse().context("PORT is not a port number")?,
-        Err(_) => 3000,
+        Err(_) => 3001,
     };
     let state = AppState::build(settings)?;
     let app = http::app(state, routes::all());

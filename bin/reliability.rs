@@ -504,6 +504,8 @@ struct Counters {
     given_up: AtomicU64,
     status_reads: AtomicU64,
     events: AtomicU64,
+    /// Events the server acknowledged with 202 (the sum of `accepted`).
+    events_acknowledged: AtomicU64,
 }
 
 #[derive(Debug, Clone)]
@@ -686,7 +688,24 @@ impl User {
             ]}));
         if let Some((status, _, body)) = shared.send("POST events", request).await {
             shared.counters.events.fetch_add(1, Ordering::Relaxed);
-            if status != 202 && status != 503 {
+            if status == 202 {
+                let accepted = serde_json::from_slice::<Value>(&body)
+                    .ok()
+                    .and_then(|body| body["accepted"].as_u64());
+                match accepted {
+                    Some(accepted) => {
+                        shared
+                            .counters
+                            .events_acknowledged
+                            .fetch_add(accepted, Ordering::Relaxed);
+                    }
+                    None => shared.problem(format!(
+                        "{}: POST events 202 without `accepted`: {}",
+                        self.name,
+                        String::from_utf8_lossy(&body)
+                    )),
+                }
+            } else if status != 503 {
                 shared.problem(format!(
                     "{}: POST events answered {status}: {}",
                     self.name,
@@ -963,9 +982,32 @@ enum Settled {
 #[derive(Default)]
 struct Verification {
     acknowledged: usize,
+    events_stored: u64,
     steps_checked: usize,
     explained_extra_versions: usize,
     problems: Vec<String>,
+}
+
+/// Counts the stored analytics events, waiting up to 15 s for the writer to
+/// catch up with what was acknowledged (it stores after the response).
+async fn count_stored_events(pg: &Postgres, acknowledged: u64) -> anyhow::Result<u64> {
+    let (client, connection) =
+        tokio_postgres::connect(&pg.superuser_url("onboarding"), tokio_postgres::NoTls).await?;
+    let task = tokio::spawn(connection);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let stored = loop {
+        let stored: i64 = client
+            .query_one("select count(*) from onboarding.analytics_events", &[])
+            .await?
+            .get(0);
+        let stored = u64::try_from(stored)?;
+        if stored >= acknowledged || Instant::now() > deadline {
+            break stored;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    task.abort();
+    Ok(stored)
 }
 
 /// Reads every step a user saved and compares it with what was acknowledged.
@@ -1552,7 +1594,17 @@ async fn load_and_check(args: &Args, pg: &Postgres, redis: &mut Redis) -> anyhow
     let load_seconds = started.elapsed().as_secs_f64();
 
     println!("== reading every acknowledged save back");
-    let verification = verify(&shared, &users).await;
+    let mut verification = verify(&shared, &users).await;
+    let events_acknowledged = shared.counters.events_acknowledged.load(Ordering::Relaxed);
+    let events_stored = count_stored_events(pg, events_acknowledged).await?;
+    verification.events_stored = events_stored;
+    // More stored than acknowledged is a batch whose 202 the client never
+    // saw; fewer is a lost acknowledged write.
+    if events_stored < events_acknowledged {
+        verification.problems.push(format!(
+            "{events_acknowledged} analytics events acknowledged with 202, only {events_stored} stored"
+        ));
+    }
     println!("== hostile input");
     let hostile = hostile(&base, &client).await?;
     let server_alive = !server.is_finished();
@@ -1788,6 +1840,11 @@ fn report(
         "  reads/events     {} status reads, {} event batches",
         c.status_reads.load(Ordering::Relaxed),
         c.events.load(Ordering::Relaxed)
+    );
+    println!(
+        "  events stored    {} of {} acknowledged",
+        verification.events_stored,
+        c.events_acknowledged.load(Ordering::Relaxed)
     );
     println!(
         "verified           {} acknowledged writes over {} user/steps read back; {} later unacknowledged version(s) explained by unknown outcomes",

@@ -16,6 +16,7 @@ use crate::cache::rate_limit::DEFAULT_PREFIX as DEFAULT_RATE_LIMIT_PREFIX;
 use crate::cache::{CacheSettings, CircuitSettings, RateLimitSettings, SessionSettings};
 use crate::db::{DatabaseSettings, StatementMode};
 use crate::flags::{EdgeConfigSource, FlagsSettings};
+use crate::monitoring::otlp::OtlpSettings;
 
 /// A value that must never reach a log line or `Debug` output.
 #[derive(Clone, PartialEq, Eq)]
@@ -219,7 +220,10 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "ONBOARDING_DONE_PATH",
         "Where status sends a user who has completed onboarding (default /).",
     ),
-    ("PORT", "Port of the local dev server (default 3000)."),
+    (
+        "PORT",
+        "Port of the local dev server (default 3001, so the Next.js dev server keeps 3000).",
+    ),
     (
         "VERCEL_DEV_PORT",
         "Port a function binary listens on, set by Vercel (default 3000).",
@@ -231,6 +235,30 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     (
         "RUST_LOG",
         "Log filter, e.g. `info` or `onboarding=debug` (default `info`).",
+    ),
+    (
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "Base URL of an OpenTelemetry collector (OTLP/HTTP, JSON encoding); spans go to `{base}/v1/traces`. Unset: no export.",
+    ),
+    (
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "Full traces URL; takes precedence over OTEL_EXPORTER_OTLP_ENDPOINT.",
+    ),
+    (
+        "OTEL_EXPORTER_OTLP_HEADERS",
+        "Headers sent with every export, `key=value,key2=value2` (values percent-encoded), e.g. an API key. Never logged.",
+    ),
+    (
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+        "Only `http/json` is supported (the default); any other value is a configuration error.",
+    ),
+    (
+        "OTEL_EXPORTER_OTLP_TIMEOUT",
+        "Timeout of one export request in milliseconds (default 10000).",
+    ),
+    (
+        "OTEL_SERVICE_NAME",
+        "`service.name` of the exported spans (default `onboarding`).",
     ),
     (
         "AI_PROVIDER",
@@ -296,6 +324,8 @@ pub struct Settings {
     pub rate_limits: RateLimitSettings,
     /// `None` when `AI_PROVIDER` is unset: AI suggestions are off.
     pub ai: Option<AiSettings>,
+    /// `None` when no OTLP endpoint is set: no spans are exported.
+    pub otlp: Option<OtlpSettings>,
 }
 
 impl Settings {
@@ -466,6 +496,7 @@ impl Settings {
             parse_number(lookup, "RATE_LIMIT_AI_PER_MINUTE_PER_IP", 30, 1..=1_000_000)?,
         );
         let ai = AiSettings::from_lookup(lookup)?;
+        let otlp = OtlpSettings::from_lookup(lookup)?;
 
         Ok(Settings {
             profile,
@@ -479,6 +510,7 @@ impl Settings {
             sessions,
             rate_limits,
             ai,
+            otlp,
         })
     }
 }

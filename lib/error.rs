@@ -3,17 +3,19 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::cache::rate_limit::RateLimitHeaders;
 use crate::db::DbError;
+use crate::db::event_writer::Refused;
 use crate::http::request_id;
 
 /// Crate-wide result, defaulting to [`ApiError`].
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
 
 /// A field-level problem in a request body.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct FieldError {
     /// JSON pointer to the offending field, e.g. `/fullName`.
     pub pointer: String,
@@ -112,21 +114,37 @@ impl From<DbError> for ApiError {
     }
 }
 
+impl From<Refused> for ApiError {
+    fn from(refused: Refused) -> Self {
+        tracing::warn!(reason = %refused, "event batch refused");
+        ApiError::ServiceUnavailable(format!("{refused}; send the events again later"))
+    }
+}
+
 /// The seconds a client should wait before retrying after a 503.
 pub const RETRY_AFTER_SECONDS: u64 = 2;
 
-#[derive(Serialize)]
+/// The body of every error response (`application/problem+json`, RFC 9457).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct ProblemBody<'a> {
+pub struct Problem {
+    /// `https://onboarding.dev/problems/<slug>`; the slug names the kind of problem.
     #[serde(rename = "type")]
-    type_uri: String,
-    title: &'a str,
-    status: u16,
-    detail: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    request_id: Option<String>,
-    #[serde(skip_serializing_if = "<[FieldError]>::is_empty")]
-    errors: &'a [FieldError],
+    #[schema(pattern = r"^https://onboarding\.dev/problems/[a-z-]+$")]
+    pub type_uri: String,
+    /// The status's reason phrase, e.g. `Unprocessable Entity`.
+    pub title: String,
+    /// The HTTP status, repeated.
+    #[schema(minimum = 400, maximum = 599)]
+    pub status: u16,
+    /// What went wrong, for a human; never the cause of a 5xx.
+    pub detail: String,
+    /// The `x-request-id` of the request; quote it when reporting a problem.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// Every field error at once (422 only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
 }
 
 impl ApiError {
@@ -187,13 +205,13 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        let errors: &[FieldError] = match &self {
-            ApiError::UnprocessableEntity { errors, .. } => errors,
-            _ => &[],
+        let errors = match &self {
+            ApiError::UnprocessableEntity { errors, .. } => errors.clone(),
+            _ => Vec::new(),
         };
-        let body = ProblemBody {
+        let body = Problem {
             type_uri: format!("{PROBLEM_TYPE_BASE}{}", self.slug()),
-            title: status.canonical_reason().unwrap_or("Error"),
+            title: status.canonical_reason().unwrap_or("Error").to_string(),
             status: status.as_u16(),
             detail,
             request_id,

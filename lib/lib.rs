@@ -14,6 +14,7 @@ pub mod flags;
 pub mod flow;
 pub mod http;
 pub mod monitoring;
+pub mod openapi;
 pub mod routes;
 pub mod state;
 pub mod transform;

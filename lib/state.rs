@@ -9,7 +9,9 @@ use crate::auth::Authenticator;
 use crate::cache::{Cache, RateLimiter, Redis, Sessions};
 use crate::config::Settings;
 use crate::db::Database;
+use crate::db::event_writer::EventWriter;
 use crate::flags::EdgeConfigStore;
+use crate::monitoring::otlp::Exporter;
 
 /// Everything a route needs besides the request.
 #[derive(Clone)]
@@ -20,11 +22,13 @@ pub struct AppState {
 struct Inner {
     settings: Settings,
     db: Database,
+    events: EventWriter,
     redis: Option<Redis>,
     http: reqwest::Client,
     authenticator: Authenticator,
     flags: EdgeConfigStore,
     ai: Option<AiClient>,
+    spans: Option<Exporter>,
 }
 
 impl AppState {
@@ -47,15 +51,22 @@ impl AppState {
             EdgeConfigStore::from_settings(&settings.edge_config, &settings.flags, http.clone());
         // Its own client: per-call AI timeouts are longer than the shared one's.
         let ai = settings.ai.clone().map(AiClient::new).transpose()?;
+        let spans = settings
+            .otlp
+            .clone()
+            .map(|otlp| Exporter::new(otlp, http.clone()));
+        let events = EventWriter::new(db.clone());
         Ok(Self {
             inner: Arc::new(Inner {
                 settings,
                 db,
+                events,
                 redis,
                 http,
                 authenticator,
                 flags,
                 ai,
+                spans,
             }),
         })
     }
@@ -66,6 +77,11 @@ impl AppState {
 
     pub fn db(&self) -> &Database {
         &self.inner.db
+    }
+
+    /// The queue funnel events are stored through, after the response.
+    pub fn events(&self) -> &EventWriter {
+        &self.inner.events
     }
 
     pub fn redis(&self) -> Option<&Redis> {
@@ -103,5 +119,10 @@ impl AppState {
     /// The AI client (one circuit breaker per process); `None` when AI is off.
     pub fn ai(&self) -> Option<&AiClient> {
         self.inner.ai.as_ref()
+    }
+
+    /// The OpenTelemetry span exporter; `None` unless an OTLP endpoint is set.
+    pub fn spans(&self) -> Option<&Exporter> {
+        self.inner.spans.as_ref()
     }
 }

@@ -25,7 +25,7 @@ async fn health_reports_every_dependency_up() {
         response.headers()["server-timing"]
             .to_str()
             .unwrap()
-            .starts_with("app;dur=")
+            .starts_with("db;dur=")
     );
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["status"], "ok", "{body}");

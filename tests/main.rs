@@ -7,10 +7,15 @@ mod ai;
 mod cache;
 mod catalog;
 mod contract;
+mod events;
 mod functions;
 mod health;
 mod isolation;
+#[cfg(feature = "lambda")]
+mod lambda;
 mod library;
 mod migrations;
+mod monitoring;
+mod openapi;
 mod round_trips;
 mod wizard;

@@ -156,6 +156,7 @@ impl Redis {
         if !self.circuit.allow(Instant::now()) {
             return Err(RedisError::CircuitOpen);
         }
+        let _timer = crate::monitoring::Timer::start(crate::monitoring::Dependency::Cache);
         let outcome = async {
             let connection = self.connection().await?;
             tokio::time::timeout(self.command_timeout, operation(connection))

@@ -34,13 +34,13 @@ fn from_row(row: &Row) -> StoredAnswer {
 
 /// The caller's own answer to `step` of `flow_id` (see `progress::FETCH_OWN` for "own").
 const FETCH_OWN_STEP: Statement = Statement::new(
-    "select a.step, a.answers, a.status, a.flow_version, a.version, a.updated_at
-     from onboarding.step_answers a
-     join onboarding.progress p on p.id = a.progress_id
-     where p.flow_id = $1 and a.step = $2
-       and (p.user_id = (select onboarding.current_user_id())
-            or (p.session_id = (select onboarding.current_session_id())
-                and (select onboarding.current_user_id()) is null))",
+    concat!(
+        "select a.step, a.answers, a.status, a.flow_version, a.version, a.updated_at
+         from onboarding.step_answers a
+         join onboarding.progress p on p.id = a.progress_id
+         where p.flow_id = $1 and a.step = $2 and ",
+        caller_owns_progress!("p.")
+    ),
     &[Type::TEXT, Type::TEXT],
 );
 

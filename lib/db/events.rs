@@ -1,4 +1,5 @@
-//! Funnel analytics events, written in one statement per batch.
+//! Funnel analytics events, written in one statement per batch; see
+//! [`super::event_writer`] for how batches are queued and grouped.
 
 use tokio_postgres::types::Type;
 
@@ -26,4 +27,25 @@ pub async fn insert_batch(
     batch: &serde_json::Value,
 ) -> Result<usize, DbError> {
     Ok(db.one_trip(context, &INSERT_BATCH, &[batch]).await?.len())
+}
+
+/// Stores several callers' batches in one transaction and one round trip,
+/// each under its own context; returns how many rows each wrote.
+pub async fn insert_batches(
+    db: &Database,
+    batches: &[(&RlsContext, &serde_json::Value)],
+) -> Result<Vec<usize>, DbError> {
+    let params: Vec<[&(dyn tokio_postgres::types::ToSql + Sync); 1]> =
+        batches.iter().map(|(_, batch)| [*batch as _]).collect();
+    let items: Vec<(&RlsContext, &[&(dyn tokio_postgres::types::ToSql + Sync)])> = batches
+        .iter()
+        .zip(&params)
+        .map(|((context, _), params)| (*context, &params[..]))
+        .collect();
+    Ok(db
+        .one_trip_each(&INSERT_BATCH, &items)
+        .await?
+        .into_iter()
+        .map(|rows| rows.len())
+        .collect())
 }

@@ -8,7 +8,7 @@ use tokio_postgres::types::Type;
 use crate::db::{DbError, Statement, Tx};
 
 /// One step's figures.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StepFunnel {
     pub step: String,

@@ -10,9 +10,26 @@
 //! concurrently; the order of the writes is the order in which the futures are
 //! first polled, which `futures_util::future::join*` makes deterministic.
 
+/// SQL: the `onboarding.progress` row (under `$alias`, e.g. `"p."` or `""`)
+/// belongs to the caller: theirs when signed in, else their session's. Row
+/// Level Security already hides other callers' rows; this picks the caller's
+/// own one among those visible to them (a user merging a session sees both).
+macro_rules! caller_owns_progress {
+    ($alias:literal) => {
+        concat!(
+            "(",
+            $alias,
+            "user_id = (select onboarding.current_user_id()) or (",
+            $alias,
+            "session_id = (select onboarding.current_session_id()) and (select onboarding.current_user_id()) is null))"
+        )
+    };
+}
+
 pub mod answers;
 mod connect;
 pub mod domain;
+pub mod event_writer;
 pub mod events;
 pub mod funnel;
 pub mod idempotency;
@@ -23,11 +40,13 @@ pub mod sessions;
 use std::time::Duration;
 
 use deadpool_postgres::{Pool, PoolError};
-use futures_util::future::{join, join3, join4};
+use futures_util::future::{join, join_all, join3};
 use serde_json::json;
 use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{ToSql, Type};
+
+use crate::monitoring::{Dependency, Timer};
 
 pub use connect::{DatabaseSettings, StatementMode, parse_pg_url, tls_connector};
 
@@ -246,6 +265,22 @@ impl Database {
         stmt: &Statement,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Row>, DbError> {
+        let mut results = self.one_trip_each(stmt, &[(context, params)]).await?;
+        Ok(results.pop().unwrap_or_default())
+    }
+
+    /// Runs one statement per context, all in one transaction and one
+    /// network round trip: BEGIN, then for each item its context and its
+    /// statement, then COMMIT. Each statement sees only its own context, so
+    /// Row Level Security checks every item as its own caller; callers that
+    /// queue up behind one connection are written together. All items commit
+    /// or none does.
+    pub async fn one_trip_each(
+        &self,
+        stmt: &Statement,
+        items: &[(&RlsContext, &[&(dyn ToSql + Sync)])],
+    ) -> Result<Vec<Vec<Row>>, DbError> {
+        let _timer = Timer::start(Dependency::Database);
         let mut checkout = Checkout::new(self.pool.get().await?);
         let client = checkout.client();
         // A prepared statement is looked up (or, once per connection, prepared)
@@ -263,26 +298,28 @@ impl Database {
         // Prepared together: a new connection prepares all four in one turn.
         let (framing, prepared) = join(Framing::new(client, self.mode), body_statement).await;
         let (framing, prepared) = (framing?, prepared?);
-        let typed = typed_params(stmt, params);
-        let body = async {
-            match &prepared {
-                Some(statement) => client.query(statement, params).await,
-                None => client.query_typed(stmt.sql, &typed).await,
+        let writes = items.iter().map(|(context, params)| {
+            let (framing, prepared) = (&framing, &prepared);
+            async move {
+                let typed = typed_params(stmt, params);
+                let body = async {
+                    match prepared {
+                        Some(statement) => client.query(statement, params).await,
+                        None => client.query_typed(stmt.sql, &typed).await,
+                    }
+                };
+                let (context_set, rows) = join(framing.set_context(context), body).await;
+                context_set.and(rows)
             }
-        };
-        let (begun, context_set, rows, committed) = join4(
-            framing.begin(),
-            framing.set_context(context),
-            body,
-            framing.commit(),
-        )
-        .await;
+        });
+        let (begun, results, committed) =
+            join3(framing.begin(), join_all(writes), framing.commit()).await;
         // A failed statement aborts the transaction and the COMMIT behind it
         // becomes a ROLLBACK, so the connection is idle again either way.
-        let outcome = begun
-            .and(context_set)
-            .and(rows)
-            .and_then(|rows| committed.map(|_| rows));
+        let outcome = begun.and_then(|_| {
+            let rows = results.into_iter().collect::<Result<Vec<_>, _>>()?;
+            committed.map(|_| rows)
+        });
         match outcome {
             Ok(rows) => {
                 checkout.release();
@@ -313,6 +350,7 @@ impl Database {
     where
         E: From<DbError>,
     {
+        let _timer = Timer::start(Dependency::Database);
         let mut checkout = Checkout::new(self.pool.get().await.map_err(DbError::from)?);
         let client = checkout.client();
         let tx = Tx {
@@ -353,6 +391,7 @@ impl Database {
     /// is discarded; the second attempt opens a fresh one, so health reflects
     /// the database, not a stale socket.
     pub async fn ping(&self) -> Result<Duration, DbError> {
+        let _timer = Timer::start(Dependency::Database);
         let started = std::time::Instant::now();
         let mut last_error = None;
         for _ in 0..2 {

@@ -62,11 +62,11 @@ fn from_row(row: &Row) -> ProgressRecord {
 }
 
 macro_rules! with_columns {
-    ($head:literal, $tail:literal) => {
+    ($head:literal, $($tail:tt)+) => {
         concat!(
             $head,
             " id, user_id, organization_id, flow_id, flow_version, state, current_step, completed_steps, row_version, updated_at ",
-            $tail
+            $($tail)+
         )
     };
 }
@@ -75,11 +75,10 @@ macro_rules! with_columns {
 const FETCH_OWN: Statement = Statement::new(
     with_columns!(
         "select",
-        "from onboarding.progress
-         where flow_id = $1
-           and (user_id = (select onboarding.current_user_id())
-                or (session_id = (select onboarding.current_session_id())
-                    and (select onboarding.current_user_id()) is null))"
+        concat!(
+            "from onboarding.progress where flow_id = $1 and ",
+            caller_owns_progress!("")
+        )
     ),
     &[Type::TEXT],
 );
@@ -88,12 +87,11 @@ const FETCH_OWN: Statement = Statement::new(
 pub const FETCH_OWN_FOR_UPDATE: Statement = Statement::new(
     with_columns!(
         "select",
-        "from onboarding.progress
-         where flow_id = $1
-           and (user_id = (select onboarding.current_user_id())
-                or (session_id = (select onboarding.current_session_id())
-                    and (select onboarding.current_user_id()) is null))
-         for update"
+        concat!(
+            "from onboarding.progress where flow_id = $1 and ",
+            caller_owns_progress!(""),
+            " for update"
+        )
     ),
     &[Type::TEXT],
 );
@@ -103,13 +101,12 @@ pub const FETCH_OWN_FOR_UPDATE: Statement = Statement::new(
 pub const FETCH_OWN_WITH_ANSWERS: Statement = Statement::new(
     with_columns!(
         "select",
-        ", coalesce((select jsonb_object_agg(a.step, a.answers)
+        concat!(
+            ", coalesce((select jsonb_object_agg(a.step, a.answers)
                     from onboarding.step_answers a where a.progress_id = progress.id), '{}') as answers
-         from onboarding.progress
-         where flow_id = $1
-           and (user_id = (select onboarding.current_user_id())
-                or (session_id = (select onboarding.current_session_id())
-                    and (select onboarding.current_user_id()) is null))"
+             from onboarding.progress where flow_id = $1 and ",
+            caller_owns_progress!("")
+        )
     ),
     &[Type::TEXT],
 );

@@ -225,6 +225,65 @@ impl From<Condition> for Value {
     }
 }
 
+/// The JSON forms in the module docs as a schema, by hand: conditions
+/// (de)serialize through `serde_json::Value`, which the derive cannot see into.
+impl utoipa::PartialSchema for Condition {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{
+            AdditionalProperties, ArrayBuilder, ObjectBuilder, OneOfBuilder, Ref, Type,
+        };
+        let string = || ObjectBuilder::new().schema_type(Type::String);
+        let any =
+            || ObjectBuilder::new().schema_type(utoipa::openapi::schema::SchemaType::AnyValue);
+        let conditions = || ArrayBuilder::new().items(Ref::from_schema_name("Condition"));
+        let form = |description: &str,
+                    keys: Vec<(
+            &str,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>| {
+            let mut object = ObjectBuilder::new()
+                .schema_type(Type::Object)
+                .description(Some(description))
+                .additional_properties(Some(AdditionalProperties::FreeForm(false)));
+            for (key, schema) in keys {
+                object = object.property(key, schema).required(key);
+            }
+            object
+        };
+        OneOfBuilder::new()
+            .description(Some(
+                "Shows or hides a step or field. A field that has no answer compares unequal to everything.",
+            ))
+            .item(form(
+                "The referenced answer (`step.field`, or `field` in the same step) equals the value",
+                vec![("field", string().into()), ("equals", any().into())],
+            ))
+            .item(form(
+                "The referenced answer equals one of the values",
+                vec![
+                    ("field", string().into()),
+                    ("in", ArrayBuilder::new().items(any()).into()),
+                ],
+            ))
+            .item(form("The feature flag is on", vec![("flag", string().into())]))
+            .item(form(
+                "Negation",
+                vec![("not", Ref::from_schema_name("Condition").into())],
+            ))
+            .item(form(
+                "Every condition holds (true when empty)",
+                vec![("all", conditions().into())],
+            ))
+            .item(form(
+                "At least one condition holds (false when empty)",
+                vec![("any", conditions().into())],
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Condition {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

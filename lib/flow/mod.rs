@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::ToSchema;
 
 use crate::flags::FlagValue;
 
@@ -74,7 +75,7 @@ pub struct StepDefinition {
 }
 
 /// One input field.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FieldDefinition {
     /// camelCase identifier, unique in the step; the JSON key of the answer.
@@ -95,7 +96,7 @@ pub struct FieldDefinition {
 }
 
 /// Field type and bounds; JSON: `{"type": "text", "minLength": 1, "maxLength": 100}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(
     tag = "type",
     rename_all = "camelCase",
@@ -104,6 +105,8 @@ pub struct FieldDefinition {
 )]
 pub enum FieldKind {
     /// Free text; lengths in Unicode scalar values after trim + NFC.
+    // utoipa does not read serde's `rename_all_fields`.
+    #[schema(rename_all = "camelCase")]
     Text {
         /// Minimum length (default 0).
         #[serde(default)]
@@ -121,6 +124,7 @@ pub enum FieldKind {
         options: Vec<String>,
     },
     /// Several distinct options.
+    #[schema(rename_all = "camelCase")]
     MultiEnum {
         /// Allowed values.
         options: Vec<String>,
@@ -146,6 +150,7 @@ pub enum FieldKind {
     /// `true` or `false`.
     Boolean,
     /// Lowercase DNS-label-like identifier.
+    #[schema(rename_all = "camelCase")]
     Slug {
         /// Maximum length (default and cap [`MAX_SLUG_LENGTH`]).
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -154,6 +159,7 @@ pub enum FieldKind {
     /// An IANA time zone name from [`IANA_TIME_ZONES`].
     Timezone,
     /// Distinct (case-insensitively) e-mail addresses.
+    #[schema(rename_all = "camelCase")]
     EmailList {
         /// Most items, at most [`MAX_LIST_ITEMS`].
         max_items: u32,

@@ -55,24 +55,78 @@ impl FromRequestParts<AppState> for CallerOf {
         if let Some(caller) = parts.extensions.get::<Caller>() {
             return Ok(CallerOf(caller.clone()));
         }
+        if let Some(Rejected(error)) = parts.extensions.get::<Rejected>() {
+            return Err(ApiError::from(*error));
+        }
+        // Only a router mounted without `identify` gets here.
         Ok(CallerOf(
             state.authenticator().detect(&parts.headers).await?,
         ))
     }
 }
 
+/// Why `identify` rejected the request's credential, kept for [`CallerOf`].
+#[derive(Clone, Copy)]
+struct Rejected(AuthError);
+
 /// Middleware: verifies the credential once and leaves the [`Caller`] in the
 /// request's extensions, where the rate limiter and [`CallerOf`] find it. A
-/// credential that fails is left for [`CallerOf`] to reject (with its 401).
+/// credential that fails is left, with the reason, for [`CallerOf`] to reject
+/// with its 401, so routes that never ask who is calling (health) still answer.
 pub async fn identify(
     axum::extract::State(state): axum::extract::State<AppState>,
     mut request: Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    if let Ok(caller) = state.authenticator().detect(request.headers()).await {
-        request.extensions_mut().insert(caller);
+    match state.authenticator().detect(request.headers()).await {
+        Ok(caller) => {
+            crate::monitoring::note_caller(&caller);
+            request.extensions_mut().insert(caller);
+        }
+        Err(error) => {
+            request.extensions_mut().insert(Rejected(error));
+        }
     }
     next.run(request).await
+}
+
+/// A path parameter. One that does not decode (invalid UTF-8 once
+/// percent-decoded) is a 400 in the problem shape; axum's own rejection
+/// would be text/plain.
+pub struct PathParam<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for PathParam<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(value)| PathParam(value))
+            .map_err(|rejection| ApiError::BadRequest(rejection.body_text()))
+    }
+}
+
+/// The query string as `T`; one that does not fit (e.g. a parameter given
+/// twice) is a 400 in the problem shape, as for [`PathParam`].
+pub struct QueryParams<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for QueryParams<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(value)| QueryParams(value))
+            .map_err(|rejection| ApiError::BadRequest(rejection.body_text()))
+    }
 }
 
 /// Reads the whole body within the configured limit; too large is a 413 in
@@ -229,6 +283,22 @@ impl FromRequestParts<AppState> for IfMatch {
     }
 }
 
+impl utoipa::IntoParams for IfMatch {
+    fn into_params(
+        _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        vec![header_parameter(
+            "If-Match",
+            "The version this write replaces, as its `ETag` gave it (`\"3\"`), or `*` for any. \
+             Required once the step has an answer (else 428); a stale version is 412. \
+             A first write may omit it or send `\"0\"`.",
+            utoipa::openapi::schema::ObjectBuilder::new()
+                .schema_type(utoipa::openapi::schema::Type::String)
+                .pattern(Some(r#"^(\*|"[0-9]+")$"#)),
+        )]
+    }
+}
+
 /// The ETag of a stored version.
 pub fn etag(version: i64) -> axum::http::HeaderValue {
     axum::http::HeaderValue::from_str(&format!("\"{version}\""))
@@ -260,6 +330,38 @@ impl FromRequestParts<AppState> for IdempotencyKey {
             })?;
         Ok(IdempotencyKey(Some(key.to_string())))
     }
+}
+
+impl utoipa::IntoParams for IdempotencyKey {
+    fn into_params(
+        _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        vec![header_parameter(
+            "Idempotency-Key",
+            "Makes a retry safe (Stripe semantics): the first successful answer is stored with \
+             the write and replayed, with `Idempotent-Replayed: true`, for 24 hours; the same key \
+             with a different request is 422.",
+            utoipa::openapi::schema::ObjectBuilder::new()
+                .schema_type(utoipa::openapi::schema::Type::String)
+                .min_length(Some(1))
+                .max_length(Some(255))
+                .pattern(Some("^[!-~]+$")),
+        )]
+    }
+}
+
+fn header_parameter(
+    name: &str,
+    description: &str,
+    schema: utoipa::openapi::schema::ObjectBuilder,
+) -> utoipa::openapi::path::Parameter {
+    utoipa::openapi::path::ParameterBuilder::new()
+        .name(name)
+        .parameter_in(utoipa::openapi::path::ParameterIn::Header)
+        .required(utoipa::openapi::Required::False)
+        .description(Some(description))
+        .schema(Some(schema))
+        .build()
 }
 
 #[cfg(test)]

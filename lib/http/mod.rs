@@ -1,7 +1,11 @@
 //! What every route shares: request ids, body limits, error shape, caching
-//! headers, and the way a function binary runs its router.
+//! headers, and the way a function binary runs its router (on Vercel, or on
+//! AWS Lambda with the `lambda` feature).
 
+pub mod background;
 pub mod extract;
+#[cfg(feature = "lambda")]
+pub mod lambda;
 pub mod request_id;
 pub mod vercel;
 
@@ -24,7 +28,6 @@ pub fn app(state: AppState, routes: Router<AppState>) -> Router {
     routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn(crate::monitoring::observe))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::cache::rate_limit::writes,
@@ -41,6 +44,12 @@ pub fn app(state: AppState, routes: Router<AppState>) -> Router {
             HeaderValue::from_static("no-store"),
         ))
         .layer(cors)
+        // Outside the others, so `Server-Timing` and the log line count the
+        // time spent verifying credentials and checking rate limits too.
+        .layer(axum::middleware::from_fn_with_state(
+            state.spans().cloned(),
+            monitoring::observe,
+        ))
         .layer(axum::middleware::from_fn(request_id::assign))
         .with_state(state)
 }

@@ -4,53 +4,21 @@
 //! (the function stays alive until it settles), and it caps the body it
 //! buffers.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use axum::body::Body;
-use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
 use axum::response::IntoResponse;
 use http_body_util::{BodyExt, Limited};
 use tower::{Service, ServiceExt};
 
 use crate::error::ApiError;
+// Re-exported where handlers have always imported it from.
+pub use crate::http::background::Background;
 
 /// The largest body buffered before routing; routes apply their own, lower limit.
 const HARD_BODY_LIMIT: usize = 16 * 1024 * 1024;
-
-/// Work to finish after the response: on Vercel through `wait_until`, locally
-/// on the Tokio runtime.
-#[derive(Clone, Default)]
-pub struct Background(Option<vercel_runtime::AppState>);
-
-impl Background {
-    pub fn spawn<F>(&self, future: F)
-    where
-        F: Future<Output = ()> + Send + 'static,
-    {
-        match &self.0 {
-            Some(state) => state.wait_until(future),
-            None => {
-                tokio::spawn(future);
-            }
-        }
-    }
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for Background {
-    type Rejection = Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
-        Ok(parts
-            .extensions
-            .get::<Background>()
-            .cloned()
-            .unwrap_or_default())
-    }
-}
 
 /// The tower service `vercel_runtime::run` drives.
 #[derive(Clone)]
@@ -81,7 +49,7 @@ impl Service<(vercel_runtime::AppState, Incoming)> for VercelFunction {
             let (mut parts, body) = request.into_parts();
             let response = match Limited::new(body, HARD_BODY_LIMIT).collect().await {
                 Ok(collected) => {
-                    parts.extensions.insert(Background(Some(state)));
+                    parts.extensions.insert(Background::vercel(state));
                     let request =
                         axum::http::Request::from_parts(parts, Body::from(collected.to_bytes()));
                     match router.oneshot(request).await {

@@ -11,13 +11,14 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::ai::preferences::{self, AiMode, PreferencesInput};
 use crate::ai::{
@@ -26,14 +27,16 @@ use crate::ai::{
 use crate::auth::Caller;
 use crate::cache::rate_limit;
 use crate::db::RlsContext;
-use crate::error::{ApiError, FieldError};
-use crate::http::extract::{CallerOf, IdempotencyKey, IfMatch, JsonBody, RawBody, parse_json};
+use crate::error::{ApiError, FieldError, Problem};
+use crate::http::extract::{
+    CallerOf, IdempotencyKey, IfMatch, JsonBody, PathParam, QueryParams, RawBody, parse_json,
+};
 use crate::routes::support::own_progress;
 use crate::routes::support::{flags_of, invalidate_cached, require_owner, rollout_subject};
 use crate::state::AppState;
 use crate::wizard::RequestFingerprint;
-use crate::wizard::save::SaveStep;
-use crate::wizard::suggestions::decide_suggestion;
+use crate::wizard::save::WriteContext;
+use crate::wizard::suggestions::{Decided, decide_suggestion};
 
 pub fn preferences_router() -> Router<AppState> {
     Router::new().route(
@@ -54,25 +57,32 @@ pub fn reject_router() -> Router<AppState> {
     Router::new().route("/api/onboarding/ai/suggestions/{id}/reject", post(reject))
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+/// The caller's AI choice (per identity: a session's choice does not follow it into an account).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PreferencesView {
     /// `off` (the default) or `suggest`.
     pub mode: String,
     /// `step.field` → `off` | `suggest`, overriding `mode`.
     pub field_overrides: BTreeMap<String, String>,
+    /// The version of the consent text the user accepted.
+    #[schema(required = true)]
     pub consent_version: Option<String>,
+    #[schema(required = true)]
     pub chosen_at: Option<DateTime<Utc>>,
     /// Whether this deployment has an AI provider configured.
     pub available: bool,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PreferencesBody {
+    /// `off` or `suggest`.
     pub mode: String,
+    /// `step.field` → `off` | `suggest`, overriding `mode`.
     #[serde(default)]
     pub field_overrides: BTreeMap<String, String>,
+    /// Required to opt in anywhere: the version of the consent text the user accepted.
     pub consent_version: Option<String>,
 }
 
@@ -110,6 +120,22 @@ impl PreferencesView {
     }
 }
 
+/// The caller's AI preferences
+///
+/// Off by default; `available` says whether this deployment has a provider.
+#[utoipa::path(
+    get,
+    path = "/api/onboarding/ai/preferences",
+    operation_id = "getAiPreferences",
+    tag = "ai",
+    security(("bearer" = []), ("sessionCookie" = []), ("sessionHeader" = [])),
+    responses(
+        (status = 200, description = "The stored choice, or the default (`off`)", body = PreferencesView),
+        (status = 401, description = "No session and not signed in, or a credential that failed verification", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "An unexpected database error", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database or the identity provider's keys are unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn read_preferences(
     State(state): State<AppState>,
     CallerOf(caller): CallerOf,
@@ -124,6 +150,29 @@ async fn read_preferences(
     Ok(Json(PreferencesView::of(stored, state.ai().is_some())))
 }
 
+/// Choose AI suggestions on or off
+///
+/// Opting in (`suggest` as `mode` or for any field) needs the version of the
+/// consent text the user was shown.
+#[utoipa::path(
+    put,
+    path = "/api/onboarding/ai/preferences",
+    operation_id = "setAiPreferences",
+    tag = "ai",
+    request_body = PreferencesBody,
+    security(("bearer" = []), ("sessionCookie" = []), ("sessionHeader" = [])),
+    responses(
+        (status = 200, description = "Stored", body = PreferencesView),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No session and not signed in, or a credential that failed verification", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than `BODY_LIMIT_BYTES`", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not `application/json`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The body has the wrong shape, a mode is not `off` or `suggest`, or opting in without `consentVersion`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many writes; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "An unexpected database error", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database or the identity provider's keys are unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn write_preferences(
     State(state): State<AppState>,
     CallerOf(caller): CallerOf,
@@ -181,32 +230,66 @@ async fn write_preferences(
     )))
 }
 
-#[derive(Debug, Deserialize)]
+/// The field to suggest an answer for.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SuggestBody {
     pub step: String,
     pub field: String,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+/// A validated suggestion, not yet in the answers.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SuggestionView {
+    /// For `…/suggestions/{id}/accept` and `…/reject`.
     pub id: uuid::Uuid,
     pub step: String,
     pub field: String,
+    /// A value that passes the field's validation.
     pub value: serde_json::Value,
+    /// `pending`.
     pub status: String,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SuggestReply {
+    #[schema(required = true)]
     pub suggestion: Option<SuggestionView>,
     /// Why there is none: `invalid_output`, `refused` or `unavailable`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
 
+/// Ask the AI provider for a suggested answer
+///
+/// Only for fields that offer it, after the caller opted in. The suggestion
+/// is validated like an answer and stored as `pending`; it reaches the
+/// answers only when accepted. A provider failure or output that stays
+/// invalid is 200 with no suggestion, never an error page.
+#[utoipa::path(
+    post,
+    path = "/api/onboarding/ai/suggest",
+    operation_id = "requestSuggestion",
+    tag = "ai",
+    request_body = SuggestBody,
+    security(("bearer" = []), ("sessionCookie" = []), ("sessionHeader" = [])),
+    responses(
+        (status = 200, description = "No suggestion: `reason` says why (`invalid_output`, `refused`, `unavailable`)", body = SuggestReply),
+        (status = 201, description = "A pending suggestion", body = SuggestReply),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No session and not signed in, or a credential that failed verification", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not opted in for this field, or the organization does not allow AI suggestions", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "AI suggestions are off on this deployment, or the field has no published prompt", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than `BODY_LIMIT_BYTES`", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not `application/json`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The body has the wrong shape, or the field does not offer AI suggestions", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many writes or AI calls; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "An unexpected database error", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database or the identity provider's keys are unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn request_suggestion(
     State(state): State<AppState>,
     CallerOf(caller): CallerOf,
@@ -345,12 +428,9 @@ async fn decide_route(
     let reply = decide_suggestion(
         state.db(),
         &RlsContext::for_caller(&caller),
-        SaveStep {
+        WriteContext {
             flow: snapshot.flow(),
             flags: &flags,
-            step: "",
-            answers: &serde_json::Value::Null,
-            complete: false,
             if_match,
             authenticated: matches!(caller, Caller::User(_)),
             paths: &state.settings().http.redirect_paths,
@@ -367,25 +447,77 @@ async fn decide_route(
     Ok(reply.into_response())
 }
 
+/// Accept a suggestion: write its value into the answers
+///
+/// Under the same rules as a save (`If-Match` with the step's version once it
+/// has an answer). Accepting again answers with the step as it is now. Any
+/// body must be a JSON object and is otherwise ignored.
+#[utoipa::path(
+    post,
+    path = "/api/onboarding/ai/suggestions/{id}/accept",
+    operation_id = "acceptSuggestion",
+    tag = "ai",
+    params(("id" = uuid::Uuid, Path, description = "The suggestion's id"), IfMatch, IdempotencyKey),
+    security(("bearer" = []), ("sessionCookie" = []), ("sessionHeader" = [])),
+    responses(
+        (status = 200, description = "Accepted: `saved` is the step with its new version (and `ETag`); for a repeat, `step` is the step now", body = Decided,
+            headers(("ETag" = String, description = "The step's new version, quoted, when this request wrote it"))),
+        (status = 400, description = "A body that is not JSON, a malformed `If-Match` or `Idempotency-Key`, or an id segment or query string that does not decode", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No session and not signed in, or a credential that failed verification", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such suggestion for this caller", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The suggestion was rejected, belongs to another flow, or onboarding is already completed", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "`If-Match` names a version other than the stored one", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than `BODY_LIMIT_BYTES`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A body that is not a JSON object, a value that no longer validates with the other answers, or the `Idempotency-Key` was used for a different request", body = Problem, content_type = "application/problem+json"),
+        (status = 428, description = "The step has an answer and the request sent no `If-Match`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many writes; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "An unexpected database error", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database or the identity provider's keys are unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn accept(
     State(state): State<AppState>,
     CallerOf(caller): CallerOf,
     if_match: IfMatch,
     IdempotencyKey(key): IdempotencyKey,
-    Path(path): Path<String>,
-    Query(query): Query<IdQuery>,
+    PathParam(path): PathParam<String>,
+    QueryParams(query): QueryParams<IdQuery>,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     let id = suggestion_id(path, query)?;
     decide_route(state, caller, if_match, key, id, Decision::Accept, &body).await
 }
 
+/// Reject a suggestion
+///
+/// Records the decision; the answers are not touched. Rejecting again is
+/// harmless. Any body must be a JSON object and is otherwise ignored.
+#[utoipa::path(
+    post,
+    path = "/api/onboarding/ai/suggestions/{id}/reject",
+    operation_id = "rejectSuggestion",
+    tag = "ai",
+    params(("id" = uuid::Uuid, Path, description = "The suggestion's id"), IdempotencyKey),
+    security(("bearer" = []), ("sessionCookie" = []), ("sessionHeader" = [])),
+    responses(
+        (status = 200, description = "Rejected", body = Decided),
+        (status = 400, description = "A body that is not JSON, a malformed `Idempotency-Key`, or an id segment or query string that does not decode", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No session and not signed in, or a credential that failed verification", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such suggestion for this caller", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The suggestion was already accepted", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than `BODY_LIMIT_BYTES`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A body that is not a JSON object, or the `Idempotency-Key` was used for a different request", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many writes; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "An unexpected database error", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database or the identity provider's keys are unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn reject(
     State(state): State<AppState>,
     CallerOf(caller): CallerOf,
     IdempotencyKey(key): IdempotencyKey,
-    Path(path): Path<String>,
-    Query(query): Query<IdQuery>,
+    PathParam(path): PathParam<String>,
+    QueryParams(query): QueryParams<IdQuery>,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     let id = suggestion_id(path, query)?;

@@ -2,37 +2,41 @@
 //! how many reached, completed and dropped, and the median time spent, for
 //! the admins of the caller's active organization.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Caller;
 use crate::db::funnel::{self, StepFunnel};
 use crate::db::{DbError, RlsContext, domain};
-use crate::error::ApiError;
-use crate::http::extract::CallerOf;
+use crate::error::{ApiError, Problem};
+use crate::http::extract::{CallerOf, QueryParams};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/onboarding/analytics/funnel", get(handle))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct FunnelQuery {
     /// Start of the range (RFC 3339); default 30 days before `to`.
     pub from: Option<DateTime<Utc>>,
     /// End of the range, exclusive; default now.
     pub to: Option<DateTime<Utc>>,
+    /// Only events recorded under this flow version.
     pub flow_version: Option<i32>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Funnel {
     pub flow_id: String,
+    #[schema(required = true)]
     pub flow_version: Option<i32>,
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,
@@ -40,12 +44,32 @@ pub struct Funnel {
     pub steps: Vec<StepFunnel>,
 }
 
+/// Per step: reached, completed, dropped, median time
+///
+/// For the admins of the caller's active organization (membership is checked
+/// in the database, not taken from the token). The range is at most a year;
+/// by default the 30 days before `to`.
+#[utoipa::path(
+    get,
+    path = "/api/onboarding/analytics/funnel",
+    operation_id = "getFunnel",
+    tag = "analytics",
+    params(FunnelQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The funnel, in the flow's step order", body = Funnel),
+        (status = 400, description = "A malformed or unknown query parameter, or `from` not before `to` or more than a year apart", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "A credential was presented and failed verification", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin of the active organization (or no organization selected, or not signed in)", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "An unexpected database error", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database or the identity provider's keys are unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn handle(
     State(state): State<AppState>,
     CallerOf(caller): CallerOf,
-    query: Result<Query<FunnelQuery>, axum::extract::rejection::QueryRejection>,
+    QueryParams(query): QueryParams<FunnelQuery>,
 ) -> Result<Json<Funnel>, ApiError> {
-    let Query(query) = query.map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
     let Caller::User(user) = &caller else {
         return Err(ApiError::Forbidden(
             "only organization admins read the funnel".into(),

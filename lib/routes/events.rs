@@ -1,6 +1,8 @@
 //! `POST /api/onboarding/events`: batched funnel events from the wizard.
-//! Answered 202 at once; the batch is written after the response (Vercel's
-//! `wait_until`), in one statement.
+//! Answered 202 once the batch is queued; it is stored after the response
+//! (the function stays alive for it through Vercel's `wait_until`), grouped
+//! with other callers' batches by [`crate::db::event_writer`]. A full queue or
+//! an unreachable database is a 503: the client keeps the batch and retries.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -9,9 +11,10 @@ use axum::routing::post;
 use axum::{Json, Router};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-use crate::db::{RlsContext, events};
-use crate::error::{ApiError, FieldError};
+use crate::db::RlsContext;
+use crate::error::{ApiError, FieldError, Problem};
 use crate::http::extract::{CallerOf, JsonBody};
 use crate::http::vercel::Background;
 use crate::routes::support::require_owner;
@@ -26,13 +29,14 @@ pub const MAX_EVENTS: usize = 100;
 /// Size of one event's `properties`, serialized.
 pub const MAX_PROPERTIES_BYTES: usize = 2048;
 
-#[derive(Debug, Deserialize)]
+/// Up to 100 events.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Batch {
     pub events: Vec<Event>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Event {
     #[serde(rename = "type")]
@@ -41,11 +45,12 @@ pub struct Event {
     /// When it happened in the browser; defaults to now. Must be within the
     /// last 7 days and not more than 5 minutes ahead.
     pub occurred_at: Option<DateTime<Utc>>,
+    /// Free-form, at most 2 KiB serialized.
     #[serde(default)]
     pub properties: serde_json::Map<String, serde_json::Value>,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EventType {
     FlowStarted,
@@ -57,11 +62,34 @@ pub enum EventType {
     Abandoned,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Accepted {
     pub accepted: usize,
 }
 
+/// Record a batch of funnel events
+///
+/// Answered at once; the batch is stored after the response, in one
+/// statement. `occurredAt` must be within the last 7 days and at most 5
+/// minutes ahead.
+#[utoipa::path(
+    post,
+    path = "/api/onboarding/events",
+    operation_id = "recordEvents",
+    tag = "analytics",
+    request_body = Batch,
+    security(("bearer" = []), ("sessionCookie" = []), ("sessionHeader" = [])),
+    responses(
+        (status = 202, description = "Accepted; stored after the response", body = Accepted),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No session and not signed in, or a credential that failed verification", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "More than 100 events, or a body larger than `BODY_LIMIT_BYTES`", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not `application/json`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The body has the wrong shape (e.g. an unknown event `type`), or events name an unknown step, a time out of range or oversized properties (`errors[]` points at `/events/<index>/...`)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many writes; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Not accepted, retry after `Retry-After`: the event queue stayed full for 2 s, the database is unreachable, or the identity provider's keys are unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 #[tracing::instrument(skip_all)]
 async fn handle(
     State(state): State<AppState>,
@@ -126,13 +154,18 @@ async fn handle(
     }
     let accepted = rows.len();
     if accepted > 0 {
-        let db = state.db().clone();
-        let context = RlsContext::for_caller(&caller);
-        let batch = serde_json::Value::Array(rows);
+        let receipt = state
+            .events()
+            .enqueue(
+                RlsContext::for_caller(&caller),
+                serde_json::Value::Array(rows),
+                accepted,
+            )
+            .await?;
+        // The writer logs a failed write; waiting here keeps the function
+        // alive until the batch is stored.
         background.spawn(async move {
-            if let Err(error) = events::insert_batch(&db, &context, &batch).await {
-                tracing::warn!(%error, events = accepted, "analytics batch not stored");
-            }
+            let _ = receipt.stored().await;
         });
     }
     Ok((StatusCode::ACCEPTED, Json(Accepted { accepted })))

@@ -5,10 +5,11 @@ use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::cache::keys::Subject;
 use crate::cache::status_cache::{CacheEntry, Lookup};
-use crate::error::ApiError;
+use crate::error::{ApiError, Problem};
 use crate::flow::FieldDefinition;
 use crate::http::extract::CallerOf;
 use crate::routes::support::own_progress;
@@ -19,7 +20,7 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/api/onboarding/flow", get(flow))
 }
 
-#[derive(Debug, Serialize, serde::Deserialize)]
+#[derive(Debug, Serialize, serde::Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FlowView {
     pub flow_id: String,
@@ -27,19 +28,40 @@ pub struct FlowView {
     pub steps: Vec<StepView>,
 }
 
-#[derive(Debug, Serialize, serde::Deserialize)]
+/// A step as it applies to the caller.
+#[derive(Debug, Serialize, serde::Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = FlowStep)]
 pub struct StepView {
     pub id: String,
     pub title: String,
     pub optional: bool,
     pub fields: Vec<FieldDefinition>,
     /// JSON Schema (2020-12) of a completed answer.
+    #[schema(value_type = Object)]
     pub schema: serde_json::Value,
     /// JSON Schema of a draft (required fields may be missing).
+    #[schema(value_type = Object)]
     pub draft_schema: serde_json::Value,
 }
 
+/// The steps and fields that apply to the caller
+///
+/// After flags and conditions (a one-person organization has no team step),
+/// each step with the JSON Schema of a completed answer and of a draft.
+#[utoipa::path(
+    get,
+    path = "/api/onboarding/flow",
+    operation_id = "getFlow",
+    tag = "onboarding",
+    security((), ("bearer" = []), ("sessionCookie" = []), ("sessionHeader" = [])),
+    responses(
+        (status = 200, description = "The caller's flow", body = FlowView),
+        (status = 401, description = "A credential was presented and failed verification", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "An unexpected database error", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database or the identity provider's keys are unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 #[tracing::instrument(skip_all)]
 async fn flow(
     State(state): State<AppState>,

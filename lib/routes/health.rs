@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::error::RETRY_AFTER_SECONDS;
 use crate::flags::Freshness;
@@ -22,7 +23,7 @@ pub fn router() -> Router<AppState> {
 /// How long health waits for a dependency before reporting it down.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HealthReport {
     /// `ok`, `degraded` (an optional dependency is down) or `unavailable`.
@@ -31,7 +32,7 @@ pub struct HealthReport {
     pub checks: Checks,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Checks {
     pub database: Check,
@@ -43,7 +44,7 @@ pub struct Checks {
     pub ai: Check,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Check {
     /// `up`, `down` or `not_configured`; Edge Config may also be `degraded`
@@ -116,6 +117,20 @@ async fn within<T, E: std::fmt::Display>(
     }
 }
 
+/// Each dependency's state
+///
+/// 503 only when the database, which the wizard cannot do without, is down;
+/// Redis or Edge Config trouble is `degraded` with 200.
+#[utoipa::path(
+    get,
+    path = "/api/health",
+    operation_id = "getHealth",
+    tag = "health",
+    responses(
+        (status = 200, description = "The database is up (`ok`, or `degraded` while Redis or Edge Config is down)", body = HealthReport),
+        (status = 503, description = "The database is down (`unavailable`)", body = HealthReport),
+    )
+)]
 #[tracing::instrument(skip_all)]
 async fn health(State(state): State<AppState>) -> Response {
     let database = within(state.db().ping());

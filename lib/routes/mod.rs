@@ -8,6 +8,7 @@ pub mod events;
 pub mod flow;
 pub mod health;
 pub mod merge;
+pub mod openapi;
 pub mod session;
 pub mod status;
 pub mod steps;
@@ -33,4 +34,5 @@ pub fn all() -> Router<AppState> {
         .merge(ai::suggest_router())
         .merge(ai::accept_router())
         .merge(ai::reject_router())
+        .merge(openapi::router())
 }

@@ -12,9 +12,10 @@ use axum::routing::post;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::auth::{Caller, SessionId};
-use crate::error::ApiError;
+use crate::error::{ApiError, Problem};
 use crate::http::extract::CallerOf;
 use crate::state::AppState;
 
@@ -22,7 +23,7 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/api/onboarding/session", post(handle))
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionStarted {
     /// The signed session value, for `X-Onboarding-Session`.
@@ -41,6 +42,30 @@ pub fn cookie_is_secure(headers: &HeaderMap) -> bool {
     !matches!(hostname, "localhost" | "127.0.0.1" | "[::1]")
 }
 
+/// Start an anonymous wizard session
+///
+/// Sets the signed `onboarding_session` cookie (`HttpOnly`, `SameSite=Lax`,
+/// `Secure` except on localhost); clients without cookies send `session`
+/// back in `X-Onboarding-Session`. A visitor who presents a live session
+/// gets it back, so retrying is harmless.
+#[utoipa::path(
+    post,
+    path = "/api/onboarding/session",
+    operation_id = "startSession",
+    tag = "session",
+    security((), ("sessionCookie" = []), ("sessionHeader" = [])),
+    responses(
+        (status = 200, description = "The session presented is live and is returned", body = SessionStarted,
+            headers(("Set-Cookie" = String, description = "`onboarding_session=…`"))),
+        (status = 201, description = "A new session", body = SessionStarted,
+            headers(("Set-Cookie" = String, description = "`onboarding_session=…`"))),
+        (status = 401, description = "A credential was presented and failed verification", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The caller is signed in and needs no anonymous session", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many writes; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "An unexpected database error", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database or the identity provider's keys are unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 #[tracing::instrument(skip_all)]
 async fn handle(
     State(state): State<AppState>,

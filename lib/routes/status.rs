@@ -7,7 +7,7 @@ use axum::{Json, Router};
 use crate::auth::Caller;
 use crate::cache::keys::Subject;
 use crate::cache::status_cache::{CacheEntry, Lookup};
-use crate::error::ApiError;
+use crate::error::{ApiError, Problem};
 use crate::flow::AnswerMap;
 use crate::http::extract::CallerOf;
 use crate::routes::support::own_progress;
@@ -19,6 +19,24 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/api/onboarding/status", get(status))
 }
 
+/// Where the caller's onboarding stands
+///
+/// For the Next.js middleware, on every navigation: cached per caller in
+/// Redis, so a hit costs no database round trip. Anonymous callers get
+/// `not_started`.
+#[utoipa::path(
+    get,
+    path = "/api/onboarding/status",
+    operation_id = "getStatus",
+    tag = "onboarding",
+    security((), ("bearer" = []), ("sessionCookie" = []), ("sessionHeader" = [])),
+    responses(
+        (status = 200, description = "The caller's status", body = Status),
+        (status = 401, description = "A credential was presented and failed verification", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "An unexpected database error", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database or the identity provider's keys are unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 #[tracing::instrument(skip_all)]
 async fn status(
     State(state): State<AppState>,

@@ -5,22 +5,25 @@
 //! segment in `?step=`, so both `/steps/profile` and `/steps/[step]?step=profile`
 //! name the same step.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use crate::auth::Caller;
 use crate::db::{RlsContext, answers};
-use crate::error::ApiError;
-use crate::http::extract::{CallerOf, IdempotencyKey, IfMatch, JsonBytes, etag, parse_json};
+use crate::error::{ApiError, Problem};
+use crate::http::extract::{
+    CallerOf, IdempotencyKey, IfMatch, JsonBytes, PathParam, QueryParams, etag, parse_json,
+};
 use crate::routes::support::invalidate_cached;
 use crate::routes::support::{flags_of, require_owner, rollout_subject};
 use crate::state::AppState;
 use crate::wizard::RequestFingerprint;
-use crate::wizard::save::{SaveStep, StepView, save_step};
+use crate::wizard::save::{Completion, Saved, StepView, StepWrite, WriteContext, save_step};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/onboarding/steps/{step}", get(read).put(write))
@@ -32,10 +35,11 @@ pub struct StepQuery {
 }
 
 /// The body of a save.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct SaveBody {
     /// The step's answers, keyed by field name.
+    #[schema(value_type = Object)]
     pub answers: serde_json::Value,
     /// `true` to complete the step (required fields enforced); `false` or absent saves a draft.
     #[serde(default)]
@@ -62,12 +66,35 @@ fn unknown_step(step: &str) -> ApiError {
     ))
 }
 
+/// One step's saved answers and their version
+///
+/// `version` is 0 (and `answers` null) before the first save; the `ETag`
+/// carries the version to send back in `If-Match`. Answers saved under an
+/// older flow version are upgraded by its declared rules; what they could not
+/// carry over is listed in `needsAttention`.
+#[utoipa::path(
+    get,
+    path = "/api/onboarding/steps/{step}",
+    operation_id = "getStep",
+    tag = "onboarding",
+    params(("step" = String, Path, description = "Step id from the flow")),
+    security((), ("bearer" = []), ("sessionCookie" = []), ("sessionHeader" = [])),
+    responses(
+        (status = 200, description = "The step's answer", body = StepView,
+            headers(("ETag" = String, description = "The version, quoted: `\"3\"`"))),
+        (status = 400, description = "The step segment or the query string does not decode", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "A credential was presented and failed verification", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "The flow has no such step", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "An unexpected database error", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database or the identity provider's keys are unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 #[tracing::instrument(skip_all)]
 async fn read(
     State(state): State<AppState>,
     CallerOf(caller): CallerOf,
-    Path(path): Path<String>,
-    Query(query): Query<StepQuery>,
+    PathParam(path): PathParam<String>,
+    QueryParams(query): QueryParams<StepQuery>,
 ) -> Result<Response, ApiError> {
     let step = step_name(path, query)?;
     let config = state.flags().snapshot().await;
@@ -91,6 +118,37 @@ async fn read(
     Ok(([(header::ETAG, tag)], Json(view)).into_response())
 }
 
+/// Save a draft or complete a step
+///
+/// A draft may leave required fields out; `complete: true` enforces them.
+/// Every field error is reported at once (422). Overwriting an answer needs
+/// `If-Match` with its version: without it 428, stale 412, never a lost
+/// update.
+#[utoipa::path(
+    put,
+    path = "/api/onboarding/steps/{step}",
+    operation_id = "saveStep",
+    tag = "onboarding",
+    params(("step" = String, Path, description = "Step id from the flow"), IfMatch, IdempotencyKey),
+    request_body = SaveBody,
+    security(("bearer" = []), ("sessionCookie" = []), ("sessionHeader" = [])),
+    responses(
+        (status = 200, description = "Saved: the step with its new version, and the caller's new status", body = Saved,
+            headers(("ETag" = String, description = "The new version, quoted: `\"4\"`"))),
+        (status = 400, description = "Malformed JSON, a malformed `If-Match` or `Idempotency-Key`, or a step segment or query string that does not decode", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No session and not signed in, or a credential that failed verification", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "The flow has no such step", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Onboarding is already completed; its answers are final", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "`If-Match` names a version other than the stored one (another tab saved first)", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than `BODY_LIMIT_BYTES`", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not `application/json`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The body has the wrong shape or the answers are invalid (`errors[]` lists each field), or the `Idempotency-Key` was used for a different request", body = Problem, content_type = "application/problem+json"),
+        (status = 428, description = "The step has an answer and the write sent no `If-Match`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many writes; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "An unexpected database error", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database or the identity provider's keys are unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 #[tracing::instrument(skip_all)]
 #[allow(clippy::too_many_arguments)]
 async fn write(
@@ -98,8 +156,8 @@ async fn write(
     CallerOf(caller): CallerOf,
     if_match: IfMatch,
     IdempotencyKey(key): IdempotencyKey,
-    Path(path): Path<String>,
-    Query(query): Query<StepQuery>,
+    PathParam(path): PathParam<String>,
+    QueryParams(query): QueryParams<StepQuery>,
     JsonBytes(body): JsonBytes,
 ) -> Result<Response, ApiError> {
     let step = step_name(path, query)?;
@@ -117,15 +175,22 @@ async fn write(
     let reply = save_step(
         state.db(),
         &RlsContext::for_caller(&caller),
-        SaveStep {
+        WriteContext {
             flow,
             flags: &flags,
-            step: &step,
-            answers: &parsed.answers,
-            complete: parsed.complete,
             if_match,
             authenticated: matches!(caller, Caller::User(_)),
             paths: &state.settings().http.redirect_paths,
+        },
+        StepWrite {
+            step: &step,
+            answers: &parsed.answers,
+            completion: if parsed.complete {
+                Completion::Complete
+            } else {
+                Completion::Draft
+            },
+            merge: false,
         },
         key.as_deref(),
         &fingerprint,

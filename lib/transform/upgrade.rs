@@ -11,7 +11,7 @@ use crate::flow::{AnswerMap, Flow, UpgradeRule};
 use crate::validation::{Options, StepAnswers, validate_with};
 
 /// Something the user has to look at again after an upgrade.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FieldAttention {
     /// Step id.
@@ -25,6 +25,7 @@ pub struct FieldAttention {
     pub message: String,
     /// The stored value set aside (the whole field, or the whole step), so it can
     /// be shown to the user or kept for audit. `None` for `step_added`.
+    #[schema(required = true)]
     pub value: Option<Value>,
 }
 

@@ -15,7 +15,7 @@ use crate::flow::{AnswerMap, Flow};
 use crate::transform::{completion_plan, from_stored};
 use crate::validation::StepAnswers;
 use crate::wizard::status::{self, RedirectPaths, Status};
-use crate::wizard::{Reply, RequestFingerprint, TxError, at_most_once, finish};
+use crate::wizard::{Reply, RequestFingerprint, at_most_once};
 
 /// The signed-in caller completing onboarding.
 pub struct Completer<'a> {
@@ -26,11 +26,15 @@ pub struct Completer<'a> {
     pub session_hash: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+/// The answer of `POST /api/onboarding/complete`.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Completed {
     pub status: Status,
+    /// The organization the wizard created or filled in, if the flow has one.
+    #[schema(required = true)]
     pub organization_id: Option<String>,
+    /// Invitations sent by this request (0 when repeated).
     pub invitations: usize,
 }
 
@@ -50,168 +54,164 @@ pub async fn complete(
         completer.organization_id,
         completer.session_hash.as_deref(),
     );
-    let result = db
-        .transaction(&context, async |tx| {
-            at_most_once(tx, idempotency_key, fingerprint, async || {
-                let Some(record) = progress::fetch_own_for_update(tx, flow.id()).await? else {
-                    return Err(ApiError::UnprocessableEntity {
-                        detail: "onboarding has not been started".into(),
-                        errors: Vec::new(),
-                    }
-                    .into());
-                };
-                let stored = crate::db::answers::all_for_progress(tx, record.id).await?;
-                let answer_map: AnswerMap = stored
-                    .iter()
-                    .map(|(step, answer)| (step.clone(), answer.answers.clone()))
-                    .collect();
-                if record.state == ProgressState::Completed {
-                    let status =
-                        status::compute(flow, flags, true, Some(&record), &answer_map, paths);
-                    let body = Completed {
-                        status,
-                        organization_id: record.organization_id.clone(),
-                        invitations: 0,
-                    };
-                    return Ok(Reply::json(StatusCode::OK, &body));
-                }
 
-                let mut typed: BTreeMap<String, StepAnswers> = BTreeMap::new();
-                let mut unreadable = Vec::new();
-                for (step, answer) in &stored {
-                    if !answer.completed {
-                        continue;
-                    }
-                    match from_stored(flow, step, &answer.answers) {
-                        Ok(parsed) => {
-                            typed.insert(step.clone(), parsed);
-                        }
-                        Err(errors) => {
-                            let prefix = format!("/steps/{step}");
-                            unreadable.extend(
-                                errors
-                                    .into_errors()
-                                    .into_iter()
-                                    .map(|e| FieldError::from(e).under(&prefix)),
-                            )
-                        }
-                    }
-                }
-                if !unreadable.is_empty() {
-                    return Err(ApiError::UnprocessableEntity {
-                        detail: "some saved answers no longer fit the flow; save those steps again"
-                            .into(),
-                        errors: unreadable,
-                    }
-                    .into());
-                }
-                let plan = completion_plan(flow, &typed, flags).map_err(|missing| {
-                    let mut errors = Vec::new();
-                    for step in missing.steps {
-                        let reason = serde_json::to_value(step.reason)
-                            .ok()
-                            .and_then(|v| v.as_str().map(str::to_string))
-                            .unwrap_or_else(|| "incomplete".into());
-                        errors.push(FieldError {
-                            pointer: format!("/steps/{}", step.step),
-                            code: format!("step_{reason}"),
-                            message: format!("step `{}` must be completed first", step.step),
-                            limit: None,
-                        });
-                        let prefix = format!("/steps/{}", step.step);
-                        errors.extend(
-                            step.errors
-                                .into_iter()
-                                .map(|e| FieldError::from(e).under(&prefix)),
-                        );
-                    }
-                    TxError::Api(ApiError::UnprocessableEntity {
-                        detail: "some required steps are not completed".into(),
-                        errors,
-                    })
-                })?;
-
-                domain::upsert_profile(
-                    tx,
-                    &domain::Profile {
-                        full_name: Some(&plan.profile.full_name),
-                        job_role: plan.profile.job_role.as_deref(),
-                        timezone: Some(&plan.profile.timezone),
-                        locale: Some(&plan.profile.locale),
-                        notifications: &plan.profile.notifications,
-                    },
-                )
-                .await?;
-
-                let mut organization_id = completer.organization_id.map(str::to_string);
-                let mut invitations = 0;
-                if let Some(org) = &plan.organization {
-                    let id = organization_id
-                        .clone()
-                        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-                    let created = domain::create_organization(
-                        tx,
-                        &domain::Organization {
-                            id: &id,
-                            name: &org.name,
-                            slug: &org.slug,
-                            size: org.size.as_deref(),
-                            industry: org.industry.as_deref(),
-                            website: org.website.as_deref(),
-                        },
-                    )
-                    .await
-                    .map_err(|error| {
-                        if error.constraint() == Some(SLUG_TAKEN) {
-                            TxError::Api(ApiError::UnprocessableEntity {
-                                detail: "the organization's slug is taken".into(),
-                                errors: vec![FieldError {
-                                    pointer: "/steps/organization/slug".into(),
-                                    code: "slug_taken".into(),
-                                    message: "another organization uses this slug".into(),
-                                    limit: None,
-                                }],
-                            })
-                        } else {
-                            TxError::from(error)
-                        }
-                    })?;
-                    if created && organization_id.is_none() {
-                        // The new organization is the caller's active one from here on.
-                        domain::switch_context(
-                            tx,
-                            &RlsContext::user(
-                                completer.user_id,
-                                Some(&id),
-                                completer.session_hash.as_deref(),
-                            ),
-                        )
-                        .await?;
-                    }
-                    organization_id = Some(id);
-                    if !plan.invitations.is_empty()
-                        && domain::is_admin_of_active_organization(tx).await?
-                    {
-                        for invitation in &plan.invitations {
-                            domain::invite(tx, &invitation.email, invitation.role).await?;
-                            invitations += 1;
-                        }
-                    }
-                }
-
-                let record = progress::mark_completed(tx, record.id, organization_id.as_deref())
-                    .await?
-                    .ok_or(crate::db::DbError::MissingRow("mark_completed"))?;
+    db.transaction(&context, async |tx| {
+        at_most_once(tx, idempotency_key, fingerprint, async || {
+            let Some(record) = progress::fetch_own_for_update(tx, flow.id()).await? else {
+                return Err(ApiError::UnprocessableEntity {
+                    detail: "onboarding has not been started".into(),
+                    errors: Vec::new(),
+                });
+            };
+            let stored = crate::db::answers::all_for_progress(tx, record.id).await?;
+            let answer_map: AnswerMap = stored
+                .iter()
+                .map(|(step, answer)| (step.clone(), answer.answers.clone()))
+                .collect();
+            if record.state == ProgressState::Completed {
                 let status = status::compute(flow, flags, true, Some(&record), &answer_map, paths);
                 let body = Completed {
                     status,
-                    organization_id,
-                    invitations,
+                    organization_id: record.organization_id.clone(),
+                    invitations: 0,
                 };
-                Ok(Reply::json(StatusCode::OK, &body))
-            })
-            .await
+                return Ok(Reply::json(StatusCode::OK, &body));
+            }
+
+            let mut typed: BTreeMap<String, StepAnswers> = BTreeMap::new();
+            let mut unreadable = Vec::new();
+            for (step, answer) in &stored {
+                if !answer.completed {
+                    continue;
+                }
+                match from_stored(flow, step, &answer.answers) {
+                    Ok(parsed) => {
+                        typed.insert(step.clone(), parsed);
+                    }
+                    Err(errors) => {
+                        let prefix = format!("/steps/{step}");
+                        unreadable.extend(
+                            errors
+                                .into_errors()
+                                .into_iter()
+                                .map(|e| FieldError::from(e).under(&prefix)),
+                        )
+                    }
+                }
+            }
+            if !unreadable.is_empty() {
+                return Err(ApiError::UnprocessableEntity {
+                    detail: "some saved answers no longer fit the flow; save those steps again"
+                        .into(),
+                    errors: unreadable,
+                });
+            }
+            let plan = completion_plan(flow, &typed, flags).map_err(|missing| {
+                let mut errors = Vec::new();
+                for step in missing.steps {
+                    let reason = serde_json::to_value(step.reason)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_else(|| "incomplete".into());
+                    errors.push(FieldError {
+                        pointer: format!("/steps/{}", step.step),
+                        code: format!("step_{reason}"),
+                        message: format!("step `{}` must be completed first", step.step),
+                        limit: None,
+                    });
+                    let prefix = format!("/steps/{}", step.step);
+                    errors.extend(
+                        step.errors
+                            .into_iter()
+                            .map(|e| FieldError::from(e).under(&prefix)),
+                    );
+                }
+                ApiError::UnprocessableEntity {
+                    detail: "some required steps are not completed".into(),
+                    errors,
+                }
+            })?;
+
+            domain::upsert_profile(
+                tx,
+                &domain::Profile {
+                    full_name: Some(&plan.profile.full_name),
+                    job_role: plan.profile.job_role.as_deref(),
+                    timezone: Some(&plan.profile.timezone),
+                    locale: Some(&plan.profile.locale),
+                    notifications: &plan.profile.notifications,
+                },
+            )
+            .await?;
+
+            let mut organization_id = completer.organization_id.map(str::to_string);
+            let mut invitations = 0;
+            if let Some(org) = &plan.organization {
+                let id = organization_id
+                    .clone()
+                    .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+                let created = domain::create_organization(
+                    tx,
+                    &domain::Organization {
+                        id: &id,
+                        name: &org.name,
+                        slug: &org.slug,
+                        size: org.size.as_deref(),
+                        industry: org.industry.as_deref(),
+                        website: org.website.as_deref(),
+                    },
+                )
+                .await
+                .map_err(|error| {
+                    if error.constraint() == Some(SLUG_TAKEN) {
+                        ApiError::UnprocessableEntity {
+                            detail: "the organization's slug is taken".into(),
+                            errors: vec![FieldError {
+                                pointer: "/steps/organization/slug".into(),
+                                code: "slug_taken".into(),
+                                message: "another organization uses this slug".into(),
+                                limit: None,
+                            }],
+                        }
+                    } else {
+                        ApiError::from(error)
+                    }
+                })?;
+                if created && organization_id.is_none() {
+                    // The new organization is the caller's active one from here on.
+                    domain::switch_context(
+                        tx,
+                        &RlsContext::user(
+                            completer.user_id,
+                            Some(&id),
+                            completer.session_hash.as_deref(),
+                        ),
+                    )
+                    .await?;
+                }
+                organization_id = Some(id);
+                if !plan.invitations.is_empty()
+                    && domain::is_admin_of_active_organization(tx).await?
+                {
+                    for invitation in &plan.invitations {
+                        domain::invite(tx, &invitation.email, invitation.role).await?;
+                        invitations += 1;
+                    }
+                }
+            }
+
+            let record = progress::mark_completed(tx, record.id, organization_id.as_deref())
+                .await?
+                .ok_or(crate::db::DbError::MissingRow("mark_completed"))?;
+            let status = status::compute(flow, flags, true, Some(&record), &answer_map, paths);
+            let body = Completed {
+                status,
+                organization_id,
+                invitations,
+            };
+            Ok(Reply::json(StatusCode::OK, &body))
         })
-        .await;
-    finish(result)
+        .await
+    })
+    .await
 }

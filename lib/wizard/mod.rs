@@ -12,8 +12,8 @@ use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
+use crate::db::Tx;
 use crate::db::idempotency::{self, StoredResponse};
-use crate::db::{DbError, Tx};
 use crate::error::ApiError;
 
 /// A successful answer that can be stored under an idempotency key and
@@ -100,36 +100,6 @@ impl IntoResponse for Reply {
     }
 }
 
-/// How a write transaction ends besides success: an error for the client, or
-/// the stored answer of a concurrent request with the same idempotency key
-/// (the write of this one is rolled back and theirs is replayed).
-#[derive(Debug)]
-pub enum TxError {
-    Api(ApiError),
-    Replay(StoredResponse),
-}
-
-impl From<DbError> for TxError {
-    fn from(error: DbError) -> Self {
-        TxError::Api(error.into())
-    }
-}
-
-impl From<ApiError> for TxError {
-    fn from(error: ApiError) -> Self {
-        TxError::Api(error)
-    }
-}
-
-/// Ends a write transaction as a response.
-pub fn finish(result: Result<Reply, TxError>) -> Result<Reply, ApiError> {
-    match result {
-        Ok(reply) => Ok(reply),
-        Err(TxError::Api(error)) => Err(error),
-        Err(TxError::Replay(stored)) => Ok(Reply::from_stored(stored)),
-    }
-}
-
 /// The identity of a request for idempotency: method, path and body.
 #[derive(Debug, Clone)]
 pub struct RequestFingerprint {
@@ -169,8 +139,8 @@ pub async fn at_most_once(
     tx: &Tx<'_>,
     key: Option<&str>,
     request: &RequestFingerprint,
-    write: impl AsyncFnOnce() -> Result<Reply, TxError>,
-) -> Result<Reply, TxError> {
+    write: impl AsyncFnOnce() -> Result<Reply, ApiError>,
+) -> Result<Reply, ApiError> {
     let Some(key) = key else {
         return write().await;
     };
@@ -180,8 +150,7 @@ pub async fn at_most_once(
             return Err(ApiError::UnprocessableEntity {
                 detail: "this Idempotency-Key was used for a different request".into(),
                 errors: Vec::new(),
-            }
-            .into());
+            });
         }
         return Ok(Reply::from_stored(stored));
     }
@@ -190,13 +159,10 @@ pub async fn at_most_once(
     if idempotency::store(tx, key, request.method, &request.path, &stored).await? {
         Ok(reply)
     } else {
-        // A concurrent request with this key committed first: undo ours, replay theirs.
-        match idempotency::find(tx, key).await? {
-            Some(theirs) if theirs.fingerprint == request.digest => Err(TxError::Replay(theirs)),
-            _ => Err(ApiError::Conflict(
-                "a request with this Idempotency-Key is being processed; retry".into(),
-            )
-            .into()),
-        }
+        // The key's advisory lock is held since before `find`, and `store`
+        // takes over expired records, so no other writer can have stored it.
+        Err(ApiError::Internal(anyhow::anyhow!(
+            "an idempotency record appeared under its own lock"
+        )))
     }
 }

@@ -17,31 +17,42 @@ use crate::http::extract::{IfMatch, etag};
 use crate::transform::to_stored;
 use crate::validation::{validate_draft, validate_step};
 use crate::wizard::status::{self, RedirectPaths, Status};
-use crate::wizard::{Reply, RequestFingerprint, TxError, at_most_once, finish};
+use crate::wizard::{Reply, RequestFingerprint, at_most_once};
 
-/// A parsed save request.
+/// What a write of answers needs besides the answers: the caller's flow and
+/// flags, their `If-Match`, and what the status after the write depends on.
 #[derive(Clone, Copy)]
-pub struct SaveStep<'a> {
+pub struct WriteContext<'a> {
     pub flow: &'a Flow,
     pub flags: &'a (dyn Fn(&str) -> bool + Sync),
-    pub step: &'a str,
-    pub answers: &'a serde_json::Value,
-    pub complete: bool,
     pub if_match: IfMatch,
     pub authenticated: bool,
     pub paths: &'a RedirectPaths,
 }
 
-/// The answer of a save (and of `GET /api/onboarding/steps/{step}`).
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+/// The answers to write to one step.
+#[derive(Clone, Copy)]
+pub struct StepWrite<'a> {
+    pub step: &'a str,
+    pub answers: &'a serde_json::Value,
+    pub completion: Completion,
+    /// `answers` holds only some fields, merged over the stored ones.
+    pub merge: bool,
+}
+
+/// One step's saved answer and its version (`GET /api/onboarding/steps/{step}`).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = StepAnswer)]
 pub struct StepView {
     pub step: String,
     /// The stored (normalized) answers, or `null` before the first save.
+    #[schema(value_type = Option<Object>, required = true)]
     pub answers: Option<serde_json::Value>,
     /// 0 before the first save; send it back in `If-Match`.
     pub version: i64,
     pub completed: bool,
+    #[schema(required = true)]
     pub flow_version: Option<i32>,
     /// Answers from an older flow version that its upgrade rules could not
     /// carry over; they are kept here, not dropped, for the user to redo.
@@ -116,8 +127,9 @@ impl StepView {
 }
 
 /// The body of a successful save: the step and the caller's new status.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = SavedStep)]
 pub struct Saved {
     #[serde(flatten)]
     pub step: StepView,
@@ -163,58 +175,55 @@ pub enum Completion {
 pub async fn save_step(
     db: &Database,
     context: &RlsContext,
-    request: SaveStep<'_>,
+    write: WriteContext<'_>,
+    answer: StepWrite<'_>,
     idempotency_key: Option<&str>,
     fingerprint: &RequestFingerprint,
 ) -> Result<Reply, ApiError> {
-    let completion = if request.complete {
-        Completion::Complete
-    } else {
-        Completion::Draft
-    };
-    let result = db
-        .transaction(context, async |tx| {
-            at_most_once(tx, idempotency_key, fingerprint, async || {
-                let saved = write_answer(tx, &request, request.answers, completion, false).await?;
-                let version = saved.step.version;
-                Ok(Reply::json(StatusCode::OK, &saved).with_header(header::ETAG, etag(version)))
-            })
-            .await
+    db.transaction(context, async |tx| {
+        at_most_once(tx, idempotency_key, fingerprint, async || {
+            let saved = write_answer(tx, &write, answer).await?;
+            let version = saved.step.version;
+            Ok(Reply::json(StatusCode::OK, &saved).with_header(header::ETAG, etag(version)))
         })
-        .await;
-    finish(result)
+        .await
+    })
+    .await
 }
 
 /// The write itself, inside the caller's transaction: lock the caller's
-/// progress, check `If-Match`, validate, store, record the step. With
-/// `patch`, `answers` holds only some fields, merged over the stored ones.
+/// progress, check `If-Match`, validate, store, record the step.
 pub(crate) async fn write_answer(
     tx: &Tx<'_>,
-    request: &SaveStep<'_>,
-    answers: &serde_json::Value,
-    completion: Completion,
-    patch: bool,
-) -> Result<Saved, TxError> {
-    let flow = request.flow;
+    write: &WriteContext<'_>,
+    answer: StepWrite<'_>,
+) -> Result<Saved, ApiError> {
+    let StepWrite {
+        step,
+        answers,
+        completion,
+        merge,
+    } = answer;
+    let flow = write.flow;
     let first_step = flow.steps().first().map(|s| s.id.as_str()).unwrap_or("");
     let record =
         progress::fetch_or_start_for_update(tx, flow.id(), flow.version() as i32, first_step)
             .await?;
     if record.state == ProgressState::Completed {
-        return Err(TxError::Api(ApiError::Conflict(
+        return Err(ApiError::Conflict(
             "onboarding is already completed; its answers are final".into(),
-        )));
+        ));
     }
     let stored = answers::all_for_progress(tx, record.id).await?;
-    let existing = stored.get(request.step);
-    let write = precondition(existing, request.if_match)?;
+    let existing = stored.get(step);
+    let precondition = precondition(existing, write.if_match)?;
     let complete = match completion {
         Completion::Draft => false,
         Completion::Complete => true,
         Completion::Keep => existing.is_some_and(|answer| answer.completed),
     };
     let merged;
-    let answers = if patch {
+    let answers = if merge {
         let mut object = existing
             .and_then(|answer| answer.answers.as_object().cloned())
             .unwrap_or_default();
@@ -229,13 +238,13 @@ pub(crate) async fn write_answer(
 
     let mut context_answers: AnswerMap = stored
         .iter()
-        .filter(|(step, _)| step.as_str() != request.step)
+        .filter(|(other, _)| other.as_str() != step)
         .map(|(step, answer)| (step.clone(), answer.answers.clone()))
         .collect();
     let validated = if complete {
-        validate_step(flow, request.step, answers, &context_answers, request.flags)
+        validate_step(flow, step, answers, &context_answers, write.flags)
     } else {
-        validate_draft(flow, request.step, answers, &context_answers, request.flags)
+        validate_draft(flow, step, answers, &context_answers, write.flags)
     }
     .map_err(ApiError::from)?;
     let value = to_stored(&validated);
@@ -243,11 +252,11 @@ pub(crate) async fn write_answer(
     let saved = answers::store(
         tx,
         record.id,
-        request.step,
+        step,
         &value,
         complete,
         flow.version() as i32,
-        write,
+        precondition,
     )
     .await?
     // Another writer took the version between our read and write.
@@ -255,24 +264,24 @@ pub(crate) async fn write_answer(
         ApiError::PreconditionFailed("the step was saved concurrently; reload it".into())
     })?;
 
-    context_answers.insert(request.step.to_string(), value);
+    context_answers.insert(step.to_string(), value);
     let mut completed_steps: Vec<String> = record
         .completed_steps
         .iter()
-        .filter(|step| step.as_str() != request.step)
+        .filter(|other| other.as_str() != step)
         .cloned()
         .collect();
     let current_step = if complete {
-        completed_steps.push(request.step.to_string());
+        completed_steps.push(step.to_string());
         if completion == Completion::Complete {
-            flow.next_step(request.step, &context_answers, request.flags)
+            flow.next_step(step, &context_answers, write.flags)
                 .map(|next| next.id.as_str())
-                .unwrap_or(request.step)
+                .unwrap_or(step)
         } else {
-            record.current_step.as_deref().unwrap_or(request.step)
+            record.current_step.as_deref().unwrap_or(step)
         }
     } else {
-        request.step
+        step
     };
     let record = progress::record_step(
         tx,
@@ -284,14 +293,14 @@ pub(crate) async fn write_answer(
     .await?;
     let status = status::compute(
         flow,
-        request.flags,
-        request.authenticated,
+        write.flags,
+        write.authenticated,
         Some(&record),
         &context_answers,
-        request.paths,
+        write.paths,
     );
     Ok(Saved {
-        step: StepView::of(request.step, Some(&saved)),
+        step: StepView::of(step, Some(&saved)),
         status,
     })
 }

@@ -2,19 +2,22 @@
 //! flags, without touching the database (the caller reads the row first).
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::db::progress::{ProgressRecord, ProgressState};
 use crate::flow::{AnswerMap, Flow};
 
 /// The answer of `GET /api/onboarding/status`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Status {
     pub authenticated: bool,
     /// `not_started`, `in_progress` or `completed`.
     pub state: String,
+    #[schema(required = true)]
     pub current_step: Option<String>,
     pub completed_steps: Vec<String>,
+    #[schema(required = true)]
     pub next_step: Option<String>,
     pub progress: StatusProgress,
     pub flow_id: String,
@@ -23,7 +26,7 @@ pub struct Status {
     pub redirect_to: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StatusProgress {
     pub completed: usize,

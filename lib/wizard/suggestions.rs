@@ -11,10 +11,11 @@ use crate::ai::{DecideOutcome, Decision, decide};
 use crate::db::{Database, RlsContext, answers};
 use crate::error::ApiError;
 use crate::http::extract::etag;
-use crate::wizard::save::{Completion, SaveStep, Saved, StepView, write_answer};
-use crate::wizard::{Reply, RequestFingerprint, TxError, at_most_once, finish};
+use crate::wizard::save::{Completion, Saved, StepView, StepWrite, WriteContext, write_answer};
+use crate::wizard::{Reply, RequestFingerprint, at_most_once};
 
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+/// The answer of accepting or rejecting a suggestion.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Decided {
     pub id: Uuid,
@@ -28,77 +29,75 @@ pub struct Decided {
     pub step: Option<StepView>,
 }
 
-/// Records the caller's decision on a suggestion. `request.step` is ignored:
-/// the suggestion names its step and field.
+/// Records the caller's decision on a suggestion; an accepted one is written
+/// to the step and field the suggestion names.
 pub async fn decide_suggestion(
     db: &Database,
     context: &RlsContext,
-    request: SaveStep<'_>,
+    write: WriteContext<'_>,
     id: Uuid,
     decision: Decision,
     idempotency_key: Option<&str>,
     fingerprint: &RequestFingerprint,
 ) -> Result<Reply, ApiError> {
-    let result = db
-        .transaction(context, async |tx| {
-            at_most_once(tx, idempotency_key, fingerprint, async || {
-                let decided = match decide(tx, id, decision).await? {
-                    DecideOutcome::NotFound => {
-                        return Err(TxError::Api(ApiError::NotFound(
-                            "no such suggestion".into(),
-                        )));
-                    }
-                    DecideOutcome::Conflict { status } => {
-                        return Err(TxError::Api(ApiError::Conflict(format!(
-                            "the suggestion is already {}",
-                            status.as_str()
-                        ))));
-                    }
-                    DecideOutcome::AlreadyDecided(decided) => {
-                        // A retry: the first attempt wrote (or did not need to); show the step now.
-                        let stored =
-                            answers::fetch_own_step(tx, &decided.flow_id, &decided.step).await?;
-                        let body = Decided {
-                            id,
-                            status: decided.status.as_str().into(),
-                            saved: None,
-                            step: Some(StepView::of(&decided.step, stored.as_ref())),
-                        };
-                        return Ok(Reply::json(StatusCode::OK, &body));
-                    }
-                    DecideOutcome::Decided(decided) => decided,
-                };
-                let Some(value) = decided.value.clone() else {
+    db.transaction(context, async |tx| {
+        at_most_once(tx, idempotency_key, fingerprint, async || {
+            let decided = match decide(tx, id, decision).await? {
+                DecideOutcome::NotFound => {
+                    return Err(ApiError::NotFound("no such suggestion".into()));
+                }
+                DecideOutcome::Conflict { status } => {
+                    return Err(ApiError::Conflict(format!(
+                        "the suggestion is already {}",
+                        status.as_str()
+                    )));
+                }
+                DecideOutcome::AlreadyDecided(decided) => {
+                    // A retry: the first attempt wrote (or did not need to); show the step now.
+                    let stored =
+                        answers::fetch_own_step(tx, &decided.flow_id, &decided.step).await?;
                     let body = Decided {
                         id,
                         status: decided.status.as_str().into(),
                         saved: None,
-                        step: None,
+                        step: Some(StepView::of(&decided.step, stored.as_ref())),
                     };
                     return Ok(Reply::json(StatusCode::OK, &body));
-                };
-                if decided.flow_id != request.flow.id() {
-                    return Err(TxError::Api(ApiError::Conflict(
-                        "the suggestion belongs to another flow".into(),
-                    )));
                 }
-                let step_request = SaveStep {
-                    step: &decided.step,
-                    ..request
-                };
-                let patch = serde_json::json!({ decided.field.clone(): value });
-                let saved = write_answer(tx, &step_request, &patch, Completion::Keep, true).await?;
-                let version = saved.step.version;
+                DecideOutcome::Decided(decided) => decided,
+            };
+            let Some(value) = decided.value.clone() else {
                 let body = Decided {
                     id,
                     status: decided.status.as_str().into(),
-                    saved: Some(saved),
+                    saved: None,
                     step: None,
                 };
-                Ok(Reply::json(StatusCode::OK, &body).with_header(header::ETAG, etag(version)))
-            })
-            .await
+                return Ok(Reply::json(StatusCode::OK, &body));
+            };
+            if decided.flow_id != write.flow.id() {
+                return Err(ApiError::Conflict(
+                    "the suggestion belongs to another flow".into(),
+                ));
+            }
+            let patch = serde_json::json!({ decided.field.clone(): value });
+            let answer = StepWrite {
+                step: &decided.step,
+                answers: &patch,
+                completion: Completion::Keep,
+                merge: true,
+            };
+            let saved = write_answer(tx, &write, answer).await?;
+            let version = saved.step.version;
+            let body = Decided {
+                id,
+                status: decided.status.as_str().into(),
+                saved: Some(saved),
+                step: None,
+            };
+            Ok(Reply::json(StatusCode::OK, &body).with_header(header::ETAG, etag(version)))
         })
-        .await;
-    finish(result)
+        .await
+    })
+    .await
 }

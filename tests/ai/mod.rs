@@ -23,4 +23,4 @@ mod pipeline;
 mod prompts;
 mod provider;
 mod routes;
-mod server;
+pub mod server;

@@ -1,0 +1,300 @@
+//! The OpenAPI 3.1 document of every route, generated from the handlers'
+//! `#[utoipa::path]` attributes and the request and response types, and
+//! served by `GET /api/openapi.json` ([`crate::routes::openapi`]).
+//!
+//! What the handlers declare: their parameters, bodies and every status they
+//! answer. What [`SharedLayers`] adds: what the layers of [`crate::http::app`]
+//! put on every response (request id, `Cache-Control`, `Server-Timing`, rate
+//! limit headers) and what [`crate::error::ApiError`] adds per status
+//! (`WWW-Authenticate`, `Retry-After`), so no route repeats them.
+
+use std::sync::LazyLock;
+
+use utoipa::openapi::extensions::Extensions;
+use utoipa::openapi::header::Header;
+use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn};
+use utoipa::openapi::schema::{ObjectBuilder, Ref, Type};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{RefOr, Required};
+use utoipa::{Modify, OpenApi};
+
+use crate::auth::{SESSION_COOKIE_NAME, SESSION_HEADER_NAME};
+use crate::routes;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Onboarding API",
+        description = include_str!("openapi.md"),
+    ),
+    paths(
+        routes::health::health,
+        routes::openapi::openapi_json,
+        routes::status::status,
+        routes::flow::flow,
+        routes::steps::read,
+        routes::steps::write,
+        routes::complete::handle,
+        routes::session::handle,
+        routes::merge::handle,
+        routes::events::handle,
+        routes::analytics::handle,
+        routes::ai::read_preferences,
+        routes::ai::write_preferences,
+        routes::ai::request_suggestion,
+        routes::ai::accept,
+        routes::ai::reject,
+    ),
+    components(schemas(crate::error::Problem, crate::error::FieldError)),
+    modifiers(&SharedLayers),
+    tags(
+        (name = "onboarding", description = "The wizard: where the caller stands, the flow, saving steps, completing"),
+        (name = "session", description = "Anonymous sessions, and moving their drafts to the user after sign-in"),
+        (name = "ai", description = "Optional AI suggestions; with AI off or failing every other route behaves the same"),
+        (name = "analytics", description = "Funnel events and their aggregates"),
+        (name = "health", description = "Dependencies"),
+        (name = "meta", description = "This document"),
+    )
+)]
+struct ApiDoc;
+
+/// The document, built once per process.
+pub fn document() -> &'static utoipa::openapi::OpenApi {
+    static DOCUMENT: LazyLock<utoipa::openapi::OpenApi> = LazyLock::new(ApiDoc::openapi);
+    &DOCUMENT
+}
+
+/// The document as JSON, serialized once per process.
+pub fn document_json() -> &'static str {
+    static JSON: LazyLock<String> = LazyLock::new(|| {
+        document()
+            .to_pretty_json()
+            .expect("the OpenAPI document serializes")
+    });
+    &JSON
+}
+
+/// Documents what the shared layers and the error type add to every route.
+struct SharedLayers;
+
+impl Modify for SharedLayers {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        // utoipa fills the license from Cargo.toml, which has none.
+        openapi.info.license = None;
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "The identity provider's JWT (`AUTH_PROVIDER`), in `Authorization: Bearer` \
+                         or the provider's cookie (`AUTH_COOKIE_NAME`, e.g. Clerk's `__session`). \
+                         A token that fails any check is 401, never a silent downgrade to anonymous.",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "sessionCookie",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                SESSION_COOKIE_NAME,
+                "The signed anonymous session `POST /api/onboarding/session` sets.",
+            ))),
+        );
+        components.add_security_scheme(
+            "sessionHeader",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                SESSION_HEADER_NAME,
+                "The same session, for clients without cookies: the `session` value of \
+                 `POST /api/onboarding/session`.",
+            ))),
+        );
+
+        components.parameters.insert(
+            "RequestId".into(),
+            RefOr::T(
+                ParameterBuilder::new()
+                    .name("x-request-id")
+                    .parameter_in(ParameterIn::Header)
+                    .required(Required::False)
+                    .description(Some(
+                        "Your id for this request, echoed back and logged; honoured when it is \
+                         1 to 128 of `[A-Za-z0-9._-]`, else replaced.",
+                    ))
+                    .schema(Some(
+                        ObjectBuilder::new()
+                            .schema_type(Type::String)
+                            .min_length(Some(1))
+                            .max_length(Some(128))
+                            .pattern(Some("^[A-Za-z0-9._-]+$")),
+                    ))
+                    .build(),
+            ),
+        );
+        for (name, description, required) in SHARED_HEADERS {
+            components
+                .headers
+                .insert(name.to_string(), header(description, required));
+        }
+
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                (&mut item.get, false),
+                (&mut item.put, true),
+                (&mut item.post, true),
+                (&mut item.patch, true),
+                (&mut item.delete, true),
+            ];
+            for (operation, is_write) in operations {
+                if let Some(operation) = operation {
+                    document_shared_layers(operation, is_write);
+                }
+            }
+        }
+    }
+}
+
+/// Response headers in `#/components/headers`: name, description, required.
+const SHARED_HEADERS: [(&str, &str, bool); 9] = [
+    (
+        "x-request-id",
+        "The request's id (yours when well formed); problem bodies repeat it as `requestId`",
+        true,
+    ),
+    (
+        "Cache-Control",
+        "`no-store` unless the route says otherwise: answers carry personal data",
+        true,
+    ),
+    (
+        "Server-Timing",
+        "`db;dur=<ms>, cache;dur=<ms>, total;dur=<ms>`: time in PostgreSQL, in Redis, and in the whole request",
+        true,
+    ),
+    (
+        "WWW-Authenticate",
+        "`Bearer realm=\"onboarding\"`, with the reason when a token failed",
+        true,
+    ),
+    ("Retry-After", "Seconds to wait before retrying", true),
+    (
+        "Idempotent-Replayed",
+        "`true` when this is the stored answer to an earlier request with the same `Idempotency-Key`",
+        false,
+    ),
+    (
+        "RateLimit-Limit",
+        "Requests allowed per window, of the tightest limit that counted this request \
+         (sent while the limits' store, Redis, answers)",
+        false,
+    ),
+    ("RateLimit-Remaining", "Requests left in the window", false),
+    ("RateLimit-Reset", "Seconds until the window resets", false),
+];
+
+const RATE_LIMIT_HEADERS: [&str; 3] = ["RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"];
+
+fn document_shared_layers(operation: &mut Operation, is_write: bool) {
+    let replays = operation
+        .parameters
+        .iter()
+        .flatten()
+        .any(|parameter| matches!(parameter, RefOr::T(p) if p.name == "Idempotency-Key"));
+    operation
+        .parameters
+        .get_or_insert_with(Vec::new)
+        .push(RefOr::Ref(Ref::new("#/components/parameters/RequestId")));
+    for (status, response) in operation.responses.responses.iter_mut() {
+        let RefOr::T(response) = response else {
+            continue;
+        };
+        let mut shared = vec!["x-request-id", "Cache-Control", "Server-Timing"];
+        match status.as_str() {
+            "401" => shared.push("WWW-Authenticate"),
+            "429" => shared.push("Retry-After"),
+            "503" => shared.push("Retry-After"),
+            _ => {}
+        }
+        let success = status.starts_with('2');
+        if success && is_write {
+            shared.extend(RATE_LIMIT_HEADERS);
+        }
+        if success && replays {
+            shared.push("Idempotent-Replayed");
+        }
+        for name in shared {
+            response.headers.insert(
+                name.into(),
+                RefOr::Ref(Ref::new(format!("#/components/headers/{name}"))),
+            );
+        }
+        if status == "429" {
+            // A denial always carries them, unlike a success: required here.
+            for (name, description, _) in SHARED_HEADERS {
+                if RATE_LIMIT_HEADERS.contains(&name) {
+                    response
+                        .headers
+                        .insert(name.into(), header(description, true));
+                }
+            }
+        }
+    }
+}
+
+fn header(description: &str, required: bool) -> RefOr<Header> {
+    let mut header = Header::new(ObjectBuilder::new().schema_type(Type::String));
+    header.description = Some(description.into());
+    if required {
+        // utoipa's Header lacks the Header Object's fixed field `required`;
+        // its flattened extensions map is where a field can be added.
+        header.extensions = Some(Extensions::from_iter([("required", true)]));
+    }
+    RefOr::T(header)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_document_is_openapi_3_1() {
+        let json: serde_json::Value = serde_json::from_str(document_json()).unwrap();
+        assert!(json["openapi"].as_str().unwrap().starts_with("3.1."));
+    }
+
+    #[test]
+    fn operation_ids_are_unique() {
+        let json: serde_json::Value = serde_json::from_str(document_json()).unwrap();
+        let mut seen = std::collections::BTreeSet::new();
+        for item in json["paths"].as_object().unwrap().values() {
+            for operation in item.as_object().unwrap().values() {
+                let id = operation["operationId"].as_str().unwrap();
+                assert!(seen.insert(id.to_string()), "{id} is used twice");
+            }
+        }
+    }
+
+    #[test]
+    fn every_error_response_is_a_problem() {
+        let json: serde_json::Value = serde_json::from_str(document_json()).unwrap();
+        for (path, item) in json["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                let Some(responses) = operation["responses"].as_object() else {
+                    continue;
+                };
+                for (status, response) in responses {
+                    if status.starts_with('4') || (status.starts_with('5') && path != "/api/health")
+                    {
+                        assert_eq!(
+                            response["content"]["application/problem+json"]["schema"]["$ref"],
+                            "#/components/schemas/Problem",
+                            "{method} {path} {status}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
