@@ -1,7 +1,7 @@
 //! Vercel function: `GET /api/openapi.json` (`vercel.json` rewrites that path
 //! here, since a function's path is its file's).
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), vercel_runtime::Error> {
     onboarding::http::run_function(onboarding::routes::openapi::router).await
 }
