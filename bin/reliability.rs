@@ -363,6 +363,59 @@ async fn serve_jwks() -> anyhow::Result<String> {
     Ok(url)
 }
 
+/// How the fake AI provider answers: normally, not at all, or with a 500.
+const AI_OK: u8 = 0;
+const AI_HANG: u8 = 1;
+const AI_ERROR: u8 = 2;
+
+/// An OpenAI-compatible provider on loopback (`POST /v1/chat/completions`,
+/// the Chat Completions wire format) whose behaviour `mode` switches.
+async fn serve_ai_provider(mode: Arc<std::sync::atomic::AtomicU8>) -> anyhow::Result<String> {
+    let app = axum::Router::new().route(
+        "/v1/chat/completions",
+        axum::routing::post(move || {
+            let mode = mode.load(Ordering::Relaxed);
+            async move {
+                match mode {
+                    AI_HANG => {
+                        tokio::time::sleep(Duration::from_secs(60)).await;
+                        (StatusCode::GATEWAY_TIMEOUT, axum::Json(json!({})))
+                    }
+                    AI_ERROR => (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        axum::Json(json!({ "error": {
+                            "message": "The server had an error while processing your request.",
+                            "type": "server_error", "param": null, "code": null } })),
+                    ),
+                    _ => (
+                        StatusCode::OK,
+                        axum::Json(json!({
+                            "id": "chatcmpl-reliability",
+                            "object": "chat.completion",
+                            "created": now(),
+                            "model": "reliability",
+                            "choices": [{
+                                "index": 0,
+                                "message": { "role": "assistant", "refusal": null,
+                                             "content": json!({ "primaryGoal": "See every number in one place" }).to_string() },
+                                "logprobs": null,
+                                "finish_reason": "stop"
+                            }],
+                            "usage": { "prompt_tokens": 120, "completion_tokens": 12, "total_tokens": 132 }
+                        })),
+                    ),
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}/v1", listener.local_addr()?);
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(base)
+}
+
 // ---- tokens -------------------------------------------------------------------------
 
 fn now() -> i64 {
@@ -506,6 +559,9 @@ struct Counters {
     events: AtomicU64,
     /// Events the server acknowledged with 202 (the sum of `accepted`).
     events_acknowledged: AtomicU64,
+    /// AI suggestions made, and answered "unavailable" (the provider down).
+    ai_suggested: AtomicU64,
+    ai_unavailable: AtomicU64,
 }
 
 #[derive(Debug, Clone)]
@@ -544,6 +600,7 @@ struct Shared {
     /// Set once PostgreSQL accepts connections again after its restart.
     pg_back: Mutex<Option<Instant>>,
     run_id: String,
+    ai_mode: Arc<std::sync::atomic::AtomicU8>,
 }
 
 impl Shared {
@@ -614,6 +671,7 @@ struct User {
     seen: HashMap<&'static str, i64>,
     history: HashMap<&'static str, Vec<StepEvent>>,
     seq: u64,
+    ai_opted_in: bool,
 }
 
 impl User {
@@ -656,6 +714,7 @@ impl User {
                     self.refresh(&shared, step).await;
                 }
                 75..=89 => self.event(&shared).await,
+                90..=94 => self.ai_suggestion(&shared).await,
                 _ => self.stale_save(&shared).await,
             }
             let think = 20 + self.rng.below(80);
@@ -675,6 +734,49 @@ impl User {
                     String::from_utf8_lossy(&body)
                 ));
             }
+        }
+    }
+
+    /// Opts in to AI suggestions once, then asks for one. With the provider
+    /// down the wizard must answer 200 `{"suggestion": null}`, never 5xx.
+    async fn ai_suggestion(&mut self, shared: &Shared) {
+        if !self.ai_opted_in {
+            let request = self
+                .request(shared, Method::PUT, "/api/onboarding/ai/preferences")
+                .json(&json!({ "mode": "suggest", "consentVersion": "2026-11" }));
+            match shared.send("PUT ai/preferences", request).await {
+                Some((status, _, _)) if status == 200 => self.ai_opted_in = true,
+                Some((status, _, body)) if !status.is_server_error() => shared.problem(format!(
+                    "{}: PUT ai/preferences answered {status}: {}",
+                    self.name,
+                    String::from_utf8_lossy(&body)
+                )),
+                _ => {}
+            }
+            return;
+        }
+        let request = self
+            .request(shared, Method::POST, "/api/onboarding/ai/suggest")
+            .json(&json!({ "step": "goals", "field": "primaryGoal" }));
+        let Some((status, _, body)) = shared.send("POST ai/suggest", request).await else {
+            return;
+        };
+        let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        match status.as_u16() {
+            201 => {
+                shared.counters.ai_suggested.fetch_add(1, Ordering::Relaxed);
+            }
+            200 if body["suggestion"].is_null() => {
+                shared
+                    .counters
+                    .ai_unavailable
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            500..=599 => {}
+            _ => shared.problem(format!(
+                "{}: POST ai/suggest answered {status}: {body}",
+                self.name
+            )),
         }
     }
 
@@ -1412,15 +1514,6 @@ struct Faults {
     health_503_outside: usize,
 }
 
-/// Faults to come: the AI provider hook. When the AI client lands, add a
-/// variant here (e.g. `AiProvider { mode: Hang | Error500 | Garbage }`),
-/// serve a fake provider on loopback like the JWKS endpoint above, and
-/// schedule it in `inject_faults` beside the two below.
-#[allow(dead_code)]
-enum FutureFault {
-    AiProvider,
-}
-
 #[tokio::main]
 async fn main() {
     match run().await {
@@ -1495,6 +1588,8 @@ async fn load_and_check(args: &Args, pg: &Postgres, redis: &mut Redis) -> anyhow
         .context("Failed to migrate")?;
 
     let jwks_url = serve_jwks().await?;
+    let ai_mode = Arc::new(std::sync::atomic::AtomicU8::new(AI_OK));
+    let ai_url = serve_ai_provider(Arc::clone(&ai_mode)).await?;
     let pairs: Vec<(&str, String)> = vec![
         ("DATABASE_URL", pg.app_url()),
         ("REDIS_URL", format!("redis://127.0.0.1:{}", redis.port)),
@@ -1512,6 +1607,14 @@ async fn load_and_check(args: &Args, pg: &Postgres, redis: &mut Redis) -> anyhow
         // Every simulated user comes from 127.0.0.1; limits are not under test here.
         ("RATE_LIMIT_WRITES_PER_MINUTE", "1000000".into()),
         ("RATE_LIMIT_WRITES_PER_MINUTE_PER_IP", "1000000".into()),
+        ("RATE_LIMIT_AI_PER_MINUTE", "1000000".into()),
+        ("RATE_LIMIT_AI_PER_MINUTE_PER_IP", "1000000".into()),
+        ("AI_PROVIDER", "openai".into()),
+        ("AI_BASE_URL", ai_url),
+        ("AI_API_KEY", "reliability-key".into()),
+        ("AI_MODEL", "reliability".into()),
+        ("AI_TIMEOUT_MS", "300".into()),
+        ("AI_DEADLINE_MS", "1000".into()),
     ];
     let lookup = move |name: &str| {
         pairs
@@ -1542,6 +1645,7 @@ async fn load_and_check(args: &Args, pg: &Postgres, redis: &mut Redis) -> anyhow
         deadline: started + Duration::from_secs(args.seconds),
         pg_back: Mutex::new(None),
         run_id: format!("{:x}", now()),
+        ai_mode,
     });
 
     // Users: four in five sign in with a JWT, one in five is an anonymous session.
@@ -1570,6 +1674,7 @@ async fn load_and_check(args: &Args, pg: &Postgres, redis: &mut Redis) -> anyhow
             seen: HashMap::new(),
             history: HashMap::new(),
             seq: 0,
+            ai_opted_in: false,
         });
     }
 
@@ -1631,6 +1736,29 @@ async fn inject_faults(
 ) -> anyhow::Result<Faults> {
     let mut faults = Faults::default();
     let health = tokio::spawn(watch_health(Arc::clone(shared)));
+    // The AI provider hangs, then errors, from a quarter into the load; the
+    // wizard's routes must not notice and suggest must degrade, not fail.
+    let ai_fault = {
+        let shared = Arc::clone(shared);
+        let at = started + Duration::from_secs(args.seconds / 4);
+        tokio::spawn(async move {
+            tokio::time::sleep_until(at.into()).await;
+            println!(
+                "   t={:>5.1}s AI provider hangs",
+                started.elapsed().as_secs_f64()
+            );
+            shared.ai_mode.store(AI_HANG, Ordering::Relaxed);
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            println!(
+                "   t={:>5.1}s AI provider answers 500",
+                started.elapsed().as_secs_f64()
+            );
+            shared.ai_mode.store(AI_ERROR, Ordering::Relaxed);
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            shared.ai_mode.store(AI_OK, Ordering::Relaxed);
+            "AI provider hanging for 3s, then answering 500 for 3s".to_string()
+        })
+    };
 
     tokio::time::sleep_until((started + Duration::from_secs(args.seconds / 10)).into()).await;
     println!("   t={:>5.1}s stop Redis", started.elapsed().as_secs_f64());
@@ -1683,6 +1811,9 @@ async fn inject_faults(
         .into(),
     )
     .await;
+    if let Ok(injected) = ai_fault.await {
+        faults.injected.push(injected);
+    }
     let samples = health.await.unwrap_or_default();
 
     faults.pg_recovery = shared
@@ -1808,6 +1939,12 @@ fn report(
     if panics > 0 {
         failures.push(format!("{panics} panic(s) in the process"));
     }
+    if c.ai_suggested.load(Ordering::Relaxed) == 0 {
+        failures.push("no AI suggestion was made (was the provider path exercised?)".into());
+    }
+    if c.ai_unavailable.load(Ordering::Relaxed) == 0 {
+        failures.push("suggest never degraded while the AI provider was down".into());
+    }
     if !server_alive {
         failures.push("the server task ended".into());
     }
@@ -1840,6 +1977,11 @@ fn report(
         "  reads/events     {} status reads, {} event batches",
         c.status_reads.load(Ordering::Relaxed),
         c.events.load(Ordering::Relaxed)
+    );
+    println!(
+        "  AI suggest       {} suggestions, {} answered unavailable (provider down or its circuit open)",
+        c.ai_suggested.load(Ordering::Relaxed),
+        c.ai_unavailable.load(Ordering::Relaxed)
     );
     println!(
         "  events stored    {} of {} acknowledged",
