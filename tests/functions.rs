@@ -4,7 +4,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{TEST_JWT_SECRET, TEST_SESSION_SECRET, TestDb, edge_config_file, free_port};
+use crate::support::{TestDb, free_port, function_command};
 
 /// A running function binary, killed when dropped.
 pub struct Function {
@@ -22,17 +22,8 @@ impl Drop for Function {
 impl Function {
     pub async fn start(binary: &str, db: &TestDb) -> Self {
         let port = free_port();
-        let child = Command::new(binary)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
+        let child = function_command(binary, db)
             .env("VERCEL_DEV_PORT", port.to_string())
-            .env("DATABASE_URL", db.app_url())
-            .env("REDIS_URL", "redis://127.0.0.1:6379")
-            .env("EDGE_CONFIG_FILE", edge_config_file())
-            .env("AUTH_JWT_SECRET", TEST_JWT_SECRET)
-            .env("SESSION_SECRET", TEST_SESSION_SECRET)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();

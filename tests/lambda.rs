@@ -498,25 +498,16 @@ impl RuntimeApi {
 
 #[tokio::test]
 async fn the_lambda_binary_serves_events_from_the_runtime_api() {
-    use crate::support::{TEST_JWT_SECRET, TEST_SESSION_SECRET, edge_config_file};
+    use crate::support::function_command;
 
     let db = TestDb::migrated().await;
     let mut runtime = RuntimeApi::start().await;
     let _function = KilledOnDrop(
-        std::process::Command::new(env!("CARGO_BIN_EXE_lambda"))
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
+        function_command(env!("CARGO_BIN_EXE_lambda"), &db)
             .env("AWS_LAMBDA_RUNTIME_API", &runtime.address)
             .env("AWS_LAMBDA_FUNCTION_NAME", "onboarding")
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
             .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-            .env("DATABASE_URL", db.app_url())
-            .env("REDIS_URL", "redis://127.0.0.1:6379")
-            .env("EDGE_CONFIG_FILE", edge_config_file())
-            .env("AUTH_JWT_SECRET", TEST_JWT_SECRET)
-            .env("SESSION_SECRET", TEST_SESSION_SECRET)
-            .env("RUST_LOG", "warn")
-            .stdout(std::process::Stdio::null())
             .spawn()
             .unwrap(),
     );

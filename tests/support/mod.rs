@@ -264,6 +264,24 @@ pub async fn spawn_app_with(db: TestDb, extra: &[(&str, String)]) -> TestApp {
     }
 }
 
+/// A function binary to run as a deployed function runs: an empty
+/// environment but for the settings that point it at `db`, local Redis and
+/// the test secrets; stdout discarded, warnings only.
+pub fn function_command(binary: &str, db: &TestDb) -> std::process::Command {
+    let mut command = std::process::Command::new(binary);
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATABASE_URL", db.app_url())
+        .env("REDIS_URL", "redis://127.0.0.1:6379")
+        .env("EDGE_CONFIG_FILE", edge_config_file())
+        .env("AUTH_JWT_SECRET", TEST_JWT_SECRET)
+        .env("SESSION_SECRET", TEST_SESSION_SECRET)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null());
+    command
+}
+
 /// A free TCP port on loopback.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
