@@ -5,7 +5,9 @@
 //! Config file `config/edge-config.json`, port 3001 (`PORT`; Next.js keeps 3000).
 
 use anyhow::Context;
-use onboarding::config::{LOCAL_MIGRATION_DATABASE_URL, Profile, Settings};
+use onboarding::config::Settings;
+use onboarding::db::LOCAL_MIGRATION_DATABASE_URL;
+use onboarding::settings::Profile;
 use onboarding::{AppState, db, http, monitoring, routes};
 
 #[tokio::main]

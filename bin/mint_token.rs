@@ -9,7 +9,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use onboarding::config::LOCAL_AUTH_JWT_SECRET;
+use onboarding::auth::LOCAL_AUTH_JWT_SECRET;
 
 fn main() -> anyhow::Result<()> {
     let mut sub = "user_dev".to_string();

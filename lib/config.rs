@@ -5,94 +5,14 @@
 //! local dev server fills in defaults for the local PostgreSQL, Redis and Edge
 //! Config file.
 
-use std::fmt;
-use std::path::PathBuf;
-use std::time::Duration;
-
 use crate::ai::AiSettings;
 use crate::auth::AuthSettings;
-use crate::cache::keys::DEFAULT_KEY_PREFIX;
-use crate::cache::rate_limit::DEFAULT_PREFIX as DEFAULT_RATE_LIMIT_PREFIX;
-use crate::cache::{CacheSettings, CircuitSettings, RateLimitSettings, SessionSettings};
-use crate::db::{DatabaseSettings, StatementMode};
+use crate::cache::{CacheSettings, RateLimitSettings, RedisSettings, SessionSettings};
+use crate::db::DatabaseSettings;
 use crate::flags::{EdgeConfigSource, FlagsSettings};
 use crate::monitoring::otlp::OtlpSettings;
-
-/// A value that must never reach a log line or `Debug` output.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The secret itself, for the one place that needs it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret([redacted])")
-    }
-}
-
-/// A configuration problem, naming the variable at fault.
-#[derive(Debug, thiserror::Error)]
-#[error("configuration variable {variable}: {problem}")]
-pub struct ConfigError {
-    pub variable: &'static str,
-    pub problem: String,
-}
-
-impl ConfigError {
-    pub fn new(variable: &'static str, problem: impl Into<String>) -> Self {
-        Self {
-            variable,
-            problem: problem.into(),
-        }
-    }
-}
-
-/// Where configuration values come from: the process environment, or a map in tests.
-pub trait Lookup {
-    fn get(&self, name: &str) -> Option<String>;
-}
-
-impl<F: Fn(&str) -> Option<String>> Lookup for F {
-    fn get(&self, name: &str) -> Option<String> {
-        self(name).filter(|value| !value.trim().is_empty())
-    }
-}
-
-/// Reads the process environment.
-pub fn process_env(name: &str) -> Option<String> {
-    std::env::var(name).ok()
-}
-
-/// Whether missing settings fall back to the local development services.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Profile {
-    /// A deployed function: required variables must be set.
-    Deployed,
-    /// The dev server and tests: local PostgreSQL, Redis and Edge Config file.
-    Local,
-}
-
-/// The local application database URL: the non-superuser login role.
-pub const LOCAL_DATABASE_URL: &str =
-    "postgres://onboarding_app@127.0.0.1:5432/onboarding?sslmode=disable";
-/// The local migration URL: a superuser, because the first migration creates roles.
-pub const LOCAL_MIGRATION_DATABASE_URL: &str =
-    "postgres://postgres@127.0.0.1:5432/onboarding?sslmode=disable";
-pub const LOCAL_REDIS_URL: &str = "redis://127.0.0.1:6379";
-pub const LOCAL_EDGE_CONFIG_FILE: &str = "config/edge-config.json";
-/// The HS256 secret the local profile accepts tokens signed with (as in `.env.example`).
-pub const LOCAL_AUTH_JWT_SECRET: &str = "dev-only-onboarding-jwt-secret-0123456789abcdef";
-/// The local profile's anonymous-session cookie secret.
-pub const LOCAL_SESSION_SECRET: &str = "dev-only-onboarding-session-secret-0123456789abcdef";
+use crate::settings::{ConfigError, Lookup, Profile, parse_number, process_env};
+use crate::wizard::status::RedirectPaths;
 
 /// Every environment variable the backend reads, with its meaning.
 pub const ENV_VARS: &[(&str, &str)] = &[
@@ -296,17 +216,7 @@ pub struct HttpSettings {
     pub body_limit_bytes: usize,
     /// Origins allowed by CORS, exactly as browsers send them.
     pub allowed_origins: Vec<String>,
-    pub redirect_paths: crate::wizard::status::RedirectPaths,
-}
-
-/// Redis connection settings.
-#[derive(Debug, Clone)]
-pub struct RedisSettings {
-    pub url: Secret,
-    pub command_timeout: Duration,
-    /// Prefix of every cache and session key.
-    pub key_prefix: String,
-    pub circuit: CircuitSettings,
+    pub redirect_paths: RedirectPaths,
 }
 
 /// Everything the backend is configured with.
@@ -334,183 +244,44 @@ impl Settings {
         Self::from_lookup(&process_env, profile)
     }
 
-    /// Reads settings through `lookup`, so tests never touch the process environment.
+    /// Reads settings through `lookup`, so tests never touch the process
+    /// environment. Each part reads its own variables.
     pub fn from_lookup(lookup: &dyn Lookup, profile: Profile) -> Result<Self, ConfigError> {
-        let local = profile == Profile::Local;
+        Ok(Settings {
+            profile,
+            database: DatabaseSettings::from_lookup(lookup, profile)?,
+            redis: RedisSettings::from_lookup(lookup, profile)?,
+            edge_config: EdgeConfigSource::from_lookup(lookup, profile)?,
+            flags: FlagsSettings::from_lookup(lookup)?,
+            http: HttpSettings::from_lookup(lookup, profile)?,
+            auth: AuthSettings::from_lookup(lookup, profile)?,
+            cache: CacheSettings::from_lookup(lookup)?,
+            sessions: SessionSettings::from_lookup(lookup)?,
+            rate_limits: RateLimitSettings::from_lookup(lookup)?,
+            ai: AiSettings::from_lookup(lookup)?,
+            otlp: OtlpSettings::from_lookup(lookup)?,
+        })
+    }
+}
 
-        let database_url = lookup
-            .get("DATABASE_URL")
-            .or_else(|| lookup.get("POSTGRES_URL"))
-            .or_else(|| local.then(|| LOCAL_DATABASE_URL.to_string()))
-            .ok_or_else(|| ConfigError::new("DATABASE_URL", "is not set (nor POSTGRES_URL)"))?;
-        let statement_mode = match lookup.get("DATABASE_STATEMENT_MODE").as_deref() {
-            None | Some("auto") => StatementMode::detect(&database_url),
-            Some("prepared") => StatementMode::Prepared,
-            Some("unnamed") => StatementMode::Unnamed,
-            Some(other) => {
-                return Err(ConfigError::new(
-                    "DATABASE_STATEMENT_MODE",
-                    format!("`{other}` is not one of prepared, unnamed, auto"),
-                ));
-            }
-        };
-        let database = DatabaseSettings::new(
-            Secret::new(database_url),
-            statement_mode,
-            parse_number(lookup, "DATABASE_POOL_MAX_SIZE", 4, 1..=64)?,
-            Duration::from_millis(parse_number(
-                lookup,
-                "DATABASE_POOL_TIMEOUT_MS",
-                2000,
-                1..=60_000,
-            )?),
-            Duration::from_millis(parse_number(
-                lookup,
-                "DATABASE_CONNECT_TIMEOUT_MS",
-                3000,
-                1..=60_000,
-            )?),
-        )
-        .map_err(|problem| ConfigError::new("DATABASE_URL", problem))?;
-
-        let redis = lookup
-            .get("REDIS_URL")
-            .or_else(|| lookup.get("KV_URL"))
-            .or_else(|| local.then(|| LOCAL_REDIS_URL.to_string()))
-            .map(|url| -> Result<RedisSettings, ConfigError> {
-                if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-                    return Err(ConfigError::new(
-                        "REDIS_URL",
-                        "must start with redis:// or rediss://",
-                    ));
-                }
-                Ok(RedisSettings {
-                    url: Secret::new(url),
-                    command_timeout: Duration::from_millis(parse_number(
-                        lookup,
-                        "REDIS_TIMEOUT_MS",
-                        250,
-                        1..=30_000,
-                    )?),
-                    key_prefix: lookup
-                        .get("REDIS_KEY_PREFIX")
-                        .unwrap_or_else(|| DEFAULT_KEY_PREFIX.to_string()),
-                    circuit: CircuitSettings {
-                        failures: parse_number(lookup, "REDIS_CIRCUIT_FAILURES", 3, 1..=1000)?,
-                        cooldown: Duration::from_millis(parse_number(
-                            lookup,
-                            "REDIS_CIRCUIT_COOLDOWN_MS",
-                            5000,
-                            1..=600_000,
-                        )?),
-                    },
-                })
-            })
-            .transpose()?;
-
-        let edge_config = match lookup
-            .get("EDGE_CONFIG")
-            .or_else(|| lookup.get("GLOBAL_CONFIG"))
-        {
-            Some(connection) => EdgeConfigSource::parse_connection_string(&connection)
-                .map_err(|problem| ConfigError::new("EDGE_CONFIG", problem))?,
-            None => EdgeConfigSource::LocalFile(PathBuf::from(
-                lookup
-                    .get("EDGE_CONFIG_FILE")
-                    .unwrap_or_else(|| LOCAL_EDGE_CONFIG_FILE.to_string()),
-            )),
-        };
-
-        let flags = FlagsSettings {
-            ttl: Duration::from_millis(parse_number(
-                lookup,
-                "EDGE_CONFIG_TTL_MS",
-                10_000,
-                0..=3_600_000,
-            )?),
-            request_timeout: Duration::from_millis(parse_number(
-                lookup,
-                "EDGE_CONFIG_TIMEOUT_MS",
-                2000,
-                1..=30_000,
-            )?),
-        };
-
-        let http = HttpSettings {
+impl HttpSettings {
+    pub fn from_lookup(lookup: &dyn Lookup, profile: Profile) -> Result<Self, ConfigError> {
+        Ok(HttpSettings {
             body_limit_bytes: parse_number(
                 lookup,
                 "BODY_LIMIT_BYTES",
                 64 * 1024,
                 1024..=16 * 1024 * 1024,
             )?,
-            allowed_origins: parse_origins(lookup.get("CORS_ALLOWED_ORIGINS").or_else(|| {
-                local.then(|| "http://localhost:3000,http://localhost:3001".to_string())
-            }))?,
-            redirect_paths: crate::wizard::status::RedirectPaths {
+            allowed_origins: parse_origins(
+                lookup.get("CORS_ALLOWED_ORIGINS").or_else(|| {
+                    profile.local_default("http://localhost:3000,http://localhost:3001")
+                }),
+            )?,
+            redirect_paths: RedirectPaths {
                 wizard_base: parse_path(lookup, "ONBOARDING_WIZARD_PATH", "/onboarding")?,
                 done: parse_path(lookup, "ONBOARDING_DONE_PATH", "/")?,
             },
-        };
-
-        let auth = AuthSettings::from_lookup(|name: &str| {
-            lookup.get(name).or_else(|| {
-                let default = match name {
-                    "AUTH_JWT_SECRET" => LOCAL_AUTH_JWT_SECRET,
-                    "SESSION_SECRET" => LOCAL_SESSION_SECRET,
-                    _ => return None,
-                };
-                local.then(|| default.to_string())
-            })
-        })
-        .map_err(|error| ConfigError::new(error.variable(), error.reason()))?;
-
-        let cache = CacheSettings {
-            ttl: Duration::from_secs(parse_number(lookup, "CACHE_TTL_SECONDS", 60, 1..=86_400)?),
-        };
-        let sessions = SessionSettings {
-            ttl: Duration::from_secs(parse_number(
-                lookup,
-                "SESSION_TTL_SECONDS",
-                30 * 86_400,
-                60..=400 * 86_400,
-            )?),
-            touch_interval: Duration::from_secs(parse_number(
-                lookup,
-                "SESSION_TOUCH_INTERVAL_SECONDS",
-                600,
-                0..=86_400,
-            )?),
-        };
-        let rate_limits = RateLimitSettings::per_minute(
-            &lookup
-                .get("RATE_LIMIT_PREFIX")
-                .unwrap_or_else(|| DEFAULT_RATE_LIMIT_PREFIX.to_string()),
-            parse_number(lookup, "RATE_LIMIT_WRITES_PER_MINUTE", 60, 1..=1_000_000)?,
-            parse_number(
-                lookup,
-                "RATE_LIMIT_WRITES_PER_MINUTE_PER_IP",
-                300,
-                1..=1_000_000,
-            )?,
-            parse_number(lookup, "RATE_LIMIT_AI_PER_MINUTE", 10, 1..=1_000_000)?,
-            parse_number(lookup, "RATE_LIMIT_AI_PER_MINUTE_PER_IP", 30, 1..=1_000_000)?,
-        );
-        let ai = AiSettings::from_lookup(lookup)?;
-        let otlp = OtlpSettings::from_lookup(lookup)?;
-
-        Ok(Settings {
-            profile,
-            database,
-            redis,
-            edge_config,
-            flags,
-            http,
-            auth,
-            cache,
-            sessions,
-            rate_limits,
-            ai,
-            otlp,
         })
     }
 }
@@ -561,36 +332,16 @@ fn parse_path(
     })
 }
 
-/// Reads a number within `range`, or `default` when unset; the error names the variable.
-pub(crate) fn parse_number<T>(
-    lookup: &dyn Lookup,
-    variable: &'static str,
-    default: T,
-    range: std::ops::RangeInclusive<T>,
-) -> Result<T, ConfigError>
-where
-    T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
-{
-    let Some(raw) = lookup.get(variable) else {
-        return Ok(default);
-    };
-    let value: T = raw
-        .trim()
-        .parse()
-        .map_err(|_| ConfigError::new(variable, format!("`{raw}` is not a number")))?;
-    if !range.contains(&value) {
-        return Err(ConfigError::new(
-            variable,
-            format!("{value} is outside {}..={}", range.start(), range.end()),
-        ));
-    }
-    Ok(value)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cache::LOCAL_REDIS_URL;
+    use crate::db::{LOCAL_DATABASE_URL, StatementMode};
+    use crate::flags::LOCAL_EDGE_CONFIG_FILE;
+    use crate::settings::ExposeSecret;
     use std::collections::HashMap;
+    use std::path::PathBuf;
+    use std::time::Duration;
 
     fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
         let map: HashMap<String, String> = pairs
@@ -624,8 +375,8 @@ mod tests {
     #[test]
     fn the_local_profile_defaults_to_the_local_services() {
         let settings = Settings::from_lookup(&lookup(&[]), Profile::Local).unwrap();
-        assert_eq!(settings.database.url().expose(), LOCAL_DATABASE_URL);
-        assert_eq!(settings.redis.unwrap().url.expose(), LOCAL_REDIS_URL);
+        assert_eq!(settings.database.url().expose_secret(), LOCAL_DATABASE_URL);
+        assert_eq!(settings.redis.unwrap().url.expose_secret(), LOCAL_REDIS_URL);
         assert!(matches!(
             settings.edge_config,
             EdgeConfigSource::LocalFile(ref path) if path == &PathBuf::from(LOCAL_EDGE_CONFIG_FILE)
@@ -653,7 +404,7 @@ mod tests {
                 .redis
                 .unwrap()
                 .url
-                .expose()
+                .expose_secret()
                 .starts_with("rediss://")
         );
     }

@@ -6,6 +6,7 @@
 
 pub mod ai;
 pub mod auth;
+pub mod breaker;
 pub mod cache;
 pub mod config;
 pub mod db;
@@ -16,6 +17,7 @@ pub mod http;
 pub mod monitoring;
 pub mod openapi;
 pub mod routes;
+pub mod settings;
 pub mod state;
 pub mod transform;
 pub mod validation;

@@ -10,13 +10,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use onboarding::auth::{SessionId, UserId};
+use onboarding::breaker::CircuitSettings;
 use onboarding::cache::rate_limit::DEFAULT_PREFIX;
 use onboarding::cache::{
-    Cache, CacheEntry, CacheSettings, CircuitSettings, FillOutcome, Lookup, Policy, RateLimiter,
-    Redis, SessionSettings, SessionSource, Sessions, Subject,
+    Cache, CacheEntry, CacheSettings, FillOutcome, Lookup, Policy, RateLimiter, Redis,
+    RedisSettings, SessionSettings, SessionSource, Sessions, Subject,
 };
-use onboarding::config::{RedisSettings, Secret};
 use onboarding::db::{RlsContext, progress};
+use onboarding::settings::SecretString;
 use redis::AsyncCommands;
 use serde_json::{Value, json};
 
@@ -30,7 +31,7 @@ fn unique(label: &str) -> String {
 
 fn settings(url: &str, timeout: Duration, circuit: CircuitSettings) -> RedisSettings {
     RedisSettings {
-        url: Secret::new(url),
+        url: SecretString::from(url),
         command_timeout: timeout,
         key_prefix: unique("test"),
         circuit,
@@ -42,7 +43,10 @@ fn local_redis() -> Redis {
     Redis::new(&settings(
         LOCAL_REDIS,
         Duration::from_secs(2),
-        CircuitSettings::default(),
+        CircuitSettings {
+            failures: 3,
+            cooldown: Duration::from_secs(5),
+        },
     ))
     .unwrap()
 }

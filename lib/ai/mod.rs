@@ -5,12 +5,11 @@
 //!
 //! - [`settings`]: `AI_*` configuration ([`AiSettings`]); unset provider = off.
 //! - [`provider`]: [`AiClient::complete`], both wire formats, timeouts,
-//!   retries and the [`breaker`].
+//!   retries and the [`crate::breaker`].
 //! - [`prompts`]: templates, [`prompts::publish_check`], [`prompts::render`].
 //! - [`preferences`]: the caller's opt-in and the organization's policy.
 //! - [`suggest`]: [`suggest::suggest`] and [`suggest::decide`].
 
-pub mod breaker;
 pub mod preferences;
 pub mod prompts;
 pub mod provider;

@@ -25,8 +25,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::time::Instant;
 
-use crate::ai::breaker::CircuitBreaker;
 use crate::ai::settings::{AiSettings, ProviderKind};
+use crate::breaker::{CircuitBreaker, CircuitSettings};
+use crate::settings::ExposeSecret;
 
 /// The Anthropic API version this client speaks.
 pub const ANTHROPIC_VERSION: &str = "2023-06-01";
@@ -163,7 +164,10 @@ impl AiClient {
 
     /// Uses a given reqwest client (its own timeout, if any, also applies).
     pub fn with_http(settings: AiSettings, http: reqwest::Client) -> Self {
-        let breaker = CircuitBreaker::new(settings.breaker_threshold, settings.breaker_cooldown);
+        let breaker = CircuitBreaker::new(CircuitSettings {
+            failures: settings.breaker_threshold,
+            cooldown: settings.breaker_cooldown,
+        });
         Self {
             inner: Arc::new(Inner {
                 settings,
@@ -278,9 +282,9 @@ impl AiClient {
                     .post(format!("{}/chat/completions", settings.base_url))
                     .json(&body);
                 if let Some(key) = &settings.api_key {
-                    builder = builder.bearer_auth(key.expose());
+                    builder = builder.bearer_auth(key.expose_secret());
                     if is_azure(&settings.base_url) {
-                        builder = builder.header("api-key", key.expose());
+                        builder = builder.header("api-key", key.expose_secret());
                     }
                 }
                 builder
@@ -311,7 +315,7 @@ impl AiClient {
                     .header("anthropic-version", ANTHROPIC_VERSION)
                     .json(&body);
                 if let Some(key) = &settings.api_key {
-                    builder = builder.header("x-api-key", key.expose());
+                    builder = builder.header("x-api-key", key.expose_secret());
                 }
                 builder
             }

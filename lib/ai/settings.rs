@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::config::{ConfigError, Lookup, Secret};
+use crate::settings::{ConfigError, Lookup, SecretString};
 
 /// The wire format spoken to the model server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,7 +39,7 @@ pub struct AiSettings {
     /// Without a trailing slash.
     pub base_url: String,
     /// Optional for OpenAI-compatible local servers (Ollama, vLLM, LM Studio).
-    pub api_key: Option<Secret>,
+    pub api_key: Option<SecretString>,
     pub model: String,
     /// Limit of one HTTP call.
     pub timeout: Duration,
@@ -81,7 +81,9 @@ impl AiSettings {
             ));
         }
         let base_url = base_url.trim().trim_end_matches('/').to_string();
-        let api_key = lookup.get("AI_API_KEY").map(|key| Secret::new(key.trim()));
+        let api_key = lookup
+            .get("AI_API_KEY")
+            .map(|key| SecretString::from(key.trim()));
         let needs_key = provider == ProviderKind::Anthropic
             || base_url == ProviderKind::OpenAi.default_base_url();
         if needs_key && api_key.is_none() {
@@ -119,7 +121,7 @@ fn number(
     min: u64,
     max: u64,
 ) -> Result<u64, ConfigError> {
-    crate::config::parse_number(lookup, variable, default, min..=max)
+    crate::settings::parse_number(lookup, variable, default, min..=max)
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use crate::auth::session::{SESSION_COOKIE_NAME, SESSION_HEADER_NAME, SessionCook
 use crate::auth::settings::{AuthSettings, CookieFormat, Provider, ProviderCookie};
 use crate::auth::verify::{MAX_TOKEN_BYTES, Verifier};
 use crate::auth::{AnonymousCaller, Caller, UserCaller};
+use crate::settings::ExposeSecret;
 
 /// A Supabase session cookie holds refresh token and user JSON too, hence a
 /// larger bound than for a bare JWT (it is split into ~3 KiB chunks).
@@ -49,7 +50,9 @@ impl Authenticator {
     /// Builds the authenticator. `http` is used only for JWKS fetches; its
     /// per-request timeout is set from the settings.
     pub fn new(settings: AuthSettings, http: reqwest::Client) -> Self {
-        let sessions = match SessionCookies::new(settings.session_secret.0.clone()) {
+        let sessions = match SessionCookies::new(
+            settings.session_secret.expose_secret().as_bytes().to_vec(),
+        ) {
             Ok(sessions) => sessions,
             // AuthSettings::from_lookup already enforced the length.
             Err(_) => unreachable!("SESSION_SECRET validated by AuthSettings"),

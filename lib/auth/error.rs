@@ -1,4 +1,4 @@
-//! Error types: [`AuthError`] for rejected credentials, [`ConfigError`] for bad settings.
+//! [`AuthError`]: why a credential was rejected; [`InvalidIdentifier`]: why an id was.
 
 use http::{HeaderValue, StatusCode};
 
@@ -94,35 +94,6 @@ impl AuthError {
             AuthError::JwksUnavailable => "jwks_unavailable",
             AuthError::BadSession => "bad_session",
         }
-    }
-}
-
-/// A configuration problem, naming the environment variable at fault.
-///
-/// The reason never contains the value of a secret variable.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{variable}: {reason}")]
-pub struct ConfigError {
-    variable: &'static str,
-    reason: String,
-}
-
-impl ConfigError {
-    pub(crate) fn new(variable: &'static str, reason: impl Into<String>) -> Self {
-        Self {
-            variable,
-            reason: reason.into(),
-        }
-    }
-
-    /// The environment variable that is missing or invalid.
-    pub fn variable(&self) -> &'static str {
-        self.variable
-    }
-
-    /// Human-readable explanation (never includes secret values).
-    pub fn reason(&self) -> &str {
-        &self.reason
     }
 }
 

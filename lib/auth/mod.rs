@@ -46,10 +46,12 @@ mod tests;
 
 pub use detect::Authenticator;
 pub use dev::mint_dev_token;
-pub use error::{AuthError, ConfigError, InvalidIdentifier};
+pub use error::{AuthError, InvalidIdentifier};
 pub use ids::{OrganizationId, SessionId, UserId};
 pub use session::{SESSION_COOKIE_NAME, SESSION_HEADER_NAME, SessionCookies};
-pub use settings::{AuthSettings, Provider, env_var_docs};
+pub use settings::{
+    AuthSettings, LOCAL_AUTH_JWT_SECRET, LOCAL_SESSION_SECRET, Provider, env_var_docs,
+};
 
 /// Who is calling.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +76,15 @@ impl Caller {
         match self {
             Caller::User(u) => Some(u),
             Caller::Anonymous(_) => None,
+        }
+    }
+
+    /// `user`, `session` or `anonymous`: what logs and spans say of a caller.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Caller::User(_) => "user",
+            Caller::Anonymous(anonymous) if anonymous.session().is_some() => "session",
+            Caller::Anonymous(_) => "anonymous",
         }
     }
 }

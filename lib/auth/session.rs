@@ -9,8 +9,9 @@ use hmac::{Hmac, Mac};
 use http::HeaderValue;
 use sha2::Sha256;
 
-use crate::auth::error::{AuthError, ConfigError};
+use crate::auth::error::AuthError;
 use crate::auth::ids::SessionId;
+use crate::settings::ConfigError;
 
 type HmacSha256 = Hmac<Sha256>;
 

@@ -1,14 +1,13 @@
 //! [`AuthSettings`]: provider presets and environment parsing.
 
-use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, AlgorithmFamily};
 use serde_json::{Map, Value};
 
-use crate::auth::error::ConfigError;
 use crate::auth::session::MIN_SECRET_BYTES;
+use crate::settings::{ConfigError, Lookup, Profile, SecretString};
 
 /// Every environment variable read by [`AuthSettings::from_lookup`] with its meaning.
 ///
@@ -154,23 +153,18 @@ pub(crate) struct ProviderCookie {
     pub(crate) format: CookieFormat,
 }
 
-/// A secret byte string whose `Debug` never shows the bytes.
-#[derive(Clone)]
-pub(crate) struct Secret(pub(crate) Vec<u8>);
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
+/// The HS256 secret the local profile accepts tokens signed with (as in `.env.example`).
+pub const LOCAL_AUTH_JWT_SECRET: &str = "dev-only-onboarding-jwt-secret-0123456789abcdef";
+/// The local profile's anonymous-session cookie secret.
+pub const LOCAL_SESSION_SECRET: &str = "dev-only-onboarding-session-secret-0123456789abcdef";
 
 /// Validated authentication settings, built once per process.
 ///
-/// Parse with [`AuthSettings::from_lookup`] (e.g. `AuthSettings::from_lookup(|n| std::env::var(n).ok())`).
+/// Parse with [`AuthSettings::from_lookup`].
 #[derive(Debug, Clone)]
 pub struct AuthSettings {
     pub(crate) provider: Provider,
-    pub(crate) hs_secret: Option<Secret>,
+    pub(crate) hs_secret: Option<SecretString>,
     pub(crate) jwks_url: Option<String>,
     pub(crate) issuer: Option<String>,
     pub(crate) audiences: Vec<String>,
@@ -180,7 +174,7 @@ pub struct AuthSettings {
     pub(crate) org_id_claims: Vec<ClaimPath>,
     pub(crate) org_role_claims: Vec<ClaimPath>,
     pub(crate) cookie: Option<ProviderCookie>,
-    pub(crate) session_secret: Secret,
+    pub(crate) session_secret: SecretString,
     pub(crate) jwks_timeout: Duration,
     pub(crate) jwks_cache_ttl: Duration,
     pub(crate) jwks_min_refresh_interval: Duration,
@@ -191,16 +185,21 @@ pub struct AuthSettings {
 const MAX_CLOCK_SKEW_SECONDS: u64 = 300;
 
 impl AuthSettings {
-    /// Parses settings through `lookup` (a variable name → value function), so
-    /// tests never touch the process environment. Empty values count as unset.
-    pub fn from_lookup<F>(lookup: F) -> Result<AuthSettings, ConfigError>
-    where
-        F: Fn(&str) -> Option<String>,
-    {
+    /// Parses settings through `lookup`, so tests never touch the process
+    /// environment. Blank values count as unset; the local profile signs with
+    /// the development secrets of `.env.example` when none is set.
+    pub fn from_lookup(lookup: &dyn Lookup, profile: Profile) -> Result<AuthSettings, ConfigError> {
         // Secrets are used byte-for-byte; everything else is trimmed.
-        let secret = |name: &str| lookup(name).filter(|v| !v.is_empty());
+        let secret = |name: &str| {
+            lookup.get(name).or_else(|| match name {
+                "AUTH_JWT_SECRET" => profile.local_default(LOCAL_AUTH_JWT_SECRET),
+                "SESSION_SECRET" => profile.local_default(LOCAL_SESSION_SECRET),
+                _ => None,
+            })
+        };
         let text = |name: &str| {
-            lookup(name)
+            lookup
+                .get(name)
                 .map(|v| v.trim().to_owned())
                 .filter(|v| !v.is_empty())
         };
@@ -381,7 +380,7 @@ impl AuthSettings {
 
         Ok(AuthSettings {
             provider,
-            hs_secret: hs_secret.map(|s| Secret(s.into_bytes())),
+            hs_secret: hs_secret.map(SecretString::from),
             jwks_url,
             issuer,
             audiences,
@@ -391,7 +390,7 @@ impl AuthSettings {
             org_id_claims,
             org_role_claims,
             cookie,
-            session_secret: Secret(session_secret.into_bytes()),
+            session_secret: SecretString::from(session_secret),
             jwks_timeout: Duration::from_secs(3),
             jwks_cache_ttl: Duration::from_secs(600),
             jwks_min_refresh_interval: Duration::from_secs(30),

@@ -19,6 +19,7 @@ use crate::auth::error::AuthError;
 use crate::auth::ids::{OrganizationId, UserId};
 use crate::auth::jwks::JwksCache;
 use crate::auth::settings::{AuthSettings, ClaimPath};
+use crate::settings::ExposeSecret;
 
 /// Tokens above this size are rejected before any decoding work.
 pub(crate) const MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -63,7 +64,7 @@ impl Verifier {
             hmac_key: settings
                 .hs_secret
                 .as_ref()
-                .map(|s| HmacKey(DecodingKey::from_secret(&s.0))),
+                .map(|s| HmacKey(DecodingKey::from_secret(s.expose_secret().as_bytes()))),
             jwks: settings.jwks_url.as_ref().map(|url| {
                 JwksCache::new(
                     url.clone(),

@@ -13,8 +13,8 @@
 //! Redis is never required to answer a request. A failed or slow command is an
 //! error here, and each caller turns it into its degraded behaviour (cache
 //! miss, session from PostgreSQL, rate limit allowed). After
-//! [`CircuitSettings::failures`] consecutive failures the client stops trying
-//! for [`CircuitSettings::cooldown`], answering [`RedisError::CircuitOpen`] at
+//! [`CircuitSettings::failures`](crate::breaker::CircuitSettings) consecutive failures the client stops trying
+//! for [`CircuitSettings::cooldown`](crate::breaker::CircuitSettings), answering [`RedisError::CircuitOpen`] at
 //! once, so a dead Redis does not add a timeout to every request; then a
 //! single request probes it and closes the circuit when it answers.
 
@@ -23,34 +23,67 @@ pub mod rate_limit;
 pub mod sessions;
 pub mod status_cache;
 
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use crate::breaker::CircuitBreaker;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::OnceCell;
 
-use crate::config::RedisSettings;
+use crate::breaker::CircuitSettings;
+use crate::settings::{
+    self, ConfigError, ExposeSecret, Profile, SecretString, parse_millis, parse_number,
+};
 
 pub use keys::{KeySpace, Subject};
 pub use rate_limit::{Decision, Policy, RateLimitSettings, RateLimiter};
 pub use sessions::{SessionRecord, SessionSettings, SessionSource, Sessions};
 pub use status_cache::{Cache, CacheEntry, CacheSettings, FillOutcome, FillTicket, Lookup};
 
-/// When the client stops calling a failing Redis, and for how long.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CircuitSettings {
-    /// Consecutive failures (timeouts, refused or dropped connections) that open the circuit.
-    pub failures: u32,
-    /// How long an open circuit skips Redis before one request probes it again.
-    pub cooldown: Duration,
+/// The local Redis the dev server and tests use.
+pub const LOCAL_REDIS_URL: &str = "redis://127.0.0.1:6379";
+
+/// Redis connection settings.
+#[derive(Debug, Clone)]
+pub struct RedisSettings {
+    pub url: SecretString,
+    pub command_timeout: Duration,
+    /// Prefix of every cache and session key.
+    pub key_prefix: String,
+    pub circuit: CircuitSettings,
 }
 
-impl Default for CircuitSettings {
-    fn default() -> Self {
-        Self {
-            failures: 3,
-            cooldown: Duration::from_secs(5),
+impl RedisSettings {
+    /// Reads `REDIS_URL` (or `KV_URL`) and the client's timeout, key prefix and
+    /// circuit; `None` when no Redis is configured (caches are then bypassed).
+    pub fn from_lookup(
+        lookup: &dyn settings::Lookup,
+        profile: Profile,
+    ) -> Result<Option<Self>, ConfigError> {
+        let Some(url) = lookup
+            .get("REDIS_URL")
+            .or_else(|| lookup.get("KV_URL"))
+            .or_else(|| profile.local_default(LOCAL_REDIS_URL))
+        else {
+            return Ok(None);
+        };
+        if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+            return Err(ConfigError::new(
+                "REDIS_URL",
+                "must start with redis:// or rediss://",
+            ));
         }
+        Ok(Some(RedisSettings {
+            url: SecretString::from(url),
+            command_timeout: parse_millis(lookup, "REDIS_TIMEOUT_MS", 250, 1..=30_000)?,
+            key_prefix: lookup
+                .get("REDIS_KEY_PREFIX")
+                .unwrap_or_else(|| keys::DEFAULT_KEY_PREFIX.to_string()),
+            circuit: CircuitSettings {
+                failures: parse_number(lookup, "REDIS_CIRCUIT_FAILURES", 3, 1..=1000)?,
+                cooldown: parse_millis(lookup, "REDIS_CIRCUIT_COOLDOWN_MS", 5000, 1..=600_000)?,
+            },
+        }))
     }
 }
 
@@ -60,7 +93,7 @@ pub struct Redis {
     connection: OnceCell<ConnectionManager>,
     command_timeout: Duration,
     keys: KeySpace,
-    circuit: Circuit,
+    circuit: CircuitBreaker,
 }
 
 /// Why a Redis command did not answer.
@@ -95,14 +128,14 @@ impl RedisError {
 
 impl Redis {
     pub fn new(settings: &RedisSettings) -> Result<Self, String> {
-        let client = redis::Client::open(settings.url.expose())
+        let client = redis::Client::open(settings.url.expose_secret())
             .map_err(|error| format!("REDIS_URL is not usable: {error}"))?;
         Ok(Self {
             client,
             connection: OnceCell::new(),
             command_timeout: settings.command_timeout,
             keys: KeySpace::new(&settings.key_prefix),
-            circuit: Circuit::new(settings.circuit),
+            circuit: CircuitBreaker::new(settings.circuit),
         })
     }
 
@@ -118,7 +151,7 @@ impl Redis {
 
     /// Whether the circuit is open now (Redis is being skipped).
     pub fn circuit_is_open(&self) -> bool {
-        self.circuit.is_open(Instant::now())
+        self.circuit.is_open()
     }
 
     /// The shared connection; it is opened on first use, so a cold start with
@@ -153,9 +186,9 @@ impl Redis {
     where
         F: Future<Output = redis::RedisResult<T>>,
     {
-        if !self.circuit.allow(Instant::now()) {
+        let Some(permit) = self.circuit.try_acquire() else {
             return Err(RedisError::CircuitOpen);
-        }
+        };
         let _timer = crate::monitoring::Timer::start(crate::monitoring::Dependency::Cache);
         let outcome = async {
             let connection = self.connection().await?;
@@ -167,11 +200,11 @@ impl Redis {
         .await;
         match &outcome {
             Err(error) if error.is_unavailability() => {
-                if self.circuit.record_failure(Instant::now()) {
-                    tracing::warn!(error = %error, cooldown = ?self.circuit.settings.cooldown, "redis circuit opened");
+                if permit.failure() {
+                    tracing::warn!(error = %error, cooldown = ?self.circuit.cooldown(), "redis circuit opened");
                 }
             }
-            _ => self.circuit.record_success(),
+            _ => permit.success(),
         }
         outcome
     }
@@ -209,125 +242,5 @@ impl Redis {
         let started = Instant::now();
         let _: String = self.query(&redis::cmd("PING")).await?;
         Ok(started.elapsed())
-    }
-}
-
-/// Consecutive-failure circuit breaker, in-process.
-struct Circuit {
-    settings: CircuitSettings,
-    state: Mutex<CircuitState>,
-}
-
-#[derive(Default)]
-struct CircuitState {
-    consecutive_failures: u32,
-    /// While set and in the future, calls are skipped.
-    open_until: Option<Instant>,
-}
-
-impl Circuit {
-    fn new(settings: CircuitSettings) -> Self {
-        Self {
-            settings,
-            state: Mutex::new(CircuitState::default()),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, CircuitState> {
-        // The state is two numbers; a panic elsewhere cannot leave it inconsistent.
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn is_open(&self, now: Instant) -> bool {
-        self.lock().open_until.is_some_and(|until| now < until)
-    }
-
-    /// Whether a call may go to Redis. Once the cooldown is over, the first
-    /// caller probes and the others keep skipping until it reports back.
-    fn allow(&self, now: Instant) -> bool {
-        let mut state = self.lock();
-        match state.open_until {
-            Some(until) if now < until => false,
-            Some(_) => {
-                state.open_until = Some(now + self.settings.cooldown);
-                true
-            }
-            None => true,
-        }
-    }
-
-    fn record_success(&self) {
-        let mut state = self.lock();
-        state.consecutive_failures = 0;
-        state.open_until = None;
-    }
-
-    /// Counts a failure; returns whether this one opened the circuit.
-    fn record_failure(&self, now: Instant) -> bool {
-        let mut state = self.lock();
-        state.consecutive_failures = state.consecutive_failures.saturating_add(1);
-        if state.consecutive_failures >= self.settings.failures {
-            let was_open = state.open_until.is_some();
-            state.open_until = Some(now + self.settings.cooldown);
-            return !was_open;
-        }
-        false
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn circuit() -> Circuit {
-        Circuit::new(CircuitSettings {
-            failures: 3,
-            cooldown: Duration::from_secs(5),
-        })
-    }
-
-    #[test]
-    fn the_circuit_opens_after_the_configured_consecutive_failures() {
-        let circuit = circuit();
-        let now = Instant::now();
-        assert!(!circuit.record_failure(now));
-        assert!(!circuit.record_failure(now));
-        assert!(circuit.allow(now));
-        assert!(circuit.record_failure(now));
-        assert!(!circuit.allow(now));
-        assert!(!circuit.allow(now + Duration::from_millis(4_999)));
-    }
-
-    #[test]
-    fn a_success_resets_the_failure_count() {
-        let circuit = circuit();
-        let now = Instant::now();
-        circuit.record_failure(now);
-        circuit.record_failure(now);
-        circuit.record_success();
-        assert!(!circuit.record_failure(now));
-        assert!(circuit.allow(now));
-    }
-
-    #[test]
-    fn after_the_cooldown_one_caller_probes_and_the_others_keep_skipping() {
-        let circuit = circuit();
-        let now = Instant::now();
-        for _ in 0..3 {
-            circuit.record_failure(now);
-        }
-        let later = now + Duration::from_secs(5);
-        assert!(circuit.allow(later), "the first caller probes");
-        assert!(!circuit.allow(later), "the others skip while it probes");
-        // The probe fails: the circuit stays open for another cooldown.
-        assert!(!circuit.record_failure(later));
-        assert!(!circuit.allow(later + Duration::from_secs(4)));
-        // The next probe succeeds: closed.
-        assert!(circuit.allow(later + Duration::from_secs(5)));
-        circuit.record_success();
-        assert!(circuit.allow(later + Duration::from_secs(5)));
-        assert!(!circuit.is_open(later + Duration::from_secs(5)));
     }
 }

@@ -40,6 +40,7 @@ use crate::auth::Caller;
 use crate::cache::Redis;
 use crate::cache::status_cache::warn_degraded;
 use crate::error::ApiError;
+use crate::settings::{ConfigError, Lookup, parse_number};
 use crate::state::AppState;
 
 /// `@upstash/ratelimit`'s default prefix.
@@ -71,7 +72,7 @@ impl Policy {
     }
 }
 
-/// Rate-limit settings, read from the environment by [`crate::config`].
+/// Rate-limit settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RateLimitSettings {
     /// Key prefix (`RATE_LIMIT_PREFIX`, default `@upstash/ratelimit`).
@@ -98,6 +99,19 @@ pub enum Kind {
 }
 
 impl RateLimitSettings {
+    pub fn from_lookup(lookup: &dyn Lookup) -> Result<Self, ConfigError> {
+        let limit = |variable, default| parse_number(lookup, variable, default, 1..=1_000_000);
+        Ok(Self::per_minute(
+            &lookup
+                .get("RATE_LIMIT_PREFIX")
+                .unwrap_or_else(|| DEFAULT_PREFIX.to_string()),
+            limit("RATE_LIMIT_WRITES_PER_MINUTE", 60)?,
+            limit("RATE_LIMIT_WRITES_PER_MINUTE_PER_IP", 300)?,
+            limit("RATE_LIMIT_AI_PER_MINUTE", 10)?,
+            limit("RATE_LIMIT_AI_PER_MINUTE_PER_IP", 30)?,
+        ))
+    }
+
     /// Per-minute policies with these limits.
     pub fn per_minute(
         prefix: &str,

@@ -34,8 +34,9 @@ use crate::cache::Redis;
 use crate::cache::status_cache::warn_degraded;
 use crate::db::sessions::{self as rows, SessionRow};
 use crate::db::{Database, DbError, RlsContext};
+use crate::settings::{ConfigError, Lookup, parse_seconds};
 
-/// Session settings, read from the environment by [`crate::config`].
+/// Session settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionSettings {
     /// Sliding lifetime (`SESSION_TTL_SECONDS`, default 30 days).
@@ -43,6 +44,25 @@ pub struct SessionSettings {
     /// Least time between two `last_seen_at` writes to PostgreSQL
     /// (`SESSION_TOUCH_INTERVAL_SECONDS`, default 600).
     pub touch_interval: Duration,
+}
+
+impl SessionSettings {
+    pub fn from_lookup(lookup: &dyn Lookup) -> Result<Self, ConfigError> {
+        Ok(Self {
+            ttl: parse_seconds(
+                lookup,
+                "SESSION_TTL_SECONDS",
+                30 * 86_400,
+                60..=400 * 86_400,
+            )?,
+            touch_interval: parse_seconds(
+                lookup,
+                "SESSION_TOUCH_INTERVAL_SECONDS",
+                600,
+                0..=86_400,
+            )?,
+        })
+    }
 }
 
 impl Default for SessionSettings {

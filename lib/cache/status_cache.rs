@@ -36,12 +36,21 @@ use serde::de::DeserializeOwned;
 
 use crate::cache::keys::Subject;
 use crate::cache::{Redis, RedisError};
+use crate::settings::{self, ConfigError, parse_seconds};
 
-/// Cache settings, read from the environment by [`crate::config`].
+/// Cache settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CacheSettings {
     /// How long an entry lives (`CACHE_TTL_SECONDS`, default 60).
     pub ttl: Duration,
+}
+
+impl CacheSettings {
+    pub fn from_lookup(lookup: &dyn settings::Lookup) -> Result<Self, ConfigError> {
+        Ok(Self {
+            ttl: parse_seconds(lookup, "CACHE_TTL_SECONDS", 60, 1..=86_400)?,
+        })
+    }
 }
 
 impl Default for CacheSettings {

@@ -7,7 +7,9 @@ use std::time::Duration;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use url::Url;
 
-use crate::config::Secret;
+use crate::settings::{
+    ConfigError, ExposeSecret, Lookup, Profile, SecretString, parse_millis, parse_number,
+};
 
 /// How statements reach the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,10 +43,17 @@ impl StatementMode {
     }
 }
 
+/// The local application database URL: the non-superuser login role.
+pub const LOCAL_DATABASE_URL: &str =
+    "postgres://onboarding_app@127.0.0.1:5432/onboarding?sslmode=disable";
+/// The local migration URL: a superuser, because the first migration creates roles.
+pub const LOCAL_MIGRATION_DATABASE_URL: &str =
+    "postgres://postgres@127.0.0.1:5432/onboarding?sslmode=disable";
+
 /// Database connection settings.
 #[derive(Debug, Clone)]
 pub struct DatabaseSettings {
-    url: Secret,
+    url: SecretString,
     statement_mode: StatementMode,
     pool_max_size: usize,
     pool_timeout: Duration,
@@ -56,7 +65,7 @@ const NON_LIBPQ_PARAMETERS: &[&str] = &["pgbouncer", "connection_limit", "pool_t
 
 impl DatabaseSettings {
     pub fn new(
-        url: Secret,
+        url: SecretString,
         statement_mode: StatementMode,
         pool_max_size: usize,
         pool_timeout: Duration,
@@ -73,7 +82,36 @@ impl DatabaseSettings {
         Ok(settings)
     }
 
-    pub fn url(&self) -> &Secret {
+    /// Reads `DATABASE_URL` (or `POSTGRES_URL`), `DATABASE_STATEMENT_MODE` and
+    /// the pool's sizes and timeouts.
+    pub fn from_lookup(lookup: &dyn Lookup, profile: Profile) -> Result<Self, ConfigError> {
+        let url = lookup
+            .get("DATABASE_URL")
+            .or_else(|| lookup.get("POSTGRES_URL"))
+            .or_else(|| profile.local_default(LOCAL_DATABASE_URL))
+            .ok_or_else(|| ConfigError::new("DATABASE_URL", "is not set (nor POSTGRES_URL)"))?;
+        let statement_mode = match lookup.get("DATABASE_STATEMENT_MODE").as_deref() {
+            None | Some("auto") => StatementMode::detect(&url),
+            Some("prepared") => StatementMode::Prepared,
+            Some("unnamed") => StatementMode::Unnamed,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "DATABASE_STATEMENT_MODE",
+                    format!("`{other}` is not one of prepared, unnamed, auto"),
+                ));
+            }
+        };
+        Self::new(
+            SecretString::from(url),
+            statement_mode,
+            parse_number(lookup, "DATABASE_POOL_MAX_SIZE", 4, 1..=64)?,
+            parse_millis(lookup, "DATABASE_POOL_TIMEOUT_MS", 2000, 1..=60_000)?,
+            parse_millis(lookup, "DATABASE_CONNECT_TIMEOUT_MS", 3000, 1..=60_000)?,
+        )
+        .map_err(|problem| ConfigError::new("DATABASE_URL", problem))
+    }
+
+    pub fn url(&self) -> &SecretString {
         &self.url
     }
 
@@ -82,7 +120,7 @@ impl DatabaseSettings {
     }
 
     /// The same settings pointed at another URL (another database, a proxy, a role).
-    pub fn with_url(&self, url: Secret) -> Result<Self, String> {
+    pub fn with_url(&self, url: SecretString) -> Result<Self, String> {
         Self::new(
             url,
             self.statement_mode,
@@ -100,7 +138,7 @@ impl DatabaseSettings {
     /// Parses the URL into a driver configuration, dropping parameters libpq
     /// does not know (tokio-postgres would reject them).
     pub fn pg_config(&self) -> Result<tokio_postgres::Config, String> {
-        parse_pg_url(self.url.expose(), self.connect_timeout)
+        parse_pg_url(self.url.expose_secret(), self.connect_timeout)
     }
 
     /// Builds the pool. No connection is opened until the first request needs one,

@@ -48,7 +48,10 @@ use tokio_postgres::types::{ToSql, Type};
 
 use crate::monitoring::{Dependency, Timer};
 
-pub use connect::{DatabaseSettings, StatementMode, parse_pg_url, tls_connector};
+pub use connect::{
+    DatabaseSettings, LOCAL_DATABASE_URL, LOCAL_MIGRATION_DATABASE_URL, StatementMode,
+    parse_pg_url, tls_connector,
+};
 
 /// A statement and the types of its parameters.
 ///

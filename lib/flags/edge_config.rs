@@ -19,7 +19,7 @@ use bytes::Bytes;
 use http::{HeaderMap, StatusCode, header};
 use url::Url;
 
-use crate::config::Secret;
+use crate::settings::{ExposeSecret, SecretString};
 
 /// Version of the read API we speak, sent as `?version=` as the SDK does.
 const API_VERSION: &str = "1";
@@ -76,7 +76,7 @@ pub enum Items {
 pub struct EdgeConfigClient {
     http: reqwest::Client,
     base_url: Url,
-    token: Secret,
+    token: SecretString,
     timeout: Duration,
 }
 
@@ -84,7 +84,12 @@ impl EdgeConfigClient {
     /// `base_url` is the connection string's URL without the token, e.g.
     /// `https://edge-config.vercel.com/ecfg_abc` (see
     /// [`super::EdgeConfigSource::parse_connection_string`]).
-    pub fn new(http: reqwest::Client, base_url: Url, token: Secret, timeout: Duration) -> Self {
+    pub fn new(
+        http: reqwest::Client,
+        base_url: Url,
+        token: SecretString,
+        timeout: Duration,
+    ) -> Self {
         Self {
             http,
             base_url,
@@ -159,7 +164,7 @@ impl EdgeConfigClient {
         let mut request = self
             .http
             .get(url)
-            .bearer_auth(self.token.expose())
+            .bearer_auth(self.token.expose_secret())
             .timeout(self.timeout);
         if let Some(etag) = etag {
             request = request.header(header::IF_NONE_MATCH, etag);

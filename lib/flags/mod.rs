@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use url::Url;
 
-use crate::config::Secret;
+use crate::settings::{ConfigError, Lookup, Profile, SecretString, parse_millis};
 
 pub use edge_config::{EdgeConfigClient, EdgeConfigError};
 pub use store::{EdgeConfigStore, Freshness, Snapshot};
@@ -30,6 +30,15 @@ pub struct FlagsSettings {
     pub ttl: Duration,
     /// Timeout of one request to Edge Config.
     pub request_timeout: Duration,
+}
+
+impl FlagsSettings {
+    pub fn from_lookup(lookup: &dyn Lookup) -> Result<Self, ConfigError> {
+        Ok(Self {
+            ttl: parse_millis(lookup, "EDGE_CONFIG_TTL_MS", 10_000, 0..=3_600_000)?,
+            request_timeout: parse_millis(lookup, "EDGE_CONFIG_TIMEOUT_MS", 2000, 1..=30_000)?,
+        })
+    }
 }
 
 impl Default for FlagsSettings {
@@ -66,17 +75,37 @@ impl EdgeConfigStore {
 }
 
 /// Where the Edge Config items come from.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum EdgeConfigSource {
     /// A local JSON file holding the items (the default flow and flags).
     LocalFile(PathBuf),
     /// Vercel's Edge Config read API.
-    Remote { base_url: Url, token: Secret },
+    Remote { base_url: Url, token: SecretString },
 }
 
 const EDGE_CONFIG_HOST: &str = "https://edge-config.vercel.com/";
+/// The items the dev server and tests read when no Edge Config is connected.
+pub const LOCAL_EDGE_CONFIG_FILE: &str = "config/edge-config.json";
 
 impl EdgeConfigSource {
+    /// `EDGE_CONFIG` (or `GLOBAL_CONFIG`), else the local file
+    /// `EDGE_CONFIG_FILE`, in either profile: a deployment without Edge Config
+    /// serves the flow shipped in the repository.
+    pub fn from_lookup(lookup: &dyn Lookup, _profile: Profile) -> Result<Self, ConfigError> {
+        match lookup
+            .get("EDGE_CONFIG")
+            .or_else(|| lookup.get("GLOBAL_CONFIG"))
+        {
+            Some(connection) => Self::parse_connection_string(&connection)
+                .map_err(|problem| ConfigError::new("EDGE_CONFIG", problem)),
+            None => Ok(EdgeConfigSource::LocalFile(PathBuf::from(
+                lookup
+                    .get("EDGE_CONFIG_FILE")
+                    .unwrap_or_else(|| LOCAL_EDGE_CONFIG_FILE.to_string()),
+            ))),
+        }
+    }
+
     /// Parses either form of the connection string Vercel injects:
     /// `https://edge-config.vercel.com/ecfg_…?token=…` or `edge-config:id=ecfg_…&token=…`.
     pub fn parse_connection_string(raw: &str) -> Result<Self, String> {
@@ -100,7 +129,7 @@ impl EdgeConfigSource {
                 .map_err(|_| "has an unusable id".to_string())?;
             return Ok(EdgeConfigSource::Remote {
                 base_url,
-                token: Secret::new(token),
+                token: SecretString::from(token),
             });
         }
         let mut url = Url::parse(raw).map_err(|_| "is neither a URL nor `edge-config:…`")?;
@@ -123,7 +152,7 @@ impl EdgeConfigSource {
         url.set_query(None);
         Ok(EdgeConfigSource::Remote {
             base_url: url,
-            token: Secret::new(token),
+            token: SecretString::from(token),
         })
     }
 }
@@ -137,6 +166,7 @@ fn is_edge_config_id(id: &str) -> bool {
 #[cfg(test)]
 mod connection_string_tests {
     use super::*;
+    use crate::settings::ExposeSecret;
 
     #[test]
     fn the_url_form_of_the_connection_string_is_parsed() {
@@ -151,7 +181,7 @@ mod connection_string_tests {
             base_url.as_str(),
             "https://edge-config.vercel.com/ecfg_abc123"
         );
-        assert_eq!(token.expose(), "tok-1");
+        assert_eq!(token.expose_secret(), "tok-1");
     }
 
     #[test]
@@ -166,7 +196,7 @@ mod connection_string_tests {
             base_url.as_str(),
             "https://edge-config.vercel.com/ecfg_abc123"
         );
-        assert_eq!(token.expose(), "tok-2");
+        assert_eq!(token.expose_secret(), "tok-2");
     }
 
     #[test]

@@ -80,7 +80,7 @@ pub async fn identify(
 ) -> axum::response::Response {
     match state.authenticator().detect(request.headers()).await {
         Ok(caller) => {
-            crate::monitoring::note_caller(&caller);
+            crate::monitoring::note_caller(caller.kind());
             request.extensions_mut().insert(caller);
         }
         Err(error) => {

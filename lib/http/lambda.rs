@@ -18,9 +18,10 @@ use lambda_http::RequestExt;
 use lambda_http::request::RequestContext;
 use tower::{Service, ServiceExt};
 
-use crate::config::{Profile, Settings};
+use crate::config::Settings;
 use crate::http::background::Background;
 use crate::monitoring;
+use crate::settings::Profile;
 use crate::state::AppState;
 
 /// Runs `routes` as one Lambda function: builds the shared state once per

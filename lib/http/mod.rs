@@ -6,6 +6,7 @@ pub mod background;
 pub mod extract;
 #[cfg(feature = "lambda")]
 pub mod lambda;
+pub mod observe;
 pub mod request_id;
 pub mod vercel;
 
@@ -15,9 +16,10 @@ use axum::http::{HeaderValue, header};
 use axum::response::IntoResponse;
 use tower_http::set_header::SetResponseHeaderLayer;
 
-use crate::config::{Profile, Settings};
+use crate::config::Settings;
 use crate::error::ApiError;
 use crate::monitoring;
+use crate::settings::Profile;
 use crate::state::AppState;
 
 /// Wraps the routes of one function (or all of them, in the dev server) with
@@ -48,7 +50,7 @@ pub fn app(state: AppState, routes: Router<AppState>) -> Router {
         // time spent verifying credentials and checking rate limits too.
         .layer(axum::middleware::from_fn_with_state(
             state.spans().cloned(),
-            monitoring::observe,
+            observe::observe,
         ))
         .layer(axum::middleware::from_fn(request_id::assign))
         .with_state(state)

@@ -14,8 +14,7 @@ use http_body_util::{BodyExt, Limited};
 use tower::{Service, ServiceExt};
 
 use crate::error::ApiError;
-// Re-exported where handlers have always imported it from.
-pub use crate::http::background::Background;
+use crate::http::background::Background;
 
 /// The largest body buffered before routing; routes apply their own, lower limit.
 const HARD_BODY_LIMIT: usize = 16 * 1024 * 1024;

@@ -1,11 +1,13 @@
-//! Logging, timings and traces.
+//! Logging, timings and traces: the primitives every layer may use.
 //!
 //! Logs are JSON lines by default (what Vercel's log drains ingest), pretty
 //! text for a human at a terminal; never tokens, emails or answers. Every
 //! response carries `Server-Timing` with the time spent in PostgreSQL, in
 //! Redis and in total, measured through a per-request record that the
 //! database and cache clients add to. With `OTEL_EXPORTER_OTLP_ENDPOINT` set,
-//! each request is also exported as an OpenTelemetry span ([`otlp`]).
+//! each request is also exported as an OpenTelemetry span ([`otlp`]). The
+//! middleware that measures a request is `http::observe`; this module knows
+//! nothing of HTTP frameworks or callers.
 
 pub mod otlp;
 
@@ -13,11 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Once, OnceLock};
 use std::time::{Duration, Instant};
 
-use axum::extract::{MatchedPath, State};
-use axum::http::HeaderValue;
 use tracing_subscriber::EnvFilter;
-
-use crate::auth::Caller;
 
 static INIT: Once = Once::new();
 
@@ -90,14 +88,32 @@ impl Drop for Timer {
     }
 }
 
-/// Notes who is calling, once identified, for the request's log line and span.
-pub fn note_caller(caller: &Caller) {
-    let kind = match caller {
-        Caller::User(_) => "user",
-        Caller::Anonymous(anonymous) if anonymous.session().is_some() => "session",
-        Caller::Anonymous(_) => "anonymous",
-    };
+/// Notes what kind of caller this is (`user`, `session`, `anonymous`), once
+/// identified, for the request's log line and span.
+pub fn note_caller(kind: &'static str) {
     let _ = RECORD.try_with(|record| record.caller.set(kind));
+}
+
+/// What the timers and [`note_caller`] recorded while a request was served.
+#[derive(Debug, Clone, Copy)]
+pub struct Figures {
+    pub db: Duration,
+    pub cache: Duration,
+    /// `unverified` when the request never got as far as identifying its caller.
+    pub caller: &'static str,
+}
+
+/// Runs `serve` as one request: the [`Timer`]s and [`note_caller`] inside it
+/// add to the figures returned with its output.
+pub async fn record<F: Future>(serve: F) -> (F::Output, Figures) {
+    let record = Arc::new(RequestRecord::default());
+    let output = RECORD.scope(record.clone(), serve).await;
+    let figures = Figures {
+        db: Duration::from_micros(record.db_micros.load(Ordering::Relaxed)),
+        cache: Duration::from_micros(record.cache_micros.load(Ordering::Relaxed)),
+        caller: record.caller.get().copied().unwrap_or("unverified"),
+    };
+    (output, figures)
 }
 
 /// The figures of one served request.
@@ -132,79 +148,6 @@ impl Served {
 
 /// Milliseconds with microsecond precision, so logs show `0.167`, not
 /// `0.16699999999999998`.
-fn millis(duration: Duration) -> f64 {
+pub fn millis(duration: Duration) -> f64 {
     duration.as_micros() as f64 / 1000.0
-}
-
-/// Middleware: measures the request, adds `Server-Timing`, writes one log
-/// line (request id, method, path without the query string, route, status,
-/// latency, caller kind; never tokens, emails or answers) and, when
-/// configured, exports the request as a span.
-pub async fn observe(
-    State(exporter): State<Option<otlp::Exporter>>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    let started = Instant::now();
-    let started_at = std::time::SystemTime::now();
-    let method = request.method().to_string();
-    let path = request.uri().path().to_string();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|matched| matched.as_str().to_string());
-    let traceparent = request
-        .headers()
-        .get("traceparent")
-        .and_then(|value| value.to_str().ok())
-        .map(str::to_owned);
-    let background = request
-        .extensions()
-        .get::<crate::http::vercel::Background>()
-        .cloned()
-        .unwrap_or_default();
-    let record = Arc::new(RequestRecord::default());
-    let mut response = RECORD.scope(record.clone(), next.run(request)).await;
-    let served = Served {
-        method,
-        path,
-        route,
-        status: response.status().as_u16(),
-        caller: record.caller.get().copied().unwrap_or("unverified"),
-        request_id: crate::http::request_id::current().unwrap_or_default(),
-        started: started_at,
-        total: started.elapsed(),
-        db: Duration::from_micros(record.db_micros.load(Ordering::Relaxed)),
-        cache: Duration::from_micros(record.cache_micros.load(Ordering::Relaxed)),
-        traceparent,
-    };
-    if let Ok(value) = HeaderValue::from_str(&served.server_timing()) {
-        response.headers_mut().append("server-timing", value);
-    }
-    let Served {
-        request_id,
-        method,
-        path,
-        status,
-        caller,
-        ..
-    } = &served;
-    let route = served.route.as_deref().unwrap_or("");
-    let latency_ms = millis(served.total);
-    let db_ms = millis(served.db);
-    let cache_ms = millis(served.cache);
-    if *status >= 500 {
-        tracing::error!(
-            request_id, method, path, route, status, latency_ms, db_ms, cache_ms, caller, "request"
-        );
-    } else {
-        tracing::info!(
-            request_id, method, path, route, status, latency_ms, db_ms, cache_ms, caller, "request"
-        );
-    }
-    if let Some(exporter) = exporter {
-        // On Vercel the function stays alive until the span is posted.
-        background.spawn(exporter.export(served));
-    }
-    response
 }

@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::config::{ConfigError, Lookup, Secret, parse_number};
+use crate::settings::{ConfigError, ExposeSecret, Lookup, SecretString, parse_number};
 
 /// Spans waiting to be sent at most; more are dropped.
 const QUEUE_CAPACITY: usize = 4096;
@@ -35,7 +35,7 @@ pub struct OtlpSettings {
     /// The full traces URL, e.g. `http://collector:4318/v1/traces`.
     pub traces_url: url::Url,
     /// Extra headers, such as an API key; never logged.
-    pub headers: Vec<(String, Secret)>,
+    pub headers: Vec<(String, SecretString)>,
     pub service_name: String,
     pub timeout: Duration,
 }
@@ -92,7 +92,7 @@ fn parse_url(variable: &'static str, raw: &str) -> Result<url::Url, ConfigError>
 }
 
 /// `key1=value1,key2=value2`, values percent-encoded, as the spec defines it.
-fn parse_headers(raw: &str) -> Result<Vec<(String, Secret)>, ConfigError> {
+fn parse_headers(raw: &str) -> Result<Vec<(String, SecretString)>, ConfigError> {
     raw.split(',')
         .filter(|pair| !pair.trim().is_empty())
         .map(|pair| {
@@ -113,7 +113,7 @@ fn parse_headers(raw: &str) -> Result<Vec<(String, Secret)>, ConfigError> {
                     format!("`{key}` is not a valid header"),
                 ));
             }
-            Ok((key.to_string(), Secret::new(value)))
+            Ok((key.to_string(), SecretString::from(value)))
         })
         .collect()
 }
@@ -215,7 +215,7 @@ async fn post(inner: &Inner, spans: Vec<Value>) -> Result<(), String> {
         .timeout(settings.timeout)
         .json(&body);
     for (name, value) in &settings.headers {
-        request = request.header(name, value.expose());
+        request = request.header(name, value.expose_secret());
     }
     let response = request.send().await.map_err(|error| error.to_string())?;
     let status = response.status();
@@ -373,7 +373,7 @@ mod tests {
         let headers: Vec<(&str, &str)> = settings
             .headers
             .iter()
-            .map(|(k, v)| (k.as_str(), v.expose()))
+            .map(|(k, v)| (k.as_str(), v.expose_secret()))
             .collect();
         assert_eq!(headers, vec![("x-api-key", "a b"), ("x-team", "core")]);
         for (pairs, variable) in [

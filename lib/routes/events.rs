@@ -15,8 +15,8 @@ use utoipa::ToSchema;
 
 use crate::db::RlsContext;
 use crate::error::{ApiError, FieldError, Problem};
+use crate::http::background::Background;
 use crate::http::extract::{CallerOf, JsonBody};
-use crate::http::vercel::Background;
 use crate::routes::support::require_owner;
 use crate::state::AppState;
 

@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use onboarding::ai::{AiClient, AiSettings, ProviderKind};
-use onboarding::config::Secret;
+use onboarding::settings::SecretString;
 use serde_json::{Value, json};
 
 pub const API_KEY: &str = "test-provider-key";
@@ -97,7 +97,7 @@ impl FakeProvider {
         AiSettings {
             provider: self.kind,
             base_url: self.base_url.clone(),
-            api_key: Some(Secret::new(API_KEY)),
+            api_key: Some(SecretString::from(API_KEY)),
             model: MODEL.to_string(),
             timeout: Duration::from_secs(2),
             deadline: Duration::from_secs(5),

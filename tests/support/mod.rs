@@ -7,8 +7,9 @@ pub mod proxy;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use onboarding::config::{Profile, Secret, Settings};
+use onboarding::config::Settings;
 use onboarding::db::{Database, DatabaseSettings};
+use onboarding::settings::{Profile, SecretString};
 use onboarding::{AppState, http, routes};
 use tokio_postgres::NoTls;
 
@@ -187,7 +188,7 @@ impl TestDb {
     }
 
     pub fn database_at(&self, settings: &DatabaseSettings, url: String) -> Database {
-        Database::new(&settings.with_url(Secret::new(url)).unwrap()).unwrap()
+        Database::new(&settings.with_url(SecretString::from(url)).unwrap()).unwrap()
     }
 }
 

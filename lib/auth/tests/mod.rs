@@ -22,7 +22,8 @@ use jsonwebtoken::jwk::{Jwk, JwkSet, KeyAlgorithm};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
-use crate::auth::{AuthError, AuthSettings, Authenticator, Caller, ConfigError};
+use crate::auth::{AuthError, AuthSettings, Authenticator, Caller};
+use crate::settings::{ConfigError, Profile};
 
 pub(super) const HS_SECRET: &str = "hs-test-secret-0123456789abcdef0123456789";
 pub(super) const SESSION_SECRET: &str = "session-test-secret-0123456789abcdef012345";
@@ -50,7 +51,7 @@ pub(super) fn settings(vars: &[(&str, &str)]) -> Result<AuthSettings, ConfigErro
         .collect();
     map.entry("SESSION_SECRET".to_owned())
         .or_insert_with(|| SESSION_SECRET.to_owned());
-    AuthSettings::from_lookup(move |name| map.get(name).cloned())
+    AuthSettings::from_lookup(&move |name: &str| map.get(name).cloned(), Profile::Deployed)
 }
 
 pub(super) fn authenticator(settings: AuthSettings) -> Authenticator {

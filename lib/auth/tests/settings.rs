@@ -8,6 +8,7 @@ use jsonwebtoken::Algorithm;
 
 use super::{HS_SECRET, ISSUER, settings};
 use crate::auth::{AuthSettings, Provider, env_var_docs};
+use crate::settings::Profile;
 
 fn err_var(vars: &[(&str, &str)]) -> &'static str {
     settings(vars).expect_err("should be rejected").variable()
@@ -136,21 +137,27 @@ fn config_errors_never_contain_secret_values() {
 fn every_variable_read_is_documented_and_every_documented_variable_is_read() {
     let asked = RefCell::new(BTreeSet::new());
     // A full configuration, so that every branch that reads a variable runs.
-    let _ = AuthSettings::from_lookup(|name| {
-        asked.borrow_mut().insert(name.to_owned());
-        None
-    });
-    let _ = AuthSettings::from_lookup(|name| {
-        asked.borrow_mut().insert(name.to_owned());
-        match name {
-            "AUTH_PROVIDER" => Some("oidc".to_owned()),
-            "AUTH_ISSUER" => Some(ISSUER.to_owned()),
-            "AUTH_JWKS_URL" => Some("https://issuer.example.test/jwks".to_owned()),
-            "AUTH_AUDIENCE" => Some("api".to_owned()),
-            "SESSION_SECRET" => Some(super::SESSION_SECRET.to_owned()),
-            _ => None,
-        }
-    });
+    let _ = AuthSettings::from_lookup(
+        &|name: &str| {
+            asked.borrow_mut().insert(name.to_owned());
+            None
+        },
+        Profile::Deployed,
+    );
+    let _ = AuthSettings::from_lookup(
+        &|name: &str| {
+            asked.borrow_mut().insert(name.to_owned());
+            match name {
+                "AUTH_PROVIDER" => Some("oidc".to_owned()),
+                "AUTH_ISSUER" => Some(ISSUER.to_owned()),
+                "AUTH_JWKS_URL" => Some("https://issuer.example.test/jwks".to_owned()),
+                "AUTH_AUDIENCE" => Some("api".to_owned()),
+                "SESSION_SECRET" => Some(super::SESSION_SECRET.to_owned()),
+                _ => None,
+            }
+        },
+        Profile::Deployed,
+    );
     let documented: BTreeSet<String> = env_var_docs()
         .iter()
         .map(|(n, _)| (*n).to_owned())

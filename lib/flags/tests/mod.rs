@@ -20,8 +20,8 @@ use url::Url;
 
 use super::edge_config::DIGEST_HEADER;
 use super::{EdgeConfigClient, EdgeConfigStore};
-use crate::config::Secret;
 use crate::flow::DEFAULT_EDGE_CONFIG_JSON;
+use crate::settings::SecretString;
 
 pub(super) const TOKEN: &str = "test-token";
 pub(super) const ID: &str = "ecfg_test123";
@@ -129,7 +129,7 @@ impl EdgeConfigServer {
         EdgeConfigClient::new(
             reqwest::Client::new(),
             base_url,
-            Secret::new(token),
+            SecretString::from(token),
             timeout,
         )
     }
