@@ -1,8 +1,11 @@
-//! IANA time zone names (zones and links), generated from tzdata 2025b (`tzdata.zi`).
+//! IANA time zone names (zones and links), generated from tzdata 2025b (`tzdata.zi`)
+//! by `scripts/generate-timezones`: do not edit by hand.
 //!
 //! Embedded instead of pulling `chrono-tz`: only the names are needed, and the
 //! list must be identical on the server and in the exported JSON Schema `enum`.
-//! Regenerate from a newer `tzdata.zi` when IANA adds zones (a few times a year).
+//! `Factory` (a placeholder, not a place) is left out.
+//! Regenerate when IANA adds zones (a few times a year): with a newer Debian
+//! `tzdata` installed, run `scripts/generate-timezones [path/to/tzdata.zi]`.
 
 /// Every accepted IANA time zone name, sorted (so lookups can binary search).
 pub const IANA_TIME_ZONES: &[&str] = &[
