@@ -36,8 +36,8 @@ impl FieldError {
     }
 }
 
-impl From<crate::validation::FieldError> for FieldError {
-    fn from(error: crate::validation::FieldError) -> Self {
+impl From<crate::wizard::validation::FieldError> for FieldError {
+    fn from(error: crate::wizard::validation::FieldError) -> Self {
         Self {
             pointer: error.pointer,
             code: error.code.as_str().to_string(),

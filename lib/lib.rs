@@ -12,15 +12,12 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod flags;
-pub mod flow;
 pub mod http;
 pub mod monitoring;
 pub mod openapi;
 pub mod routes;
 pub mod settings;
 pub mod state;
-pub mod transform;
-pub mod validation;
 pub mod wizard;
 
 pub use error::{ApiError, Result};

@@ -12,6 +12,7 @@ use crate::db::Database;
 use crate::db::event_writer::EventWriter;
 use crate::flags::EdgeConfigStore;
 use crate::monitoring::otlp::Exporter;
+use crate::wizard::flow::Flow;
 
 /// Everything a route needs besides the request.
 #[derive(Clone)]
@@ -26,7 +27,7 @@ struct Inner {
     redis: Option<Redis>,
     http: reqwest::Client,
     authenticator: Authenticator,
-    flags: EdgeConfigStore,
+    flags: EdgeConfigStore<Flow>,
     ai: Option<AiClient>,
     spans: Option<Exporter>,
 }
@@ -112,7 +113,7 @@ impl AppState {
     }
 
     /// Flags and the wizard flow: `state.flags().snapshot().await`, once per request.
-    pub fn flags(&self) -> &EdgeConfigStore {
+    pub fn flags(&self) -> &EdgeConfigStore<Flow> {
         &self.inner.flags
     }
 

@@ -2,10 +2,13 @@
 //! or, locally, from a JSON file in the repository.
 //!
 //! - [`edge_config`]: the HTTP client for Edge Config's read API.
+//! - [`items`]: the parsed items ([`EdgeConfig`]); the flow's shape is the
+//!   domain's, through [`FlowItem`].
 //! - [`store`]: the per-process cache routes read through ([`EdgeConfigStore::snapshot`]).
 //! - [`value`]: flag values and their evaluation (percentage rollouts).
 
 pub mod edge_config;
+pub mod items;
 pub mod store;
 pub mod value;
 
@@ -20,6 +23,7 @@ use url::Url;
 use crate::settings::{ConfigError, Lookup, Profile, SecretString, parse_millis};
 
 pub use edge_config::{EdgeConfigClient, EdgeConfigError};
+pub use items::{EdgeConfig, FlowItem, InvalidItems, ItemProblem};
 pub use store::{EdgeConfigStore, Freshness, Snapshot};
 pub use value::{FlagValue, Percent, rollout_bucket};
 
@@ -50,7 +54,7 @@ impl Default for FlagsSettings {
     }
 }
 
-impl EdgeConfigStore {
+impl<F: FlowItem> EdgeConfigStore<F> {
     /// The store for the configured source; `http` is the process's shared client.
     pub fn from_settings(
         source: &EdgeConfigSource,

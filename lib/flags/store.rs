@@ -22,23 +22,18 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
 use super::edge_config::{EdgeConfigClient, EdgeConfigError, Items};
-use crate::flow::{EdgeConfig, default_edge_config};
+use super::items::{EdgeConfig, FlowItem};
 
 /// Default time a fetched snapshot is served without asking again.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(10);
 /// How often, at most, the local file's mtime is checked.
 pub const FILE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
-
-/// The shipped config, parsed once; a unit test in `crate::flow` keeps it valid.
-static EMBEDDED: LazyLock<Arc<EdgeConfig>> = LazyLock::new(|| {
-    Arc::new(default_edge_config().expect("the embedded config/edge-config.json parses"))
-});
 
 /// How current a snapshot is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,19 +47,29 @@ pub enum Freshness {
 }
 
 /// The Edge Config as one request sees it: cheap to clone, never changes.
-#[derive(Debug, Clone)]
-pub struct Snapshot {
-    config: Arc<EdgeConfig>,
+#[derive(Debug)]
+pub struct Snapshot<F> {
+    config: Arc<EdgeConfig<F>>,
     freshness: Freshness,
 }
 
-impl Snapshot {
+// Not derived: a derive would ask `F: Clone`, and the flow is shared, not copied.
+impl<F> Clone for Snapshot<F> {
+    fn clone(&self) -> Self {
+        Self {
+            config: Arc::clone(&self.config),
+            freshness: self.freshness.clone(),
+        }
+    }
+}
+
+impl<F> Snapshot<F> {
     /// Flags and flow.
-    pub fn config(&self) -> &Arc<EdgeConfig> {
+    pub fn config(&self) -> &Arc<EdgeConfig<F>> {
         &self.config
     }
 
-    pub fn flow(&self) -> &crate::flow::Flow {
+    pub fn flow(&self) -> &F {
         self.config.flow()
     }
 
@@ -74,7 +79,10 @@ impl Snapshot {
     }
 
     /// The evaluator `Flow::visible_steps` and the validators take, for one subject.
-    pub fn flags_for<'a>(&'a self, subject_id: &'a str) -> impl Fn(&str) -> bool + 'a {
+    pub fn flags_for<'a>(&'a self, subject_id: &'a str) -> impl Fn(&str) -> bool + Sync + 'a
+    where
+        F: Sync,
+    {
         self.config.flags_for(subject_id)
     }
 
@@ -119,20 +127,22 @@ enum RefreshError {
     Invalid(String),
 }
 
-struct Cached {
-    snapshot: Snapshot,
+struct Cached<F> {
+    snapshot: Snapshot<F>,
     /// When the source was last asked, successfully or not.
     checked_at: Instant,
     /// `None` for the embedded default: the next read must fetch in full.
     validator: Option<Validator>,
 }
 
-struct Inner {
+struct Inner<F> {
     loader: Loader,
     ttl: Duration,
     /// Remote sources refresh in the background; the local file inline.
     background: bool,
-    cached: Mutex<Option<Cached>>,
+    cached: Mutex<Option<Cached<F>>>,
+    /// The shipped items, parsed on first need.
+    embedded: OnceLock<Arc<EdgeConfig<F>>>,
     /// Held for the duration of a fetch, so fetches never overlap.
     fetching: tokio::sync::Mutex<()>,
     /// Bumped after every fetch, so a caller that queued behind one can tell
@@ -143,12 +153,19 @@ struct Inner {
 }
 
 /// The cached Edge Config of this process. Clone it freely; clones share the cache.
-#[derive(Clone)]
-pub struct EdgeConfigStore {
-    inner: Arc<Inner>,
+pub struct EdgeConfigStore<F> {
+    inner: Arc<Inner<F>>,
 }
 
-impl EdgeConfigStore {
+impl<F> Clone for EdgeConfigStore<F> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<F: FlowItem> EdgeConfigStore<F> {
     /// A store over Vercel Edge Config; `ttl` is how long a snapshot is served
     /// before a background refresh.
     pub fn remote(client: EdgeConfigClient, ttl: Duration) -> Self {
@@ -167,6 +184,7 @@ impl EdgeConfigStore {
                 ttl,
                 background,
                 cached: Mutex::new(None),
+                embedded: OnceLock::new(),
                 fetching: tokio::sync::Mutex::new(()),
                 generation: AtomicU64::new(0),
                 refreshing: AtomicBool::new(false),
@@ -176,7 +194,7 @@ impl EdgeConfigStore {
 
     /// The current snapshot. Waits for the source only when nothing is cached
     /// (or, for the local file, when its check is due); never fails.
-    pub async fn snapshot(&self) -> Snapshot {
+    pub async fn snapshot(&self) -> Snapshot<F> {
         let (snapshot, expired) = match self.inner.current() {
             Some(current) => current,
             None => return self.inner.clone().refresh_now().await,
@@ -221,9 +239,18 @@ impl Drop for ResetOnDrop<'_> {
     }
 }
 
-impl Inner {
+impl<F: FlowItem> Inner<F> {
+    /// The shipped items; a unit test of the flow keeps them valid.
+    fn embedded(&self) -> Arc<EdgeConfig<F>> {
+        Arc::clone(self.embedded.get_or_init(|| {
+            Arc::new(
+                EdgeConfig::parse(F::EMBEDDED_ITEMS).expect("the embedded Edge Config items parse"),
+            )
+        }))
+    }
+
     /// The cached snapshot and whether its TTL has run out.
-    fn current(&self) -> Option<(Snapshot, bool)> {
+    fn current(&self) -> Option<(Snapshot<F>, bool)> {
         let cached = self.cached.lock().expect("cache lock");
         cached
             .as_ref()
@@ -232,7 +259,7 @@ impl Inner {
 
     /// Asks the source now, unless a fetch that finished while this one waited
     /// for its turn already did, and stores the outcome.
-    async fn refresh_now(self: Arc<Self>) -> Snapshot {
+    async fn refresh_now(self: Arc<Self>) -> Snapshot<F> {
         let seen = self.generation.load(Ordering::Acquire);
         let _turn = self.fetching.lock().await;
         if self.generation.load(Ordering::Acquire) != seen
@@ -291,7 +318,7 @@ impl Inner {
                         );
                         *cached = Some(Cached {
                             snapshot: Snapshot {
-                                config: Arc::clone(&EMBEDDED),
+                                config: self.embedded(),
                                 freshness: Freshness::Degraded { reason },
                             },
                             checked_at: now,
@@ -312,7 +339,7 @@ impl Inner {
     async fn load(
         &self,
         previous: Option<&Validator>,
-    ) -> Result<Option<(Arc<EdgeConfig>, Option<Validator>)>, RefreshError> {
+    ) -> Result<Option<(Arc<EdgeConfig<F>>, Option<Validator>)>, RefreshError> {
         let (json, validator) = match self.fetch(previous).await? {
             Loaded::NotModified => return Ok(None),
             Loaded::Changed { json, validator } => (json, validator),
@@ -321,7 +348,7 @@ impl Inner {
             std::str::from_utf8(&json).map_err(|error| RefreshError::Invalid(error.to_string()))?;
         // An invalid config is an error like any other: the old one stays, and
         // so does the old validator, so a 304 can never bless the bad version.
-        let config = EdgeConfig::parse(text).map_err(|error| {
+        let config = EdgeConfig::<F>::parse(text).map_err(|error| {
             let problems: Vec<String> = error
                 .problems
                 .iter()

@@ -26,8 +26,8 @@ impl From<AuthError> for ApiError {
     }
 }
 
-impl From<crate::validation::ValidationErrors> for ApiError {
-    fn from(errors: crate::validation::ValidationErrors) -> Self {
+impl From<crate::wizard::validation::ValidationErrors> for ApiError {
+    fn from(errors: crate::wizard::validation::ValidationErrors) -> Self {
         let errors: Vec<FieldError> = errors
             .into_errors()
             .into_iter()

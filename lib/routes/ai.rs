@@ -21,9 +21,6 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::ai::preferences::{self, AiMode, PreferencesInput};
-use crate::ai::{
-    Decision, NoSuggestionReason, SuggestError, SuggestRequest, SuggestionOutcome, suggest,
-};
 use crate::auth::Caller;
 use crate::cache::rate_limit;
 use crate::db::RlsContext;
@@ -36,6 +33,9 @@ use crate::routes::support::{flags_of, invalidate_cached, require_owner, rollout
 use crate::state::AppState;
 use crate::wizard::RequestFingerprint;
 use crate::wizard::save::WriteContext;
+use crate::wizard::suggest::{
+    Decision, NoSuggestionReason, SuggestError, SuggestRequest, SuggestionOutcome, suggest,
+};
 use crate::wizard::suggestions::{Decided, decide_suggestion};
 
 pub fn preferences_router() -> Router<AppState> {

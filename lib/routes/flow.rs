@@ -10,11 +10,11 @@ use utoipa::ToSchema;
 use crate::cache::keys::Subject;
 use crate::cache::status_cache::{CacheEntry, Lookup};
 use crate::error::{ApiError, Problem};
-use crate::flow::FieldDefinition;
 use crate::http::extract::CallerOf;
 use crate::routes::support::own_progress;
 use crate::routes::support::{flags_of, rollout_subject};
 use crate::state::AppState;
+use crate::wizard::flow::FieldDefinition;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/onboarding/flow", get(flow))

@@ -8,11 +8,11 @@ use crate::auth::Caller;
 use crate::cache::keys::Subject;
 use crate::cache::status_cache::{CacheEntry, Lookup};
 use crate::error::{ApiError, Problem};
-use crate::flow::AnswerMap;
 use crate::http::extract::CallerOf;
 use crate::routes::support::own_progress;
 use crate::routes::support::{flags_of, rollout_subject};
 use crate::state::AppState;
+use crate::wizard::flow::AnswerMap;
 use crate::wizard::status::{self, Status};
 
 pub fn router() -> Router<AppState> {

@@ -2,7 +2,7 @@
 
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::flow::EdgeConfig;
+use crate::wizard::flow::EdgeConfig;
 
 /// The flags of a snapshot for one caller, as the flow's condition evaluator
 /// takes them: percentage rollouts are decided by `rollout_subject`.
@@ -54,7 +54,13 @@ pub async fn own_progress(
     state: &crate::state::AppState,
     caller: &Caller,
     flow_id: &str,
-) -> Result<Option<(crate::db::progress::ProgressRecord, crate::flow::AnswerMap)>, ApiError> {
+) -> Result<
+    Option<(
+        crate::db::progress::ProgressRecord,
+        crate::wizard::flow::AnswerMap,
+    )>,
+    ApiError,
+> {
     if caller.user().is_none() && caller.session().is_none() {
         return Ok(None);
     }

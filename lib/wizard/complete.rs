@@ -11,10 +11,10 @@ use serde::Serialize;
 use crate::db::progress::{self, ProgressState};
 use crate::db::{Database, RlsContext, domain};
 use crate::error::{ApiError, FieldError};
-use crate::flow::{AnswerMap, Flow};
-use crate::transform::{completion_plan, from_stored};
-use crate::validation::StepAnswers;
+use crate::wizard::flow::{AnswerMap, Flow};
 use crate::wizard::status::{self, RedirectPaths, Status};
+use crate::wizard::transform::{completion_plan, from_stored};
+use crate::wizard::validation::StepAnswers;
 use crate::wizard::{Reply, RequestFingerprint, at_most_once};
 
 /// The signed-in caller completing onboarding.

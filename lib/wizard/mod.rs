@@ -3,10 +3,14 @@
 //! into a signed-in user. Routes parse the request and call these.
 
 pub mod complete;
+pub mod flow;
 pub mod merge;
 pub mod save;
 pub mod status;
+pub mod suggest;
 pub mod suggestions;
+pub mod transform;
+pub mod validation;
 
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};

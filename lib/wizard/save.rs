@@ -12,11 +12,11 @@ use crate::db::answers::{self, StoredAnswer, Write};
 use crate::db::progress::{self, ProgressState};
 use crate::db::{Database, RlsContext, Tx};
 use crate::error::ApiError;
-use crate::flow::{AnswerMap, Flow};
 use crate::http::extract::{IfMatch, etag};
-use crate::transform::to_stored;
-use crate::validation::{validate_draft, validate_step};
+use crate::wizard::flow::{AnswerMap, Flow};
 use crate::wizard::status::{self, RedirectPaths, Status};
+use crate::wizard::transform::to_stored;
+use crate::wizard::validation::{validate_draft, validate_step};
 use crate::wizard::{Reply, RequestFingerprint, at_most_once};
 
 /// What a write of answers needs besides the answers: the caller's flow and
@@ -57,7 +57,7 @@ pub struct StepView {
     /// Answers from an older flow version that its upgrade rules could not
     /// carry over; they are kept here, not dropped, for the user to redo.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub needs_attention: Vec<crate::transform::FieldAttention>,
+    pub needs_attention: Vec<crate::wizard::transform::FieldAttention>,
 }
 
 impl StepView {
@@ -76,7 +76,7 @@ impl StepView {
         let answers: AnswerMap = [(step.to_string(), stored.answers.clone())]
             .into_iter()
             .collect();
-        match crate::transform::upgrade(&answers, from, flow) {
+        match crate::wizard::transform::upgrade(&answers, from, flow) {
             Ok(outcome) => {
                 view.answers = Some(
                     outcome
@@ -92,7 +92,7 @@ impl StepView {
                     .collect();
             }
             Err(error) => {
-                view.needs_attention = vec![crate::transform::FieldAttention {
+                view.needs_attention = vec![crate::wizard::transform::FieldAttention {
                     step: step.to_string(),
                     pointer: String::new(),
                     reason: "no_upgrade_path".into(),

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::db::progress::{ProgressRecord, ProgressState};
-use crate::flow::{AnswerMap, Flow};
+use crate::wizard::flow::{AnswerMap, Flow};
 
 /// The answer of `GET /api/onboarding/status`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -123,7 +123,7 @@ pub fn compute(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::flow::default_flow;
+    use crate::wizard::flow::default_flow;
     use chrono::Utc;
     use serde_json::json;
 

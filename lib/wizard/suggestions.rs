@@ -7,11 +7,11 @@ use axum::http::{StatusCode, header};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::ai::{DecideOutcome, Decision, decide};
 use crate::db::{Database, RlsContext, answers};
 use crate::error::ApiError;
 use crate::http::extract::etag;
 use crate::wizard::save::{Completion, Saved, StepView, StepWrite, WriteContext, write_answer};
+use crate::wizard::suggest::{DecideOutcome, Decision, decide};
 use crate::wizard::{Reply, RequestFingerprint, at_most_once};
 
 /// The answer of accepting or rejecting a suggestion.

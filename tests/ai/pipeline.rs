@@ -4,12 +4,13 @@
 use std::collections::BTreeMap;
 
 use onboarding::ai::preferences::{self, AiMode, PreferencesInput};
-use onboarding::ai::{
-    AiClient, AiError, DecideOutcome, Decision, NoSuggestionReason, ProviderKind, SuggestError,
-    SuggestRequest, SuggestionOutcome, decide, suggest,
-};
+use onboarding::ai::{AiClient, AiError, ProviderKind};
 use onboarding::db::{Database, RlsContext, Statement};
-use onboarding::flow::{AnswerMap, Flow};
+use onboarding::wizard::flow::{AnswerMap, Flow};
+use onboarding::wizard::suggest::{
+    DecideOutcome, Decision, NoSuggestionReason, SuggestError, SuggestRequest, SuggestionOutcome,
+    decide, suggest,
+};
 use serde_json::{Value, json};
 use tokio_postgres::types::Type;
 use uuid::Uuid;

@@ -11,12 +11,12 @@
 
 use crate::library::corpus as support;
 
-use onboarding::validation::{ErrorCode, normalize_strings, validate_draft, validate_step};
+use onboarding::wizard::validation::{ErrorCode, normalize_strings, validate_draft, validate_step};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
 struct Oracle {
-    flow: onboarding::flow::Flow,
+    flow: onboarding::wizard::flow::Flow,
     validators: Vec<(String, jsonschema::Validator, jsonschema::Validator)>,
 }
 

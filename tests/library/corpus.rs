@@ -3,7 +3,7 @@
 
 #![allow(dead_code)]
 
-use onboarding::flow::{AnswerMap, Flow, default_flow};
+use onboarding::wizard::flow::{AnswerMap, Flow, default_flow};
 use serde_json::{Value, json};
 
 pub fn flow() -> Flow {

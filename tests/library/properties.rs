@@ -3,8 +3,8 @@
 
 use crate::library::corpus as support;
 
-use onboarding::transform::{from_stored, to_stored};
-use onboarding::validation::{normalize_text, validate_draft, validate_step};
+use onboarding::wizard::transform::{from_stored, to_stored};
+use onboarding::wizard::validation::{normalize_text, validate_draft, validate_step};
 use proptest::prelude::*;
 use serde_json::{Map, Value};
 

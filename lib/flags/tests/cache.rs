@@ -13,13 +13,13 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A snapshot read with a safety net: a read that should not wait on the
 /// (gated) server fails the test instead of hanging it.
-async fn read(store: &EdgeConfigStore) -> crate::flags::Snapshot {
+async fn read(store: &EdgeConfigStore<Flow>) -> crate::flags::Snapshot<Flow> {
     tokio::time::timeout(Duration::from_secs(30), store.snapshot())
         .await
         .expect("the read returned without waiting for the server")
 }
 
-fn stale_reason(snapshot: &crate::flags::Snapshot) -> String {
+fn stale_reason(snapshot: &crate::flags::Snapshot<Flow>) -> String {
     match snapshot.freshness() {
         Freshness::Stale { reason } => reason.clone(),
         other => panic!("expected a stale snapshot, got {other:?}"),

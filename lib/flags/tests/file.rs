@@ -37,7 +37,7 @@ async fn the_local_file_is_reloaded_on_the_first_read_after_it_changes() {
     let file = TempFile::new();
     file.write(&items_marked("one").to_string(), 0);
     let interval = Duration::from_millis(20);
-    let store = EdgeConfigStore::local_file(&file.0, interval);
+    let store = EdgeConfigStore::<Flow>::local_file(&file.0, interval);
     let snapshot = store.snapshot().await;
     assert_eq!(marker(&snapshot).as_deref(), Some("one"));
     assert_eq!(snapshot.freshness(), &Freshness::Fresh);
@@ -54,7 +54,7 @@ async fn the_local_file_is_reloaded_on_the_first_read_after_it_changes() {
 async fn the_local_file_is_not_checked_again_within_the_interval() {
     let file = TempFile::new();
     file.write(&items_marked("one").to_string(), 0);
-    let store = EdgeConfigStore::local_file(&file.0, Duration::from_secs(3600));
+    let store = EdgeConfigStore::<Flow>::local_file(&file.0, Duration::from_secs(3600));
     store.snapshot().await;
     file.write(&items_marked("two").to_string(), 10);
     assert_eq!(marker(&store.snapshot().await).as_deref(), Some("one"));
@@ -64,7 +64,7 @@ async fn the_local_file_is_not_checked_again_within_the_interval() {
 async fn a_broken_edit_of_the_local_file_keeps_the_last_good_config() {
     let file = TempFile::new();
     file.write(&items_marked("one").to_string(), 0);
-    let store = EdgeConfigStore::local_file(&file.0, Duration::ZERO);
+    let store = EdgeConfigStore::<Flow>::local_file(&file.0, Duration::ZERO);
     store.snapshot().await;
 
     file.write("{ \"flags\": ", 10);
@@ -89,7 +89,7 @@ async fn a_broken_edit_of_the_local_file_keeps_the_last_good_config() {
 #[tokio::test]
 async fn a_missing_local_file_serves_the_embedded_default_marked_degraded() {
     let file = TempFile::new();
-    let store = EdgeConfigStore::local_file(&file.0, Duration::ZERO);
+    let store = EdgeConfigStore::<Flow>::local_file(&file.0, Duration::ZERO);
     let snapshot = store.snapshot().await;
     assert!(snapshot.is_degraded());
     assert_eq!(snapshot.flow().id(), "default");
@@ -107,7 +107,7 @@ async fn a_missing_local_file_serves_the_embedded_default_marked_degraded() {
 #[tokio::test]
 async fn the_shipped_file_through_the_settings_is_up() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/edge-config.json");
-    let store = EdgeConfigStore::from_settings(
+    let store = EdgeConfigStore::<Flow>::from_settings(
         &crate::flags::EdgeConfigSource::LocalFile(path.into()),
         &crate::flags::FlagsSettings::default(),
         reqwest::Client::new(),

@@ -20,8 +20,10 @@ use url::Url;
 
 use super::edge_config::DIGEST_HEADER;
 use super::{EdgeConfigClient, EdgeConfigStore};
-use crate::flow::DEFAULT_EDGE_CONFIG_JSON;
+use crate::wizard::flow::DEFAULT_EDGE_CONFIG_JSON;
+// The store is tested with the real flow item, as the functions use it.
 use crate::settings::SecretString;
+pub(super) use crate::wizard::flow::Flow;
 
 pub(super) const TOKEN: &str = "test-token";
 pub(super) const ID: &str = "ecfg_test123";
@@ -134,7 +136,7 @@ impl EdgeConfigServer {
         )
     }
 
-    pub fn store(&self, ttl: Duration, timeout: Duration) -> EdgeConfigStore {
+    pub fn store(&self, ttl: Duration, timeout: Duration) -> EdgeConfigStore<Flow> {
         EdgeConfigStore::remote(self.client_with(self.base_url.clone(), TOKEN, timeout), ttl)
     }
 }
@@ -286,7 +288,7 @@ pub(super) fn items_with_an_invalid_flow(marker: &str) -> Value {
 }
 
 /// The `marker` flag of a snapshot's config.
-pub(super) fn marker(snapshot: &super::Snapshot) -> Option<String> {
+pub(super) fn marker(snapshot: &super::Snapshot<Flow>) -> Option<String> {
     snapshot
         .config()
         .flag_value("marker")

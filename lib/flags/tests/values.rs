@@ -4,7 +4,7 @@ use serde_json::json;
 
 use super::items_with_flags;
 use crate::flags::{FlagValue, Percent, rollout_bucket};
-use crate::flow::{AnswerMap, EdgeConfig};
+use crate::wizard::flow::{AnswerMap, EdgeConfig};
 
 fn config(flags: serde_json::Value) -> EdgeConfig {
     EdgeConfig::parse(&items_with_flags(flags).to_string()).expect("valid config")

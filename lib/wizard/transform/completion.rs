@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::flow::{AnswerMap, Flow};
-use crate::validation::{FieldError, Options, StepAnswers, validate_with};
+use crate::wizard::flow::{AnswerMap, Flow};
+use crate::wizard::validation::{FieldError, Options, StepAnswers, validate_with};
 
 /// Row for the user's profile.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -155,7 +155,7 @@ pub fn completion_plan(
             reason: MissingStepReason::NotInFlow,
             errors: vec![FieldError {
                 pointer: format!("/{field}"),
-                code: crate::validation::ErrorCode::Required,
+                code: crate::wizard::validation::ErrorCode::Required,
                 message: format!("the completion plan needs `{step}.{field}`"),
                 limit: None,
             }],
@@ -220,8 +220,8 @@ pub fn completion_plan(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::flow::default_flow;
-    use crate::validation::validate_step;
+    use crate::wizard::flow::default_flow;
+    use crate::wizard::validation::validate_step;
     use serde_json::json;
 
     fn on(key: &str) -> bool {
@@ -257,7 +257,8 @@ mod tests {
             // keep team answers even when the step is hidden, to show they are ignored.
             let parsed = match validate_step(&flow, step, &value, &json_answers, &on) {
                 Ok(p) => p,
-                Err(_) => crate::transform::from_stored(&flow, step, &value).expect("stored shape"),
+                Err(_) => crate::wizard::transform::from_stored(&flow, step, &value)
+                    .expect("stored shape"),
             };
             json_answers.insert(step.into(), parsed.to_json());
             out.insert(step.to_owned(), parsed);
@@ -301,7 +302,7 @@ mod tests {
         let mut answers = answer_all("2-10");
         answers.remove("goals");
         answers.remove("team"); // optional: not listed
-        let draft = crate::validation::validate_draft(
+        let draft = crate::wizard::validation::validate_draft(
             &flow,
             "preferences",
             &json!({ "productUpdates": true }),

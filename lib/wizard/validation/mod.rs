@@ -25,7 +25,7 @@ use std::fmt;
 use serde::Serialize;
 use serde_json::{Map, Number, Value, json};
 
-use crate::flow::{AnswerMap, FieldDefinition, FieldKind, Flow, StepDefinition};
+use crate::wizard::flow::{AnswerMap, FieldDefinition, FieldKind, Flow, StepDefinition};
 
 pub use rules::{
     EMAIL_PATTERN, MULTI_LINE_PATTERN, MULTI_LINE_THRESHOLD, SINGLE_LINE_PATTERN, SLUG_PATTERN,
@@ -442,7 +442,7 @@ fn validate_object(
             (None, _) => Visibility::Shown,
             (Some(cond), _)
                 if cond.field_references().iter().any(|r| {
-                    let r = crate::flow::FieldRef::parse(r);
+                    let r = crate::wizard::flow::FieldRef::parse(r);
                     r.step.is_none_or(|s| s == step.id) && failed.contains(&r.field)
                 }) =>
             {
@@ -647,7 +647,7 @@ fn check_string_kind(ptr: &str, kind: &FieldKind, s: &str, errors: &mut Vec<Fiel
             !too_long(*max_length, errors)
         }
         FieldKind::Email => {
-            if too_long(crate::flow::MAX_EMAIL_LENGTH, errors) {
+            if too_long(crate::wizard::flow::MAX_EMAIL_LENGTH, errors) {
                 return false;
             }
             if !is_valid_email(s) {
@@ -662,7 +662,7 @@ fn check_string_kind(ptr: &str, kind: &FieldKind, s: &str, errors: &mut Vec<Fiel
             true
         }
         FieldKind::Url => {
-            if too_long(crate::flow::MAX_URL_LENGTH, errors) {
+            if too_long(crate::wizard::flow::MAX_URL_LENGTH, errors) {
                 return false;
             }
             if !is_valid_url(s) {
@@ -690,11 +690,11 @@ fn check_string_kind(ptr: &str, kind: &FieldKind, s: &str, errors: &mut Vec<Fiel
             }
         }
         FieldKind::Slug { max_length } => {
-            let max = max_length.unwrap_or(crate::flow::MAX_SLUG_LENGTH);
+            let max = max_length.unwrap_or(crate::wizard::flow::MAX_SLUG_LENGTH);
             if too_long(max, errors) {
                 return false;
             }
-            if !crate::flow::is_slug(s, usize::MAX) {
+            if !crate::wizard::flow::is_slug(s, usize::MAX) {
                 errors.push(err(
                     ptr.to_owned(),
                     ErrorCode::InvalidSlug,
@@ -879,15 +879,15 @@ fn parse_email_list(
         let Some(s) = string_value(&item_ptr, item, false, errors) else {
             continue;
         };
-        if s.chars().count() > crate::flow::MAX_EMAIL_LENGTH as usize {
+        if s.chars().count() > crate::wizard::flow::MAX_EMAIL_LENGTH as usize {
             errors.push(err(
                 item_ptr,
                 ErrorCode::TooLong,
                 format!(
                     "must be at most {} characters",
-                    crate::flow::MAX_EMAIL_LENGTH
+                    crate::wizard::flow::MAX_EMAIL_LENGTH
                 ),
-                Some(json!(crate::flow::MAX_EMAIL_LENGTH)),
+                Some(json!(crate::wizard::flow::MAX_EMAIL_LENGTH)),
             ));
         } else if !is_valid_email(&s) {
             errors.push(err(
@@ -913,7 +913,7 @@ fn parse_email_list(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::flow::default_flow;
+    use crate::wizard::flow::default_flow;
 
     fn no_flags(_: &str) -> bool {
         false

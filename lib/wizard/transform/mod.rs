@@ -8,8 +8,8 @@ mod upgrade;
 
 use serde_json::Value;
 
-use crate::flow::Flow;
-use crate::validation::{Options, StepAnswers, ValidationErrors, validate_with};
+use crate::wizard::flow::Flow;
+use crate::wizard::validation::{Options, StepAnswers, ValidationErrors, validate_with};
 
 pub use completion::{
     CompletionPlan, InvitationRow, MissingStep, MissingStepReason, MissingSteps, OrganizationRow,
@@ -43,8 +43,8 @@ pub fn from_stored(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::flow::{AnswerMap, default_flow};
-    use crate::validation::validate_step;
+    use crate::wizard::flow::{AnswerMap, default_flow};
+    use crate::wizard::validation::validate_step;
     use serde_json::json;
 
     #[test]

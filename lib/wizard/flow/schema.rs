@@ -2,7 +2,7 @@
 //!
 //! Agreement contract: the schema describes the **normalized** value. The
 //! frontend trims every string and NFC-normalizes it
-//! (`s.trim().normalize("NFC")`, see `crate::validation::normalize_strings`)
+//! (`s.trim().normalize("NFC")`, see `crate::wizard::validation::normalize_strings`)
 //! before validating; then the schema accepts exactly what the server accepts,
 //! with these documented exceptions:
 //! - e-mail lists: the server rejects addresses that differ only in case
@@ -19,11 +19,11 @@
 
 use serde_json::{Value, json};
 
-use crate::flow::{
+use crate::wizard::flow::{
     FieldDefinition, FieldKind, IANA_TIME_ZONES, MAX_EMAIL_LENGTH, MAX_SLUG_LENGTH, MAX_URL_LENGTH,
     StepDefinition,
 };
-use crate::validation::{
+use crate::wizard::validation::{
     EMAIL_PATTERN, MULTI_LINE_PATTERN, MULTI_LINE_THRESHOLD, SINGLE_LINE_PATTERN, SLUG_PATTERN,
     URL_PATTERN,
 };
@@ -145,7 +145,7 @@ fn answered_value_schema(kind: &FieldKind) -> Value {
 
 #[cfg(test)]
 mod tests {
-    use crate::flow::default_flow;
+    use crate::wizard::flow::default_flow;
 
     #[test]
     fn exports_a_closed_object_schema_per_step() {
@@ -176,6 +176,6 @@ mod tests {
         let flow = default_flow().expect("parses");
         let schema = flow.step_json_schema("team").expect("known step");
         let items = &schema["properties"]["invites"]["anyOf"][1]["items"];
-        assert_eq!(items["pattern"], crate::validation::EMAIL_PATTERN);
+        assert_eq!(items["pattern"], crate::wizard::validation::EMAIL_PATTERN);
     }
 }

@@ -6,7 +6,7 @@
 //!    forbidden: a typed refusal, and nothing leaves the backend.
 //! 3. Render the prompt from the declared variables only; call the provider.
 //! 4. Validate the output with the same validation as user answers
-//!    ([`crate::validation::validate_draft`] on a step object holding just the
+//!    ([`crate::wizard::validation::validate_draft`] on a step object holding just the
 //!    field); on invalid output, one repair attempt that sends the errors back.
 //! 5. Store the suggestion (prompt version, model, field names sent, latency,
 //!    tokens, status) in a second transaction. No transaction stays open while
@@ -28,8 +28,8 @@ use crate::ai::preferences;
 use crate::ai::prompts::{self, Label, Prompt};
 use crate::ai::provider::{AiClient, AiError, Completion, CompletionRequest};
 use crate::db::{Database, DbError, DbRole, RlsContext, Statement, Tx};
-use crate::flow::{AnswerMap, Flow};
-use crate::validation::{self, ErrorCode};
+use crate::wizard::flow::{AnswerMap, Flow};
+use crate::wizard::validation::{self, ErrorCode};
 
 /// Longest previous output echoed back in a repair request, in characters.
 const MAX_ECHOED_OUTPUT: usize = 2000;

@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::flow::{AnswerMap, Flow, UpgradeRule};
-use crate::validation::{Options, StepAnswers, validate_with};
+use crate::wizard::flow::{AnswerMap, Flow, UpgradeRule};
+use crate::wizard::validation::{Options, StepAnswers, validate_with};
 
 /// Something the user has to look at again after an upgrade.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
@@ -257,7 +257,7 @@ fn revalidate(
 fn set_aside_step(
     attention: &mut Vec<FieldAttention>,
     step: &str,
-    errors: &[crate::validation::FieldError],
+    errors: &[crate::wizard::validation::FieldError],
     value: Value,
 ) {
     let reason = errors

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use crate::flags::FlagValue;
+use crate::flags::{FlowItem, ItemProblem};
 
 pub use condition::{Condition, FieldRef};
 pub use timezones::IANA_TIME_ZONES;
@@ -26,7 +26,7 @@ pub type AnswerMap = BTreeMap<String, Value>;
 /// Hard cap on a text field's `maxLength`, in Unicode scalar values.
 pub const MAX_TEXT_LENGTH: u32 = 10_000;
 /// Hard cap on `maxItems` of list fields; keeps a valid answer far below the
-/// validator's node limit (see `crate::validation::MAX_NODES`).
+/// validator's node limit (see `crate::wizard::validation::MAX_NODES`).
 pub const MAX_LIST_ITEMS: u32 = 100;
 /// Hard cap on fields per step, for the same reason.
 pub const MAX_FIELDS_PER_STEP: usize = 50;
@@ -227,14 +227,8 @@ pub enum UpgradeRule {
     },
 }
 
-/// One problem found in a flow definition.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FlowProblem {
-    /// Where, e.g. `steps[2].fields[0].kind`.
-    pub path: String,
-    /// What is wrong.
-    pub message: String,
-}
+/// One problem found in a flow definition, where, e.g. `steps[2].fields[0].kind`.
+pub type FlowProblem = ItemProblem;
 
 /// Every problem found in a flow definition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
@@ -380,7 +374,7 @@ impl Flow {
         flags: &dyn Fn(&str) -> bool,
     ) -> bool {
         answers.get(&step.id).is_some_and(|raw| {
-            crate::validation::validate_step(self, &step.id, raw, answers, flags).is_ok()
+            crate::wizard::validation::validate_step(self, &step.id, raw, answers, flags).is_ok()
         })
     }
 
@@ -418,95 +412,32 @@ fn serde_problem(error: serde_json::Error) -> FlowError {
     }
 }
 
-/// Items of the Vercel Edge Config the wizard reads.
-#[derive(Debug, Clone)]
-pub struct EdgeConfig {
-    flags: BTreeMap<String, FlagValue>,
-    flow: Flow,
-}
+/// The flow is the item of the Edge Config that the domain defines; the
+/// flags store parses it through this.
+impl FlowItem for Flow {
+    const EMBEDDED_ITEMS: &'static str = DEFAULT_EDGE_CONFIG_JSON;
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct EdgeConfigItems {
-    #[serde(default)]
-    flags: BTreeMap<String, Value>,
-    onboarding_flow: Value,
-}
-
-impl EdgeConfig {
-    /// Parses the Edge Config items (other items are ignored). Every problem,
-    /// in the flags (`flags.<key>`) and in the flow, is reported at once.
-    pub fn parse(json: &str) -> Result<EdgeConfig, FlowError> {
-        let items: EdgeConfigItems = serde_json::from_str(json).map_err(serde_problem)?;
-        let mut problems = Vec::new();
-        let mut flags = BTreeMap::new();
-        for (key, raw) in items.flags {
-            match serde_json::from_value::<FlagValue>(raw) {
-                Ok(value) => {
-                    flags.insert(key, value);
-                }
-                Err(error) => problems.push(FlowProblem {
-                    path: format!("flags.{key}"),
-                    message: error.to_string(),
-                }),
-            }
-        }
-        let flow = Flow::from_value(items.onboarding_flow);
-        match flow {
-            Ok(flow) if problems.is_empty() => Ok(EdgeConfig { flags, flow }),
-            Ok(_) => Err(FlowError { problems }),
-            Err(error) => {
-                problems.extend(error.problems);
-                Err(FlowError { problems })
-            }
-        }
-    }
-
-    /// Whether `key` is on for `subject_id` (the user id, or the anonymous
-    /// session id); unknown and `null` flags are off. See [`crate::flags::value`].
-    pub fn is_enabled(&self, key: &str, subject_id: &str) -> bool {
-        self.flags
-            .get(key)
-            .is_some_and(|value| value.is_enabled(key, subject_id))
-    }
-
-    /// The flag evaluator for one subject, in the shape `Flow::visible_steps`
-    /// and the validators take. Build it once per request.
-    pub fn flags_for<'a>(&'a self, subject_id: &'a str) -> impl Fn(&str) -> bool + 'a {
-        move |key| self.is_enabled(key, subject_id)
-    }
-
-    /// A flag's stored value, e.g. to read a string variant.
-    pub fn flag_value(&self, key: &str) -> Option<&FlagValue> {
-        self.flags.get(key)
-    }
-
-    /// All flags.
-    pub fn flags(&self) -> &BTreeMap<String, FlagValue> {
-        &self.flags
-    }
-
-    /// The onboarding flow.
-    pub fn flow(&self) -> &Flow {
-        &self.flow
+    fn from_item(value: Value) -> Result<Self, Vec<ItemProblem>> {
+        Flow::from_value(value).map_err(|error| error.problems)
     }
 }
+
+/// The Edge Config the wizard reads: its flags and its flow.
+pub type EdgeConfig = crate::flags::EdgeConfig<Flow>;
 
 /// The shipped Edge Config items, embedded at compile time.
-///
-/// The path is relative to this file: `src/flow/mod.rs` here and
-/// `lib/flow/mod.rs` in the main crate both resolve `../../edge-config.json`
-/// to the crate root, where the file lives.
-pub const DEFAULT_EDGE_CONFIG_JSON: &str = include_str!("../../config/edge-config.json");
+pub const DEFAULT_EDGE_CONFIG_JSON: &str = include_str!("../../../config/edge-config.json");
 
 /// The shipped Edge Config (flags + default flow).
 pub fn default_edge_config() -> Result<EdgeConfig, FlowError> {
-    EdgeConfig::parse(DEFAULT_EDGE_CONFIG_JSON)
+    EdgeConfig::parse(DEFAULT_EDGE_CONFIG_JSON).map_err(|error| FlowError {
+        problems: error.problems,
+    })
 }
 
 /// The shipped default onboarding flow (`id: default`).
 pub fn default_flow() -> Result<Flow, FlowError> {
-    Ok(default_edge_config()?.flow)
+    Ok(default_edge_config()?.into_flow())
 }
 
 pub(crate) fn is_slug(s: &str, max_len: usize) -> bool {
@@ -668,7 +599,7 @@ fn check_options(c: &mut Checker, path: &str, options: &[String]) {
         }
         // Answers are trimmed and NFC-normalized before matching, so an option
         // that is not already in that form could never be chosen.
-        if crate::validation::normalize_text(option) != *option || option.is_empty() {
+        if crate::wizard::validation::normalize_text(option) != *option || option.is_empty() {
             c.push(
                 path,
                 format!("option `{option}` must be non-empty, trimmed and NFC-normalized"),
