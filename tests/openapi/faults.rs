@@ -1,0 +1,162 @@
+//! Answers of a deployment whose limits are reached or whose dependencies
+//! fail.
+
+use serde_json::{Value, json};
+
+use super::probe::{
+    Body::{Empty, Json},
+    GET, POST, PUT, Probe, case, decision_path, minted_session, step_path, unique,
+};
+use super::{
+    ACCEPT, COMPLETE, Contract, EVENTS, FLOW, FUNNEL, HEALTH, MERGE, PREFERENCES, REJECT, SESSION,
+    STATUS, STEP, SUGGEST,
+};
+use crate::support::api::{Auth, valid_answer};
+use crate::support::{TestDb, free_port, spawn_app, spawn_app_with, token};
+
+/// One write per minute: a caller's second write of any kind is a 429.
+pub async fn answers_at_the_rate_limit(contract: &Contract) {
+    let app = spawn_app_with(
+        TestDb::migrated().await,
+        &[
+            ("RATE_LIMIT_WRITES_PER_MINUTE", "1".into()),
+            ("RATE_LIMIT_PREFIX", unique("contract-limits")),
+        ],
+    )
+    .await;
+    let probe = Probe::new(contract, &app);
+    // Starting a session is not counted: the visitor has no identity yet.
+    let started = probe
+        .run(case(201, POST, SESSION, SESSION, &Auth::none(), Empty))
+        .await;
+    let visitor = Auth::session(started.body["session"].as_str().unwrap());
+    let user = Auth::token(&token(&unique("limited"), None));
+    let primary_goal = json!({ "step": "goals", "field": "primaryGoal" });
+    let profile = json!({ "answers": valid_answer("profile") });
+    let id = uuid::Uuid::new_v4().to_string();
+    #[rustfmt::skip]
+    let cases = [
+        // The visitor's one write; this deployment has no AI provider.
+        case(409, POST, SUGGEST, SUGGEST, &visitor, Json(primary_goal.clone())),
+        case(429, PUT, STEP, step_path("profile"), &visitor, Json(profile)),
+        case(429, POST, SESSION, SESSION, &visitor, Empty),
+        case(429, POST, EVENTS, EVENTS, &visitor, Json(json!({ "events": [] }))),
+        case(429, PUT, PREFERENCES, PREFERENCES, &visitor, Json(json!({ "mode": "off" }))),
+        case(429, POST, SUGGEST, SUGGEST, &visitor, Json(primary_goal)),
+        case(429, POST, ACCEPT, decision_path(&id, "accept"), &visitor, Empty),
+        case(429, POST, REJECT, decision_path(&id, "reject"), &visitor, Empty),
+        // A signed-in user's one write, then two more.
+        case(422, POST, COMPLETE, COMPLETE, &user, Empty),
+        case(429, POST, COMPLETE, COMPLETE, &user, Empty),
+        case(429, POST, MERGE, MERGE, &user, Empty),
+    ];
+    probe.run_all(cases).await;
+}
+
+/// PostgreSQL unreachable: 503 wherever the database is needed.
+pub async fn answers_with_the_database_down(contract: &Contract) {
+    let closed = free_port();
+    let app = spawn_app_with(
+        TestDb::migrated().await,
+        &[(
+            "DATABASE_URL",
+            format!("postgres://onboarding_app@127.0.0.1:{closed}/x?sslmode=disable"),
+        )],
+    )
+    .await;
+    let probe = Probe::new(contract, &app);
+    let nobody = Auth::none();
+    probe
+        .run_all([
+            case(503, GET, HEALTH, HEALTH, &nobody, Empty),
+            case(503, POST, SESSION, SESSION, &nobody, Empty),
+        ])
+        .await;
+    every_database_route_answers(&probe, 503).await;
+}
+
+/// The schema is gone: every statement fails, which is a 500 with nothing
+/// of the cause in the body.
+pub async fn answers_with_a_broken_database(contract: &Contract) {
+    let app = spawn_app().await;
+    crate::support::connect(&app.db.admin_url())
+        .await
+        .batch_execute("drop schema onboarding cascade")
+        .await
+        .unwrap();
+    let probe = Probe::new(contract, &app);
+    let nobody = Auth::none();
+    let started = case(500, POST, SESSION, SESSION, &nobody, Empty).then(|answer| {
+        let detail = answer.body["detail"].as_str().unwrap();
+        assert!(!detail.contains("onboarding"));
+    });
+    probe.run(started).await;
+    every_database_route_answers(&probe, 500).await;
+}
+
+/// Sends a request the database must serve to every route that uses it.
+async fn every_database_route_answers(probe: &Probe<'_>, status: u16) {
+    let user = unique("stranded");
+    let user = Auth::token(&token(&user, Some("org_stranded"))).with_session(&minted_session());
+    let id = uuid::Uuid::new_v4().to_string();
+    let profile = json!({ "answers": valid_answer("profile") });
+    let primary_goal = json!({ "step": "goals", "field": "primaryGoal" });
+    #[rustfmt::skip]
+    let cases = [
+        case(status, GET, STATUS, STATUS, &user, Empty),
+        case(status, GET, FLOW, FLOW, &user, Empty),
+        case(status, GET, STEP, step_path("profile"), &user, Empty),
+        case(status, PUT, STEP, step_path("profile"), &user, Json(profile)),
+        case(status, POST, COMPLETE, COMPLETE, &user, Empty),
+        case(status, POST, MERGE, MERGE, &user, Empty),
+        case(status, GET, FUNNEL, FUNNEL, &user, Empty),
+        case(status, GET, PREFERENCES, PREFERENCES, &user, Empty),
+        case(status, PUT, PREFERENCES, PREFERENCES, &user, Json(json!({ "mode": "off" }))),
+        case(status, POST, SUGGEST, SUGGEST, &user, Json(primary_goal)),
+        case(status, POST, ACCEPT, decision_path(&id, "accept"), &user, Empty),
+        case(status, POST, REJECT, decision_path(&id, "reject"), &user, Empty),
+    ];
+    probe.run_all(cases).await;
+}
+
+/// The identity provider's key set cannot be fetched: a token cannot be
+/// verified, which is the provider's outage (503), not the caller's fault.
+pub async fn answers_with_the_identity_providers_keys_unavailable(contract: &Contract) {
+    let closed = free_port();
+    let app = spawn_app_with(
+        TestDb::migrated().await,
+        &[
+            ("AUTH_PROVIDER", "oidc".into()),
+            (
+                "AUTH_JWKS_URL",
+                format!("http://127.0.0.1:{closed}/jwks.json"),
+            ),
+            ("AUTH_ISSUER", "https://issuer.test".into()),
+            ("AUTH_AUDIENCE", "onboarding".into()),
+        ],
+    )
+    .await;
+    let probe = Probe::new(contract, &app);
+    let unverifiable = Auth::token(&rs256_token_for_unknown_key());
+    let events = json!({ "events": [{ "type": "flow_started" }] });
+    probe
+        .run(case(503, POST, EVENTS, EVENTS, &unverifiable, Json(events)))
+        .await;
+}
+
+/// A well-formed RS256 token whose key must be fetched to check it.
+fn rs256_token_for_unknown_key() -> String {
+    use base64::Engine as _;
+    let encode =
+        |value: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value.to_string());
+    let now = chrono::Utc::now().timestamp();
+    format!(
+        "{}.{}.{}",
+        encode(json!({ "alg": "RS256", "typ": "JWT", "kid": "contract-key" })),
+        encode(json!({
+            "sub": "user_keys_down", "iss": "https://issuer.test", "aud": "onboarding",
+            "iat": now, "exp": now + 3600
+        })),
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b"not a signature"),
+    )
+}
