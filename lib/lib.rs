@@ -10,7 +10,6 @@ pub mod breaker;
 pub mod cache;
 pub mod config;
 pub mod db;
-pub mod error;
 pub mod flags;
 pub mod http;
 pub mod monitoring;
@@ -20,5 +19,5 @@ pub mod settings;
 pub mod state;
 pub mod wizard;
 
-pub use error::{ApiError, Result};
+pub use http::error::{ApiError, Result};
 pub use state::AppState;

@@ -5,7 +5,7 @@
 //! What the handlers declare: their parameters, bodies and every status they
 //! answer. What [`SharedLayers`] adds: what the layers of [`crate::http::app`]
 //! put on every response (request id, `Cache-Control`, `Server-Timing`, rate
-//! limit headers) and what [`crate::error::ApiError`] adds per status
+//! limit headers) and what [`crate::http::error::ApiError`] adds per status
 //! (`WWW-Authenticate`, `Retry-After`), so no route repeats them.
 
 use std::sync::LazyLock;
@@ -45,7 +45,7 @@ use crate::routes;
         routes::ai::accept,
         routes::ai::reject,
     ),
-    components(schemas(crate::error::Problem, crate::error::FieldError)),
+    components(schemas(crate::http::error::Problem, crate::wizard::validation::FieldError)),
     modifiers(&SharedLayers),
     tags(
         (name = "onboarding", description = "The wizard: where the caller stands, the flow, saving steps, completing"),

@@ -101,7 +101,7 @@ impl AppState {
 
     /// The rate limiter (fails open without Redis).
     pub fn rate_limiter(&self) -> RateLimiter<'_> {
-        RateLimiter::of(self)
+        RateLimiter::new(self.redis(), &self.settings().rate_limits.prefix)
     }
 
     pub fn http(&self) -> &reqwest::Client {

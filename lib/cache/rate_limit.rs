@@ -31,17 +31,10 @@ use std::net::IpAddr;
 use std::sync::LazyLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-
 use crate::auth::Caller;
 use crate::cache::Redis;
 use crate::cache::status_cache::warn_degraded;
-use crate::error::ApiError;
 use crate::settings::{ConfigError, Lookup, parse_number};
-use crate::state::AppState;
 
 /// `@upstash/ratelimit`'s default prefix.
 pub const DEFAULT_PREFIX: &str = "@upstash/ratelimit";
@@ -231,23 +224,6 @@ impl Decision {
     }
 }
 
-const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
-const RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
-const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
-
-impl RateLimitHeaders {
-    /// Writes `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` and,
-    /// for a denial, `Retry-After`.
-    pub fn apply(&self, headers: &mut HeaderMap) {
-        headers.insert(RATELIMIT_LIMIT, HeaderValue::from(self.limit));
-        headers.insert(RATELIMIT_REMAINING, HeaderValue::from(self.remaining));
-        headers.insert(RATELIMIT_RESET, HeaderValue::from(self.reset_seconds));
-        if let Some(seconds) = self.retry_after_seconds {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-        }
-    }
-}
-
 /// One `@upstash/ratelimit` sliding-window step; see the module docs.
 /// Returns the tokens left after this request, or -1 when it is denied.
 const SLIDING_WINDOW_SCRIPT: &str = r"
@@ -289,11 +265,6 @@ impl<'a> RateLimiter<'a> {
         Self { redis, prefix }
     }
 
-    /// The limiter of the app's Redis and settings.
-    pub fn of(state: &'a AppState) -> Self {
-        Self::new(state.redis(), &state.settings().rate_limits.prefix)
-    }
-
     /// The two keys a check at `now_ms` reads: this window's and the previous one's.
     pub fn keys_at(&self, policy: &Policy, identifier: &str, now_ms: i64) -> (String, String) {
         let index = now_ms.div_euclid(policy.window_ms());
@@ -302,19 +273,14 @@ impl<'a> RateLimiter<'a> {
     }
 
     /// Counts one request of `identifier` against `policy`, now.
-    pub async fn check(&self, policy: &Policy, identifier: &str) -> Result<Decision, ApiError> {
+    pub async fn check(&self, policy: &Policy, identifier: &str) -> Decision {
         self.check_at(policy, identifier, now_ms()).await
     }
 
     /// Counts one request at `now_ms` (Unix milliseconds). Never fails on a
     /// Redis error: that is a degraded allow (see "Fail open").
     #[tracing::instrument(skip_all, fields(policy = %policy.name))]
-    pub async fn check_at(
-        &self,
-        policy: &Policy,
-        identifier: &str,
-        now_ms: i64,
-    ) -> Result<Decision, ApiError> {
+    pub async fn check_at(&self, policy: &Policy, identifier: &str, now_ms: i64) -> Decision {
         let window = policy.window_ms();
         let reset_at_ms = (now_ms.div_euclid(window) + 1) * window;
         let degraded = Decision {
@@ -325,7 +291,7 @@ impl<'a> RateLimiter<'a> {
             degraded: true,
         };
         let Some(redis) = self.redis else {
-            return Ok(degraded);
+            return degraded;
         };
         let (current, previous) = self.keys_at(policy, identifier, now_ms);
         let mut invocation = SLIDING_WINDOW.prepare_invoke();
@@ -337,31 +303,31 @@ impl<'a> RateLimiter<'a> {
             .arg(window)
             .arg(1);
         match redis.invoke::<i64>(&invocation).await {
-            Ok(left) => Ok(Decision {
+            Ok(left) => Decision {
                 allowed: left >= 0,
                 limit: policy.limit,
                 remaining: u32::try_from(left.max(0)).unwrap_or(u32::MAX),
                 reset_at_ms,
                 degraded: false,
-            }),
+            },
             Err(error) => {
                 warn_degraded("rate limit (failing open)", &error);
-                Ok(degraded)
+                degraded
             }
         }
     }
 
     /// Runs every check; the tightest decision when all allow (for the
-    /// headers), [`ApiError::RateLimited`] when one denies.
+    /// headers), the denial's headers when one denies.
     pub async fn enforce(
         &self,
         checks: &[(&Policy, String)],
-    ) -> Result<Option<Decision>, ApiError> {
+    ) -> Result<Option<Decision>, RateLimitHeaders> {
         let mut tightest: Option<Decision> = None;
         for (policy, identifier) in checks {
-            let decision = self.check(policy, identifier).await?;
+            let decision = self.check(policy, identifier).await;
             if !decision.allowed {
-                return Err(ApiError::RateLimited(decision.headers()));
+                return Err(decision.headers());
             }
             if decision.degraded {
                 continue;
@@ -381,56 +347,6 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// The client's IP as Vercel reports it (`x-vercel-forwarded-for`,
-/// `x-real-ip`, then the first `x-forwarded-for` entry, which Vercel
-/// overwrites so clients cannot forge it).
-pub fn client_ip(headers: &HeaderMap) -> Option<IpAddr> {
-    ["x-vercel-forwarded-for", "x-real-ip", "x-forwarded-for"]
-        .iter()
-        .filter_map(|name| headers.get(*name)?.to_str().ok())
-        .filter_map(|value| value.split(',').next()?.trim().parse().ok())
-        .next()
-}
-
-/// Axum middleware for write routes (`from_fn_with_state(state, rate_limit::writes)`).
-/// Limits `POST`, `PUT`, `PATCH` and `DELETE` per client IP and, when an
-/// earlier layer put the verified [`Caller`] in the request extensions, per
-/// user or session; answers 429 with `Retry-After` when a limit is reached,
-/// and adds the `RateLimit-*` headers to the responses it lets through.
-pub async fn writes(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    limited(Kind::Writes, &state, request, next).await
-}
-
-/// As [`writes`], with the AI policies, for every method.
-pub async fn ai(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    limited(Kind::Ai, &state, request, next).await
-}
-
-async fn limited(kind: Kind, state: &AppState, request: Request, next: Next) -> Response {
-    let is_write = matches!(
-        *request.method(),
-        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
-    );
-    if kind == Kind::Writes && !is_write {
-        return next.run(request).await;
-    }
-    let checks = state.settings().rate_limits.checks(
-        kind,
-        request.extensions().get::<Caller>(),
-        client_ip(request.headers()),
-    );
-    match RateLimiter::of(state).enforce(&checks).await {
-        Err(error) => error.into_response(),
-        Ok(decision) => {
-            let mut response = next.run(request).await;
-            if let Some(decision) = decision {
-                decision.headers().apply(response.headers_mut());
-            }
-            response
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -448,27 +364,6 @@ mod tests {
         assert_eq!(headers.reset_seconds, 2);
         assert_eq!(headers.retry_after_seconds, Some(2));
         assert_eq!(decision.headers_at(60_000).retry_after_seconds, Some(1));
-        let mut map = HeaderMap::new();
-        headers.apply(&mut map);
-        assert_eq!(map["ratelimit-limit"], "5");
-        assert_eq!(map["ratelimit-remaining"], "0");
-        assert_eq!(map["ratelimit-reset"], "2");
-        assert_eq!(map["retry-after"], "2");
-    }
-
-    #[test]
-    fn an_allowed_request_has_no_retry_after() {
-        let decision = Decision {
-            allowed: true,
-            limit: 5,
-            remaining: 4,
-            reset_at_ms: 60_000,
-            degraded: false,
-        };
-        let mut map = HeaderMap::new();
-        decision.headers_at(1_000).apply(&mut map);
-        assert!(!map.contains_key("retry-after"));
-        assert_eq!(map["ratelimit-reset"], "59");
     }
 
     #[test]
@@ -484,18 +379,10 @@ mod tests {
     }
 
     #[test]
-    fn the_client_ip_comes_from_vercels_headers_and_ipv6_is_grouped_by_64() {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            "x-forwarded-for",
-            HeaderValue::from_static("198.51.100.7, 10.0.0.1"),
-        );
-        assert_eq!(client_ip(&headers), "198.51.100.7".parse().ok());
-        headers.insert(
-            "x-real-ip",
-            HeaderValue::from_static("2001:db8:1:2:3:4:5:6"),
-        );
-        let ip = client_ip(&headers).unwrap();
+    fn ipv6_clients_are_limited_by_their_64() {
+        let ip = "2001:db8:1:2:3:4:5:6".parse().unwrap();
         assert_eq!(ip_identifier(ip), "2001:db8:1:2::/64");
+        let mapped = "::ffff:198.51.100.7".parse().unwrap();
+        assert_eq!(ip_identifier(mapped), "198.51.100.7");
     }
 }

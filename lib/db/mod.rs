@@ -409,12 +409,6 @@ impl Database {
         }
         Err(last_error.expect("the loop ran"))
     }
-
-    /// Connections currently open and idle in the pool.
-    pub fn pool_status(&self) -> (usize, usize) {
-        let status = self.pool.status();
-        (status.size, status.available)
-    }
 }
 
 /// BEGIN, the caller's context and COMMIT, as a connection sends them.

@@ -9,8 +9,9 @@ use axum::http::{HeaderMap, header};
 use serde::de::DeserializeOwned;
 
 use crate::auth::{AuthError, Caller};
-use crate::error::{ApiError, FieldError};
+use crate::http::error::ApiError;
 use crate::state::AppState;
+use crate::wizard::validation::{ErrorCode, FieldError};
 
 impl From<AuthError> for ApiError {
     fn from(error: AuthError) -> Self {
@@ -28,11 +29,7 @@ impl From<AuthError> for ApiError {
 
 impl From<crate::wizard::validation::ValidationErrors> for ApiError {
     fn from(errors: crate::wizard::validation::ValidationErrors) -> Self {
-        let errors: Vec<FieldError> = errors
-            .into_errors()
-            .into_iter()
-            .map(FieldError::from)
-            .collect();
+        let errors: Vec<FieldError> = errors.into_errors();
         ApiError::UnprocessableEntity {
             detail: format!(
                 "{} field{} invalid",
@@ -208,7 +205,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             detail: "the body does not have the expected shape".into(),
             errors: vec![FieldError {
                 pointer,
-                code: "invalid_type".into(),
+                code: ErrorCode::InvalidType,
                 message: error.inner().to_string(),
                 limit: None,
             }],

@@ -3,10 +3,12 @@
 //! AWS Lambda with the `lambda` feature).
 
 pub mod background;
+pub mod error;
 pub mod extract;
 #[cfg(feature = "lambda")]
 pub mod lambda;
 pub mod observe;
+pub mod rate_limit;
 pub mod request_id;
 pub mod vercel;
 
@@ -17,7 +19,7 @@ use axum::response::IntoResponse;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::config::Settings;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use crate::monitoring;
 use crate::settings::Profile;
 use crate::state::AppState;
@@ -32,7 +34,7 @@ pub fn app(state: AppState, routes: Router<AppState>) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            crate::cache::rate_limit::writes,
+            rate_limit::writes,
         ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

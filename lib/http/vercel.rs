@@ -13,8 +13,8 @@ use axum::response::IntoResponse;
 use http_body_util::{BodyExt, Limited};
 use tower::{Service, ServiceExt};
 
-use crate::error::ApiError;
 use crate::http::background::Background;
+use crate::http::error::ApiError;
 
 /// The largest body buffered before routing; routes apply their own, lower limit.
 const HARD_BODY_LIMIT: usize = 16 * 1024 * 1024;

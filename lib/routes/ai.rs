@@ -24,10 +24,11 @@ use crate::ai::preferences::{self, AiMode, PreferencesInput};
 use crate::auth::Caller;
 use crate::cache::rate_limit;
 use crate::db::RlsContext;
-use crate::error::{ApiError, FieldError, Problem};
+use crate::http::error::{ApiError, Problem};
 use crate::http::extract::{
     CallerOf, IdempotencyKey, IfMatch, JsonBody, PathParam, QueryParams, RawBody, parse_json,
 };
+use crate::http::rate_limit as http_limits;
 use crate::routes::support::own_progress;
 use crate::routes::support::{flags_of, invalidate_cached, require_owner, rollout_subject};
 use crate::state::AppState;
@@ -37,6 +38,7 @@ use crate::wizard::suggest::{
     Decision, NoSuggestionReason, SuggestError, SuggestRequest, SuggestionOutcome, suggest,
 };
 use crate::wizard::suggestions::{Decided, decide_suggestion};
+use crate::wizard::validation::{ErrorCode, FieldError};
 
 pub fn preferences_router() -> Router<AppState> {
     Router::new().route(
@@ -89,7 +91,7 @@ pub struct PreferencesBody {
 fn mode(raw: &str, pointer: String) -> Result<AiMode, FieldError> {
     AiMode::parse(raw).ok_or(FieldError {
         pointer,
-        code: "not_in_enum".into(),
+        code: ErrorCode::NotInEnum,
         message: "must be `off` or `suggest`".into(),
         limit: Some(serde_json::json!(["off", "suggest"])),
     })
@@ -201,7 +203,7 @@ async fn write_preferences(
     if wants_ai && consent.is_none() {
         errors.push(FieldError {
             pointer: "/consentVersion".into(),
-            code: "required".into(),
+            code: ErrorCode::Required,
             message: "opting in needs the version of the consent text the user accepted".into(),
             limit: None,
         });
@@ -301,9 +303,13 @@ async fn request_suggestion(
     let checks = state.settings().rate_limits.checks(
         rate_limit::Kind::Ai,
         Some(&caller),
-        rate_limit::client_ip(&headers),
+        http_limits::client_ip(&headers),
     );
-    let decision = state.rate_limiter().enforce(&checks).await?;
+    let decision = state
+        .rate_limiter()
+        .enforce(&checks)
+        .await
+        .map_err(ApiError::RateLimited)?;
     let snapshot = state.flags().snapshot().await;
     let flow = snapshot.flow();
     let rollout = rollout_subject(&caller);
@@ -336,7 +342,7 @@ async fn request_suggestion(
                 detail: format!("{key} does not offer AI suggestions"),
                 errors: vec![FieldError {
                     pointer: "/field".into(),
-                    code: "not_enhanceable".into(),
+                    code: ErrorCode::NotEnhanceable,
                     message: "this field does not offer AI suggestions".into(),
                     limit: None,
                 }],
@@ -377,7 +383,7 @@ async fn request_suggestion(
     };
     let mut response = response.into_response();
     if let Some(decision) = decision {
-        decision.headers().apply(response.headers_mut());
+        http_limits::apply(&decision.headers(), response.headers_mut());
     }
     Ok(response)
 }

@@ -12,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::auth::Caller;
 use crate::db::funnel::{self, StepFunnel};
 use crate::db::{DbError, RlsContext, domain};
-use crate::error::{ApiError, Problem};
+use crate::http::error::{ApiError, Problem};
 use crate::http::extract::{CallerOf, QueryParams};
 use crate::state::AppState;
 

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
 use crate::auth::Caller;
-use crate::error::{ApiError, Problem};
+use crate::http::error::{ApiError, Problem};
 use crate::http::extract::{CallerOf, IdempotencyKey, RawBody};
 use crate::routes::support::invalidate_cached;
 use crate::routes::support::{flags_of, rollout_subject};

@@ -14,11 +14,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::db::RlsContext;
-use crate::error::{ApiError, FieldError, Problem};
 use crate::http::background::Background;
+use crate::http::error::{ApiError, Problem};
 use crate::http::extract::{CallerOf, JsonBody};
 use crate::routes::support::require_owner;
 use crate::state::AppState;
+use crate::wizard::validation::{ErrorCode, FieldError};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/onboarding/events", post(handle))
@@ -115,7 +116,7 @@ async fn handle(
             errors.push(field_error(
                 index,
                 "step",
-                "unknown_step",
+                ErrorCode::UnknownStep,
                 "the flow has no such step",
             ));
         }
@@ -124,7 +125,7 @@ async fn handle(
             errors.push(field_error(
                 index,
                 "occurredAt",
-                "out_of_range",
+                ErrorCode::OutOfRange,
                 "must be within the last 7 days",
             ));
         }
@@ -133,7 +134,7 @@ async fn handle(
             errors.push(field_error(
                 index,
                 "properties",
-                "too_large",
+                ErrorCode::TooLarge,
                 "properties are limited to 2 KiB",
             ));
         }
@@ -171,10 +172,10 @@ async fn handle(
     Ok((StatusCode::ACCEPTED, Json(Accepted { accepted })))
 }
 
-fn field_error(index: usize, field: &str, code: &str, message: &str) -> FieldError {
+fn field_error(index: usize, field: &str, code: ErrorCode, message: &str) -> FieldError {
     FieldError {
         pointer: format!("/events/{index}/{field}"),
-        code: code.into(),
+        code,
         message: message.into(),
         limit: None,
     }

@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use crate::cache::keys::Subject;
 use crate::cache::status_cache::{CacheEntry, Lookup};
-use crate::error::{ApiError, Problem};
+use crate::http::error::{ApiError, Problem};
 use crate::http::extract::CallerOf;
 use crate::routes::support::own_progress;
 use crate::routes::support::{flags_of, rollout_subject};

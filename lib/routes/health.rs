@@ -12,8 +12,8 @@ use axum::{Json, Router};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::error::RETRY_AFTER_SECONDS;
 use crate::flags::Freshness;
+use crate::http::error::RETRY_AFTER_SECONDS;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {

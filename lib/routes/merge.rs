@@ -10,7 +10,7 @@ use axum::routing::post;
 
 use crate::auth::{Caller, SessionCookies};
 use crate::db::RlsContext;
-use crate::error::{ApiError, Problem};
+use crate::http::error::{ApiError, Problem};
 use crate::http::extract::{CallerOf, IdempotencyKey, RawBody};
 use crate::routes::session::cookie_is_secure;
 use crate::routes::support::invalidate_cached;

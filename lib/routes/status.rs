@@ -7,7 +7,7 @@ use axum::{Json, Router};
 use crate::auth::Caller;
 use crate::cache::keys::Subject;
 use crate::cache::status_cache::{CacheEntry, Lookup};
-use crate::error::{ApiError, Problem};
+use crate::http::error::{ApiError, Problem};
 use crate::http::extract::CallerOf;
 use crate::routes::support::own_progress;
 use crate::routes::support::{flags_of, rollout_subject};

@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 
 use crate::auth::Caller;
 use crate::db::{RlsContext, answers};
-use crate::error::{ApiError, Problem};
+use crate::http::error::{ApiError, Problem};
 use crate::http::extract::{
     CallerOf, IdempotencyKey, IfMatch, JsonBytes, PathParam, QueryParams, etag, parse_json,
 };

@@ -1,7 +1,7 @@
 //! Small helpers the onboarding routes share.
 
 use crate::auth::Caller;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use crate::wizard::flow::EdgeConfig;
 
 /// The flags of a snapshot for one caller, as the flow's condition evaluator

@@ -10,11 +10,13 @@ use serde::Serialize;
 
 use crate::db::progress::{self, ProgressState};
 use crate::db::{Database, RlsContext, domain};
-use crate::error::{ApiError, FieldError};
+use crate::http::error::ApiError;
 use crate::wizard::flow::{AnswerMap, Flow};
 use crate::wizard::status::{self, RedirectPaths, Status};
+use crate::wizard::transform::MissingStepReason;
 use crate::wizard::transform::{completion_plan, from_stored};
 use crate::wizard::validation::StepAnswers;
+use crate::wizard::validation::{ErrorCode, FieldError};
 use crate::wizard::{Reply, RequestFingerprint, at_most_once};
 
 /// The signed-in caller completing onboarding.
@@ -90,12 +92,8 @@ pub async fn complete(
                     }
                     Err(errors) => {
                         let prefix = format!("/steps/{step}");
-                        unreadable.extend(
-                            errors
-                                .into_errors()
-                                .into_iter()
-                                .map(|e| FieldError::from(e).under(&prefix)),
-                        )
+                        unreadable
+                            .extend(errors.into_errors().into_iter().map(|e| e.under(&prefix)))
                     }
                 }
             }
@@ -109,22 +107,18 @@ pub async fn complete(
             let plan = completion_plan(flow, &typed, flags).map_err(|missing| {
                 let mut errors = Vec::new();
                 for step in missing.steps {
-                    let reason = serde_json::to_value(step.reason)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_string))
-                        .unwrap_or_else(|| "incomplete".into());
                     errors.push(FieldError {
                         pointer: format!("/steps/{}", step.step),
-                        code: format!("step_{reason}"),
+                        code: match step.reason {
+                            MissingStepReason::Missing => ErrorCode::StepMissing,
+                            MissingStepReason::Incomplete => ErrorCode::StepIncomplete,
+                            MissingStepReason::NotInFlow => ErrorCode::StepNotInFlow,
+                        },
                         message: format!("step `{}` must be completed first", step.step),
                         limit: None,
                     });
                     let prefix = format!("/steps/{}", step.step);
-                    errors.extend(
-                        step.errors
-                            .into_iter()
-                            .map(|e| FieldError::from(e).under(&prefix)),
-                    );
+                    errors.extend(step.errors.into_iter().map(|e| e.under(&prefix)));
                 }
                 ApiError::UnprocessableEntity {
                     detail: "some required steps are not completed".into(),
@@ -168,7 +162,7 @@ pub async fn complete(
                             detail: "the organization's slug is taken".into(),
                             errors: vec![FieldError {
                                 pointer: "/steps/organization/slug".into(),
-                                code: "slug_taken".into(),
+                                code: ErrorCode::SlugTaken,
                                 message: "another organization uses this slug".into(),
                                 limit: None,
                             }],

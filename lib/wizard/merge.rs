@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::db::answers::{self, Write};
 use crate::db::progress;
 use crate::db::{Database, RlsContext, Statement};
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use crate::wizard::{Reply, RequestFingerprint, at_most_once};
 
 /// What a merge did to one flow's answers.

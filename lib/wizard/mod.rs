@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 
 use crate::db::Tx;
 use crate::db::idempotency::{self, StoredResponse};
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 
 /// A successful answer that can be stored under an idempotency key and
 /// replayed byte for byte.

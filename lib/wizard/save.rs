@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::db::answers::{self, StoredAnswer, Write};
 use crate::db::progress::{self, ProgressState};
 use crate::db::{Database, RlsContext, Tx};
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use crate::http::extract::{IfMatch, etag};
 use crate::wizard::flow::{AnswerMap, Flow};
 use crate::wizard::status::{self, RedirectPaths, Status};

@@ -8,7 +8,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::db::{Database, RlsContext, answers};
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use crate::http::extract::etag;
 use crate::wizard::save::{Completion, Saved, StepView, StepWrite, WriteContext, write_answer};
 use crate::wizard::suggest::{DecideOutcome, Decision, decide};

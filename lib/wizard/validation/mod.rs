@@ -22,8 +22,9 @@ mod rules;
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Number, Value, json};
+use utoipa::ToSchema;
 
 use crate::wizard::flow::{AnswerMap, FieldDefinition, FieldKind, Flow, StepDefinition};
 
@@ -39,7 +40,7 @@ pub const MAX_DEPTH: usize = 8;
 pub const MAX_NODES: usize = 10_000;
 
 /// Stable machine-readable error codes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// A required field is missing, `null` or empty.
@@ -86,6 +87,16 @@ pub enum ErrorCode {
     UnknownStep,
     /// The step does not apply given the answers and flags.
     HiddenStep,
+    /// Completion: a required visible step has no answers.
+    StepMissing,
+    /// Completion: a visible step's answers do not validate as complete.
+    StepIncomplete,
+    /// Completion: the flow lacks a field the completion needs.
+    StepNotInFlow,
+    /// Completion: another organization has this slug.
+    SlugTaken,
+    /// AI: the field is not marked `aiEnhanceable`.
+    NotEnhanceable,
 }
 
 impl ErrorCode {
@@ -114,6 +125,11 @@ impl ErrorCode {
             ErrorCode::TooLarge => "too_large",
             ErrorCode::UnknownStep => "unknown_step",
             ErrorCode::HiddenStep => "hidden_step",
+            ErrorCode::StepMissing => "step_missing",
+            ErrorCode::StepIncomplete => "step_incomplete",
+            ErrorCode::StepNotInFlow => "step_not_in_flow",
+            ErrorCode::SlugTaken => "slug_taken",
+            ErrorCode::NotEnhanceable => "not_enhanceable",
         }
     }
 }
@@ -124,17 +140,27 @@ impl fmt::Display for ErrorCode {
     }
 }
 
-/// One problem with one value.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A field-level problem in a request body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct FieldError {
-    /// JSON pointer into the submitted object, e.g. `/fullName` or `/invites/2`.
+    /// JSON pointer to the offending field, e.g. `/fullName`.
     pub pointer: String,
-    /// Stable machine code.
+    /// Stable machine-readable code, e.g. `too_long`.
+    #[schema(value_type = String)]
     pub code: ErrorCode,
-    /// Human-readable explanation (English).
+    /// Human-readable explanation.
     pub message: String,
-    /// The bound that was violated, when there is one.
-    pub limit: Option<Value>,
+    /// The limit that failed, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<serde_json::Value>,
+}
+
+impl FieldError {
+    /// The same error, pointing into a sub-document (`/steps/goals` + `/primaryGoal`).
+    pub fn under(mut self, prefix: &str) -> Self {
+        self.pointer = format!("{prefix}{}", self.pointer);
+        self
+    }
 }
 
 /// Every error found in one submission; serializes as `[{pointer, code, message, limit}]`.

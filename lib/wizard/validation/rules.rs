@@ -1,6 +1,6 @@
 //! Hand-written string rules, each next to the ECMAScript regex the JSON Schema
 //! export uses for it. The two must accept the same (normalized) strings; the
-//! agreement tests in `tests/agreement.rs` check that they do.
+//! agreement tests in `tests/library/agreement.rs` check that they do.
 
 use unicode_normalization::UnicodeNormalization;
 

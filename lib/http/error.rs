@@ -10,42 +10,10 @@ use crate::cache::rate_limit::RateLimitHeaders;
 use crate::db::DbError;
 use crate::db::event_writer::Refused;
 use crate::http::request_id;
+use crate::wizard::validation::FieldError;
 
 /// Crate-wide result, defaulting to [`ApiError`].
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
-
-/// A field-level problem in a request body.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct FieldError {
-    /// JSON pointer to the offending field, e.g. `/fullName`.
-    pub pointer: String,
-    /// Stable machine-readable code, e.g. `too_long`.
-    pub code: String,
-    /// Human-readable explanation.
-    pub message: String,
-    /// The limit that failed, when there is one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub limit: Option<serde_json::Value>,
-}
-
-impl FieldError {
-    /// The same error, pointing into a sub-document (`/steps/goals` + `/primaryGoal`).
-    pub fn under(mut self, prefix: &str) -> Self {
-        self.pointer = format!("{prefix}{}", self.pointer);
-        self
-    }
-}
-
-impl From<crate::wizard::validation::FieldError> for FieldError {
-    fn from(error: crate::wizard::validation::FieldError) -> Self {
-        Self {
-            pointer: error.pointer,
-            code: error.code.as_str().to_string(),
-            message: error.message,
-            limit: error.limit,
-        }
-    }
-}
 
 /// Everything a route can answer besides success.
 #[derive(Debug, thiserror::Error)]
@@ -78,8 +46,6 @@ pub enum ApiError {
     },
     #[error("{0}")]
     PreconditionRequired(String),
-    #[error("too many requests")]
-    TooManyRequests { retry_after_seconds: u64 },
     /// A rate limit was reached; answered with `Retry-After` and the `RateLimit-*` headers.
     #[error("too many requests; retry in {} seconds", .0.retry_after_seconds.unwrap_or(1))]
     RateLimited(RateLimitHeaders),
@@ -162,9 +128,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::UnprocessableEntity { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PreconditionRequired(_) => StatusCode::PRECONDITION_REQUIRED,
-            ApiError::TooManyRequests { .. } | ApiError::RateLimited(_) => {
-                StatusCode::TOO_MANY_REQUESTS
-            }
+            ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -184,7 +148,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => "unsupported-media-type",
             ApiError::UnprocessableEntity { .. } => "validation-failed",
             ApiError::PreconditionRequired(_) => "precondition-required",
-            ApiError::TooManyRequests { .. } | ApiError::RateLimited(_) => "rate-limited",
+            ApiError::RateLimited(_) => "rate-limited",
             ApiError::ServiceUnavailable(_) => "service-unavailable",
             ApiError::Internal(_) => "internal",
         }
@@ -231,13 +195,8 @@ impl IntoResponse for ApiError {
             } => {
                 headers.insert(header::WWW_AUTHENTICATE, www_authenticate);
             }
-            ApiError::TooManyRequests {
-                retry_after_seconds,
-            } => {
-                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_seconds));
-            }
             ApiError::RateLimited(limits) => {
-                limits.apply(headers);
+                crate::http::rate_limit::apply(&limits, headers);
                 if !headers.contains_key(header::RETRY_AFTER) {
                     headers.insert(header::RETRY_AFTER, HeaderValue::from(1u64));
                 }
@@ -254,6 +213,7 @@ impl IntoResponse for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wizard::validation::ErrorCode;
 
     async fn body_json(response: Response) -> serde_json::Value {
         let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
@@ -277,13 +237,13 @@ mod tests {
         let errors = vec![
             FieldError {
                 pointer: "/fullName".into(),
-                code: "required".into(),
+                code: ErrorCode::Required,
                 message: "is required".into(),
                 limit: None,
             },
             FieldError {
                 pointer: "/slug".into(),
-                code: "too_long".into(),
+                code: ErrorCode::TooLong,
                 message: "is too long".into(),
                 limit: Some(63.into()),
             },
