@@ -3,5 +3,5 @@
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), vercel_runtime::Error> {
-    onboarding::http::run_function(onboarding::routes::openapi::router).await
+    onboarding::http::run_function(onboarding::openapi::router).await
 }

@@ -8,7 +8,7 @@ use anyhow::Context;
 use onboarding::config::Settings;
 use onboarding::db::LOCAL_MIGRATION_DATABASE_URL;
 use onboarding::settings::Profile;
-use onboarding::{AppState, db, http, monitoring, routes};
+use onboarding::{AppState, db, http, monitoring, openapi, routes};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -32,7 +32,7 @@ async fn main() -> anyhow::Result<()> {
         Err(_) => 3001,
     };
     let state = AppState::build(settings)?;
-    let app = http::app(state, routes::all());
+    let app = http::app(state, routes::all().merge(openapi::router()));
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;

@@ -4,5 +4,6 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    onboarding::http::lambda::run(onboarding::routes::all).await
+    onboarding::http::lambda::run(|| onboarding::routes::all().merge(onboarding::openapi::router()))
+        .await
 }

@@ -1,6 +1,7 @@
 //! The OpenAPI 3.1 document of every route, generated from the handlers'
 //! `#[utoipa::path]` attributes and the request and response types, and
-//! served by `GET /api/openapi.json` ([`crate::routes::openapi`]).
+//! served by `GET /api/openapi.json` ([`router`]). The top of the crate: it
+//! reads every route, and no route reads it.
 //!
 //! What the handlers declare: their parameters, bodies and every status they
 //! answer. What [`SharedLayers`] adds: what the layers of [`crate::http::app`]
@@ -18,8 +19,14 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::openapi::{RefOr, Required};
 use utoipa::{Modify, OpenApi};
 
+use axum::Router;
+use axum::http::{HeaderValue, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+
 use crate::auth::{SESSION_COOKIE_NAME, SESSION_HEADER_NAME};
 use crate::routes;
+use crate::state::AppState;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -29,7 +36,7 @@ use crate::routes;
     ),
     paths(
         routes::health::health,
-        routes::openapi::openapi_json,
+        openapi_json,
         routes::status::status,
         routes::flow::flow,
         routes::steps::read,
@@ -57,6 +64,46 @@ use crate::routes;
     )
 )]
 struct ApiDoc;
+
+/// `GET /api/openapi.json`, the route of `api/openapi.rs`; every other
+/// route is [`routes::all`].
+pub fn router() -> Router<AppState> {
+    // On Vercel the function's own path is /api/openapi (its file name);
+    // vercel.json rewrites /api/openapi.json to it, and the function may see
+    // either path.
+    Router::new()
+        .route("/api/openapi.json", get(openapi_json))
+        .route("/api/openapi", get(openapi_json))
+}
+
+/// This document
+///
+/// Generated from the code at build time, so it changes only with a deploy;
+/// nothing in it is personal, so CDNs and browsers may keep it for a while.
+#[utoipa::path(
+    get,
+    path = "/api/openapi.json",
+    operation_id = "getOpenApiDocument",
+    tag = "meta",
+    responses(
+        (status = 200, description = "The OpenAPI 3.1 document", body = Object),
+    )
+)]
+async fn openapi_json() -> impl IntoResponse {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=300"),
+            ),
+        ],
+        document_json(),
+    )
+}
 
 /// The document, built once per process.
 pub fn document() -> &'static utoipa::openapi::OpenApi {

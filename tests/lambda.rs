@@ -9,7 +9,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use lambda_http::request::LambdaRequest;
 use lambda_http::{Adapter, Context, LambdaEvent, Service};
 use onboarding::http::lambda::LambdaFunction;
-use onboarding::{AppState, http, routes};
+use onboarding::{AppState, http, openapi, routes};
 use serde_json::{Value, json};
 
 use crate::support::api::valid_answer;
@@ -29,7 +29,8 @@ impl Lambda {
         let db = TestDb::migrated().await;
         let settings = db.settings_with(&[("CORS_ALLOWED_ORIGINS", WIZARD_ORIGIN.to_string())]);
         let state = AppState::build(settings).unwrap();
-        let function = LambdaFunction::new(http::app(state, routes::all()));
+        let function =
+            LambdaFunction::new(http::app(state, routes::all().merge(openapi::router())));
         Self { function, db }
     }
 
@@ -390,8 +391,10 @@ async fn events_are_stored_before_the_invocation_returns_since_lambda_then_freez
 async fn a_client_cannot_pick_the_address_its_writes_are_rate_limited_by() {
     let db = TestDb::migrated().await;
     let settings = db.settings_with(&[("RATE_LIMIT_WRITES_PER_MINUTE_PER_IP", "2".to_string())]);
-    let function =
-        LambdaFunction::new(http::app(AppState::build(settings).unwrap(), routes::all()));
+    let function = LambdaFunction::new(http::app(
+        AppState::build(settings).unwrap(),
+        routes::all().merge(openapi::router()),
+    ));
     let lambda = Lambda { function, db };
     // A /64 of its own (limits count per /64), so no earlier run's writes count.
     let random = uuid::Uuid::new_v4().as_u128();

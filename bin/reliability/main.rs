@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use onboarding::config::Settings;
 use onboarding::settings::Profile;
-use onboarding::{AppState, http, routes};
+use onboarding::{AppState, http, openapi, routes};
 
 use crate::load::{Counters, Log, Shared};
 use crate::services::{Postgres, Redis};
@@ -207,7 +207,10 @@ async fn load_and_check(args: &Args, pg: &Postgres, redis: &mut Redis) -> anyhow
             .map(|(_, value)| value.clone())
     };
     let settings = Settings::from_lookup(&lookup, Profile::Deployed)?;
-    let app = http::app(AppState::build(settings)?, routes::all());
+    let app = http::app(
+        AppState::build(settings)?,
+        routes::all().merge(openapi::router()),
+    );
     let (address, server) = services::serve_loopback(app).await?;
     let base = format!("http://{address}");
     println!(

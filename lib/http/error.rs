@@ -1,7 +1,7 @@
 //! One error type for the whole API, answered as `application/problem+json`
 //! (RFC 9457). 5xx causes go to the log with the request id, never to the client.
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -10,7 +10,8 @@ use crate::cache::rate_limit::RateLimitHeaders;
 use crate::db::DbError;
 use crate::db::event_writer::Refused;
 use crate::http::request_id;
-use crate::wizard::validation::FieldError;
+use crate::wizard::WizardError;
+use crate::wizard::validation::{FieldError, ValidationErrors};
 
 /// Crate-wide result, defaulting to [`ApiError`].
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
@@ -77,6 +78,27 @@ impl From<DbError> for ApiError {
             DbError::Query(error) => ApiError::Internal(anyhow::Error::new(error)),
             missing @ DbError::MissingRow(_) => ApiError::Internal(anyhow::Error::new(missing)),
         }
+    }
+}
+
+impl From<WizardError> for ApiError {
+    fn from(error: WizardError) -> Self {
+        match error {
+            WizardError::Invalid { detail, errors } => {
+                ApiError::UnprocessableEntity { detail, errors }
+            }
+            WizardError::VersionMismatch(detail) => ApiError::PreconditionFailed(detail),
+            WizardError::VersionRequired(detail) => ApiError::PreconditionRequired(detail),
+            WizardError::Conflict(detail) => ApiError::Conflict(detail),
+            WizardError::NotFound(detail) => ApiError::NotFound(detail),
+            WizardError::Db(error) => ApiError::from(error),
+        }
+    }
+}
+
+impl From<ValidationErrors> for ApiError {
+    fn from(errors: ValidationErrors) -> Self {
+        ApiError::from(WizardError::from(errors))
     }
 }
 
@@ -196,7 +218,7 @@ impl IntoResponse for ApiError {
                 headers.insert(header::WWW_AUTHENTICATE, www_authenticate);
             }
             ApiError::RateLimited(limits) => {
-                crate::http::rate_limit::apply(&limits, headers);
+                apply_rate_limit_headers(&limits, headers);
                 if !headers.contains_key(header::RETRY_AFTER) {
                     headers.insert(header::RETRY_AFTER, HeaderValue::from(1u64));
                 }
@@ -207,6 +229,21 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         response
+    }
+}
+
+const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
+const RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
+const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
+
+/// Writes `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` and,
+/// for a denial, `Retry-After`.
+pub fn apply_rate_limit_headers(limits: &RateLimitHeaders, headers: &mut HeaderMap) {
+    headers.insert(RATELIMIT_LIMIT, HeaderValue::from(limits.limit));
+    headers.insert(RATELIMIT_REMAINING, HeaderValue::from(limits.remaining));
+    headers.insert(RATELIMIT_RESET, HeaderValue::from(limits.reset_seconds));
+    if let Some(seconds) = limits.retry_after_seconds {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     }
 }
 
@@ -279,6 +316,14 @@ mod tests {
         assert_eq!(response.headers()["ratelimit-reset"], "17");
         let body = body_json(response).await;
         assert_eq!(body["type"], "https://onboarding.dev/problems/rate-limited");
+    }
+
+    #[test]
+    fn a_missing_or_stale_version_is_428_or_412() {
+        let required = ApiError::from(WizardError::VersionRequired("send If-Match".into()));
+        assert_eq!(required.status(), StatusCode::PRECONDITION_REQUIRED);
+        let stale = ApiError::from(WizardError::VersionMismatch("saved since".into()));
+        assert_eq!(stale.status(), StatusCode::PRECONDITION_FAILED);
     }
 
     #[tokio::test]

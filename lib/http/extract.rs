@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 use crate::auth::{AuthError, Caller};
 use crate::http::error::ApiError;
 use crate::state::AppState;
+use crate::wizard::save::ExpectedVersion;
 use crate::wizard::validation::{ErrorCode, FieldError};
 
 impl From<AuthError> for ApiError {
@@ -23,20 +24,6 @@ impl From<AuthError> for ApiError {
         ApiError::Unauthorized {
             detail: format!("the credential was rejected: {error}"),
             www_authenticate: error.www_authenticate(),
-        }
-    }
-}
-
-impl From<crate::wizard::validation::ValidationErrors> for ApiError {
-    fn from(errors: crate::wizard::validation::ValidationErrors) -> Self {
-        let errors: Vec<FieldError> = errors.into_errors();
-        ApiError::UnprocessableEntity {
-            detail: format!(
-                "{} field{} invalid",
-                errors.len(),
-                if errors.len() == 1 { " is" } else { "s are" }
-            ),
-            errors,
         }
     }
 }
@@ -241,37 +228,31 @@ fn is_json_content_type(headers: &HeaderMap) -> bool {
         })
 }
 
-/// The version a write expects to replace, from `If-Match: "3"`.
+/// The version a write expects to replace, from `If-Match`: absent, `*`
+/// (any existing version) or `"N"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IfMatch {
-    /// No `If-Match` header.
-    Absent,
-    /// `If-Match: *`: any existing version.
-    Any,
-    /// `If-Match: "N"`.
-    Version(i64),
-}
+pub struct IfMatch(pub ExpectedVersion);
 
 impl FromRequestParts<AppState> for IfMatch {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, ApiError> {
         let Some(raw) = parts.headers.get(header::IF_MATCH) else {
-            return Ok(IfMatch::Absent);
+            return Ok(IfMatch(ExpectedVersion::Absent));
         };
         let raw = raw
             .to_str()
             .map_err(|_| ApiError::BadRequest("If-Match is not ASCII".into()))?
             .trim();
         if raw == "*" {
-            return Ok(IfMatch::Any);
+            return Ok(IfMatch(ExpectedVersion::Any));
         }
         // Versions are strong validators; a weak one (W/) is not accepted for writes.
         raw.strip_prefix('"')
             .and_then(|rest| rest.strip_suffix('"'))
             .and_then(|digits| digits.parse::<i64>().ok())
             .filter(|version| *version >= 0)
-            .map(IfMatch::Version)
+            .map(|version| IfMatch(ExpectedVersion::Version(version)))
             .ok_or_else(|| {
                 ApiError::BadRequest(
                     "If-Match must be the quoted version from the ETag, e.g. \"3\"".into(),

@@ -3,8 +3,10 @@
 //! AWS Lambda with the `lambda` feature).
 
 pub mod background;
+pub mod context;
 pub mod error;
 pub mod extract;
+pub mod idempotency;
 #[cfg(feature = "lambda")]
 pub mod lambda;
 pub mod observe;

@@ -1,33 +1,19 @@
-//! The rate limits as HTTP: the middleware that limits every write, the
-//! client's address as Vercel reports it, and the `RateLimit-*` headers. The
-//! counting itself is Redis's ([`crate::cache::rate_limit`]).
+//! The rate limits as HTTP: the middleware that limits every write and the
+//! client's address as Vercel reports it. The counting itself is Redis's
+//! ([`crate::cache::rate_limit`]); the `RateLimit-*` headers are written by
+//! [`crate::http::error::apply_rate_limit_headers`].
 
 use std::net::IpAddr;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
+use axum::http::{HeaderMap, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::auth::Caller;
-use crate::cache::rate_limit::{Kind, RateLimitHeaders};
-use crate::http::error::ApiError;
+use crate::cache::rate_limit::Kind;
+use crate::http::error::{ApiError, apply_rate_limit_headers as apply};
 use crate::state::AppState;
-
-const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
-const RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
-const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
-
-/// Writes `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` and,
-/// for a denial, `Retry-After`.
-pub fn apply(limits: &RateLimitHeaders, headers: &mut HeaderMap) {
-    headers.insert(RATELIMIT_LIMIT, HeaderValue::from(limits.limit));
-    headers.insert(RATELIMIT_REMAINING, HeaderValue::from(limits.remaining));
-    headers.insert(RATELIMIT_RESET, HeaderValue::from(limits.reset_seconds));
-    if let Some(seconds) = limits.retry_after_seconds {
-        headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-    }
-}
 
 /// The client's IP as Vercel reports it (`x-vercel-forwarded-for`,
 /// `x-real-ip`, then the first `x-forwarded-for` entry, which Vercel
@@ -78,6 +64,7 @@ async fn limited(kind: Kind, state: &AppState, request: Request, next: Next) -> 
 mod tests {
     use super::*;
     use crate::cache::Decision;
+    use axum::http::HeaderValue;
 
     #[test]
     fn a_denial_carries_the_rate_limit_headers_and_retry_after() {

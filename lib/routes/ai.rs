@@ -11,8 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -21,42 +20,45 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::ai::preferences::{self, AiMode, PreferencesInput};
-use crate::auth::Caller;
 use crate::cache::rate_limit;
-use crate::db::RlsContext;
-use crate::http::error::{ApiError, Problem};
+use crate::http::context::WizardRequest;
+use crate::http::error::{ApiError, Problem, apply_rate_limit_headers};
 use crate::http::extract::{
-    CallerOf, IdempotencyKey, IfMatch, JsonBody, PathParam, QueryParams, RawBody, parse_json,
+    IdempotencyKey, IfMatch, JsonBody, PathParam, QueryParams, RawBody, etag, parse_json,
 };
-use crate::http::rate_limit as http_limits;
-use crate::routes::support::own_progress;
-use crate::routes::support::{flags_of, invalidate_cached, require_owner, rollout_subject};
+use crate::http::idempotency::{Reply, RequestFingerprint, run_once};
+use crate::http::rate_limit::client_ip;
 use crate::state::AppState;
-use crate::wizard::RequestFingerprint;
-use crate::wizard::save::WriteContext;
+use crate::wizard::reads::own_progress;
+use crate::wizard::save::{ExpectedVersion, WriteContext};
 use crate::wizard::suggest::{
     Decision, NoSuggestionReason, SuggestError, SuggestRequest, SuggestionOutcome, suggest,
 };
 use crate::wizard::suggestions::{Decided, decide_suggestion};
 use crate::wizard::validation::{ErrorCode, FieldError};
 
+const PREFERENCES_PATH: &str = "/api/onboarding/ai/preferences";
+const SUGGEST_PATH: &str = "/api/onboarding/ai/suggest";
+const ACCEPT_PATH: &str = "/api/onboarding/ai/suggestions/{id}/accept";
+const REJECT_PATH: &str = "/api/onboarding/ai/suggestions/{id}/reject";
+
 pub fn preferences_router() -> Router<AppState> {
     Router::new().route(
-        "/api/onboarding/ai/preferences",
+        PREFERENCES_PATH,
         get(read_preferences).put(write_preferences),
     )
 }
 
 pub fn suggest_router() -> Router<AppState> {
-    Router::new().route("/api/onboarding/ai/suggest", post(request_suggestion))
+    Router::new().route(SUGGEST_PATH, post(request_suggestion))
 }
 
 pub fn accept_router() -> Router<AppState> {
-    Router::new().route("/api/onboarding/ai/suggestions/{id}/accept", post(accept))
+    Router::new().route(ACCEPT_PATH, post(accept))
 }
 
 pub fn reject_router() -> Router<AppState> {
-    Router::new().route("/api/onboarding/ai/suggestions/{id}/reject", post(reject))
+    Router::new().route(REJECT_PATH, post(reject))
 }
 
 /// The caller's AI choice (per identity: a session's choice does not follow it into an account).
@@ -127,7 +129,7 @@ impl PreferencesView {
 /// Off by default; `available` says whether this deployment has a provider.
 #[utoipa::path(
     get,
-    path = "/api/onboarding/ai/preferences",
+    path = PREFERENCES_PATH,
     operation_id = "getAiPreferences",
     tag = "ai",
     security(("bearer" = []), ("sessionCookie" = []), ("sessionHeader" = [])),
@@ -138,16 +140,12 @@ impl PreferencesView {
         (status = 503, description = "The database or the identity provider's keys are unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
-async fn read_preferences(
-    State(state): State<AppState>,
-    CallerOf(caller): CallerOf,
-) -> Result<Json<PreferencesView>, ApiError> {
-    require_owner(&caller)?;
+async fn read_preferences(request: WizardRequest) -> Result<Json<PreferencesView>, ApiError> {
+    request.require_owner()?;
+    let state = &request.state;
     let stored = state
         .db()
-        .transaction(&RlsContext::for_caller(&caller), async |tx| {
-            preferences::fetch_own(tx).await
-        })
+        .transaction(&request.rls(), async |tx| preferences::fetch_own(tx).await)
         .await?;
     Ok(Json(PreferencesView::of(stored, state.ai().is_some())))
 }
@@ -158,7 +156,7 @@ async fn read_preferences(
 /// consent text the user was shown.
 #[utoipa::path(
     put,
-    path = "/api/onboarding/ai/preferences",
+    path = PREFERENCES_PATH,
     operation_id = "setAiPreferences",
     tag = "ai",
     request_body = PreferencesBody,
@@ -176,11 +174,11 @@ async fn read_preferences(
     )
 )]
 async fn write_preferences(
-    State(state): State<AppState>,
-    CallerOf(caller): CallerOf,
+    request: WizardRequest,
     JsonBody(body): JsonBody<PreferencesBody>,
 ) -> Result<Json<PreferencesView>, ApiError> {
-    require_owner(&caller)?;
+    request.require_owner()?;
+    let state = &request.state;
     let mut errors = Vec::new();
     let chosen = mode(&body.mode, "/mode".into())
         .map_err(|e| errors.push(e))
@@ -214,7 +212,7 @@ async fn write_preferences(
             errors,
         });
     };
-    let context = RlsContext::for_caller(&caller);
+    let context = request.rls();
     let input = PreferencesInput {
         mode: chosen,
         field_overrides: overrides,
@@ -272,7 +270,7 @@ pub struct SuggestReply {
 /// invalid is 200 with no suggestion, never an error page.
 #[utoipa::path(
     post,
-    path = "/api/onboarding/ai/suggest",
+    path = SUGGEST_PATH,
     operation_id = "requestSuggestion",
     tag = "ai",
     request_body = SuggestBody,
@@ -293,40 +291,37 @@ pub struct SuggestReply {
     )
 )]
 async fn request_suggestion(
-    State(state): State<AppState>,
-    CallerOf(caller): CallerOf,
+    request: WizardRequest,
     headers: axum::http::HeaderMap,
     JsonBody(body): JsonBody<SuggestBody>,
 ) -> Result<Response, ApiError> {
-    require_owner(&caller)?;
+    request.require_owner()?;
+    let state = &request.state;
     // AI calls cost money and time: their own, tighter limits per user, session and IP.
     let checks = state.settings().rate_limits.checks(
         rate_limit::Kind::Ai,
-        Some(&caller),
-        http_limits::client_ip(&headers),
+        Some(&request.caller),
+        client_ip(&headers),
     );
     let decision = state
         .rate_limiter()
         .enforce(&checks)
         .await
         .map_err(ApiError::RateLimited)?;
-    let snapshot = state.flags().snapshot().await;
-    let flow = snapshot.flow();
-    let rollout = rollout_subject(&caller);
-    let flags = flags_of(snapshot.config(), &rollout);
-    let context = RlsContext::for_caller(&caller);
-    let answers = own_progress(&state, &caller, flow.id())
+    let flow = request.flow();
+    let flags = request.flags();
+    let answers = own_progress(state.db(), &request.caller, flow.id())
         .await?
         .map(|(_, answers)| answers)
         .unwrap_or_default();
-    let request = SuggestRequest {
+    let suggestion = SuggestRequest {
         flow,
         step: &body.step,
         field: &body.field,
         answers: &answers,
         flags: &flags,
     };
-    let outcome = suggest(state.db(), &context, state.ai(), &request)
+    let outcome = suggest(state.db(), &request.rls(), state.ai(), &suggestion)
         .await
         .map_err(|error| match error {
             SuggestError::Off => {
@@ -383,7 +378,7 @@ async fn request_suggestion(
     };
     let mut response = response.into_response();
     if let Some(decision) = decision {
-        http_limits::apply(&decision.headers(), response.headers_mut());
+        apply_rate_limit_headers(&decision.headers(), response.headers_mut());
     }
     Ok(response)
 }
@@ -404,51 +399,49 @@ fn suggestion_id(path: String, query: IdQuery) -> Result<uuid::Uuid, ApiError> {
         .map_err(|_| ApiError::NotFound("no such suggestion".into()))
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn decide_route(
-    state: AppState,
-    caller: Caller,
-    if_match: IfMatch,
+    request: WizardRequest,
+    expected: ExpectedVersion,
     key: Option<String>,
     id: uuid::Uuid,
     decision: Decision,
     body: &[u8],
 ) -> Result<Response, ApiError> {
-    require_owner(&caller)?;
+    request.require_owner()?;
     if !body.is_empty() {
         let _: serde_json::Map<String, serde_json::Value> = parse_json(body)?;
     }
-    let snapshot = state.flags().snapshot().await;
-    let rollout = rollout_subject(&caller);
-    let flags = flags_of(snapshot.config(), &rollout);
-    let verb = if decision == Decision::Accept {
-        "accept"
+    let flags = request.flags();
+    let path = if decision == Decision::Accept {
+        ACCEPT_PATH
     } else {
-        "reject"
+        REJECT_PATH
     };
-    let fingerprint = RequestFingerprint::new(
-        "POST",
-        format!("/api/onboarding/ai/suggestions/{id}/{verb}"),
-        body,
-    );
-    let reply = decide_suggestion(
-        state.db(),
-        &RlsContext::for_caller(&caller),
-        WriteContext {
-            flow: snapshot.flow(),
-            flags: &flags,
-            if_match,
-            authenticated: matches!(caller, Caller::User(_)),
-            paths: &state.settings().http.redirect_paths,
-        },
-        id,
-        decision,
+    let fingerprint = RequestFingerprint::new("POST", path.replace("{id}", &id.to_string()), body);
+    let write = WriteContext {
+        flow: request.flow(),
+        flags: &flags,
+        expected,
+        authenticated: request.is_signed_in(),
+        paths: request.paths(),
+    };
+    let reply = run_once(
+        request.state.db(),
+        &request.rls(),
         key.as_deref(),
         &fingerprint,
+        async |tx| {
+            let decided = decide_suggestion(tx, write, id, decision).await?;
+            let reply = Reply::json(StatusCode::OK, &decided);
+            Ok(match &decided.saved {
+                Some(saved) => reply.with_header(header::ETAG, etag(saved.step.version)),
+                None => reply,
+            })
+        },
     )
     .await?;
     if decision == Decision::Accept {
-        invalidate_cached(&state, &caller).await;
+        request.forget_cached().await;
     }
     Ok(reply.into_response())
 }
@@ -460,7 +453,7 @@ async fn decide_route(
 /// body must be a JSON object and is otherwise ignored.
 #[utoipa::path(
     post,
-    path = "/api/onboarding/ai/suggestions/{id}/accept",
+    path = ACCEPT_PATH,
     operation_id = "acceptSuggestion",
     tag = "ai",
     params(("id" = uuid::Uuid, Path, description = "The suggestion's id"), IfMatch, IdempotencyKey),
@@ -482,16 +475,15 @@ async fn decide_route(
     )
 )]
 async fn accept(
-    State(state): State<AppState>,
-    CallerOf(caller): CallerOf,
-    if_match: IfMatch,
+    request: WizardRequest,
+    IfMatch(expected): IfMatch,
     IdempotencyKey(key): IdempotencyKey,
     PathParam(path): PathParam<String>,
     QueryParams(query): QueryParams<IdQuery>,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     let id = suggestion_id(path, query)?;
-    decide_route(state, caller, if_match, key, id, Decision::Accept, &body).await
+    decide_route(request, expected, key, id, Decision::Accept, &body).await
 }
 
 /// Reject a suggestion
@@ -500,7 +492,7 @@ async fn accept(
 /// harmless. Any body must be a JSON object and is otherwise ignored.
 #[utoipa::path(
     post,
-    path = "/api/onboarding/ai/suggestions/{id}/reject",
+    path = REJECT_PATH,
     operation_id = "rejectSuggestion",
     tag = "ai",
     params(("id" = uuid::Uuid, Path, description = "The suggestion's id"), IdempotencyKey),
@@ -519,8 +511,7 @@ async fn accept(
     )
 )]
 async fn reject(
-    State(state): State<AppState>,
-    CallerOf(caller): CallerOf,
+    request: WizardRequest,
     IdempotencyKey(key): IdempotencyKey,
     PathParam(path): PathParam<String>,
     QueryParams(query): QueryParams<IdQuery>,
@@ -528,9 +519,8 @@ async fn reject(
 ) -> Result<Response, ApiError> {
     let id = suggestion_id(path, query)?;
     decide_route(
-        state,
-        caller,
-        IfMatch::Absent,
+        request,
+        ExpectedVersion::Absent,
         key,
         id,
         Decision::Reject,

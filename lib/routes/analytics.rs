@@ -16,8 +16,10 @@ use crate::http::error::{ApiError, Problem};
 use crate::http::extract::{CallerOf, QueryParams};
 use crate::state::AppState;
 
+const PATH: &str = "/api/onboarding/analytics/funnel";
+
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/onboarding/analytics/funnel", get(handle))
+    Router::new().route(PATH, get(handle))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -51,7 +53,7 @@ pub struct Funnel {
 /// by default the 30 days before `to`.
 #[utoipa::path(
     get,
-    path = "/api/onboarding/analytics/funnel",
+    path = PATH,
     operation_id = "getFunnel",
     tag = "analytics",
     params(FunnelQuery),

@@ -2,21 +2,22 @@
 //! completion transform, marks the flow completed. Repeating it is harmless.
 
 use axum::Router;
-use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
 use crate::auth::Caller;
+use crate::http::context::WizardRequest;
 use crate::http::error::{ApiError, Problem};
-use crate::http::extract::{CallerOf, IdempotencyKey, RawBody};
-use crate::routes::support::invalidate_cached;
-use crate::routes::support::{flags_of, rollout_subject};
+use crate::http::extract::{IdempotencyKey, RawBody};
+use crate::http::idempotency::{Reply, RequestFingerprint, run_once};
 use crate::state::AppState;
-use crate::wizard::RequestFingerprint;
 use crate::wizard::complete::{Completed, Completer, complete};
 
+const PATH: &str = "/api/onboarding/complete";
+
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/onboarding/complete", post(handle))
+    Router::new().route(PATH, post(handle))
 }
 
 /// Complete onboarding
@@ -27,7 +28,7 @@ pub fn router() -> Router<AppState> {
 /// writes nothing. Any body is ignored but for `Idempotency-Key` matching.
 #[utoipa::path(
     post,
-    path = "/api/onboarding/complete",
+    path = PATH,
     operation_id = "completeOnboarding",
     tag = "onboarding",
     params(IdempotencyKey),
@@ -45,34 +46,34 @@ pub fn router() -> Router<AppState> {
 )]
 #[tracing::instrument(skip_all)]
 async fn handle(
-    State(state): State<AppState>,
-    CallerOf(caller): CallerOf,
+    request: WizardRequest,
     IdempotencyKey(key): IdempotencyKey,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    let Caller::User(user) = &caller else {
+    let Caller::User(user) = &request.caller else {
         return Err(ApiError::sign_in_required(
             "sign in to complete onboarding; anonymous drafts are merged on sign-in",
         ));
     };
-    let config = state.flags().snapshot().await;
-    let rollout = rollout_subject(&caller);
-    let flags = flags_of(config.config(), &rollout);
-    let fingerprint = RequestFingerprint::new("POST", "/api/onboarding/complete", &body);
-    let reply = complete(
-        state.db(),
-        &Completer {
-            user_id: user.user_id().as_str(),
-            organization_id: user.organization_id().map(|org| org.as_str()),
-            session_hash: user.session().map(|session| session.hash_hex()),
-        },
-        config.flow(),
-        &flags,
-        &state.settings().http.redirect_paths,
+    let completer = Completer {
+        user_id: user.user_id().as_str(),
+        organization_id: user.organization_id().map(|org| org.as_str()),
+        session_hash: user.session().map(|session| session.hash_hex()),
+    };
+    let flags = request.flags();
+    let fingerprint = RequestFingerprint::new("POST", PATH, &body);
+    let reply = run_once(
+        request.state.db(),
+        &completer.context(),
         key.as_deref(),
         &fingerprint,
+        async |tx| {
+            let completed =
+                complete(tx, &completer, request.flow(), &flags, request.paths()).await?;
+            Ok(Reply::json(StatusCode::OK, &completed))
+        },
     )
     .await?;
-    invalidate_cached(&state, &caller).await;
+    request.forget_cached().await;
     Ok(reply.into_response())
 }

@@ -4,7 +4,6 @@
 //! with other callers' batches by [`crate::db::event_writer`]. A full queue or
 //! an unreachable database is a 503: the client keeps the batch and retries.
 
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::post;
@@ -13,16 +12,17 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::db::RlsContext;
 use crate::http::background::Background;
+use crate::http::context::WizardRequest;
 use crate::http::error::{ApiError, Problem};
-use crate::http::extract::{CallerOf, JsonBody};
-use crate::routes::support::require_owner;
+use crate::http::extract::JsonBody;
 use crate::state::AppState;
 use crate::wizard::validation::{ErrorCode, FieldError};
 
+const PATH: &str = "/api/onboarding/events";
+
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/onboarding/events", post(handle))
+    Router::new().route(PATH, post(handle))
 }
 
 /// Events per request; a larger batch is a 413.
@@ -75,7 +75,7 @@ pub struct Accepted {
 /// minutes ahead.
 #[utoipa::path(
     post,
-    path = "/api/onboarding/events",
+    path = PATH,
     operation_id = "recordEvents",
     tag = "analytics",
     request_body = Batch,
@@ -93,19 +93,17 @@ pub struct Accepted {
 )]
 #[tracing::instrument(skip_all)]
 async fn handle(
-    State(state): State<AppState>,
-    CallerOf(caller): CallerOf,
+    request: WizardRequest,
     background: Background,
     JsonBody(batch): JsonBody<Batch>,
 ) -> Result<impl IntoResponse, ApiError> {
-    require_owner(&caller)?;
+    request.require_owner()?;
     if batch.events.len() > MAX_EVENTS {
         return Err(ApiError::PayloadTooLarge(format!(
             "at most {MAX_EVENTS} events per batch"
         )));
     }
-    let config = state.flags().snapshot().await;
-    let flow = config.flow();
+    let flow = request.flow();
     let now = Utc::now();
     let mut errors = Vec::new();
     let mut rows = Vec::with_capacity(batch.events.len());
@@ -155,13 +153,10 @@ async fn handle(
     }
     let accepted = rows.len();
     if accepted > 0 {
-        let receipt = state
+        let receipt = request
+            .state
             .events()
-            .enqueue(
-                RlsContext::for_caller(&caller),
-                serde_json::Value::Array(rows),
-                accepted,
-            )
+            .enqueue(request.rls(), serde_json::Value::Array(rows), accepted)
             .await?;
         // The writer logs a failed write; waiting here keeps the function
         // alive until the batch is stored.

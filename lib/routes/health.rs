@@ -16,8 +16,10 @@ use crate::flags::Freshness;
 use crate::http::error::RETRY_AFTER_SECONDS;
 use crate::state::AppState;
 
+const PATH: &str = "/api/health";
+
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/health", get(health))
+    Router::new().route(PATH, get(health))
 }
 
 /// How long health waits for a dependency before reporting it down.
@@ -123,7 +125,7 @@ async fn within<T, E: std::fmt::Display>(
 /// Redis or Edge Config trouble is `degraded` with 200.
 #[utoipa::path(
     get,
-    path = "/api/health",
+    path = PATH,
     operation_id = "getHealth",
     tag = "health",
     responses(

@@ -4,7 +4,7 @@
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
@@ -12,14 +12,16 @@ use crate::auth::{Caller, SessionCookies};
 use crate::db::RlsContext;
 use crate::http::error::{ApiError, Problem};
 use crate::http::extract::{CallerOf, IdempotencyKey, RawBody};
+use crate::http::idempotency::{Reply, RequestFingerprint, run_once};
 use crate::routes::session::cookie_is_secure;
-use crate::routes::support::invalidate_cached;
 use crate::state::AppState;
-use crate::wizard::RequestFingerprint;
 use crate::wizard::merge::{Merged, merge};
+use crate::wizard::reads::forget_cached;
+
+const PATH: &str = "/api/onboarding/session/merge";
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/onboarding/session/merge", post(handle))
+    Router::new().route(PATH, post(handle))
 }
 
 /// Move the anonymous session's drafts to the signed-in user
@@ -32,7 +34,7 @@ pub fn router() -> Router<AppState> {
 /// `Idempotency-Key` matching.
 #[utoipa::path(
     post,
-    path = "/api/onboarding/session/merge",
+    path = PATH,
     operation_id = "mergeSession",
     tag = "session",
     params(IdempotencyKey),
@@ -67,15 +69,20 @@ async fn handle(
             "present the anonymous session (cookie or X-Onboarding-Session) to merge".into(),
         ));
     }
-    let fingerprint = RequestFingerprint::new("POST", "/api/onboarding/session/merge", &body);
-    let reply = merge(
+    let fingerprint = RequestFingerprint::new("POST", PATH, &body);
+    let context = RlsContext::for_caller(&caller);
+    let reply = run_once(
         state.db(),
-        &RlsContext::for_caller(&caller),
+        &context,
         key.as_deref(),
         &fingerprint,
+        async |tx| {
+            let merged = merge(tx).await?;
+            Ok(Reply::json(StatusCode::OK, &merged))
+        },
     )
     .await?;
-    invalidate_cached(&state, &caller).await;
+    forget_cached(&state.cache(), &caller).await;
     let mut response = reply.into_response();
     response.headers_mut().insert(
         header::SET_COOKIE,

@@ -8,17 +8,16 @@ pub mod events;
 pub mod flow;
 pub mod health;
 pub mod merge;
-pub mod openapi;
 pub mod session;
 pub mod status;
 pub mod steps;
-mod support;
 
 use axum::Router;
 
 use crate::state::AppState;
 
-/// Every route, as the local dev server and the router tests mount them.
+/// Every route but the OpenAPI document's ([`crate::openapi::router`]), which
+/// is collected from these.
 pub fn all() -> Router<AppState> {
     Router::new()
         .merge(health::router())
@@ -34,5 +33,4 @@ pub fn all() -> Router<AppState> {
         .merge(ai::suggest_router())
         .merge(ai::accept_router())
         .merge(ai::reject_router())
-        .merge(openapi::router())
 }

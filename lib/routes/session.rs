@@ -19,8 +19,10 @@ use crate::http::error::{ApiError, Problem};
 use crate::http::extract::CallerOf;
 use crate::state::AppState;
 
+const PATH: &str = "/api/onboarding/session";
+
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/onboarding/session", post(handle))
+    Router::new().route(PATH, post(handle))
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -50,7 +52,7 @@ pub fn cookie_is_secure(headers: &HeaderMap) -> bool {
 /// gets it back, so retrying is harmless.
 #[utoipa::path(
     post,
-    path = "/api/onboarding/session",
+    path = PATH,
     operation_id = "startSession",
     tag = "session",
     security((), ("sessionCookie" = []), ("sessionHeader" = [])),

@@ -1,22 +1,17 @@
 //! `GET /api/onboarding/status`: for the Next.js middleware, on every navigation.
 
-use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 
-use crate::auth::Caller;
-use crate::cache::keys::Subject;
-use crate::cache::status_cache::{CacheEntry, Lookup};
+use crate::http::context::WizardRequest;
 use crate::http::error::{ApiError, Problem};
-use crate::http::extract::CallerOf;
-use crate::routes::support::own_progress;
-use crate::routes::support::{flags_of, rollout_subject};
 use crate::state::AppState;
-use crate::wizard::flow::AnswerMap;
-use crate::wizard::status::{self, Status};
+use crate::wizard::status::Status;
+
+const PATH: &str = "/api/onboarding/status";
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/onboarding/status", get(status))
+    Router::new().route(PATH, get(status))
 }
 
 /// Where the caller's onboarding stands
@@ -26,7 +21,7 @@ pub fn router() -> Router<AppState> {
 /// `not_started`.
 #[utoipa::path(
     get,
-    path = "/api/onboarding/status",
+    path = PATH,
     operation_id = "getStatus",
     tag = "onboarding",
     security((), ("bearer" = []), ("sessionCookie" = []), ("sessionHeader" = [])),
@@ -38,41 +33,8 @@ pub fn router() -> Router<AppState> {
     )
 )]
 #[tracing::instrument(skip_all)]
-async fn status(
-    State(state): State<AppState>,
-    CallerOf(caller): CallerOf,
-) -> Result<Json<Status>, ApiError> {
-    let config = state.flags().snapshot().await;
-    let flow = config.flow();
-    let rollout = rollout_subject(&caller);
-    let flags = flags_of(config.config(), &rollout);
-    let authenticated = matches!(caller, Caller::User(_));
-    let subject = Subject::of(&caller);
-    let cache = state.cache();
-    // A hit costs no PostgreSQL round trip; writes invalidate after they commit.
-    let ticket = match &subject {
-        Some(subject) => match cache.get_json::<Status>(CacheEntry::Status, subject).await {
-            Lookup::Hit(status) => return Ok(Json(status)),
-            Lookup::Miss(ticket) => ticket,
-        },
-        None => None,
-    };
-    let (record, answers) = match own_progress(&state, &caller, flow.id()).await? {
-        Some((record, answers)) => (Some(record), answers),
-        None => (None, AnswerMap::new()),
-    };
-    let status = status::compute(
-        flow,
-        &flags,
-        authenticated,
-        record.as_ref(),
-        &answers,
-        &state.settings().http.redirect_paths,
-    );
-    if let Some(subject) = &subject {
-        cache
-            .set_json(CacheEntry::Status, subject, ticket.as_ref(), &status)
-            .await;
-    }
+async fn status(request: WizardRequest) -> Result<Json<Status>, ApiError> {
+    let flags = request.flags();
+    let status = request.reader(&flags).status(request.paths()).await?;
     Ok(Json(status))
 }

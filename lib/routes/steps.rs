@@ -5,28 +5,27 @@
 //! segment in `?step=`, so both `/steps/profile` and `/steps/[step]?step=profile`
 //! name the same step.
 
-use axum::extract::State;
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use crate::auth::Caller;
-use crate::db::{RlsContext, answers};
+use crate::db::answers;
+use crate::http::context::WizardRequest;
 use crate::http::error::{ApiError, Problem};
 use crate::http::extract::{
-    CallerOf, IdempotencyKey, IfMatch, JsonBytes, PathParam, QueryParams, etag, parse_json,
+    IdempotencyKey, IfMatch, JsonBytes, PathParam, QueryParams, etag, parse_json,
 };
-use crate::routes::support::invalidate_cached;
-use crate::routes::support::{flags_of, require_owner, rollout_subject};
+use crate::http::idempotency::{Reply, RequestFingerprint, run_once};
 use crate::state::AppState;
-use crate::wizard::RequestFingerprint;
-use crate::wizard::save::{Completion, Saved, StepView, StepWrite, WriteContext, save_step};
+use crate::wizard::save::{Completion, Saved, StepView, StepWrite, WriteContext, write_answer};
+
+const PATH: &str = "/api/onboarding/steps/{step}";
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/onboarding/steps/{step}", get(read).put(write))
+    Router::new().route(PATH, get(read).put(write))
 }
 
 #[derive(Debug, Deserialize)]
@@ -74,7 +73,7 @@ fn unknown_step(step: &str) -> ApiError {
 /// carry over is listed in `needsAttention`.
 #[utoipa::path(
     get,
-    path = "/api/onboarding/steps/{step}",
+    path = PATH,
     operation_id = "getStep",
     tag = "onboarding",
     params(("step" = String, Path, description = "Step id from the flow")),
@@ -91,25 +90,17 @@ fn unknown_step(step: &str) -> ApiError {
 )]
 #[tracing::instrument(skip_all)]
 async fn read(
-    State(state): State<AppState>,
-    CallerOf(caller): CallerOf,
+    request: WizardRequest,
     PathParam(path): PathParam<String>,
     QueryParams(query): QueryParams<StepQuery>,
 ) -> Result<Response, ApiError> {
     let step = step_name(path, query)?;
-    let config = state.flags().snapshot().await;
-    let flow = config.flow();
+    let flow = request.flow();
     if flow.step(&step).is_none() {
         return Err(unknown_step(&step));
     }
-    let stored = if caller.user().is_some() || caller.session().is_some() {
-        answers::fetch_own_in_one_trip(
-            state.db(),
-            &RlsContext::for_caller(&caller),
-            flow.id(),
-            &step,
-        )
-        .await?
+    let stored = if request.caller.user().is_some() || request.caller.session().is_some() {
+        answers::fetch_own_in_one_trip(request.state.db(), &request.rls(), flow.id(), &step).await?
     } else {
         None
     };
@@ -126,7 +117,7 @@ async fn read(
 /// update.
 #[utoipa::path(
     put,
-    path = "/api/onboarding/steps/{step}",
+    path = PATH,
     operation_id = "saveStep",
     tag = "onboarding",
     params(("step" = String, Path, description = "Step id from the flow"), IfMatch, IdempotencyKey),
@@ -150,52 +141,56 @@ async fn read(
     )
 )]
 #[tracing::instrument(skip_all)]
-#[allow(clippy::too_many_arguments)]
 async fn write(
-    State(state): State<AppState>,
-    CallerOf(caller): CallerOf,
-    if_match: IfMatch,
+    request: WizardRequest,
+    IfMatch(expected): IfMatch,
     IdempotencyKey(key): IdempotencyKey,
     PathParam(path): PathParam<String>,
     QueryParams(query): QueryParams<StepQuery>,
     JsonBytes(body): JsonBytes,
 ) -> Result<Response, ApiError> {
     let step = step_name(path, query)?;
-    require_owner(&caller)?;
-    let config = state.flags().snapshot().await;
-    let flow = config.flow();
+    request.require_owner()?;
+    let flow = request.flow();
     if flow.step(&step).is_none() {
         return Err(unknown_step(&step));
     }
     let parsed: SaveBody = parse_json(&body)?;
-    let rollout = rollout_subject(&caller);
-    let flags = flags_of(config.config(), &rollout);
-    let fingerprint =
-        RequestFingerprint::new("PUT", format!("/api/onboarding/steps/{step}"), &body);
-    let reply = save_step(
-        state.db(),
-        &RlsContext::for_caller(&caller),
-        WriteContext {
-            flow,
-            flags: &flags,
-            if_match,
-            authenticated: matches!(caller, Caller::User(_)),
-            paths: &state.settings().http.redirect_paths,
+    let flags = request.flags();
+    let context = WriteContext {
+        flow,
+        flags: &flags,
+        expected,
+        authenticated: request.is_signed_in(),
+        paths: request.paths(),
+    };
+    let answer = StepWrite {
+        step: &step,
+        answers: &parsed.answers,
+        completion: if parsed.complete {
+            Completion::Complete
+        } else {
+            Completion::Draft
         },
-        StepWrite {
-            step: &step,
-            answers: &parsed.answers,
-            completion: if parsed.complete {
-                Completion::Complete
-            } else {
-                Completion::Draft
-            },
-            merge: false,
-        },
+        merge: false,
+    };
+    let fingerprint = RequestFingerprint::new("PUT", PATH.replace("{step}", &step), &body);
+    let reply = run_once(
+        request.state.db(),
+        &request.rls(),
         key.as_deref(),
         &fingerprint,
+        async |tx| {
+            let saved = write_answer(tx, &context, answer).await?;
+            Ok(saved_reply(&saved))
+        },
     )
     .await?;
-    invalidate_cached(&state, &caller).await;
+    request.forget_cached().await;
     Ok(reply.into_response())
+}
+
+/// A saved step, with its version as the `ETag`.
+pub fn saved_reply(saved: &Saved) -> Reply {
+    Reply::json(StatusCode::OK, saved).with_header(header::ETAG, etag(saved.step.version))
 }

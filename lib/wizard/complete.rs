@@ -5,19 +5,17 @@
 
 use std::collections::BTreeMap;
 
-use axum::http::StatusCode;
 use serde::Serialize;
 
 use crate::db::progress::{self, ProgressState};
-use crate::db::{Database, RlsContext, domain};
-use crate::http::error::ApiError;
+use crate::db::{RlsContext, Tx, domain};
+use crate::wizard::WizardError;
 use crate::wizard::flow::{AnswerMap, Flow};
 use crate::wizard::status::{self, RedirectPaths, Status};
 use crate::wizard::transform::MissingStepReason;
 use crate::wizard::transform::{completion_plan, from_stored};
 use crate::wizard::validation::StepAnswers;
 use crate::wizard::validation::{ErrorCode, FieldError};
-use crate::wizard::{Reply, RequestFingerprint, at_most_once};
 
 /// The signed-in caller completing onboarding.
 pub struct Completer<'a> {
@@ -26,6 +24,17 @@ pub struct Completer<'a> {
     /// the organization the wizard creates.
     pub organization_id: Option<&'a str>,
     pub session_hash: Option<String>,
+}
+
+impl Completer<'_> {
+    /// The RLS context completion runs under.
+    pub fn context(&self) -> RlsContext {
+        RlsContext::user(
+            self.user_id,
+            self.organization_id,
+            self.session_hash.as_deref(),
+        )
+    }
 }
 
 /// The answer of `POST /api/onboarding/complete`.
@@ -42,170 +51,150 @@ pub struct Completed {
 
 const SLUG_TAKEN: &str = "organizations_slug_key";
 
+/// Completes the flow inside the caller's transaction (see the module docs).
 pub async fn complete(
-    db: &Database,
+    tx: &Tx<'_>,
     completer: &Completer<'_>,
     flow: &Flow,
     flags: &(dyn Fn(&str) -> bool + Sync),
     paths: &RedirectPaths,
-    idempotency_key: Option<&str>,
-    fingerprint: &RequestFingerprint,
-) -> Result<Reply, ApiError> {
-    let context = RlsContext::user(
-        completer.user_id,
-        completer.organization_id,
-        completer.session_hash.as_deref(),
-    );
+) -> Result<Completed, WizardError> {
+    let Some(record) = progress::fetch_own_for_update(tx, flow.id()).await? else {
+        return Err(WizardError::invalid("onboarding has not been started"));
+    };
+    let stored = crate::db::answers::all_for_progress(tx, record.id).await?;
+    let answer_map: AnswerMap = stored
+        .iter()
+        .map(|(step, answer)| (step.clone(), answer.answers.clone()))
+        .collect();
+    if record.state == ProgressState::Completed {
+        let status = status::compute(flow, flags, true, Some(&record), &answer_map, paths);
+        let body = Completed {
+            status,
+            organization_id: record.organization_id.clone(),
+            invitations: 0,
+        };
+        return Ok(body);
+    }
 
-    db.transaction(&context, async |tx| {
-        at_most_once(tx, idempotency_key, fingerprint, async || {
-            let Some(record) = progress::fetch_own_for_update(tx, flow.id()).await? else {
-                return Err(ApiError::UnprocessableEntity {
-                    detail: "onboarding has not been started".into(),
-                    errors: Vec::new(),
-                });
-            };
-            let stored = crate::db::answers::all_for_progress(tx, record.id).await?;
-            let answer_map: AnswerMap = stored
-                .iter()
-                .map(|(step, answer)| (step.clone(), answer.answers.clone()))
-                .collect();
-            if record.state == ProgressState::Completed {
-                let status = status::compute(flow, flags, true, Some(&record), &answer_map, paths);
-                let body = Completed {
-                    status,
-                    organization_id: record.organization_id.clone(),
-                    invitations: 0,
-                };
-                return Ok(Reply::json(StatusCode::OK, &body));
+    let mut typed: BTreeMap<String, StepAnswers> = BTreeMap::new();
+    let mut unreadable = Vec::new();
+    for (step, answer) in &stored {
+        if !answer.completed {
+            continue;
+        }
+        match from_stored(flow, step, &answer.answers) {
+            Ok(parsed) => {
+                typed.insert(step.clone(), parsed);
             }
-
-            let mut typed: BTreeMap<String, StepAnswers> = BTreeMap::new();
-            let mut unreadable = Vec::new();
-            for (step, answer) in &stored {
-                if !answer.completed {
-                    continue;
-                }
-                match from_stored(flow, step, &answer.answers) {
-                    Ok(parsed) => {
-                        typed.insert(step.clone(), parsed);
-                    }
-                    Err(errors) => {
-                        let prefix = format!("/steps/{step}");
-                        unreadable
-                            .extend(errors.into_errors().into_iter().map(|e| e.under(&prefix)))
-                    }
-                }
+            Err(errors) => {
+                let prefix = format!("/steps/{step}");
+                unreadable.extend(errors.into_errors().into_iter().map(|e| e.under(&prefix)))
             }
-            if !unreadable.is_empty() {
-                return Err(ApiError::UnprocessableEntity {
-                    detail: "some saved answers no longer fit the flow; save those steps again"
-                        .into(),
-                    errors: unreadable,
-                });
-            }
-            let plan = completion_plan(flow, &typed, flags).map_err(|missing| {
-                let mut errors = Vec::new();
-                for step in missing.steps {
-                    errors.push(FieldError {
-                        pointer: format!("/steps/{}", step.step),
-                        code: match step.reason {
-                            MissingStepReason::Missing => ErrorCode::StepMissing,
-                            MissingStepReason::Incomplete => ErrorCode::StepIncomplete,
-                            MissingStepReason::NotInFlow => ErrorCode::StepNotInFlow,
-                        },
-                        message: format!("step `{}` must be completed first", step.step),
-                        limit: None,
-                    });
-                    let prefix = format!("/steps/{}", step.step);
-                    errors.extend(step.errors.into_iter().map(|e| e.under(&prefix)));
-                }
-                ApiError::UnprocessableEntity {
-                    detail: "some required steps are not completed".into(),
-                    errors,
-                }
-            })?;
-
-            domain::upsert_profile(
-                tx,
-                &domain::Profile {
-                    full_name: Some(&plan.profile.full_name),
-                    job_role: plan.profile.job_role.as_deref(),
-                    timezone: Some(&plan.profile.timezone),
-                    locale: Some(&plan.profile.locale),
-                    notifications: &plan.profile.notifications,
+        }
+    }
+    if !unreadable.is_empty() {
+        return Err(WizardError::Invalid {
+            detail: "some saved answers no longer fit the flow; save those steps again".into(),
+            errors: unreadable,
+        });
+    }
+    let plan = completion_plan(flow, &typed, flags).map_err(|missing| {
+        let mut errors = Vec::new();
+        for step in missing.steps {
+            errors.push(FieldError {
+                pointer: format!("/steps/{}", step.step),
+                code: match step.reason {
+                    MissingStepReason::Missing => ErrorCode::StepMissing,
+                    MissingStepReason::Incomplete => ErrorCode::StepIncomplete,
+                    MissingStepReason::NotInFlow => ErrorCode::StepNotInFlow,
                 },
+                message: format!("step `{}` must be completed first", step.step),
+                limit: None,
+            });
+            let prefix = format!("/steps/{}", step.step);
+            errors.extend(step.errors.into_iter().map(|e| e.under(&prefix)));
+        }
+        WizardError::Invalid {
+            detail: "some required steps are not completed".into(),
+            errors,
+        }
+    })?;
+
+    domain::upsert_profile(
+        tx,
+        &domain::Profile {
+            full_name: Some(&plan.profile.full_name),
+            job_role: plan.profile.job_role.as_deref(),
+            timezone: Some(&plan.profile.timezone),
+            locale: Some(&plan.profile.locale),
+            notifications: &plan.profile.notifications,
+        },
+    )
+    .await?;
+
+    let mut organization_id = completer.organization_id.map(str::to_string);
+    let mut invitations = 0;
+    if let Some(org) = &plan.organization {
+        let id = organization_id
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let created = domain::create_organization(
+            tx,
+            &domain::Organization {
+                id: &id,
+                name: &org.name,
+                slug: &org.slug,
+                size: org.size.as_deref(),
+                industry: org.industry.as_deref(),
+                website: org.website.as_deref(),
+            },
+        )
+        .await
+        .map_err(|error| {
+            if error.constraint() == Some(SLUG_TAKEN) {
+                WizardError::Invalid {
+                    detail: "the organization's slug is taken".into(),
+                    errors: vec![FieldError {
+                        pointer: "/steps/organization/slug".into(),
+                        code: ErrorCode::SlugTaken,
+                        message: "another organization uses this slug".into(),
+                        limit: None,
+                    }],
+                }
+            } else {
+                WizardError::from(error)
+            }
+        })?;
+        if created && organization_id.is_none() {
+            // The new organization is the caller's active one from here on.
+            domain::switch_context(
+                tx,
+                &RlsContext::user(
+                    completer.user_id,
+                    Some(&id),
+                    completer.session_hash.as_deref(),
+                ),
             )
             .await?;
-
-            let mut organization_id = completer.organization_id.map(str::to_string);
-            let mut invitations = 0;
-            if let Some(org) = &plan.organization {
-                let id = organization_id
-                    .clone()
-                    .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-                let created = domain::create_organization(
-                    tx,
-                    &domain::Organization {
-                        id: &id,
-                        name: &org.name,
-                        slug: &org.slug,
-                        size: org.size.as_deref(),
-                        industry: org.industry.as_deref(),
-                        website: org.website.as_deref(),
-                    },
-                )
-                .await
-                .map_err(|error| {
-                    if error.constraint() == Some(SLUG_TAKEN) {
-                        ApiError::UnprocessableEntity {
-                            detail: "the organization's slug is taken".into(),
-                            errors: vec![FieldError {
-                                pointer: "/steps/organization/slug".into(),
-                                code: ErrorCode::SlugTaken,
-                                message: "another organization uses this slug".into(),
-                                limit: None,
-                            }],
-                        }
-                    } else {
-                        ApiError::from(error)
-                    }
-                })?;
-                if created && organization_id.is_none() {
-                    // The new organization is the caller's active one from here on.
-                    domain::switch_context(
-                        tx,
-                        &RlsContext::user(
-                            completer.user_id,
-                            Some(&id),
-                            completer.session_hash.as_deref(),
-                        ),
-                    )
-                    .await?;
-                }
-                organization_id = Some(id);
-                if !plan.invitations.is_empty()
-                    && domain::is_admin_of_active_organization(tx).await?
-                {
-                    for invitation in &plan.invitations {
-                        domain::invite(tx, &invitation.email, invitation.role).await?;
-                        invitations += 1;
-                    }
-                }
+        }
+        organization_id = Some(id);
+        if !plan.invitations.is_empty() && domain::is_admin_of_active_organization(tx).await? {
+            for invitation in &plan.invitations {
+                domain::invite(tx, &invitation.email, invitation.role).await?;
+                invitations += 1;
             }
+        }
+    }
 
-            let record = progress::mark_completed(tx, record.id, organization_id.as_deref())
-                .await?
-                .ok_or(crate::db::DbError::MissingRow("mark_completed"))?;
-            let status = status::compute(flow, flags, true, Some(&record), &answer_map, paths);
-            let body = Completed {
-                status,
-                organization_id,
-                invitations,
-            };
-            Ok(Reply::json(StatusCode::OK, &body))
-        })
-        .await
-    })
-    .await
+    let record = progress::mark_completed(tx, record.id, organization_id.as_deref())
+        .await?
+        .ok_or(crate::db::DbError::MissingRow("mark_completed"))?;
+    let status = status::compute(flow, flags, true, Some(&record), &answer_map, paths);
+    let body = Completed {
+        status,
+        organization_id,
+        invitations,
+    };
+    Ok(body)
 }

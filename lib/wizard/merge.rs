@@ -6,14 +6,12 @@
 //! answer is kept. The response lists, per flow, which steps came from the
 //! session and which were kept. Merging again finds nothing and changes nothing.
 
-use axum::http::StatusCode;
 use serde::Serialize;
 
 use crate::db::answers::{self, Write};
 use crate::db::progress;
-use crate::db::{Database, RlsContext, Statement};
-use crate::http::error::ApiError;
-use crate::wizard::{Reply, RequestFingerprint, at_most_once};
+use crate::db::{Statement, Tx};
+use crate::wizard::WizardError;
 
 /// What a merge did to one flow's answers.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
@@ -40,77 +38,65 @@ const MARK_SESSION_MERGED: Statement = Statement::new(
 );
 
 /// Merges the session presented alongside the user's token.
-pub async fn merge(
-    db: &Database,
-    context: &RlsContext,
-    idempotency_key: Option<&str>,
-    fingerprint: &RequestFingerprint,
-) -> Result<Reply, ApiError> {
-    db.transaction(context, async |tx| {
-        at_most_once(tx, idempotency_key, fingerprint, async || {
-            let mut merged = Vec::new();
-            for session_row in progress::presented_session_rows(tx).await? {
-                let Some(user_row) =
-                    progress::fetch_own_for_update(tx, &session_row.flow_id).await?
-                else {
-                    let session_answers = answers::all_for_progress(tx, session_row.id).await?;
-                    progress::adopt(tx, session_row.id).await?;
-                    merged.push(MergedFlow {
-                        flow_id: session_row.flow_id,
-                        from_session: session_answers.into_keys().collect(),
-                        kept: Vec::new(),
-                    });
+/// Moves the presented session's drafts to the signed-in user, inside the
+/// transaction of a context that carries both.
+pub async fn merge(tx: &Tx<'_>) -> Result<Merged, WizardError> {
+    let mut merged = Vec::new();
+    for session_row in progress::presented_session_rows(tx).await? {
+        let Some(user_row) = progress::fetch_own_for_update(tx, &session_row.flow_id).await? else {
+            let session_answers = answers::all_for_progress(tx, session_row.id).await?;
+            progress::adopt(tx, session_row.id).await?;
+            merged.push(MergedFlow {
+                flow_id: session_row.flow_id,
+                from_session: session_answers.into_keys().collect(),
+                kept: Vec::new(),
+            });
+            continue;
+        };
+        let session_answers = answers::all_for_progress(tx, session_row.id).await?;
+        let user_answers = answers::all_for_progress(tx, user_row.id).await?;
+        let mut from_session = Vec::new();
+        let mut kept = Vec::new();
+        let mut completed: Vec<String> = user_row.completed_steps.clone();
+        for (step, theirs) in &session_answers {
+            let write = match user_answers.get(step) {
+                Some(ours) if ours.updated_at >= theirs.updated_at => {
+                    kept.push(step.clone());
                     continue;
-                };
-                let session_answers = answers::all_for_progress(tx, session_row.id).await?;
-                let user_answers = answers::all_for_progress(tx, user_row.id).await?;
-                let mut from_session = Vec::new();
-                let mut kept = Vec::new();
-                let mut completed: Vec<String> = user_row.completed_steps.clone();
-                for (step, theirs) in &session_answers {
-                    let write = match user_answers.get(step) {
-                        Some(ours) if ours.updated_at >= theirs.updated_at => {
-                            kept.push(step.clone());
-                            continue;
-                        }
-                        Some(ours) => Write::ReplaceAt(ours.version),
-                        None => Write::Insert,
-                    };
-                    answers::store(
-                        tx,
-                        user_row.id,
-                        step,
-                        &theirs.answers,
-                        theirs.completed,
-                        theirs.flow_version,
-                        write,
-                    )
-                    .await?
-                    .ok_or(crate::db::DbError::MissingRow("merge answer"))?;
-                    completed.retain(|done| done != step);
-                    if theirs.completed {
-                        completed.push(step.clone());
-                    }
-                    from_session.push(step.clone());
                 }
-                let current = session_row
-                    .current_step
-                    .clone()
-                    .or(user_row.current_step.clone())
-                    .unwrap_or_default();
-                progress::record_step(tx, user_row.id, &completed, &current, user_row.flow_version)
-                    .await?;
-                progress::delete(tx, session_row.id).await?;
-                merged.push(MergedFlow {
-                    flow_id: session_row.flow_id,
-                    from_session,
-                    kept,
-                });
+                Some(ours) => Write::ReplaceAt(ours.version),
+                None => Write::Insert,
+            };
+            answers::store(
+                tx,
+                user_row.id,
+                step,
+                &theirs.answers,
+                theirs.completed,
+                theirs.flow_version,
+                write,
+            )
+            .await?
+            .ok_or(crate::db::DbError::MissingRow("merge answer"))?;
+            completed.retain(|done| done != step);
+            if theirs.completed {
+                completed.push(step.clone());
             }
-            tx.query(&MARK_SESSION_MERGED, &[]).await?;
-            Ok(Reply::json(StatusCode::OK, &Merged { merged }))
-        })
-        .await
-    })
-    .await
+            from_session.push(step.clone());
+        }
+        let current = session_row
+            .current_step
+            .clone()
+            .or(user_row.current_step.clone())
+            .unwrap_or_default();
+        progress::record_step(tx, user_row.id, &completed, &current, user_row.flow_version).await?;
+        progress::delete(tx, session_row.id).await?;
+        merged.push(MergedFlow {
+            flow_id: session_row.flow_id,
+            from_session,
+            kept,
+        });
+    }
+    tx.query(&MARK_SESSION_MERGED, &[]).await?;
+    Ok(Merged { merged })
 }

@@ -1,23 +1,31 @@
 //! Saving a step: a draft or a completed answer, under optimistic concurrency.
 //!
-//! Rules: a write to a step that has an answer must carry `If-Match` with its
-//! version (428 without, 412 when stale); a first write may omit it or send
-//! `"0"`. Writers of one caller take turns on their progress row, so two tabs
-//! never interleave and no acknowledged write is lost.
+//! Rules: a write to a step that has an answer must say which version it
+//! replaces (HTTP: `If-Match`; 428 without, 412 when stale); a first write may
+//! say nothing or version 0. Writers of one caller take turns on their
+//! progress row, so two tabs never interleave and no acknowledged write is lost.
 
-use axum::http::{StatusCode, header};
 use serde::Serialize;
 
+use crate::db::Tx;
 use crate::db::answers::{self, StoredAnswer, Write};
 use crate::db::progress::{self, ProgressState};
-use crate::db::{Database, RlsContext, Tx};
-use crate::http::error::ApiError;
-use crate::http::extract::{IfMatch, etag};
+use crate::wizard::WizardError;
 use crate::wizard::flow::{AnswerMap, Flow};
 use crate::wizard::status::{self, RedirectPaths, Status};
 use crate::wizard::transform::to_stored;
 use crate::wizard::validation::{validate_draft, validate_step};
-use crate::wizard::{Reply, RequestFingerprint, at_most_once};
+
+/// The version a write expects to replace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpectedVersion {
+    /// The caller did not say.
+    Absent,
+    /// Whatever is stored.
+    Any,
+    /// Exactly this version (0: nothing stored yet).
+    Version(i64),
+}
 
 /// What a write of answers needs besides the answers: the caller's flow and
 /// flags, their `If-Match`, and what the status after the write depends on.
@@ -25,7 +33,7 @@ use crate::wizard::{Reply, RequestFingerprint, at_most_once};
 pub struct WriteContext<'a> {
     pub flow: &'a Flow,
     pub flags: &'a (dyn Fn(&str) -> bool + Sync),
-    pub if_match: IfMatch,
+    pub expected: ExpectedVersion,
     pub authenticated: bool,
     pub paths: &'a RedirectPaths,
 }
@@ -136,24 +144,24 @@ pub struct Saved {
     pub status: Status,
 }
 
-/// Checks `If-Match` against what is stored.
+/// Checks the expected version against what is stored.
 pub(crate) fn precondition(
     existing: Option<&StoredAnswer>,
-    if_match: IfMatch,
-) -> Result<Write, ApiError> {
-    match (existing, if_match) {
-        (None, IfMatch::Absent | IfMatch::Version(0)) => Ok(Write::Insert),
-        (None, _) => Err(ApiError::PreconditionFailed(
+    expected: ExpectedVersion,
+) -> Result<Write, WizardError> {
+    match (existing, expected) {
+        (None, ExpectedVersion::Absent | ExpectedVersion::Version(0)) => Ok(Write::Insert),
+        (None, _) => Err(WizardError::VersionMismatch(
             "the step has no saved answer to match; send no If-Match (or \"0\")".into(),
         )),
-        (Some(_), IfMatch::Absent) => Err(ApiError::PreconditionRequired(
+        (Some(_), ExpectedVersion::Absent) => Err(WizardError::VersionRequired(
             "the step has a saved answer: send If-Match with the version from its ETag".into(),
         )),
-        (Some(stored), IfMatch::Any) => Ok(Write::ReplaceAt(stored.version)),
-        (Some(stored), IfMatch::Version(version)) if version == stored.version => {
+        (Some(stored), ExpectedVersion::Any) => Ok(Write::ReplaceAt(stored.version)),
+        (Some(stored), ExpectedVersion::Version(version)) if version == stored.version => {
             Ok(Write::ReplaceAt(version))
         }
-        (Some(stored), IfMatch::Version(_)) => Err(ApiError::PreconditionFailed(format!(
+        (Some(stored), ExpectedVersion::Version(_)) => Err(WizardError::VersionMismatch(format!(
             "the step was saved since you read it; its version is now {}",
             stored.version
         ))),
@@ -171,33 +179,13 @@ pub enum Completion {
     Keep,
 }
 
-/// Saves a step for the caller of `context`.
-pub async fn save_step(
-    db: &Database,
-    context: &RlsContext,
-    write: WriteContext<'_>,
-    answer: StepWrite<'_>,
-    idempotency_key: Option<&str>,
-    fingerprint: &RequestFingerprint,
-) -> Result<Reply, ApiError> {
-    db.transaction(context, async |tx| {
-        at_most_once(tx, idempotency_key, fingerprint, async || {
-            let saved = write_answer(tx, &write, answer).await?;
-            let version = saved.step.version;
-            Ok(Reply::json(StatusCode::OK, &saved).with_header(header::ETAG, etag(version)))
-        })
-        .await
-    })
-    .await
-}
-
-/// The write itself, inside the caller's transaction: lock the caller's
-/// progress, check `If-Match`, validate, store, record the step.
-pub(crate) async fn write_answer(
+/// Saves a step inside the caller's transaction: lock the caller's
+/// progress, check the expected version, validate, store, record the step.
+pub async fn write_answer(
     tx: &Tx<'_>,
     write: &WriteContext<'_>,
     answer: StepWrite<'_>,
-) -> Result<Saved, ApiError> {
+) -> Result<Saved, WizardError> {
     let StepWrite {
         step,
         answers,
@@ -210,13 +198,13 @@ pub(crate) async fn write_answer(
         progress::fetch_or_start_for_update(tx, flow.id(), flow.version() as i32, first_step)
             .await?;
     if record.state == ProgressState::Completed {
-        return Err(ApiError::Conflict(
+        return Err(WizardError::Conflict(
             "onboarding is already completed; its answers are final".into(),
         ));
     }
     let stored = answers::all_for_progress(tx, record.id).await?;
     let existing = stored.get(step);
-    let precondition = precondition(existing, write.if_match)?;
+    let precondition = precondition(existing, write.expected)?;
     let complete = match completion {
         Completion::Draft => false,
         Completion::Complete => true,
@@ -245,8 +233,7 @@ pub(crate) async fn write_answer(
         validate_step(flow, step, answers, &context_answers, write.flags)
     } else {
         validate_draft(flow, step, answers, &context_answers, write.flags)
-    }
-    .map_err(ApiError::from)?;
+    }?;
     let value = to_stored(&validated);
 
     let saved = answers::store(
@@ -261,7 +248,7 @@ pub(crate) async fn write_answer(
     .await?
     // Another writer took the version between our read and write.
     .ok_or_else(|| {
-        ApiError::PreconditionFailed("the step was saved concurrently; reload it".into())
+        WizardError::VersionMismatch("the step was saved concurrently; reload it".into())
     })?;
 
     context_answers.insert(step.to_string(), value);
@@ -323,43 +310,40 @@ mod tests {
 
     #[test]
     fn a_first_write_needs_no_if_match() {
-        assert_eq!(precondition(None, IfMatch::Absent).unwrap(), Write::Insert);
         assert_eq!(
-            precondition(None, IfMatch::Version(0)).unwrap(),
+            precondition(None, ExpectedVersion::Absent).unwrap(),
             Write::Insert
         );
         assert_eq!(
-            precondition(None, IfMatch::Version(3))
-                .unwrap_err()
-                .status(),
-            412
+            precondition(None, ExpectedVersion::Version(0)).unwrap(),
+            Write::Insert
         );
+        assert!(matches!(
+            precondition(None, ExpectedVersion::Version(3)),
+            Err(WizardError::VersionMismatch(_))
+        ));
     }
 
     #[test]
     fn overwriting_an_answer_without_if_match_is_428() {
-        assert_eq!(
-            precondition(Some(&stored(2)), IfMatch::Absent)
-                .unwrap_err()
-                .status(),
-            428
-        );
+        assert!(matches!(
+            precondition(Some(&stored(2)), ExpectedVersion::Absent),
+            Err(WizardError::VersionRequired(_))
+        ));
     }
 
     #[test]
     fn a_stale_version_is_412_and_the_current_one_replaces() {
+        assert!(matches!(
+            precondition(Some(&stored(2)), ExpectedVersion::Version(1)),
+            Err(WizardError::VersionMismatch(_))
+        ));
         assert_eq!(
-            precondition(Some(&stored(2)), IfMatch::Version(1))
-                .unwrap_err()
-                .status(),
-            412
-        );
-        assert_eq!(
-            precondition(Some(&stored(2)), IfMatch::Version(2)).unwrap(),
+            precondition(Some(&stored(2)), ExpectedVersion::Version(2)).unwrap(),
             Write::ReplaceAt(2)
         );
         assert_eq!(
-            precondition(Some(&stored(2)), IfMatch::Any).unwrap(),
+            precondition(Some(&stored(2)), ExpectedVersion::Any).unwrap(),
             Write::ReplaceAt(2)
         );
     }

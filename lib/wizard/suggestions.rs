@@ -3,16 +3,13 @@
 //! save, in the same transaction that records the decision; AI output never
 //! reaches the answers without it.
 
-use axum::http::{StatusCode, header};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::db::{Database, RlsContext, answers};
-use crate::http::error::ApiError;
-use crate::http::extract::etag;
+use crate::db::{Tx, answers};
+use crate::wizard::WizardError;
 use crate::wizard::save::{Completion, Saved, StepView, StepWrite, WriteContext, write_answer};
 use crate::wizard::suggest::{DecideOutcome, Decision, decide};
-use crate::wizard::{Reply, RequestFingerprint, at_most_once};
 
 /// The answer of accepting or rejecting a suggestion.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
@@ -32,72 +29,60 @@ pub struct Decided {
 /// Records the caller's decision on a suggestion; an accepted one is written
 /// to the step and field the suggestion names.
 pub async fn decide_suggestion(
-    db: &Database,
-    context: &RlsContext,
+    tx: &Tx<'_>,
     write: WriteContext<'_>,
     id: Uuid,
     decision: Decision,
-    idempotency_key: Option<&str>,
-    fingerprint: &RequestFingerprint,
-) -> Result<Reply, ApiError> {
-    db.transaction(context, async |tx| {
-        at_most_once(tx, idempotency_key, fingerprint, async || {
-            let decided = match decide(tx, id, decision).await? {
-                DecideOutcome::NotFound => {
-                    return Err(ApiError::NotFound("no such suggestion".into()));
-                }
-                DecideOutcome::Conflict { status } => {
-                    return Err(ApiError::Conflict(format!(
-                        "the suggestion is already {}",
-                        status.as_str()
-                    )));
-                }
-                DecideOutcome::AlreadyDecided(decided) => {
-                    // A retry: the first attempt wrote (or did not need to); show the step now.
-                    let stored =
-                        answers::fetch_own_step(tx, &decided.flow_id, &decided.step).await?;
-                    let body = Decided {
-                        id,
-                        status: decided.status.as_str().into(),
-                        saved: None,
-                        step: Some(StepView::of(&decided.step, stored.as_ref())),
-                    };
-                    return Ok(Reply::json(StatusCode::OK, &body));
-                }
-                DecideOutcome::Decided(decided) => decided,
-            };
-            let Some(value) = decided.value.clone() else {
-                let body = Decided {
-                    id,
-                    status: decided.status.as_str().into(),
-                    saved: None,
-                    step: None,
-                };
-                return Ok(Reply::json(StatusCode::OK, &body));
-            };
-            if decided.flow_id != write.flow.id() {
-                return Err(ApiError::Conflict(
-                    "the suggestion belongs to another flow".into(),
-                ));
-            }
-            let patch = serde_json::json!({ decided.field.clone(): value });
-            let answer = StepWrite {
-                step: &decided.step,
-                answers: &patch,
-                completion: Completion::Keep,
-                merge: true,
-            };
-            let saved = write_answer(tx, &write, answer).await?;
-            let version = saved.step.version;
+) -> Result<Decided, WizardError> {
+    let decided = match decide(tx, id, decision).await? {
+        DecideOutcome::NotFound => {
+            return Err(WizardError::NotFound("no such suggestion".into()));
+        }
+        DecideOutcome::Conflict { status } => {
+            return Err(WizardError::Conflict(format!(
+                "the suggestion is already {}",
+                status.as_str()
+            )));
+        }
+        DecideOutcome::AlreadyDecided(decided) => {
+            // A retry: the first attempt wrote (or did not need to); show the step now.
+            let stored = answers::fetch_own_step(tx, &decided.flow_id, &decided.step).await?;
             let body = Decided {
                 id,
                 status: decided.status.as_str().into(),
-                saved: Some(saved),
-                step: None,
+                saved: None,
+                step: Some(StepView::of(&decided.step, stored.as_ref())),
             };
-            Ok(Reply::json(StatusCode::OK, &body).with_header(header::ETAG, etag(version)))
-        })
-        .await
+            return Ok(body);
+        }
+        DecideOutcome::Decided(decided) => decided,
+    };
+    let Some(value) = decided.value.clone() else {
+        let body = Decided {
+            id,
+            status: decided.status.as_str().into(),
+            saved: None,
+            step: None,
+        };
+        return Ok(body);
+    };
+    if decided.flow_id != write.flow.id() {
+        return Err(WizardError::Conflict(
+            "the suggestion belongs to another flow".into(),
+        ));
+    }
+    let patch = serde_json::json!({ decided.field.clone(): value });
+    let answer = StepWrite {
+        step: &decided.step,
+        answers: &patch,
+        completion: Completion::Keep,
+        merge: true,
+    };
+    let saved = write_answer(tx, &write, answer).await?;
+    Ok(Decided {
+        id,
+        status: decided.status.as_str().into(),
+        saved: Some(saved),
+        step: None,
     })
-    .await
 }

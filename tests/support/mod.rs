@@ -10,7 +10,7 @@ use std::time::Duration;
 use onboarding::config::Settings;
 use onboarding::db::{Database, DatabaseSettings};
 use onboarding::settings::{Profile, SecretString};
-use onboarding::{AppState, http, routes};
+use onboarding::{AppState, http, openapi, routes};
 use tokio_postgres::NoTls;
 
 /// The local server as a superuser (trust auth), for creating databases.
@@ -249,7 +249,7 @@ pub async fn spawn_app() -> TestApp {
 
 pub async fn spawn_app_with(db: TestDb, extra: &[(&str, String)]) -> TestApp {
     let state = AppState::build(db.settings_with(extra)).unwrap();
-    let app = http::app(state, routes::all());
+    let app = http::app(state, routes::all().merge(openapi::router()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move {

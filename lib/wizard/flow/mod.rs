@@ -7,7 +7,7 @@
 
 mod condition;
 mod schema;
-mod timezones;
+pub mod timezones;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -244,16 +244,6 @@ pub struct Flow {
     definition: FlowDefinition,
 }
 
-/// How far the user is among the steps that apply to them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Progress {
-    /// Visible steps whose answers are complete.
-    pub completed: usize,
-    /// Visible steps.
-    pub total: usize,
-}
-
 impl Flow {
     /// Parses and checks a flow from JSON text.
     pub fn parse(json: &str) -> Result<Flow, FlowError> {
@@ -339,43 +329,6 @@ impl Flow {
         self.steps()[index + 1..]
             .iter()
             .find(|s| self.is_step_visible(s, answers, flags))
-    }
-
-    /// The first visible step whose answers are missing or incomplete: where to
-    /// resume the wizard. `None` when everything is complete.
-    pub fn first_incomplete_step(
-        &self,
-        answers: &AnswerMap,
-        flags: &dyn Fn(&str) -> bool,
-    ) -> Option<&StepDefinition> {
-        self.visible_steps(answers, flags)
-            .into_iter()
-            .find(|s| !self.step_is_complete(s, answers, flags))
-    }
-
-    /// Completed steps among the visible ones. A step counts as completed when
-    /// its answers are present and validate as complete (not as a draft).
-    pub fn progress(&self, answers: &AnswerMap, flags: &dyn Fn(&str) -> bool) -> Progress {
-        let visible = self.visible_steps(answers, flags);
-        let completed = visible
-            .iter()
-            .filter(|s| self.step_is_complete(s, answers, flags))
-            .count();
-        Progress {
-            completed,
-            total: visible.len(),
-        }
-    }
-
-    fn step_is_complete(
-        &self,
-        step: &StepDefinition,
-        answers: &AnswerMap,
-        flags: &dyn Fn(&str) -> bool,
-    ) -> bool {
-        answers.get(&step.id).is_some_and(|raw| {
-            crate::wizard::validation::validate_step(self, &step.id, raw, answers, flags).is_ok()
-        })
     }
 
     /// JSON Schema (draft 2020-12) of a complete answer to `step_id`, or `None`
@@ -599,7 +552,8 @@ fn check_options(c: &mut Checker, path: &str, options: &[String]) {
         }
         // Answers are trimmed and NFC-normalized before matching, so an option
         // that is not already in that form could never be chosen.
-        if crate::wizard::validation::normalize_text(option) != *option || option.is_empty() {
+        if crate::wizard::validation::rules::normalize_text(option) != *option || option.is_empty()
+        {
             c.push(
                 path,
                 format!("option `{option}` must be non-empty, trimmed and NFC-normalized"),
@@ -817,30 +771,6 @@ mod tests {
         assert_eq!(next, Some("team"));
         assert!(flow.next_step("review", &answers, &on).is_none());
         assert!(flow.next_step("nope", &answers, &on).is_none());
-    }
-
-    #[test]
-    fn progress_counts_complete_steps_among_visible_ones() {
-        let flow = default_flow().expect("parses");
-        let mut answers = AnswerMap::new();
-        answers.insert("profile".into(), json!({ "fullName": "Ada Lovelace" }));
-        // A draft of organization: present, but not complete.
-        answers.insert(
-            "organization".into(),
-            json!({ "name": "Acme", "size": "1" }),
-        );
-        let p = flow.progress(&answers, &no_flags);
-        assert_eq!(
-            p,
-            Progress {
-                completed: 1,
-                total: 5
-            }
-        );
-        let resume = flow
-            .first_incomplete_step(&answers, &no_flags)
-            .map(|s| s.id.as_str());
-        assert_eq!(resume, Some("organization"));
     }
 
     fn minimal(steps: Value) -> Value {

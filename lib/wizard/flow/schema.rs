@@ -23,7 +23,7 @@ use crate::wizard::flow::{
     FieldDefinition, FieldKind, IANA_TIME_ZONES, MAX_EMAIL_LENGTH, MAX_SLUG_LENGTH, MAX_URL_LENGTH,
     StepDefinition,
 };
-use crate::wizard::validation::{
+use crate::wizard::validation::rules::{
     EMAIL_PATTERN, MULTI_LINE_PATTERN, MULTI_LINE_THRESHOLD, SINGLE_LINE_PATTERN, SLUG_PATTERN,
     URL_PATTERN,
 };

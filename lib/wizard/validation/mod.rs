@@ -17,7 +17,7 @@
 //! - The step itself must exist (`unknown_step`) and be visible (`hidden_step`);
 //!   those errors have the pointer `""`.
 
-mod rules;
+pub mod rules;
 
 use std::collections::BTreeMap;
 use std::fmt;

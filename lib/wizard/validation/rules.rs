@@ -134,7 +134,7 @@ pub fn is_valid_url(s: &str) -> bool {
 
 /// An IANA time zone name from the embedded list.
 pub fn is_iana_time_zone(s: &str) -> bool {
-    crate::wizard::flow::IANA_TIME_ZONES
+    crate::wizard::flow::timezones::IANA_TIME_ZONES
         .binary_search(&s)
         .is_ok()
 }
