@@ -28,6 +28,7 @@ use crate::http::extract::{
 };
 use crate::http::idempotency::{Reply, RequestFingerprint, run_once};
 use crate::http::rate_limit::client_ip;
+use crate::routes::problems::{DatabaseProblems, JsonOnly, OwnerRequired, WriteLimits};
 use crate::state::AppState;
 use crate::wizard::reads::own_progress;
 use crate::wizard::save::{ExpectedVersion, WriteContext};
@@ -135,9 +136,8 @@ impl PreferencesView {
     security(("bearer" = []), ("sessionCookie" = []), ("sessionHeader" = [])),
     responses(
         (status = 200, description = "The stored choice, or the default (`off`)", body = PreferencesView),
-        (status = 401, description = "No session and not signed in, or a credential that failed verification", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "An unexpected database error", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database or the identity provider's keys are unavailable", body = Problem, content_type = "application/problem+json"),
+        OwnerRequired,
+        DatabaseProblems,
     )
 )]
 async fn read_preferences(request: WizardRequest) -> Result<Json<PreferencesView>, ApiError> {
@@ -164,13 +164,11 @@ async fn read_preferences(request: WizardRequest) -> Result<Json<PreferencesView
     responses(
         (status = 200, description = "Stored", body = PreferencesView),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No session and not signed in, or a credential that failed verification", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is larger than `BODY_LIMIT_BYTES`", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not `application/json`", body = Problem, content_type = "application/problem+json"),
+        OwnerRequired,
+        WriteLimits,
+        JsonOnly,
         (status = 422, description = "The body has the wrong shape, a mode is not `off` or `suggest`, or opting in without `consentVersion`", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many writes; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "An unexpected database error", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database or the identity provider's keys are unavailable", body = Problem, content_type = "application/problem+json"),
+        DatabaseProblems,
     )
 )]
 async fn write_preferences(
@@ -279,15 +277,14 @@ pub struct SuggestReply {
         (status = 200, description = "No suggestion: `reason` says why (`invalid_output`, `refused`, `unavailable`)", body = SuggestReply),
         (status = 201, description = "A pending suggestion", body = SuggestReply),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No session and not signed in, or a credential that failed verification", body = Problem, content_type = "application/problem+json"),
+        OwnerRequired,
         (status = 403, description = "Not opted in for this field, or the organization does not allow AI suggestions", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "AI suggestions are off on this deployment, or the field has no published prompt", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The body is larger than `BODY_LIMIT_BYTES`", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not `application/json`", body = Problem, content_type = "application/problem+json"),
+        JsonOnly,
         (status = 422, description = "The body has the wrong shape, or the field does not offer AI suggestions", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many writes or AI calls; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "An unexpected database error", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database or the identity provider's keys are unavailable", body = Problem, content_type = "application/problem+json"),
+        DatabaseProblems,
     )
 )]
 async fn request_suggestion(
@@ -462,16 +459,14 @@ async fn decide_route(
         (status = 200, description = "Accepted: `saved` is the step with its new version (and `ETag`); for a repeat, `step` is the step now", body = Decided,
             headers(("ETag" = String, description = "The step's new version, quoted, when this request wrote it"))),
         (status = 400, description = "A body that is not JSON, a malformed `If-Match` or `Idempotency-Key`, or an id segment or query string that does not decode", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No session and not signed in, or a credential that failed verification", body = Problem, content_type = "application/problem+json"),
+        OwnerRequired,
         (status = 404, description = "No such suggestion for this caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The suggestion was rejected, belongs to another flow, or onboarding is already completed", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "`If-Match` names a version other than the stored one", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is larger than `BODY_LIMIT_BYTES`", body = Problem, content_type = "application/problem+json"),
+        WriteLimits,
         (status = 422, description = "A body that is not a JSON object, a value that no longer validates with the other answers, or the `Idempotency-Key` was used for a different request", body = Problem, content_type = "application/problem+json"),
         (status = 428, description = "The step has an answer and the request sent no `If-Match`", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many writes; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "An unexpected database error", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database or the identity provider's keys are unavailable", body = Problem, content_type = "application/problem+json"),
+        DatabaseProblems,
     )
 )]
 async fn accept(
@@ -500,14 +495,12 @@ async fn accept(
     responses(
         (status = 200, description = "Rejected", body = Decided),
         (status = 400, description = "A body that is not JSON, a malformed `Idempotency-Key`, or an id segment or query string that does not decode", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No session and not signed in, or a credential that failed verification", body = Problem, content_type = "application/problem+json"),
+        OwnerRequired,
         (status = 404, description = "No such suggestion for this caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The suggestion was already accepted", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is larger than `BODY_LIMIT_BYTES`", body = Problem, content_type = "application/problem+json"),
+        WriteLimits,
         (status = 422, description = "A body that is not a JSON object, or the `Idempotency-Key` was used for a different request", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many writes; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "An unexpected database error", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database or the identity provider's keys are unavailable", body = Problem, content_type = "application/problem+json"),
+        DatabaseProblems,
     )
 )]
 async fn reject(

@@ -14,6 +14,7 @@ use crate::db::funnel::{self, StepFunnel};
 use crate::db::{DbError, RlsContext, domain};
 use crate::http::error::{ApiError, Problem};
 use crate::http::extract::{CallerOf, QueryParams};
+use crate::routes::problems::{CredentialRejected, DatabaseProblems};
 use crate::state::AppState;
 
 const PATH: &str = "/api/onboarding/analytics/funnel";
@@ -61,10 +62,9 @@ pub struct Funnel {
     responses(
         (status = 200, description = "The funnel, in the flow's step order", body = Funnel),
         (status = 400, description = "A malformed or unknown query parameter, or `from` not before `to` or more than a year apart", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "A credential was presented and failed verification", body = Problem, content_type = "application/problem+json"),
+        CredentialRejected,
         (status = 403, description = "Not an admin of the active organization (or no organization selected, or not signed in)", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "An unexpected database error", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database or the identity provider's keys are unavailable", body = Problem, content_type = "application/problem+json"),
+        DatabaseProblems,
     )
 )]
 async fn handle(

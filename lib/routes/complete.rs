@@ -11,6 +11,7 @@ use crate::http::context::WizardRequest;
 use crate::http::error::{ApiError, Problem};
 use crate::http::extract::{IdempotencyKey, RawBody};
 use crate::http::idempotency::{Reply, RequestFingerprint, run_once};
+use crate::routes::problems::{DatabaseProblems, WriteLimits};
 use crate::state::AppState;
 use crate::wizard::complete::{Completed, Completer, complete};
 
@@ -37,11 +38,9 @@ pub fn router() -> Router<AppState> {
         (status = 200, description = "Completed (now or before)", body = Completed),
         (status = 400, description = "A malformed `Idempotency-Key`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Not signed in (anonymous drafts are merged on sign-in), or a credential that failed verification", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is larger than `BODY_LIMIT_BYTES`", body = Problem, content_type = "application/problem+json"),
+        WriteLimits,
         (status = 422, description = "Onboarding was not started, a required step is not completed or no longer fits the flow, the organization's slug is taken (`errors[]` points at `/steps/<step>/...`), or the `Idempotency-Key` was used for a different request", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many writes; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "An unexpected database error", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database or the identity provider's keys are unavailable", body = Problem, content_type = "application/problem+json"),
+        DatabaseProblems,
     )
 )]
 #[tracing::instrument(skip_all)]

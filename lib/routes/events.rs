@@ -16,6 +16,7 @@ use crate::http::background::Background;
 use crate::http::context::WizardRequest;
 use crate::http::error::{ApiError, Problem};
 use crate::http::extract::JsonBody;
+use crate::routes::problems::{JsonOnly, OwnerRequired};
 use crate::state::AppState;
 use crate::wizard::validation::{ErrorCode, FieldError};
 
@@ -83,9 +84,9 @@ pub struct Accepted {
     responses(
         (status = 202, description = "Accepted; stored after the response", body = Accepted),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No session and not signed in, or a credential that failed verification", body = Problem, content_type = "application/problem+json"),
+        OwnerRequired,
         (status = 413, description = "More than 100 events, or a body larger than `BODY_LIMIT_BYTES`", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not `application/json`", body = Problem, content_type = "application/problem+json"),
+        JsonOnly,
         (status = 422, description = "The body has the wrong shape (e.g. an unknown event `type`), or events name an unknown step, a time out of range or oversized properties (`errors[]` points at `/events/<index>/...`)", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many writes; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Not accepted, retry after `Retry-After`: the event queue stayed full for 2 s, the database is unreachable, or the identity provider's keys are unavailable", body = Problem, content_type = "application/problem+json"),

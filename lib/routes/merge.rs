@@ -13,6 +13,7 @@ use crate::db::RlsContext;
 use crate::http::error::{ApiError, Problem};
 use crate::http::extract::{CallerOf, IdempotencyKey, RawBody};
 use crate::http::idempotency::{Reply, RequestFingerprint, run_once};
+use crate::routes::problems::{DatabaseProblems, WriteLimits};
 use crate::routes::session::cookie_is_secure;
 use crate::state::AppState;
 use crate::wizard::merge::{Merged, merge};
@@ -44,11 +45,9 @@ pub fn router() -> Router<AppState> {
             headers(("Set-Cookie" = String, description = "Clears `onboarding_session` (`Max-Age=0`)"))),
         (status = 400, description = "No session presented (and no `Idempotency-Key` to replay), or a malformed `Idempotency-Key`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Not signed in, or a credential that failed verification", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is larger than `BODY_LIMIT_BYTES`", body = Problem, content_type = "application/problem+json"),
+        WriteLimits,
         (status = 422, description = "The `Idempotency-Key` was used for a different request", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many writes; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "An unexpected database error", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database or the identity provider's keys are unavailable", body = Problem, content_type = "application/problem+json"),
+        DatabaseProblems,
     )
 )]
 #[tracing::instrument(skip_all)]

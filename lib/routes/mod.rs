@@ -8,6 +8,7 @@ pub mod events;
 pub mod flow;
 pub mod health;
 pub mod merge;
+pub mod problems;
 pub mod session;
 pub mod status;
 pub mod steps;

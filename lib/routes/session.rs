@@ -17,6 +17,7 @@ use utoipa::ToSchema;
 use crate::auth::{Caller, SessionId};
 use crate::http::error::{ApiError, Problem};
 use crate::http::extract::CallerOf;
+use crate::routes::problems::{CredentialRejected, DatabaseProblems};
 use crate::state::AppState;
 
 const PATH: &str = "/api/onboarding/session";
@@ -61,11 +62,10 @@ pub fn cookie_is_secure(headers: &HeaderMap) -> bool {
             headers(("Set-Cookie" = String, description = "`onboarding_session=…`"))),
         (status = 201, description = "A new session", body = SessionStarted,
             headers(("Set-Cookie" = String, description = "`onboarding_session=…`"))),
-        (status = 401, description = "A credential was presented and failed verification", body = Problem, content_type = "application/problem+json"),
+        CredentialRejected,
         (status = 409, description = "The caller is signed in and needs no anonymous session", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many writes; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "An unexpected database error", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database or the identity provider's keys are unavailable", body = Problem, content_type = "application/problem+json"),
+        DatabaseProblems,
     )
 )]
 #[tracing::instrument(skip_all)]

@@ -4,7 +4,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 
 use crate::http::context::WizardRequest;
-use crate::http::error::{ApiError, Problem};
+use crate::http::error::ApiError;
+use crate::routes::problems::{CredentialRejected, DatabaseProblems};
 use crate::state::AppState;
 use crate::wizard::status::Status;
 
@@ -27,9 +28,8 @@ pub fn router() -> Router<AppState> {
     security((), ("bearer" = []), ("sessionCookie" = []), ("sessionHeader" = [])),
     responses(
         (status = 200, description = "The caller's status", body = Status),
-        (status = 401, description = "A credential was presented and failed verification", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "An unexpected database error", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database or the identity provider's keys are unavailable", body = Problem, content_type = "application/problem+json"),
+        CredentialRejected,
+        DatabaseProblems,
     )
 )]
 #[tracing::instrument(skip_all)]

@@ -19,6 +19,9 @@ use crate::http::extract::{
     IdempotencyKey, IfMatch, JsonBytes, PathParam, QueryParams, etag, parse_json,
 };
 use crate::http::idempotency::{Reply, RequestFingerprint, run_once};
+use crate::routes::problems::{
+    CredentialRejected, DatabaseProblems, JsonOnly, OwnerRequired, WriteLimits,
+};
 use crate::state::AppState;
 use crate::wizard::save::{Completion, Saved, StepView, StepWrite, WriteContext, write_answer};
 
@@ -82,10 +85,9 @@ fn unknown_step(step: &str) -> ApiError {
         (status = 200, description = "The step's answer", body = StepView,
             headers(("ETag" = String, description = "The version, quoted: `\"3\"`"))),
         (status = 400, description = "The step segment or the query string does not decode", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "A credential was presented and failed verification", body = Problem, content_type = "application/problem+json"),
+        CredentialRejected,
         (status = 404, description = "The flow has no such step", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "An unexpected database error", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database or the identity provider's keys are unavailable", body = Problem, content_type = "application/problem+json"),
+        DatabaseProblems,
     )
 )]
 #[tracing::instrument(skip_all)]
@@ -127,17 +129,15 @@ async fn read(
         (status = 200, description = "Saved: the step with its new version, and the caller's new status", body = Saved,
             headers(("ETag" = String, description = "The new version, quoted: `\"4\"`"))),
         (status = 400, description = "Malformed JSON, a malformed `If-Match` or `Idempotency-Key`, or a step segment or query string that does not decode", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No session and not signed in, or a credential that failed verification", body = Problem, content_type = "application/problem+json"),
+        OwnerRequired,
         (status = 404, description = "The flow has no such step", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Onboarding is already completed; its answers are final", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "`If-Match` names a version other than the stored one (another tab saved first)", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is larger than `BODY_LIMIT_BYTES`", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not `application/json`", body = Problem, content_type = "application/problem+json"),
+        WriteLimits,
+        JsonOnly,
         (status = 422, description = "The body has the wrong shape or the answers are invalid (`errors[]` lists each field), or the `Idempotency-Key` was used for a different request", body = Problem, content_type = "application/problem+json"),
         (status = 428, description = "The step has an answer and the write sent no `If-Match`", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many writes; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "An unexpected database error", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database or the identity provider's keys are unavailable", body = Problem, content_type = "application/problem+json"),
+        DatabaseProblems,
     )
 )]
 #[tracing::instrument(skip_all)]

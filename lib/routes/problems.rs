@@ -1,0 +1,75 @@
+//! The problem answers many routes share, documented once: each set is
+//! listed in a route's `responses(...)` beside the answers of its own. The
+//! enums are never built; they only document.
+#![allow(dead_code)]
+
+use utoipa::IntoResponses;
+
+use crate::http::error::Problem;
+
+/// 500 and 503: what every route that reads the database can answer.
+#[derive(IntoResponses)]
+pub enum DatabaseProblems {
+    #[response(
+        status = 500,
+        description = "An unexpected database error",
+        content_type = "application/problem+json"
+    )]
+    Internal(Problem),
+    #[response(
+        status = 503,
+        description = "The database or the identity provider's keys are unavailable",
+        content_type = "application/problem+json"
+    )]
+    Unavailable(Problem),
+}
+
+/// 401 of a route anyone may call: only a credential that fails is refused.
+#[derive(IntoResponses)]
+pub enum CredentialRejected {
+    #[response(
+        status = 401,
+        description = "A credential was presented and failed verification",
+        content_type = "application/problem+json"
+    )]
+    Unauthorized(Problem),
+}
+
+/// 401 of a route that needs a caller who can own wizard data.
+#[derive(IntoResponses)]
+pub enum OwnerRequired {
+    #[response(
+        status = 401,
+        description = "No session and not signed in, or a credential that failed verification",
+        content_type = "application/problem+json"
+    )]
+    Unauthorized(Problem),
+}
+
+/// 413 and 429: the limits every write is under.
+#[derive(IntoResponses)]
+pub enum WriteLimits {
+    #[response(
+        status = 413,
+        description = "The body is larger than `BODY_LIMIT_BYTES`",
+        content_type = "application/problem+json"
+    )]
+    PayloadTooLarge(Problem),
+    #[response(
+        status = 429,
+        description = "Too many writes; retry after `Retry-After` seconds",
+        content_type = "application/problem+json"
+    )]
+    RateLimited(Problem),
+}
+
+/// 415 of a route that takes a JSON body.
+#[derive(IntoResponses)]
+pub enum JsonOnly {
+    #[response(
+        status = 415,
+        description = "The body is not `application/json`",
+        content_type = "application/problem+json"
+    )]
+    UnsupportedMediaType(Problem),
+}
