@@ -1,4 +1,7 @@
-//! Typed configuration, read once from the environment.
+//! Typed configuration, read once from the environment: each part reads its
+//! own variables (`DatabaseSettings::from_lookup`, `RedisSettings::from_lookup`,
+//! …) from the primitives of [`crate::settings`]; this module composes them,
+//! and owns only the HTTP settings that belong to no store.
 //!
 //! Every variable is listed in [`ENV_VARS`] (and in README.md, which a test
 //! keeps in step). Deployed functions fail fast naming a missing variable; the

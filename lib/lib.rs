@@ -2,7 +2,11 @@
 //!
 //! Each file under `api/` is a Vercel function that mounts one router from
 //! [`routes`] and runs it; `bin/dev.rs` mounts all of them on one port. All
-//! logic that can be tested without a socket lives here.
+//! logic that can be tested without a socket lives here, in layers that
+//! import only downwards (README: "Layers of `lib/`"; `scripts/check-layers`):
+//! [`settings`] → [`breaker`], [`monitoring`] → [`auth`] → [`db`] →
+//! [`cache`], [`flags`] → [`ai`] → [`wizard`] (the domain) → [`config`] →
+//! [`state`] → [`http`] → [`routes`] → [`openapi`].
 
 pub mod ai;
 pub mod auth;

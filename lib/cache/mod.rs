@@ -7,15 +7,18 @@
 //! - [`status_cache`]: typed JSON cache entries per subject, with the
 //!   invalidation rule and a generation guard against stale fills;
 //! - [`sessions`]: anonymous wizard sessions, PostgreSQL-backed, Redis-cached;
-//! - [`rate_limit`]: sliding-window limits compatible with `@upstash/ratelimit`.
+//! - [`rate_limit`]: sliding-window limits compatible with `@upstash/ratelimit`
+//!   (the counting; the middleware that applies them is `http::rate_limit`).
+//!
+//! A store: it knows neither HTTP nor the application state.
 //!
 //! # Degraded mode
 //! Redis is never required to answer a request. A failed or slow command is an
 //! error here, and each caller turns it into its degraded behaviour (cache
 //! miss, session from PostgreSQL, rate limit allowed). After
-//! [`CircuitSettings::failures`](crate::breaker::CircuitSettings) consecutive failures the client stops trying
-//! for [`CircuitSettings::cooldown`](crate::breaker::CircuitSettings), answering [`RedisError::CircuitOpen`] at
-//! once, so a dead Redis does not add a timeout to every request; then a
+//! `REDIS_CIRCUIT_FAILURES` consecutive failures the client stops trying for
+//! `REDIS_CIRCUIT_COOLDOWN_MS` ([`crate::breaker`]), answering
+//! [`RedisError::CircuitOpen`] at once, so a dead Redis does not add a timeout to every request; then a
 //! single request probes it and closes the circuit when it answers.
 
 pub mod keys;

@@ -1,5 +1,8 @@
 //! One module per route; each owns its `router()`, which its `api/` file runs
-//! alone and the dev server mounts alongside the others.
+//! alone and the dev server mounts alongside the others. A handler parses the
+//! request (extractors of [`crate::http`]), calls one operation of
+//! [`crate::wizard`] or a store, and maps the result to a response; each path
+//! string is written once, in the route's `PATH`.
 
 pub mod ai;
 pub mod analytics;

@@ -12,8 +12,7 @@ use crate::wizard::flow::{AnswerMap, Flow};
 #[serde(rename_all = "camelCase")]
 pub struct Status {
     pub authenticated: bool,
-    /// `not_started`, `in_progress` or `completed`.
-    pub state: String,
+    pub state: OnboardingState,
     #[schema(required = true)]
     pub current_step: Option<String>,
     pub completed_steps: Vec<String>,
@@ -24,6 +23,15 @@ pub struct Status {
     pub flow_version: u32,
     /// Where the Next.js middleware should send the user.
     pub redirect_to: String,
+}
+
+/// How far the caller is: `not_started`, `in_progress` or `completed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OnboardingState {
+    NotStarted,
+    InProgress,
+    Completed,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -68,12 +76,14 @@ pub fn compute(
         .collect();
     let total = visible.len();
     let (state, completed_steps, current_step) = match record {
-        None => ("not_started", Vec::new(), None),
-        Some(record) if record.state == ProgressState::Completed => {
-            ("completed", record.completed_steps.clone(), None)
-        }
+        None => (OnboardingState::NotStarted, Vec::new(), None),
+        Some(record) if record.state == ProgressState::Completed => (
+            OnboardingState::Completed,
+            record.completed_steps.clone(),
+            None,
+        ),
         Some(record) => (
-            "in_progress",
+            OnboardingState::InProgress,
             record.completed_steps.clone(),
             record.current_step.clone(),
         ),
@@ -82,7 +92,7 @@ pub fn compute(
         .iter()
         .filter(|step| completed_steps.iter().any(|done| done == *step))
         .count();
-    let (next_step, completed) = if state == "completed" {
+    let (next_step, completed) = if state == OnboardingState::Completed {
         (None, total)
     } else {
         (
@@ -95,7 +105,7 @@ pub fn compute(
     };
     let percent = (completed * 100).checked_div(total).unwrap_or(100) as u8;
     let redirect_to = match &next_step {
-        _ if state == "completed" => paths.done.clone(),
+        _ if state == OnboardingState::Completed => paths.done.clone(),
         Some(step) => format!("{}/{step}", paths.wizard_base),
         None => format!(
             "{}/{}",
@@ -105,7 +115,7 @@ pub fn compute(
     };
     Status {
         authenticated,
-        state: state.into(),
+        state,
         current_step,
         completed_steps,
         next_step,
@@ -157,7 +167,7 @@ mod tests {
             &AnswerMap::new(),
             &RedirectPaths::default(),
         );
-        assert_eq!(status.state, "not_started");
+        assert_eq!(status.state, OnboardingState::NotStarted);
         assert_eq!(status.next_step.as_deref(), Some("profile"));
         assert_eq!(status.redirect_to, "/onboarding/profile");
         assert_eq!(status.progress.completed, 0);
@@ -220,7 +230,7 @@ mod tests {
             &AnswerMap::new(),
             &RedirectPaths::default(),
         );
-        assert_eq!(status.state, "completed");
+        assert_eq!(status.state, OnboardingState::Completed);
         assert_eq!(status.redirect_to, "/");
         assert_eq!(status.progress.percent, 100);
         assert_eq!(status.next_step, None);
