@@ -342,17 +342,9 @@ mod tests {
     use crate::db::{LOCAL_DATABASE_URL, StatementMode};
     use crate::flags::LOCAL_EDGE_CONFIG_FILE;
     use crate::settings::ExposeSecret;
-    use std::collections::HashMap;
+    use crate::settings::lookup_of as lookup;
     use std::path::PathBuf;
     use std::time::Duration;
-
-    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        move |name| map.get(name).cloned()
-    }
 
     const SECRET_32: &str = "0123456789abcdef0123456789abcdef";
 

@@ -122,18 +122,20 @@ pub fn parse_seconds(
     parse_number(lookup, variable, default, range).map(Duration::from_secs)
 }
 
+/// A lookup over fixed pairs, for tests.
+#[cfg(test)]
+pub(crate) fn lookup_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+    let map: std::collections::HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    move |name| map.get(name).cloned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn lookup(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        move |name| {
-            pairs
-                .iter()
-                .find(|(key, _)| *key == name)
-                .map(|(_, value)| value.to_string())
-        }
-    }
+    use lookup_of as lookup;
 
     #[test]
     fn blank_values_count_as_unset() {

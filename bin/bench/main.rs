@@ -169,15 +169,12 @@ async fn run() -> anyhow::Result<()> {
     println!("== status: pgbench, route (cache miss), pgbench");
     load.sample("status")?;
     let status_script = pgbench::status_script();
-    let pg_status_a = pgbench::run(
-        "status-a",
-        &status_script,
-        &flow,
-        args.users,
-        clients,
-        seconds,
-        &args.out,
-    )?;
+    // The routes' own transactions under pgbench, at the same clients and
+    // duration as wrk, for the figures to be compared.
+    let pgbench_run = |name: &str, script: &str| {
+        pgbench::run(name, script, &flow, args.users, clients, seconds, &args.out)
+    };
+    let pg_status_a = pgbench_run("status-a", &status_script)?;
     pg_status_a.print("pgbench status");
     // No Redis: every request reads PostgreSQL (the cache is disabled, not just cold).
     let miss = Function::start(
@@ -196,15 +193,7 @@ async fn run() -> anyhow::Result<()> {
     miss_run.print("status miss");
     summary.memory_under_load("onboarding-status (miss)", miss.memory()?);
     miss.stop();
-    let pg_status_b = pgbench::run(
-        "status-b",
-        &status_script,
-        &flow,
-        args.users,
-        clients,
-        seconds,
-        &args.out,
-    )?;
+    let pg_status_b = pgbench_run("status-b", &status_script)?;
     pg_status_b.print("pgbench status");
 
     // ---- status: cache hit --------------------------------------------------------
@@ -254,15 +243,7 @@ async fn run() -> anyhow::Result<()> {
 
     let write_script = pgbench::write_script();
     let before = db.versions_of(STEP).await?;
-    let pg_write_a = pgbench::run(
-        "write-a",
-        &write_script,
-        &flow,
-        args.users,
-        clients,
-        seconds,
-        &args.out,
-    )?;
+    let pg_write_a = pgbench_run("write-a", &write_script)?;
     pg_write_a.print("pgbench write");
     let after_a = db.versions_of(STEP).await?;
     summary.check_writes(
@@ -284,15 +265,7 @@ async fn run() -> anyhow::Result<()> {
     summary.memory_under_load("onboarding-step", step.memory()?);
     step.stop();
 
-    let pg_write_b = pgbench::run(
-        "write-b",
-        &write_script,
-        &flow,
-        args.users,
-        clients,
-        seconds,
-        &args.out,
-    )?;
+    let pg_write_b = pgbench_run("write-b", &write_script)?;
     pg_write_b.print("pgbench write");
     let after_b = db.versions_of(STEP).await?;
     summary.check_writes(

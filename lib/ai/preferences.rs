@@ -104,25 +104,34 @@ const FETCH_OWN: Statement = Statement::new(
     &[],
 );
 
-const UPSERT_USER: Statement = Statement::new(
-    "insert into onboarding.ai_preferences (user_id, mode, field_overrides, consent_version)
-     values (onboarding.current_user_id(), $1, $2, $3)
-     on conflict (user_id) where user_id is not null do update
+/// The upsert of the caller's own row, keyed by the user or by the session:
+/// one statement text per key, so each is prepared once.
+macro_rules! upsert_own {
+    ($key:literal) => {
+        Statement::new(
+            concat!(
+                "insert into onboarding.ai_preferences (",
+                $key,
+                "_id, mode, field_overrides, consent_version)
+     values (onboarding.current_",
+                $key,
+                "_id(), $1, $2, $3)
+     on conflict (",
+                $key,
+                "_id) where ",
+                $key,
+                "_id is not null do update
        set mode = excluded.mode, field_overrides = excluded.field_overrides,
            consent_version = excluded.consent_version, chosen_at = now()
-     returning mode, field_overrides, consent_version, chosen_at",
-    &[Type::TEXT, Type::JSONB, Type::TEXT],
-);
+     returning mode, field_overrides, consent_version, chosen_at"
+            ),
+            &[Type::TEXT, Type::JSONB, Type::TEXT],
+        )
+    };
+}
 
-const UPSERT_SESSION: Statement = Statement::new(
-    "insert into onboarding.ai_preferences (session_id, mode, field_overrides, consent_version)
-     values (onboarding.current_session_id(), $1, $2, $3)
-     on conflict (session_id) where session_id is not null do update
-       set mode = excluded.mode, field_overrides = excluded.field_overrides,
-           consent_version = excluded.consent_version, chosen_at = now()
-     returning mode, field_overrides, consent_version, chosen_at",
-    &[Type::TEXT, Type::JSONB, Type::TEXT],
-);
+const UPSERT_USER: Statement = upsert_own!("user");
+const UPSERT_SESSION: Statement = upsert_own!("session");
 
 const ORGANIZATION_ALLOWS: Statement = Statement::new(
     "select ai_allowed from onboarding.organization_ai_policies

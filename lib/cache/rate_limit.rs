@@ -348,18 +348,26 @@ fn now_ms() -> i64 {
 }
 
 #[cfg(test)]
+impl Decision {
+    /// A decision of a 5-per-window policy whose window ends at 60 s.
+    pub(crate) fn of_five(allowed: bool, remaining: u32) -> Self {
+        Decision {
+            allowed,
+            limit: 5,
+            remaining,
+            reset_at_ms: 60_000,
+            degraded: false,
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn a_denial_says_when_to_retry_rounded_up_and_never_zero() {
-        let decision = Decision {
-            allowed: false,
-            limit: 5,
-            remaining: 0,
-            reset_at_ms: 60_000,
-            degraded: false,
-        };
+        let decision = Decision::of_five(false, 0);
         let headers = decision.headers_at(58_500);
         assert_eq!(headers.reset_seconds, 2);
         assert_eq!(headers.retry_after_seconds, Some(2));

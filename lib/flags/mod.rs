@@ -172,35 +172,28 @@ mod connection_string_tests {
     use super::*;
     use crate::settings::ExposeSecret;
 
-    #[test]
-    fn the_url_form_of_the_connection_string_is_parsed() {
-        let source = EdgeConfigSource::parse_connection_string(
-            "https://edge-config.vercel.com/ecfg_abc123?token=tok-1",
-        )
-        .unwrap();
-        let EdgeConfigSource::Remote { base_url, token } = source else {
+    /// The base URL and token of a connection string that must parse as remote.
+    fn remote(raw: &str) -> (String, String) {
+        let EdgeConfigSource::Remote { base_url, token } =
+            EdgeConfigSource::parse_connection_string(raw).unwrap()
+        else {
             panic!("expected a remote source");
         };
-        assert_eq!(
-            base_url.as_str(),
-            "https://edge-config.vercel.com/ecfg_abc123"
-        );
-        assert_eq!(token.expose_secret(), "tok-1");
+        (base_url.to_string(), token.expose_secret().to_string())
+    }
+
+    #[test]
+    fn the_url_form_of_the_connection_string_is_parsed() {
+        let (base_url, token) = remote("https://edge-config.vercel.com/ecfg_abc123?token=tok-1");
+        assert_eq!(base_url, "https://edge-config.vercel.com/ecfg_abc123");
+        assert_eq!(token, "tok-1");
     }
 
     #[test]
     fn the_key_value_form_of_the_connection_string_is_parsed() {
-        let source =
-            EdgeConfigSource::parse_connection_string("edge-config:id=ecfg_abc123&token=tok-2")
-                .unwrap();
-        let EdgeConfigSource::Remote { base_url, token } = source else {
-            panic!("expected a remote source");
-        };
-        assert_eq!(
-            base_url.as_str(),
-            "https://edge-config.vercel.com/ecfg_abc123"
-        );
-        assert_eq!(token.expose_secret(), "tok-2");
+        let (base_url, token) = remote("edge-config:id=ecfg_abc123&token=tok-2");
+        assert_eq!(base_url, "https://edge-config.vercel.com/ecfg_abc123");
+        assert_eq!(token, "tok-2");
     }
 
     #[test]

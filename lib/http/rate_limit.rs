@@ -68,13 +68,7 @@ mod tests {
 
     #[test]
     fn a_denial_carries_the_rate_limit_headers_and_retry_after() {
-        let decision = Decision {
-            allowed: false,
-            limit: 5,
-            remaining: 0,
-            reset_at_ms: 60_000,
-            degraded: false,
-        };
+        let decision = Decision::of_five(false, 0);
         let mut map = HeaderMap::new();
         apply(&decision.headers_at(58_500), &mut map);
         assert_eq!(map["ratelimit-limit"], "5");
@@ -85,13 +79,7 @@ mod tests {
 
     #[test]
     fn an_allowed_request_has_no_retry_after() {
-        let decision = Decision {
-            allowed: true,
-            limit: 5,
-            remaining: 4,
-            reset_at_ms: 60_000,
-            degraded: false,
-        };
+        let decision = Decision::of_five(true, 4);
         let mut map = HeaderMap::new();
         apply(&decision.headers_at(1_000), &mut map);
         assert!(!map.contains_key("retry-after"));

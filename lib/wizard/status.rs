@@ -156,6 +156,17 @@ mod tests {
         key == "teamInvites"
     }
 
+    /// The status of a signed-in caller with `record` and no answers.
+    fn status_of(flow: &Flow, record: &ProgressRecord) -> Status {
+        compute(
+            flow,
+            &flags,
+            true,
+            Some(record),
+            &AnswerMap::new(),
+            &RedirectPaths::default(),
+        )
+    }
     #[test]
     fn a_caller_without_progress_has_not_started_and_is_sent_to_the_first_step() {
         let flow = default_flow().unwrap();
@@ -205,14 +216,7 @@ mod tests {
             "goals",
             ProgressState::InProgress,
         );
-        let status = compute(
-            &flow,
-            &flags,
-            true,
-            Some(&record),
-            &AnswerMap::new(),
-            &RedirectPaths::default(),
-        );
+        let status = status_of(&flow, &record);
         assert_eq!(status.next_step.as_deref(), Some("goals"));
         assert_eq!(status.progress.completed, 2);
         assert!(status.progress.percent > 0 && status.progress.percent < 100);
@@ -222,14 +226,7 @@ mod tests {
     fn a_completed_flow_redirects_out_of_the_wizard() {
         let flow = default_flow().unwrap();
         let record = record(&["profile"], "review", ProgressState::Completed);
-        let status = compute(
-            &flow,
-            &flags,
-            true,
-            Some(&record),
-            &AnswerMap::new(),
-            &RedirectPaths::default(),
-        );
+        let status = status_of(&flow, &record);
         assert_eq!(status.state, OnboardingState::Completed);
         assert_eq!(status.redirect_to, "/");
         assert_eq!(status.progress.percent, 100);

@@ -159,32 +159,13 @@ pub async fn suggest(
             user: repair_message(&completion_request.user, &problems, record.output.as_ref()),
             ..completion_request
         };
-        match ai.complete(&repair).await {
-            Ok(completion) => {
-                if record.take(completion, request).is_err() {
-                    return finish(
-                        db,
-                        context,
-                        record,
-                        started,
-                        NoSuggestionReason::InvalidOutput,
-                    )
-                    .await;
-                }
-            }
-            Err(AiError::Refused) => {
-                return finish(db, context, record, started, NoSuggestionReason::Refused).await;
-            }
-            Err(AiError::InvalidOutput(_)) => {
-                return finish(
-                    db,
-                    context,
-                    record,
-                    started,
-                    NoSuggestionReason::InvalidOutput,
-                )
-                .await;
-            }
+        let failed = match ai.complete(&repair).await {
+            Ok(completion) => record
+                .take(completion, request)
+                .err()
+                .map(|_| NoSuggestionReason::InvalidOutput),
+            Err(AiError::Refused) => Some(NoSuggestionReason::Refused),
+            Err(AiError::InvalidOutput(_)) => Some(NoSuggestionReason::InvalidOutput),
             Err(error) => {
                 // The first output was invalid; keep that on record, and say why nothing came.
                 let _ = finish(
@@ -197,6 +178,9 @@ pub async fn suggest(
                 .await?;
                 return Ok(unavailable(error));
             }
+        };
+        if let Some(reason) = failed {
+            return finish(db, context, record, started, reason).await;
         }
     }
     let value = record.value.clone().expect("a validated value");
