@@ -10,6 +10,7 @@ mod contract;
 mod events;
 mod functions;
 mod health;
+mod hostile;
 mod isolation;
 #[cfg(feature = "lambda")]
 mod lambda;

@@ -9,6 +9,7 @@ use std::sync::LazyLock;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use libfuzzer_sys::fuzz_target;
 use onboarding::auth::{AuthSettings, Authenticator};
+use onboarding::settings::Profile;
 
 static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
     tokio::runtime::Builder::new_current_thread()
@@ -21,7 +22,7 @@ static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
 /// cookie format (base64- JSON, chunks), the widest parsing surface without a
 /// network fetch.
 static AUTH: LazyLock<Authenticator> = LazyLock::new(|| {
-    let settings = AuthSettings::from_lookup(|name| {
+    let lookup = |name: &str| {
         match name {
             "AUTH_PROVIDER" => Some("supabase"),
             "AUTH_JWT_SECRET" => Some("fuzz-jwt-secret-0123456789abcdef0123456789"),
@@ -31,8 +32,9 @@ static AUTH: LazyLock<Authenticator> = LazyLock::new(|| {
             _ => None,
         }
         .map(str::to_owned)
-    })
-    .expect("valid fuzz auth settings");
+    };
+    let settings =
+        AuthSettings::from_lookup(&lookup, Profile::Deployed).expect("valid fuzz auth settings");
     Authenticator::new(settings, reqwest::Client::new())
 });
 

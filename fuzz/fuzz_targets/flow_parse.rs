@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use onboarding::flow::{AnswerMap, EdgeConfig, Flow};
+use onboarding::wizard::flow::{AnswerMap, EdgeConfig, Flow};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

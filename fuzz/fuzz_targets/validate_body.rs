@@ -7,8 +7,8 @@
 use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
-use onboarding::flow::{AnswerMap, Flow, default_flow};
-use onboarding::validation::{validate_draft, validate_step};
+use onboarding::wizard::flow::{AnswerMap, Flow, default_flow};
+use onboarding::wizard::validation::{validate_draft, validate_step};
 use serde_json::Value;
 
 static FLOW: LazyLock<Flow> = LazyLock::new(|| default_flow().expect("the default flow parses"));

@@ -159,10 +159,10 @@ impl Verifier {
         self.check_audience(&claims)?;
         let identity = self.identity(&claims)?;
 
-        let remaining = exp - now_secs();
-        if remaining > 0.0 {
-            self.cache
-                .insert(digest, identity.clone(), Duration::from_secs_f64(remaining));
+        // `exp` is bounded by `numeric_date`, so this converts; a failed
+        // conversion only skips the cache.
+        if let Ok(remaining) = Duration::try_from_secs_f64(exp - now_secs()) {
+            self.cache.insert(digest, identity.clone(), remaining);
         }
         Ok(identity)
     }
@@ -276,8 +276,15 @@ fn first_string<'a>(
     Ok(None)
 }
 
+/// The latest NumericDate accepted: 9999-12-31T23:59:59Z. A later one is no
+/// date any issuer means, and past about 1.8e19 it no longer fits a `Duration`.
+const LATEST_NUMERIC_DATE: f64 = 253_402_300_799.0;
+
+/// A NumericDate (seconds since the epoch) within 0 ..= 9999-12-31.
 fn numeric_date(value: &Value) -> Option<f64> {
-    value.as_f64().filter(|v| v.is_finite())
+    value
+        .as_f64()
+        .filter(|v| v.is_finite() && (0.0..=LATEST_NUMERIC_DATE).contains(v))
 }
 
 fn now_secs() -> f64 {

@@ -22,6 +22,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, header};
 use axum::response::IntoResponse;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::config::Settings;
@@ -54,6 +55,7 @@ pub fn app(state: AppState, routes: Router<AppState>) -> Router {
             HeaderValue::from_static("no-store"),
         ))
         .layer(cors)
+        .layer(CatchPanicLayer::custom(answer_panic))
         // Outside the others, so `Server-Timing` and the log line count the
         // time spent verifying credentials and checking rate limits too.
         .layer(axum::middleware::from_fn_with_state(
@@ -97,6 +99,17 @@ fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
         .max_age(std::time::Duration::from_secs(600))
 }
 
+/// A panic in a handler is answered as any internal error is, a 500 with the
+/// request id whose cause goes to the log, instead of a closed connection.
+fn answer_panic(panic: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|message| message.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".into());
+    ApiError::Internal(anyhow::anyhow!("a handler panicked: {message}")).into_response()
+}
+
 async fn not_found() -> impl IntoResponse {
     ApiError::NotFound("no route matches this path".into())
 }
@@ -113,4 +126,48 @@ pub async fn run_function(routes: fn() -> Router<AppState>) -> Result<(), vercel
     let settings = Settings::from_env(Profile::Deployed)?;
     let state = AppState::build(settings)?;
     vercel_runtime::run(vercel::VercelFunction::new(app(state, routes()))).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_a_500_problem_with_the_request_id() {
+        let settings = Settings::from_lookup(&|_: &str| None, Profile::Local).unwrap();
+        let state = AppState::build(settings).unwrap();
+        let routes = Router::new().route(
+            "/boom",
+            get(|| async {
+                panic!("boom");
+                #[allow(unreachable_code)]
+                ""
+            }),
+        );
+        let response = app(state, routes)
+            .oneshot(
+                Request::get("/boom")
+                    .header("x-request-id", "panic-test-1")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "application/problem+json"
+        );
+        assert_eq!(response.headers()["x-request-id"], "panic-test-1");
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(problem["requestId"], "panic-test-1");
+        assert!(!problem.to_string().contains("boom"));
+    }
 }

@@ -38,6 +38,11 @@ use crate::wizard::suggest::{
 use crate::wizard::suggestions::{Decided, decide_suggestion};
 use crate::wizard::validation::{ErrorCode, FieldError};
 
+/// The database's own bound on `ai_preferences.consent_version`.
+const MAX_CONSENT_VERSION_CHARS: usize = 50;
+/// `step.field`: two flow ids (at most 100 characters each) and a dot.
+const MAX_OVERRIDE_KEY_CHARS: usize = 201;
+
 const PREFERENCES_PATH: &str = "/api/onboarding/ai/preferences";
 const SUGGEST_PATH: &str = "/api/onboarding/ai/suggest";
 const ACCEPT_PATH: &str = "/api/onboarding/ai/suggestions/{id}/accept";
@@ -192,10 +197,40 @@ async fn write_preferences(
     }
     let wants_ai =
         chosen == Some(AiMode::Suggest) || overrides.values().any(|m| *m == AiMode::Suggest);
+    for field in overrides.keys() {
+        if field.chars().count() > MAX_OVERRIDE_KEY_CHARS || field.chars().any(char::is_control) {
+            errors.push(FieldError {
+                pointer: "/fieldOverrides".into(),
+                code: ErrorCode::UnknownField,
+                message: format!(
+                    "keys are `step.field` names: at most {MAX_OVERRIDE_KEY_CHARS} characters, no control characters"
+                ),
+                limit: Some(serde_json::json!(MAX_OVERRIDE_KEY_CHARS)),
+            });
+            break;
+        }
+    }
     let consent = body
         .consent_version
         .map(|v| v.trim().to_string())
         .filter(|v| !v.is_empty());
+    if let Some(consent) = &consent {
+        if consent.chars().count() > MAX_CONSENT_VERSION_CHARS {
+            errors.push(FieldError {
+                pointer: "/consentVersion".into(),
+                code: ErrorCode::TooLong,
+                message: format!("at most {MAX_CONSENT_VERSION_CHARS} characters"),
+                limit: Some(serde_json::json!(MAX_CONSENT_VERSION_CHARS)),
+            });
+        } else if consent.chars().any(char::is_control) {
+            errors.push(FieldError {
+                pointer: "/consentVersion".into(),
+                code: ErrorCode::ControlCharacter,
+                message: "must not contain control characters".into(),
+                limit: None,
+            });
+        }
+    }
     if wants_ai && consent.is_none() {
         errors.push(FieldError {
             pointer: "/consentVersion".into(),

@@ -14,7 +14,7 @@ use crate::db::funnel::{self, StepFunnel};
 use crate::db::{DbError, RlsContext, domain};
 use crate::http::error::{ApiError, Problem};
 use crate::http::extract::{CallerOf, QueryParams};
-use crate::routes::problems::{CredentialRejected, DatabaseProblems};
+use crate::routes::problems::DatabaseProblems;
 use crate::state::AppState;
 
 const PATH: &str = "/api/onboarding/analytics/funnel";
@@ -62,8 +62,8 @@ pub struct Funnel {
     responses(
         (status = 200, description = "The funnel, in the flow's step order", body = Funnel),
         (status = 400, description = "A malformed or unknown query parameter, or `from` not before `to` or more than a year apart", body = Problem, content_type = "application/problem+json"),
-        CredentialRejected,
-        (status = 403, description = "Not an admin of the active organization (or no organization selected, or not signed in)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in, or a credential that failed verification", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin of the active organization, or no organization selected", body = Problem, content_type = "application/problem+json"),
         DatabaseProblems,
     )
 )]
@@ -73,8 +73,8 @@ async fn handle(
     QueryParams(query): QueryParams<FunnelQuery>,
 ) -> Result<Json<Funnel>, ApiError> {
     let Caller::User(user) = &caller else {
-        return Err(ApiError::Forbidden(
-            "only organization admins read the funnel".into(),
+        return Err(ApiError::sign_in_required(
+            "sign in as an admin of the organization to read its funnel",
         ));
     };
     if user.organization_id().is_none() {

@@ -129,7 +129,14 @@ async fn handle(
             ));
         }
         let properties = serde_json::Value::Object(event.properties.clone());
-        if properties.to_string().len() > MAX_PROPERTIES_BYTES {
+        if holds_nul(&properties) {
+            errors.push(field_error(
+                index,
+                "properties",
+                ErrorCode::ControlCharacter,
+                "PostgreSQL cannot store the character U+0000",
+            ));
+        } else if properties.to_string().len() > MAX_PROPERTIES_BYTES {
             errors.push(field_error(
                 index,
                 "properties",
@@ -166,6 +173,19 @@ async fn handle(
         });
     }
     Ok((StatusCode::ACCEPTED, Json(Accepted { accepted })))
+}
+
+/// Whether a key or string holds U+0000, which `jsonb` cannot store: caught
+/// here, so a batch is never acknowledged and then refused by the database.
+fn holds_nul(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(text) => text.contains('\0'),
+        serde_json::Value::Array(items) => items.iter().any(holds_nul),
+        serde_json::Value::Object(fields) => fields
+            .iter()
+            .any(|(key, value)| key.contains('\0') || holds_nul(value)),
+        _ => false,
+    }
 }
 
 fn field_error(index: usize, field: &str, code: ErrorCode, message: &str) -> FieldError {

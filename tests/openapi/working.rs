@@ -343,11 +343,13 @@ async fn funnel(probe: &Probe<'_>, app: &TestApp, callers: &Callers) {
         .await
         .unwrap();
     let boss = Auth::token(&token(&boss, Some("org_contract")));
+    let stranger = Auth::token(&token(&unique("stranger"), Some("org_contract")));
     #[rustfmt::skip]
     let cases = [
         case(200, GET, FUNNEL, FUNNEL, &boss, Empty),
         case(400, GET, FUNNEL, format!("{FUNNEL}?from=yesterday"), &boss, Empty),
-        case(403, GET, FUNNEL, FUNNEL, visitor, Empty),
+        case(403, GET, FUNNEL, FUNNEL, &stranger, Empty),
+        case(401, GET, FUNNEL, FUNNEL, visitor, Empty),
         case(401, GET, FUNNEL, FUNNEL, forged, Empty),
     ];
     probe.run_all(cases).await;

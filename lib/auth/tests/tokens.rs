@@ -279,6 +279,47 @@ async fn a_token_with_a_non_numeric_exp_is_rejected_as_malformed() {
 }
 
 #[tokio::test]
+async fn a_token_with_an_exp_past_the_year_9999_is_rejected_as_malformed_not_a_panic() {
+    for exp in [
+        json!(1e300),
+        json!(1e23),
+        json!(1.9e19),
+        json!(253_402_300_800u64),
+    ] {
+        let token = hs_token(&claims_with("exp", exp.clone()));
+        assert!(
+            matches!(
+                detect_err(&hs_auth(), &bearer(&token)).await,
+                AuthError::Malformed(_)
+            ),
+            "exp {exp}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn nbf_and_iat_out_of_range_are_rejected_as_malformed() {
+    for claim in ["nbf", "iat"] {
+        for value in [json!(1e300), json!(-1)] {
+            let token = hs_token(&claims_with(claim, value.clone()));
+            assert!(
+                matches!(
+                    detect_err(&hs_auth(), &bearer(&token)).await,
+                    AuthError::Malformed(_)
+                ),
+                "{claim} {value}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_token_that_expires_in_the_year_9999_is_accepted() {
+    let token = hs_token(&claims_with("exp", json!(253_402_300_799u64)));
+    assert!(hs_auth().detect(&bearer(&token)).await.is_ok());
+}
+
+#[tokio::test]
 async fn a_token_with_an_unknown_critical_header_is_rejected() {
     let header = b64(&json!({"alg": "HS256", "crit": ["exp"], "exp": 1}));
     let token = hs_sign_raw(&header, &b64(&claims()));

@@ -1,0 +1,251 @@
+//! Hostile input that once reached PostgreSQL or a panic: every string a body
+//! carries is checked before the database sees it, nothing is acknowledged
+//! and then lost, and a caller who must sign in is told so with a 401.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::support::api::{Api, Auth, valid_answer};
+use crate::support::{connect, spawn_app, token};
+
+const PREFERENCES: &str = "/api/onboarding/ai/preferences";
+const EVENTS: &str = "/api/onboarding/events";
+
+async fn put(api: &Api, path: &str, auth: &Auth, body: &Value) -> (u16, Value) {
+    let response = api
+        .request(Method::PUT, path, auth)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+fn pointers(problem: &Value) -> Vec<&str> {
+    problem["errors"]
+        .as_array()
+        .map(|errors| {
+            errors
+                .iter()
+                .filter_map(|e| e["pointer"].as_str())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_consent_version_the_database_cannot_store_is_a_422_naming_the_field() {
+    let app = spawn_app().await;
+    let api = Api::at(&app.address);
+    let user = Auth::token(&token("hostile_consent", None));
+    for consent in ["v".repeat(51), "v1\u{0}".to_string(), "v1\u{7}".to_string()] {
+        let body = json!({ "mode": "suggest", "consentVersion": consent });
+        let (status, problem) = put(&api, PREFERENCES, &user, &body).await;
+        assert_eq!(status, 422, "{consent:?}: {problem}");
+        assert_eq!(pointers(&problem), ["/consentVersion"], "{consent:?}");
+    }
+    let fifty = json!({ "mode": "suggest", "consentVersion": "v".repeat(50) });
+    assert_eq!(put(&api, PREFERENCES, &user, &fifty).await.0, 200);
+}
+
+#[tokio::test]
+async fn a_field_override_key_with_a_nul_is_a_422_not_a_500() {
+    let app = spawn_app().await;
+    let api = Api::at(&app.address);
+    let user = Auth::token(&token("hostile_override", None));
+    for key in ["profile.\u{0}", &"x".repeat(202)] {
+        let body = json!({ "mode": "off", "fieldOverrides": { key: "off" } });
+        let (status, problem) = put(&api, PREFERENCES, &user, &body).await;
+        assert_eq!(status, 422, "{problem}");
+        assert_eq!(pointers(&problem), ["/fieldOverrides"]);
+    }
+}
+
+#[tokio::test]
+async fn an_event_batch_holding_a_nul_is_refused_whole_and_nothing_of_it_is_stored() {
+    let app = spawn_app().await;
+    let api = Api::at(&app.address);
+    let session = Auth::session(&api.start_session().await);
+    let batch = json!({ "events": [
+        { "type": "step_viewed", "step": "profile", "properties": { "fine": 1 } },
+        { "type": "step_viewed", "step": "profile", "properties": { "a": "\u{0}" } },
+        { "type": "step_viewed", "step": "profile", "properties": { "\u{0}": "key" } },
+    ]});
+    let response = api.post(EVENTS, &session, batch).await;
+    assert_eq!(response.status(), 422);
+    let problem: Value = response.json().await.unwrap();
+    assert_eq!(
+        pointers(&problem),
+        ["/events/1/properties", "/events/2/properties"]
+    );
+
+    let good = json!({ "events": [{ "type": "step_viewed", "step": "profile" }] });
+    let response = api.post(EVENTS, &session, good).await;
+    assert_eq!(response.status(), 202);
+    let admin = connect(&app.db.admin_url()).await;
+    let mut stored = 0;
+    for _ in 0..100 {
+        stored = admin
+            .query_one("select count(*) from onboarding.analytics_events", &[])
+            .await
+            .unwrap()
+            .get::<_, i64>(0);
+        if stored > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(stored, 1, "only the acknowledged batch is stored");
+}
+
+#[tokio::test]
+async fn an_anonymous_caller_asking_for_the_funnel_is_told_to_sign_in() {
+    let app = spawn_app().await;
+    let api = Api::at(&app.address);
+    for auth in [Auth::none(), Auth::session(&api.start_session().await)] {
+        let response = api
+            .request(Method::GET, "/api/onboarding/analytics/funnel", &auth)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401);
+        assert!(
+            response.headers().contains_key("www-authenticate"),
+            "401 without WWW-Authenticate"
+        );
+    }
+}
+
+/// Strings PostgreSQL refuses or a careless limit lets through: NUL, other
+/// control characters, far too long, and not NFC-normalized.
+fn hostile_strings() -> Vec<String> {
+    vec![
+        "\u{0}".into(),
+        "a\u{0}b".into(),
+        "\u{1b}[31m".into(),
+        "x".repeat(100_000),
+        "e\u{301}".into(),
+        "\u{fffe}\u{feff}".into(),
+    ]
+}
+
+/// Every string in `value` replaced, one at a time, by each hostile string.
+fn variants(value: &Value) -> Vec<Value> {
+    fn walk(value: &Value, replace: &mut dyn FnMut(&Value) -> Vec<Value>) -> Vec<Value> {
+        match value {
+            Value::String(_) => replace(value),
+            Value::Array(items) => (0..items.len())
+                .flat_map(|i| {
+                    walk(&items[i], replace).into_iter().map(move |item| {
+                        let mut copy = items.clone();
+                        copy[i] = item;
+                        Value::Array(copy)
+                    })
+                })
+                .collect(),
+            Value::Object(fields) => fields
+                .iter()
+                .flat_map(|(key, field)| {
+                    let mut out: Vec<Value> = walk(field, replace)
+                        .into_iter()
+                        .map(|item| {
+                            let mut copy = fields.clone();
+                            copy.insert(key.clone(), item);
+                            Value::Object(copy)
+                        })
+                        .collect();
+                    for hostile in hostile_strings() {
+                        let mut copy = fields.clone();
+                        let field = copy.remove(key).unwrap();
+                        copy.insert(hostile, field);
+                        out.push(Value::Object(copy));
+                    }
+                    out
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+    walk(value, &mut |_| {
+        hostile_strings().into_iter().map(Value::String).collect()
+    })
+}
+
+#[tokio::test]
+async fn every_string_of_every_body_is_refused_with_a_4xx_never_a_5xx() {
+    let app = spawn_app_unlimited().await;
+    let api = Api::at(&app.address);
+    let user = Auth::token(&token("hostile_walker", None));
+    let session = Auth::session(&api.start_session().await);
+    let bodies: Vec<(Method, String, Auth, Value)> = vec![
+        (
+            Method::PUT,
+            "/api/onboarding/steps/profile".into(),
+            session.clone(),
+            json!({ "answers": valid_answer("profile"), "complete": false }),
+        ),
+        (
+            Method::PUT,
+            "/api/onboarding/steps/organization".into(),
+            user.clone(),
+            json!({ "answers": valid_answer("organization"), "complete": true }),
+        ),
+        (
+            Method::POST,
+            EVENTS.into(),
+            session.clone(),
+            json!({ "events": [{ "type": "step_viewed", "step": "profile", "properties": { "source": "email" } }] }),
+        ),
+        (
+            Method::PUT,
+            PREFERENCES.into(),
+            user.clone(),
+            json!({ "mode": "suggest", "fieldOverrides": { "profile.jobTitle": "off" }, "consentVersion": "v1" }),
+        ),
+        (
+            Method::POST,
+            "/api/onboarding/ai/suggest".into(),
+            user.clone(),
+            json!({ "step": "profile", "field": "jobTitle" }),
+        ),
+    ];
+    let mut sent = 0;
+    for (method, path, auth, body) in bodies {
+        for variant in variants(&body) {
+            // Each save replaces what is stored, whatever its version.
+            let response = api
+                .request(method.clone(), &path, &auth)
+                .header("if-match", "*")
+                .json(&variant)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            sent += 1;
+            assert!(
+                status < 500,
+                "{method} {path} answered {status} to {}",
+                truncated(&variant)
+            );
+        }
+    }
+    assert!(sent > 100, "only {sent} variants were sent");
+}
+
+fn truncated(value: &Value) -> String {
+    value.to_string().chars().take(300).collect()
+}
+
+async fn spawn_app_unlimited() -> crate::support::TestApp {
+    crate::support::spawn_app_with(
+        crate::support::TestDb::migrated().await,
+        &[
+            ("RATE_LIMIT_WRITES_PER_MINUTE", "1000000".into()),
+            ("RATE_LIMIT_WRITES_PER_MINUTE_PER_IP", "1000000".into()),
+            ("RATE_LIMIT_AI_PER_MINUTE", "1000000".into()),
+            ("RATE_LIMIT_AI_PER_MINUTE_PER_IP", "1000000".into()),
+        ],
+    )
+    .await
+}
