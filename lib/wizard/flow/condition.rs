@@ -13,7 +13,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::wizard::flow::AnswerMap;
+use super::answers::AnswerMap;
 
 /// A visibility rule, evaluated against the answers so far and the feature flags.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

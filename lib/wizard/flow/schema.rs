@@ -19,10 +19,10 @@
 
 use serde_json::{Value, json};
 
-use crate::wizard::flow::{
-    FieldDefinition, FieldKind, IANA_TIME_ZONES, MAX_EMAIL_LENGTH, MAX_SLUG_LENGTH, MAX_URL_LENGTH,
-    StepDefinition,
+use super::definition::{
+    FieldDefinition, FieldKind, MAX_EMAIL_LENGTH, MAX_SLUG_LENGTH, MAX_URL_LENGTH, StepDefinition,
 };
+use super::timezones::IANA_TIME_ZONES;
 use crate::wizard::validation::rules::{
     EMAIL_PATTERN, MULTI_LINE_PATTERN, MULTI_LINE_THRESHOLD, SINGLE_LINE_PATTERN, SLUG_PATTERN,
     URL_PATTERN,
