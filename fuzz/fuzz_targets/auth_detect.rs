@@ -8,34 +8,23 @@ use std::sync::LazyLock;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use libfuzzer_sys::fuzz_target;
-use onboarding::auth::{AuthSettings, Authenticator};
-use onboarding::settings::Profile;
+use onboarding::auth::Authenticator;
 
-static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a current-thread runtime")
-});
+#[path = "common.rs"]
+mod common;
+use common::{RUNTIME, authenticator};
 
 /// Supabase: HS256 secret, issuer and audience, and the `sb-*-auth-token`
 /// cookie format (base64- JSON, chunks), the widest parsing surface without a
 /// network fetch.
 static AUTH: LazyLock<Authenticator> = LazyLock::new(|| {
-    let lookup = |name: &str| {
-        match name {
-            "AUTH_PROVIDER" => Some("supabase"),
-            "AUTH_JWT_SECRET" => Some("fuzz-jwt-secret-0123456789abcdef0123456789"),
-            "AUTH_ISSUER" => Some("https://issuer.fuzz.test"),
-            "AUTH_AUDIENCE" => Some("authenticated"),
-            "SESSION_SECRET" => Some("fuzz-session-secret-0123456789abcdef012345"),
-            _ => None,
-        }
-        .map(str::to_owned)
-    };
-    let settings =
-        AuthSettings::from_lookup(&lookup, Profile::Deployed).expect("valid fuzz auth settings");
-    Authenticator::new(settings, reqwest::Client::new())
+    authenticator(&[
+        ("AUTH_PROVIDER", "supabase"),
+        ("AUTH_JWT_SECRET", "fuzz-jwt-secret-0123456789abcdef0123456789"),
+        ("AUTH_ISSUER", "https://issuer.fuzz.test"),
+        ("AUTH_AUDIENCE", "authenticated"),
+        ("SESSION_SECRET", "fuzz-session-secret-0123456789abcdef012345"),
+    ])
 });
 
 const HEADERS: [&str; 4] = ["authorization", "cookie", "cookie", "x-onboarding-session"];

@@ -8,32 +8,21 @@ use std::sync::LazyLock;
 
 use http::{HeaderMap, HeaderValue, header};
 use libfuzzer_sys::fuzz_target;
-use onboarding::auth::{AuthSettings, Authenticator, mint_dev_token};
-use onboarding::settings::Profile;
+use onboarding::auth::{Authenticator, mint_dev_token};
+
+#[path = "common.rs"]
+mod common;
+use common::{RUNTIME, authenticator};
 use serde_json::{Value, json};
 
 const SECRET: &str = "fuzz-jwt-secret-0123456789abcdef0123456789";
 
-static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a current-thread runtime")
-});
-
 static AUTH: LazyLock<Authenticator> = LazyLock::new(|| {
-    let lookup = |name: &str| {
-        match name {
-            "AUTH_PROVIDER" => Some("hs256"),
-            "AUTH_JWT_SECRET" => Some(SECRET),
-            "SESSION_SECRET" => Some("fuzz-session-secret-0123456789abcdef012345"),
-            _ => None,
-        }
-        .map(str::to_owned)
-    };
-    let settings =
-        AuthSettings::from_lookup(&lookup, Profile::Deployed).expect("valid fuzz auth settings");
-    Authenticator::new(settings, reqwest::Client::new())
+    authenticator(&[
+        ("AUTH_PROVIDER", "hs256"),
+        ("AUTH_JWT_SECRET", SECRET),
+        ("SESSION_SECRET", "fuzz-session-secret-0123456789abcdef012345"),
+    ])
 });
 
 /// A JSON number from 9 bytes: the first picks the shape, the rest its bits.
