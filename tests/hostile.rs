@@ -249,3 +249,100 @@ async fn spawn_app_unlimited() -> crate::support::TestApp {
     )
     .await
 }
+
+#[tokio::test]
+async fn an_expired_session_is_refused_on_every_route_and_replaced_by_post_session() {
+    // No Redis: what PostgreSQL says is all there is, as after 30 idle days
+    // when the cached entry is gone too.
+    let db = crate::support::TestDb::migrated().await;
+    let app = crate::support::spawn_app_with(db, &[("REDIS_URL", String::new())]).await;
+    let api = Api::at(&app.address);
+    let cookie = api.start_session().await;
+    let session = Auth::session(&cookie);
+    let saved = api
+        .put_step("profile", &session, valid_answer("profile"), false, None)
+        .await;
+    assert_eq!(saved.status(), 200);
+    let admin = connect(&app.db.admin_url()).await;
+    admin
+        .execute(
+            "update onboarding.anonymous_sessions set expires_at = now() - interval '1 second'",
+            &[],
+        )
+        .await
+        .unwrap();
+
+    let requests = [
+        (Method::GET, "/api/onboarding/status", None),
+        (Method::GET, "/api/onboarding/flow", None),
+        (Method::GET, "/api/onboarding/steps/profile", None),
+        (
+            Method::PUT,
+            "/api/onboarding/steps/profile",
+            Some(json!({ "answers": valid_answer("profile") })),
+        ),
+        (
+            Method::POST,
+            EVENTS,
+            Some(json!({ "events": [{ "type": "step_viewed", "step": "profile" }] })),
+        ),
+        (Method::GET, PREFERENCES, None),
+        (Method::PUT, PREFERENCES, Some(json!({ "mode": "off" }))),
+    ];
+    for (method, path, body) in requests {
+        let mut request = api
+            .request(method.clone(), path, &session)
+            .header("if-match", "*");
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 401, "{method} {path}");
+        let challenge = response.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(challenge.contains("session has expired"), "{challenge}");
+    }
+
+    // Signed in with the dead session: it is dropped, so there is nothing to merge.
+    let user = Auth::token(&token("hostile_expired_merge", None)).with_session(&cookie);
+    let merge = api
+        .post("/api/onboarding/session/merge", &user, json!({}))
+        .await;
+    assert_eq!(merge.status(), 400);
+
+    // POST /session replaces it.
+    let response = api
+        .request(Method::POST, "/api/onboarding/session", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let fresh: Value = response.json().await.unwrap();
+    assert_ne!(fresh["session"], cookie);
+    let status = api
+        .status(&Auth::session(fresh["session"].as_str().unwrap()))
+        .await;
+    assert_eq!(status["state"], "not_started");
+}
+
+#[tokio::test]
+async fn a_session_that_does_not_verify_is_replaced_by_post_session_not_refused() {
+    let app = spawn_app().await;
+    let api = Api::at(&app.address);
+    let forged = Auth::session("not-a-session.signature");
+    let status = api
+        .request(Method::GET, "/api/onboarding/status", &forged)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 401);
+    let response = api
+        .request(Method::POST, "/api/onboarding/session", &forged)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+}

@@ -50,6 +50,10 @@ pub enum AuthError {
     /// The anonymous session cookie/header is malformed or its signature is wrong.
     #[error("session is invalid")]
     BadSession,
+    /// The anonymous session is well signed but no longer live: expired,
+    /// merged into an account, or never stored here.
+    #[error("session has expired")]
+    SessionExpired,
 }
 
 impl AuthError {
@@ -93,6 +97,7 @@ impl AuthError {
             AuthError::TooLarge => "too_large",
             AuthError::JwksUnavailable => "jwks_unavailable",
             AuthError::BadSession => "bad_session",
+            AuthError::SessionExpired => "session_expired",
         }
     }
 }

@@ -62,7 +62,11 @@ pub async fn identify(
     mut request: Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    match state.authenticator().detect(request.headers()).await {
+    let detected = match state.authenticator().detect(request.headers()).await {
+        Ok(caller) => with_live_session(&state, caller).await,
+        Err(error) => Err(error),
+    };
+    match detected {
         Ok(caller) => {
             crate::monitoring::note_caller(caller.kind());
             request.extensions_mut().insert(caller);
@@ -72,6 +76,54 @@ pub async fn identify(
         }
     }
     next.run(request).await
+}
+
+/// The caller, once its anonymous session is known to be live: a visitor's
+/// expired (or merged, or unknown) session is a rejected credential on every
+/// route, whether or not Redis still holds it, and a signed-in user's is
+/// dropped. When the session store cannot answer, the session is kept: the
+/// route, which needs the same database, answers for the outage.
+async fn with_live_session(state: &AppState, caller: Caller) -> Result<Caller, AuthError> {
+    let Some(session) = caller.session() else {
+        return Ok(caller);
+    };
+    match state.sessions().touch(session).await {
+        Ok(Some(_)) => Ok(caller),
+        Ok(None) => match caller {
+            Caller::User(mut user) => {
+                user.session = None;
+                Ok(Caller::User(user))
+            }
+            Caller::Anonymous(_) => Err(AuthError::SessionExpired),
+        },
+        Err(error) => {
+            tracing::warn!(%error, "session liveness unknown; the session is kept");
+            Ok(caller)
+        }
+    }
+}
+
+/// The caller of `POST /api/onboarding/session`: as [`CallerOf`], except that
+/// a session the server no longer accepts (bad signature, a rotated
+/// `SESSION_SECRET`, expired) counts as none, so the visitor gets a fresh
+/// session instead of a 401 it cannot leave (the cookie is HttpOnly).
+pub struct CallerForNewSession(pub Caller);
+
+impl FromRequestParts<AppState> for CallerForNewSession {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        match parts.extensions.get::<Rejected>() {
+            Some(Rejected(AuthError::BadSession | AuthError::SessionExpired)) => {
+                Ok(CallerForNewSession(Caller::Anonymous(
+                    crate::auth::AnonymousCaller { session: None },
+                )))
+            }
+            _ => CallerOf::from_request_parts(parts, state)
+                .await
+                .map(|CallerOf(caller)| CallerForNewSession(caller)),
+        }
+    }
 }
 
 /// A path parameter. One that does not decode (invalid UTF-8 once

@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 
 use crate::auth::{Caller, SessionId};
 use crate::http::error::{ApiError, Problem};
-use crate::http::extract::CallerOf;
+use crate::http::extract::CallerForNewSession;
 use crate::routes::problems::{CredentialRejected, DatabaseProblems};
 use crate::state::AppState;
 
@@ -60,7 +60,7 @@ pub fn cookie_is_secure(headers: &HeaderMap) -> bool {
     responses(
         (status = 200, description = "The session presented is live and is returned", body = SessionStarted,
             headers(("Set-Cookie" = String, description = "`onboarding_session=…`"))),
-        (status = 201, description = "A new session", body = SessionStarted,
+        (status = 201, description = "A new session (also in place of one that expired or does not verify)", body = SessionStarted,
             headers(("Set-Cookie" = String, description = "`onboarding_session=…`"))),
         CredentialRejected,
         (status = 409, description = "The caller is signed in and needs no anonymous session", body = Problem, content_type = "application/problem+json"),
@@ -71,7 +71,7 @@ pub fn cookie_is_secure(headers: &HeaderMap) -> bool {
 #[tracing::instrument(skip_all)]
 async fn handle(
     State(state): State<AppState>,
-    CallerOf(caller): CallerOf,
+    CallerForNewSession(caller): CallerForNewSession,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let anonymous = match &caller {

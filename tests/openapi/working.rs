@@ -111,11 +111,14 @@ async fn sessions(probe: &Probe<'_>) -> Callers {
         session,
     };
     let (visitor, member) = (&callers.visitor, &callers.member);
+    // A session the server does not accept is replaced, not refused: the
+    // cookie is HttpOnly, so the browser could not drop it itself.
     let forged_session = Auth::session("forged");
     #[rustfmt::skip]
     let cases = [
         case(200, POST, SESSION, SESSION, visitor, Empty),
-        case(401, POST, SESSION, SESSION, &forged_session, Empty),
+        case(201, POST, SESSION, SESSION, &forged_session, Empty),
+        case(401, POST, SESSION, SESSION, &callers.forged, Empty),
         case(409, POST, SESSION, SESSION, member, Empty),
     ];
     probe.run_all(cases).await;
