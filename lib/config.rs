@@ -108,6 +108,18 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "AI calls allowed per client IP (IPv6: per /64) per sliding minute (default 30).",
     ),
     (
+        "RATE_LIMIT_SESSIONS_PER_MINUTE_PER_IP",
+        "New anonymous sessions allowed per client IP (IPv6: per /64) per sliding minute (default 20).",
+    ),
+    (
+        "RATE_LIMIT_EVENTS_PER_MINUTE",
+        "Funnel events (each event, not each batch) allowed per user or anonymous session per sliding minute (default 120).",
+    ),
+    (
+        "RATE_LIMIT_EVENTS_PER_MINUTE_PER_IP",
+        "Funnel events allowed per client IP (IPv6: per /64) per sliding minute (default 600).",
+    ),
+    (
         "EDGE_CONFIG",
         "Vercel Edge Config connection string (also read as GLOBAL_CONFIG). Unset: the local file EDGE_CONFIG_FILE.",
     ),
@@ -142,6 +154,10 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     (
         "ONBOARDING_DONE_PATH",
         "Where status sends a user who has completed onboarding (default /).",
+    ),
+    (
+        "CLIENT_IP_HEADER",
+        "Header a proxy you trust overwrites with the client's address (e.g. `x-real-ip` behind nginx, `cf-connecting-ip` behind Cloudflare), for the per-IP limits. Unset: Vercel's `x-vercel-forwarded-for` on Vercel, the event's source IP on Lambda, else the TCP peer; a header the client sent itself is never trusted.",
     ),
     (
         "PORT",
@@ -220,6 +236,9 @@ pub struct HttpSettings {
     /// Origins allowed by CORS, exactly as browsers send them.
     pub allowed_origins: Vec<String>,
     pub redirect_paths: RedirectPaths,
+    /// The header a trusted proxy writes the client's address into; `None`:
+    /// the adapter's (Vercel, Lambda) or the TCP peer's.
+    pub client_ip_header: Option<axum::http::HeaderName>,
 }
 
 /// Everything the backend is configured with.
@@ -285,6 +304,19 @@ impl HttpSettings {
                 wizard_base: parse_path(lookup, "ONBOARDING_WIZARD_PATH", "/onboarding")?,
                 done: parse_path(lookup, "ONBOARDING_DONE_PATH", "/")?,
             },
+            client_ip_header: lookup
+                .get("CLIENT_IP_HEADER")
+                .map(|name| {
+                    axum::http::HeaderName::try_from(name.trim().to_ascii_lowercase()).map_err(
+                        |_| {
+                            ConfigError::new(
+                                "CLIENT_IP_HEADER",
+                                format!("`{name}` is not a header name"),
+                            )
+                        },
+                    )
+                })
+                .transpose()?,
         })
     }
 }

@@ -664,6 +664,8 @@ async fn the_write_middleware_answers_429_with_rate_limit_headers_once_the_ip_li
     let state = AppState::build(test_db.settings_with(&[
         ("RATE_LIMIT_PREFIX", prefix.clone()),
         ("RATE_LIMIT_WRITES_PER_MINUTE_PER_IP", "2".into()),
+        // As behind a proxy that writes the client's address into x-real-ip.
+        ("CLIENT_IP_HEADER", "x-real-ip".into()),
     ]))
     .unwrap();
     // http::app mounts the write limiter in front of every route.

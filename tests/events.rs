@@ -52,6 +52,8 @@ async fn every_acknowledged_event_is_stored_when_many_callers_send_at_once() {
             ("DATABASE_POOL_TIMEOUT_MS", "300".into()),
             ("RATE_LIMIT_WRITES_PER_MINUTE", "100000".into()),
             ("RATE_LIMIT_WRITES_PER_MINUTE_PER_IP", "100000".into()),
+            ("RATE_LIMIT_EVENTS_PER_MINUTE", "1000000".into()),
+            ("RATE_LIMIT_EVENTS_PER_MINUTE_PER_IP", "1000000".into()),
         ],
     )
     .await;

@@ -346,3 +346,96 @@ async fn a_session_that_does_not_verify_is_replaced_by_post_session_not_refused(
         .unwrap();
     assert_eq!(response.status(), 201);
 }
+
+async fn spawn_app_limited(extra: &[(&str, &str)]) -> crate::support::TestApp {
+    let extra: Vec<(&str, String)> = extra.iter().map(|(k, v)| (*k, v.to_string())).collect();
+    crate::support::spawn_app_with(crate::support::TestDb::migrated().await, &extra).await
+}
+
+async fn new_session_status(api: &Api, forwarded: Option<&str>) -> u16 {
+    let mut request = api.request(Method::POST, "/api/onboarding/session", &Auth::none());
+    if let Some(ip) = forwarded {
+        request = request.header("x-real-ip", ip);
+    }
+    request.send().await.unwrap().status().as_u16()
+}
+
+#[tokio::test]
+async fn new_sessions_are_limited_per_address_and_a_forged_forwarding_header_changes_nothing() {
+    let app = spawn_app_limited(&[("RATE_LIMIT_SESSIONS_PER_MINUTE_PER_IP", "3")]).await;
+    let api = Api::at(&app.address);
+    // No trusted proxy: the TCP peer is the client, whatever X-Real-IP says.
+    let mut statuses = Vec::new();
+    for i in 0..5 {
+        statuses.push(new_session_status(&api, Some(&format!("203.0.113.{i}"))).await);
+    }
+    assert_eq!(statuses, [201, 201, 201, 429, 429]);
+}
+
+#[tokio::test]
+async fn behind_a_named_proxy_its_header_is_the_client_address() {
+    let app = spawn_app_limited(&[
+        ("RATE_LIMIT_SESSIONS_PER_MINUTE_PER_IP", "2"),
+        ("CLIENT_IP_HEADER", "X-Real-IP"),
+    ])
+    .await;
+    let api = Api::at(&app.address);
+    let mut statuses = Vec::new();
+    for ip in [
+        "198.51.100.1",
+        "198.51.100.1",
+        "198.51.100.1",
+        "198.51.100.2",
+    ] {
+        statuses.push(new_session_status(&api, Some(ip)).await);
+    }
+    assert_eq!(statuses, [201, 201, 429, 201]);
+}
+
+#[tokio::test]
+async fn events_are_counted_one_by_one_and_new_sessions_do_not_escape_the_address_limit() {
+    let app = spawn_app_limited(&[
+        ("RATE_LIMIT_EVENTS_PER_MINUTE", "10"),
+        ("RATE_LIMIT_EVENTS_PER_MINUTE_PER_IP", "30"),
+        ("RATE_LIMIT_SESSIONS_PER_MINUTE_PER_IP", "1000"),
+        ("RATE_LIMIT_WRITES_PER_MINUTE_PER_IP", "100000"),
+    ])
+    .await;
+    let api = Api::at(&app.address);
+    let batch = |size: usize| json!({ "events": (0..size).map(|_| json!({ "type": "step_viewed", "step": "profile" })).collect::<Vec<_>>() });
+    // One session: 8 events pass; 8 more would pass the 10 of the minute.
+    let session = Auth::session(&api.start_session().await);
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        statuses.push(api.post(EVENTS, &session, batch(8)).await.status().as_u16());
+    }
+    assert_eq!(statuses, [202, 429, 429]);
+
+    // A new session after every 429: the address's budget still holds.
+    let mut accepted = 8;
+    for _ in 0..20 {
+        let fresh = Auth::session(&api.start_session().await);
+        let response = api.post(EVENTS, &fresh, batch(8)).await;
+        if response.status() == 202 {
+            accepted += 8;
+        } else {
+            assert_eq!(response.status(), 429);
+        }
+    }
+    // 30 per minute per address (the denied batches count too).
+    assert!(accepted <= 30, "{accepted} events accepted");
+    let admin = connect(&app.db.admin_url()).await;
+    let mut stored = 0;
+    for _ in 0..100 {
+        stored = admin
+            .query_one("select count(*) from onboarding.analytics_events", &[])
+            .await
+            .unwrap()
+            .get::<_, i64>(0);
+        if stored == accepted {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(stored, accepted, "what was acknowledged is what is stored");
+}

@@ -36,6 +36,13 @@ use crate::cache::Redis;
 use crate::cache::status_cache::warn_degraded;
 use crate::settings::{ConfigError, Lookup, parse_number};
 
+/// New sessions per IP per minute: a visitor needs one; a school or office
+/// behind one address needs a few.
+const DEFAULT_SESSIONS_PER_IP: u32 = 20;
+/// Events per session or user per minute: a whole onboarding is a few dozen.
+const DEFAULT_EVENTS: u32 = 120;
+const DEFAULT_EVENTS_PER_IP: u32 = 600;
+
 /// `@upstash/ratelimit`'s default prefix.
 pub const DEFAULT_PREFIX: &str = "@upstash/ratelimit";
 
@@ -82,6 +89,15 @@ pub struct RateLimitSettings {
     pub ai_per_session: Policy,
     /// AI calls per user (`RATE_LIMIT_AI_PER_MINUTE`, default 10).
     pub ai_per_user: Policy,
+    /// New anonymous sessions per client IP
+    /// (`RATE_LIMIT_SESSIONS_PER_MINUTE_PER_IP`, default 20).
+    pub sessions_per_ip: Policy,
+    /// Events (not batches) per client IP (`RATE_LIMIT_EVENTS_PER_MINUTE_PER_IP`, default 600).
+    pub events_per_ip: Policy,
+    /// Events per anonymous session (`RATE_LIMIT_EVENTS_PER_MINUTE`, default 120).
+    pub events_per_session: Policy,
+    /// Events per user (`RATE_LIMIT_EVENTS_PER_MINUTE`, default 120).
+    pub events_per_user: Policy,
 }
 
 /// What a limited request is.
@@ -89,20 +105,41 @@ pub struct RateLimitSettings {
 pub enum Kind {
     Writes,
     Ai,
+    /// Funnel events, each counted.
+    Events,
 }
 
 impl RateLimitSettings {
     pub fn from_lookup(lookup: &dyn Lookup) -> Result<Self, ConfigError> {
         let limit = |variable, default| parse_number(lookup, variable, default, 1..=1_000_000);
-        Ok(Self::per_minute(
-            &lookup
-                .get("RATE_LIMIT_PREFIX")
-                .unwrap_or_else(|| DEFAULT_PREFIX.to_string()),
-            limit("RATE_LIMIT_WRITES_PER_MINUTE", 60)?,
-            limit("RATE_LIMIT_WRITES_PER_MINUTE_PER_IP", 300)?,
-            limit("RATE_LIMIT_AI_PER_MINUTE", 10)?,
-            limit("RATE_LIMIT_AI_PER_MINUTE_PER_IP", 30)?,
-        ))
+        let minute = Duration::from_secs(60);
+        let events = limit("RATE_LIMIT_EVENTS_PER_MINUTE", DEFAULT_EVENTS)?;
+        Ok(Self {
+            sessions_per_ip: Policy::new(
+                "sessions:ip",
+                limit(
+                    "RATE_LIMIT_SESSIONS_PER_MINUTE_PER_IP",
+                    DEFAULT_SESSIONS_PER_IP,
+                )?,
+                minute,
+            ),
+            events_per_ip: Policy::new(
+                "events:ip",
+                limit("RATE_LIMIT_EVENTS_PER_MINUTE_PER_IP", DEFAULT_EVENTS_PER_IP)?,
+                minute,
+            ),
+            events_per_session: Policy::new("events:session", events, minute),
+            events_per_user: Policy::new("events:user", events, minute),
+            ..Self::per_minute(
+                &lookup
+                    .get("RATE_LIMIT_PREFIX")
+                    .unwrap_or_else(|| DEFAULT_PREFIX.to_string()),
+                limit("RATE_LIMIT_WRITES_PER_MINUTE", 60)?,
+                limit("RATE_LIMIT_WRITES_PER_MINUTE_PER_IP", 300)?,
+                limit("RATE_LIMIT_AI_PER_MINUTE", 10)?,
+                limit("RATE_LIMIT_AI_PER_MINUTE_PER_IP", 30)?,
+            )
+        })
     }
 
     /// Per-minute policies with these limits.
@@ -122,6 +159,10 @@ impl RateLimitSettings {
             ai_per_ip: Policy::new("ai:ip", ai_per_ip, minute),
             ai_per_session: Policy::new("ai:session", ai, minute),
             ai_per_user: Policy::new("ai:user", ai, minute),
+            sessions_per_ip: Policy::new("sessions:ip", DEFAULT_SESSIONS_PER_IP, minute),
+            events_per_ip: Policy::new("events:ip", DEFAULT_EVENTS_PER_IP, minute),
+            events_per_session: Policy::new("events:session", DEFAULT_EVENTS, minute),
+            events_per_user: Policy::new("events:user", DEFAULT_EVENTS, minute),
         }
     }
 
@@ -141,6 +182,11 @@ impl RateLimitSettings {
                 &self.writes_per_user,
             ),
             Kind::Ai => (&self.ai_per_ip, &self.ai_per_session, &self.ai_per_user),
+            Kind::Events => (
+                &self.events_per_ip,
+                &self.events_per_session,
+                &self.events_per_user,
+            ),
         };
         let mut checks = Vec::with_capacity(2);
         if let Some(ip) = ip {
@@ -168,7 +214,7 @@ impl Default for RateLimitSettings {
 }
 
 /// IPv4 addresses as they are; IPv6 by their /64, which one client usually owns whole.
-fn ip_identifier(ip: IpAddr) -> String {
+pub fn ip_identifier(ip: IpAddr) -> String {
     match ip {
         IpAddr::V4(v4) => v4.to_string(),
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
@@ -277,10 +323,23 @@ impl<'a> RateLimiter<'a> {
         self.check_at(policy, identifier, now_ms()).await
     }
 
-    /// Counts one request at `now_ms` (Unix milliseconds). Never fails on a
-    /// Redis error: that is a degraded allow (see "Fail open").
-    #[tracing::instrument(skip_all, fields(policy = %policy.name))]
+    /// Counts one request at `now_ms` (Unix milliseconds).
     pub async fn check_at(&self, policy: &Policy, identifier: &str, now_ms: i64) -> Decision {
+        self.count_at(policy, identifier, now_ms, 1).await
+    }
+
+    /// Counts `count` units (requests, events) at `now_ms`, as
+    /// `@upstash/ratelimit`'s `rate` does: denied when they would take the
+    /// window past its limit, and counted even then. Never fails on a Redis
+    /// error: that is a degraded allow (see "Fail open").
+    #[tracing::instrument(skip_all, fields(policy = %policy.name))]
+    pub async fn count_at(
+        &self,
+        policy: &Policy,
+        identifier: &str,
+        now_ms: i64,
+        count: u32,
+    ) -> Decision {
         let window = policy.window_ms();
         let reset_at_ms = (now_ms.div_euclid(window) + 1) * window;
         let degraded = Decision {
@@ -301,7 +360,7 @@ impl<'a> RateLimiter<'a> {
             .arg(policy.limit)
             .arg(now_ms)
             .arg(window)
-            .arg(1);
+            .arg(count);
         match redis.invoke::<i64>(&invocation).await {
             Ok(left) => Decision {
                 allowed: left >= 0,
@@ -323,9 +382,18 @@ impl<'a> RateLimiter<'a> {
         &self,
         checks: &[(&Policy, String)],
     ) -> Result<Option<Decision>, RateLimitHeaders> {
+        self.enforce_counting(checks, 1).await
+    }
+
+    /// [`RateLimiter::enforce`], counting `count` units against each policy.
+    pub async fn enforce_counting(
+        &self,
+        checks: &[(&Policy, String)],
+        count: u32,
+    ) -> Result<Option<Decision>, RateLimitHeaders> {
         let mut tightest: Option<Decision> = None;
         for (policy, identifier) in checks {
-            let decision = self.check(policy, identifier).await;
+            let decision = self.count_at(policy, identifier, now_ms(), count).await;
             if !decision.allowed {
                 return Err(decision.headers());
             }

@@ -47,6 +47,10 @@ pub fn app(state: AppState, routes: Router<AppState>) -> Router {
             state.clone(),
             extract::identify,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            rate_limit::client_address,
+        ))
         .layer(DefaultBodyLimit::max(body_limit))
         // Personal data: nothing may be cached by a browser or CDN unless a
         // route says otherwise.

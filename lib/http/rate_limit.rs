@@ -1,12 +1,13 @@
 //! The rate limits as HTTP: the middleware that limits every write and the
-//! client's address as Vercel reports it. The counting itself is Redis's
+//! client's address, from a hop the deployment trusts. The counting itself is Redis's
 //! ([`crate::cache::rate_limit`]); the `RateLimit-*` headers are written by
 //! [`crate::http::error::apply_rate_limit_headers`].
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, Method};
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{Extensions, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -15,15 +16,56 @@ use crate::cache::rate_limit::Kind;
 use crate::http::error::{ApiError, apply_rate_limit_headers as apply};
 use crate::state::AppState;
 
-/// The client's IP as Vercel reports it (`x-vercel-forwarded-for`,
-/// `x-real-ip`, then the first `x-forwarded-for` entry, which Vercel
-/// overwrites so clients cannot forge it).
-pub fn client_ip(headers: &HeaderMap) -> Option<IpAddr> {
-    ["x-vercel-forwarded-for", "x-real-ip", "x-forwarded-for"]
-        .iter()
-        .filter_map(|name| headers.get(*name)?.to_str().ok())
-        .filter_map(|value| value.split(',').next()?.trim().parse().ok())
-        .next()
+/// The client's address, as a hop the deployment trusts reported it: the
+/// Vercel edge (`x-vercel-forwarded-for`, which it overwrites), API Gateway
+/// (the event's source IP), the proxy named by `CLIENT_IP_HEADER`, or else
+/// the TCP peer (the dev server, a function reached directly). A header the
+/// client sent itself is never trusted, so rotating `X-Real-IP` escapes no
+/// limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddress(pub IpAddr);
+
+/// The first address of a forwarding header's value (`a, b, c` → `a`).
+pub fn first_address(value: &HeaderValue) -> Option<IpAddr> {
+    value.to_str().ok()?.split(',').next()?.trim().parse().ok()
+}
+
+/// The client address of a request, when a trusted hop gave one.
+pub fn client_ip(extensions: &Extensions) -> Option<IpAddr> {
+    extensions.get::<ClientAddress>().map(|address| address.0)
+}
+
+/// The client address, for a route that applies limits of its own.
+pub struct ClientIp(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(client_ip(&parts.extensions)))
+    }
+}
+
+/// Middleware: the client address from the configured proxy header or the
+/// TCP peer, unless the adapter in front (Vercel, Lambda) already set it.
+pub async fn client_address(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    if request.extensions().get::<ClientAddress>().is_none() {
+        let address = match &state.settings().http.client_ip_header {
+            Some(name) => request.headers().get(name).and_then(first_address),
+            None => request
+                .extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|ConnectInfo(peer)| peer.ip()),
+        };
+        if let Some(address) = address {
+            request.extensions_mut().insert(ClientAddress(address));
+        }
+    }
+    next.run(request).await
 }
 
 /// Axum middleware for write routes (`from_fn_with_state(state, rate_limit::writes)`).
@@ -46,7 +88,7 @@ async fn limited(kind: Kind, state: &AppState, request: Request, next: Next) -> 
     let checks = state.settings().rate_limits.checks(
         kind,
         request.extensions().get::<Caller>(),
-        client_ip(request.headers()),
+        client_ip(request.extensions()),
     );
     match state.rate_limiter().enforce(&checks).await {
         Err(denied) => ApiError::RateLimited(denied).into_response(),
@@ -64,7 +106,7 @@ async fn limited(kind: Kind, state: &AppState, request: Request, next: Next) -> 
 mod tests {
     use super::*;
     use crate::cache::Decision;
-    use axum::http::HeaderValue;
+    use axum::http::HeaderMap;
 
     #[test]
     fn a_denial_carries_the_rate_limit_headers_and_retry_after() {
@@ -87,17 +129,11 @@ mod tests {
     }
 
     #[test]
-    fn the_client_ip_comes_from_vercels_headers() {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            "x-forwarded-for",
-            HeaderValue::from_static("198.51.100.7, 10.0.0.1"),
-        );
-        assert_eq!(client_ip(&headers), "198.51.100.7".parse().ok());
-        headers.insert(
-            "x-real-ip",
-            HeaderValue::from_static("2001:db8:1:2:3:4:5:6"),
-        );
-        assert_eq!(client_ip(&headers), "2001:db8:1:2:3:4:5:6".parse().ok());
+    fn the_first_forwarded_address_is_the_client() {
+        let value = HeaderValue::from_static("198.51.100.7, 10.0.0.1");
+        assert_eq!(first_address(&value), "198.51.100.7".parse().ok());
+        let value = HeaderValue::from_static("2001:db8:1:2:3:4:5:6");
+        assert_eq!(first_address(&value), "2001:db8:1:2:3:4:5:6".parse().ok());
+        assert_eq!(first_address(&HeaderValue::from_static("unknown")), None);
     }
 }

@@ -15,6 +15,7 @@ use tower::{Service, ServiceExt};
 
 use crate::http::background::Background;
 use crate::http::error::ApiError;
+use crate::http::rate_limit::{ClientAddress, first_address};
 
 /// The largest body buffered before routing; routes apply their own, lower limit.
 const HARD_BODY_LIMIT: usize = 16 * 1024 * 1024;
@@ -49,6 +50,14 @@ impl Service<(vercel_runtime::AppState, Incoming)> for VercelFunction {
             let response = match Limited::new(body, HARD_BODY_LIMIT).collect().await {
                 Ok(collected) => {
                     parts.extensions.insert(Background::vercel(state));
+                    // Vercel's edge overwrites this header: on Vercel it is the client.
+                    if let Some(address) = parts
+                        .headers
+                        .get("x-vercel-forwarded-for")
+                        .and_then(first_address)
+                    {
+                        parts.extensions.insert(ClientAddress(address));
+                    }
                     let request =
                         axum::http::Request::from_parts(parts, Body::from(collected.to_bytes()));
                     match router.oneshot(request).await {

@@ -27,7 +27,7 @@ use crate::http::extract::{
     IdempotencyKey, IfMatch, JsonBody, PathParam, QueryParams, RawBody, etag, parse_json,
 };
 use crate::http::idempotency::{Reply, RequestFingerprint, run_once};
-use crate::http::rate_limit::client_ip;
+use crate::http::rate_limit::ClientIp;
 use crate::routes::problems::{DatabaseProblems, JsonOnly, OwnerRequired, WriteLimits};
 use crate::state::AppState;
 use crate::wizard::reads::own_progress;
@@ -324,17 +324,17 @@ pub struct SuggestReply {
 )]
 async fn request_suggestion(
     request: WizardRequest,
-    headers: axum::http::HeaderMap,
+    ClientIp(client): ClientIp,
     JsonBody(body): JsonBody<SuggestBody>,
 ) -> Result<Response, ApiError> {
     request.require_owner()?;
     let state = &request.state;
     // AI calls cost money and time: their own, tighter limits per user, session and IP.
-    let checks = state.settings().rate_limits.checks(
-        rate_limit::Kind::Ai,
-        Some(&request.caller),
-        client_ip(&headers),
-    );
+    let checks =
+        state
+            .settings()
+            .rate_limits
+            .checks(rate_limit::Kind::Ai, Some(&request.caller), client);
     let decision = state
         .rate_limiter()
         .enforce(&checks)

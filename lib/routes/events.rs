@@ -12,10 +12,12 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::cache::rate_limit;
 use crate::http::background::Background;
 use crate::http::context::WizardRequest;
 use crate::http::error::{ApiError, Problem};
 use crate::http::extract::JsonBody;
+use crate::http::rate_limit::ClientIp;
 use crate::routes::problems::{JsonOnly, OwnerRequired};
 use crate::state::AppState;
 use crate::wizard::validation::{ErrorCode, FieldError};
@@ -88,13 +90,14 @@ pub struct Accepted {
         (status = 413, description = "More than 100 events, or a body larger than `BODY_LIMIT_BYTES`", body = Problem, content_type = "application/problem+json"),
         JsonOnly,
         (status = 422, description = "The body has the wrong shape (e.g. an unknown event `type`), or events name an unknown step, a time out of range or oversized properties (`errors[]` points at `/events/<index>/...`)", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many writes; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many writes, or too many events (counted one by one, `RATE_LIMIT_EVENTS_PER_MINUTE*`); retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Not accepted, retry after `Retry-After`: the event queue stayed full for 2 s, the database is unreachable, or the identity provider's keys are unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[tracing::instrument(skip_all)]
 async fn handle(
     request: WizardRequest,
+    ClientIp(client): ClientIp,
     background: Background,
     JsonBody(batch): JsonBody<Batch>,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -160,6 +163,19 @@ async fn handle(
         });
     }
     let accepted = rows.len();
+    // Events are counted one by one, not per batch: an onboarding visitor
+    // sends a few dozen in all.
+    let checks = request.state.settings().rate_limits.checks(
+        rate_limit::Kind::Events,
+        Some(&request.caller),
+        client,
+    );
+    request
+        .state
+        .rate_limiter()
+        .enforce_counting(&checks, u32::try_from(accepted).unwrap_or(u32::MAX))
+        .await
+        .map_err(ApiError::RateLimited)?;
     if accepted > 0 {
         let receipt = request
             .state

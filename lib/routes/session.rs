@@ -15,8 +15,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::{Caller, SessionId};
+use crate::cache::rate_limit::ip_identifier;
 use crate::http::error::{ApiError, Problem};
 use crate::http::extract::CallerForNewSession;
+use crate::http::rate_limit::ClientIp;
 use crate::routes::problems::{CredentialRejected, DatabaseProblems};
 use crate::state::AppState;
 
@@ -64,7 +66,7 @@ pub fn cookie_is_secure(headers: &HeaderMap) -> bool {
             headers(("Set-Cookie" = String, description = "`onboarding_session=…`"))),
         CredentialRejected,
         (status = 409, description = "The caller is signed in and needs no anonymous session", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many writes; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many writes, or too many new sessions from this address (`RATE_LIMIT_SESSIONS_PER_MINUTE_PER_IP`); retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json"),
         DatabaseProblems,
     )
 )]
@@ -72,6 +74,7 @@ pub fn cookie_is_secure(headers: &HeaderMap) -> bool {
 async fn handle(
     State(state): State<AppState>,
     CallerForNewSession(caller): CallerForNewSession,
+    ClientIp(client): ClientIp,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let anonymous = match &caller {
@@ -85,8 +88,17 @@ async fn handle(
     let sessions = state.sessions();
     let (session, status) = match anonymous.session() {
         Some(existing) if sessions.touch(existing).await?.is_some() => (*existing, StatusCode::OK),
-        // A session that expired or never existed here: start afresh.
+        // A session that expired or never existed here: start afresh, within
+        // the address's budget of new sessions (every one is a row).
         _ => {
+            if let Some(ip) = client {
+                let policy = &state.settings().rate_limits.sessions_per_ip;
+                state
+                    .rate_limiter()
+                    .enforce(&[(policy, ip_identifier(ip))])
+                    .await
+                    .map_err(ApiError::RateLimited)?;
+            }
             let session = SessionId::generate();
             sessions.create(&session).await?;
             (session, StatusCode::CREATED)

@@ -170,6 +170,11 @@ impl TestDb {
             ("AUTH_PROVIDER".into(), "hs256".into()),
             ("AUTH_JWT_SECRET".into(), TEST_JWT_SECRET.into()),
             ("SESSION_SECRET".into(), TEST_SESSION_SECRET.into()),
+            // Every app counts its own requests: they all come from 127.0.0.1.
+            (
+                "RATE_LIMIT_PREFIX".into(),
+                format!("test-{}", uuid::Uuid::new_v4().simple()),
+            ),
         ];
         pairs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
         let lookup = move |name: &str| {
@@ -253,7 +258,12 @@ pub async fn spawn_app_with(db: TestDb, extra: &[(&str, String)]) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move {
-        axum::serve(listener, app).await.unwrap();
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+        .unwrap();
     });
     TestApp {
         address,
