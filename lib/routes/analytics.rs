@@ -2,7 +2,6 @@
 //! how many reached, completed and dropped, and the median time spent, for
 //! the admins of the caller's active organization.
 
-use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Duration, Utc};
@@ -11,9 +10,10 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Caller;
 use crate::db::funnel::{self, StepFunnel};
-use crate::db::{DbError, RlsContext, domain};
+use crate::db::{DbError, domain};
+use crate::http::context::WizardRequest;
 use crate::http::error::{ApiError, Problem};
-use crate::http::extract::{CallerOf, QueryParams};
+use crate::http::extract::QueryParams;
 use crate::routes::problems::DatabaseProblems;
 use crate::state::AppState;
 
@@ -68,11 +68,10 @@ pub struct Funnel {
     )
 )]
 async fn handle(
-    State(state): State<AppState>,
-    CallerOf(caller): CallerOf,
+    request: WizardRequest,
     QueryParams(query): QueryParams<FunnelQuery>,
 ) -> Result<Json<Funnel>, ApiError> {
-    let Caller::User(user) = &caller else {
+    let Caller::User(user) = &request.caller else {
         return Err(ApiError::sign_in_required(
             "sign in as an admin of the organization to read its funnel",
         ));
@@ -87,11 +86,11 @@ async fn handle(
             "`from` must be before `to`, at most a year apart".into(),
         ));
     }
-    let snapshot = state.flags().snapshot().await;
-    let flow = snapshot.flow();
-    let rows = state
+    let flow = request.flow();
+    let rows = request
+        .state
         .db()
-        .transaction(&RlsContext::for_caller(&caller), async |tx| {
+        .transaction(&request.rls(), async |tx| {
             // Membership is checked by the database, not trusted from the token.
             if !domain::is_admin_of_active_organization(tx).await? {
                 return Ok::<_, DbError>(None);
