@@ -46,6 +46,12 @@ impl FunctionEnv {
                 "RATE_LIMIT_WRITES_PER_MINUTE_PER_IP".into(),
                 "1000000".into(),
             ),
+            // The benchmark measures capacity, not the limits.
+            ("RATE_LIMIT_EVENTS_PER_MINUTE".into(), "1000000".into()),
+            (
+                "RATE_LIMIT_EVENTS_PER_MINUTE_PER_IP".into(),
+                "1000000".into(),
+            ),
         ];
         if redis {
             vars.push(("REDIS_URL".into(), REDIS_URL.into()));
