@@ -12,9 +12,12 @@ use crate::ai::AiSettings;
 use crate::auth::AuthSettings;
 use crate::cache::{CacheSettings, RateLimitSettings, RedisSettings, SessionSettings};
 use crate::db::DatabaseSettings;
+use crate::db::retention::RetentionSettings;
 use crate::flags::{EdgeConfigSource, FlagsSettings};
 use crate::monitoring::otlp::OtlpSettings;
-use crate::settings::{ConfigError, Lookup, Profile, parse_number, process_env};
+use crate::settings::{
+    ConfigError, Lookup, Profile, SecretString, parse_number, process_env, secret,
+};
 use crate::wizard::status::RedirectPaths;
 
 /// Every environment variable the backend reads, with its meaning.
@@ -160,6 +163,18 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "Header a proxy you trust overwrites with the client's address (e.g. `x-real-ip` behind nginx, `cf-connecting-ip` behind Cloudflare), for the per-IP limits. Unset: Vercel's `x-vercel-forwarded-for` on Vercel, the event's source IP on Lambda, else the TCP peer; a header the client sent itself is never trusted.",
     ),
     (
+        "CRON_SECRET",
+        "Secret Vercel sends as `Authorization: Bearer <CRON_SECRET>` with every cron job; `GET /api/cron/purge` requires it (unset: the purge answers 503 and never runs). At least 16 characters. Never logged.",
+    ),
+    (
+        "ANALYTICS_RETENTION_DAYS",
+        "Days an analytics event is kept after it happened; the purge deletes older ones (default 400, 1..=3650).",
+    ),
+    (
+        "AI_SUGGESTION_RETENTION_DAYS",
+        "Days an AI suggestion is kept after it was made, whatever its status; the purge deletes older ones (default 90, 1..=3650).",
+    ),
+    (
         "PORT",
         "Port of the local dev server (default 3001, so the Next.js dev server keeps 3000).",
     ),
@@ -239,6 +254,9 @@ pub struct HttpSettings {
     /// The header a trusted proxy writes the client's address into; `None`:
     /// the adapter's (Vercel, Lambda) or the TCP peer's.
     pub client_ip_header: Option<axum::http::HeaderName>,
+    /// What Vercel's cron jobs present as `Authorization: Bearer …`
+    /// (`CRON_SECRET`); `None`: the cron routes answer 503 and never run.
+    pub cron_secret: Option<SecretString>,
 }
 
 /// Everything the backend is configured with.
@@ -254,6 +272,7 @@ pub struct Settings {
     pub cache: CacheSettings,
     pub sessions: SessionSettings,
     pub rate_limits: RateLimitSettings,
+    pub retention: RetentionSettings,
     /// `None` when `AI_PROVIDER` is unset: AI suggestions are off.
     pub ai: Option<AiSettings>,
     /// `None` when no OTLP endpoint is set: no spans are exported.
@@ -280,6 +299,7 @@ impl Settings {
             cache: CacheSettings::from_lookup(lookup)?,
             sessions: SessionSettings::from_lookup(lookup)?,
             rate_limits: RateLimitSettings::from_lookup(lookup)?,
+            retention: RetentionSettings::from_lookup(lookup)?,
             ai: AiSettings::from_lookup(lookup)?,
             otlp: OtlpSettings::from_lookup(lookup)?,
         })
@@ -317,8 +337,32 @@ impl HttpSettings {
                     )
                 })
                 .transpose()?,
+            cron_secret: parse_cron_secret(lookup)?,
         })
     }
+}
+
+/// Vercel sends `CRON_SECRET` verbatim in a header: a guessable one would
+/// let anyone start the purge.
+fn parse_cron_secret(lookup: &dyn Lookup) -> Result<Option<SecretString>, ConfigError> {
+    use crate::settings::ExposeSecret;
+    let Some(value) = secret(lookup, "CRON_SECRET") else {
+        return Ok(None);
+    };
+    let text = value.expose_secret();
+    if text.len() < 16 {
+        return Err(ConfigError::new(
+            "CRON_SECRET",
+            "must be at least 16 characters",
+        ));
+    }
+    if axum::http::HeaderValue::from_str(&format!("Bearer {text}")).is_err() {
+        return Err(ConfigError::new(
+            "CRON_SECRET",
+            "must be printable ASCII, as it travels in a header",
+        ));
+    }
+    Ok(Some(value))
 }
 
 fn parse_origins(raw: Option<String>) -> Result<Vec<String>, ConfigError> {
@@ -513,16 +557,38 @@ mod tests {
     }
 
     #[test]
+    fn the_purge_is_off_without_a_cron_secret_and_refuses_a_short_one() {
+        let settings = Settings::from_lookup(&lookup(&[]), Profile::Local).unwrap();
+        assert!(settings.http.cron_secret.is_none());
+        assert_eq!(settings.retention.analytics_event_days, 400);
+        let error = Settings::from_lookup(&lookup(&[("CRON_SECRET", "short")]), Profile::Local)
+            .unwrap_err();
+        assert_eq!(error.variable, "CRON_SECRET");
+        assert!(!error.problem.contains("short"));
+        let settings = Settings::from_lookup(
+            &lookup(&[("CRON_SECRET", "cron-s3cr3t-0123456789")]),
+            Profile::Local,
+        )
+        .unwrap();
+        assert_eq!(
+            settings.http.cron_secret.unwrap().expose_secret(),
+            "cron-s3cr3t-0123456789"
+        );
+    }
+
+    #[test]
     fn secrets_never_show_in_debug_output() {
         let settings = Settings::from_lookup(
             &lookup(&[
                 ("DATABASE_URL", "postgres://app:s3cr3t@db.example.com/app"),
                 ("AUTH_JWT_SECRET", SECRET_32),
                 ("SESSION_SECRET", SECRET_32),
+                ("CRON_SECRET", "cron-s3cr3t-0123456789"),
             ]),
             Profile::Deployed,
         )
         .unwrap();
+        assert!(settings.http.cron_secret.is_some());
         assert!(!format!("{settings:?}").contains("s3cr3t"));
     }
 }

@@ -51,6 +51,7 @@ use crate::state::AppState;
         routes::ai::request_suggestion,
         routes::ai::accept,
         routes::ai::reject,
+        routes::purge::handle,
     ),
     components(schemas(crate::http::error::Problem, crate::wizard::validation::FieldError)),
     modifiers(&SharedLayers),
@@ -60,6 +61,7 @@ use crate::state::AppState;
         (name = "ai", description = "Optional AI suggestions; with AI off or failing every other route behaves the same"),
         (name = "analytics", description = "Funnel events and their aggregates"),
         (name = "health", description = "Dependencies"),
+        (name = "ops", description = "Scheduled maintenance, called by Vercel's cron jobs with the cron secret"),
         (name = "meta", description = "This document"),
     )
 )]
@@ -157,6 +159,19 @@ impl Modify for SharedLayers {
                 "The same session, for clients without cookies: the `session` value of \
                  `POST /api/onboarding/session`.",
             ))),
+        );
+
+        components.add_security_scheme(
+            "cronSecret",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "The project's `CRON_SECRET`, which Vercel sends as `Authorization: Bearer` \
+                         with every cron job; never a user's token.",
+                    ))
+                    .build(),
+            ),
         );
 
         components.parameters.insert(

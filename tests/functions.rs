@@ -21,8 +21,14 @@ impl Drop for Function {
 
 impl Function {
     pub async fn start(binary: &str, db: &TestDb) -> Self {
+        Self::start_with(binary, db, &[]).await
+    }
+
+    /// As [`Function::start`], with `env` set too.
+    pub async fn start_with(binary: &str, db: &TestDb, env: &[(&str, &str)]) -> Self {
         let port = free_port();
         let child = function_command(binary, db)
+            .envs(env.iter().copied())
             .env("VERCEL_DEV_PORT", port.to_string())
             .stderr(Stdio::inherit())
             .spawn()
@@ -89,6 +95,26 @@ async fn a_json_answer_leaves_the_function_whole_with_its_length() {
         .parse()
         .unwrap();
     assert_eq!(response.bytes().await.unwrap().len(), length);
+}
+
+#[tokio::test]
+async fn the_purge_function_binary_runs_for_the_cron_secret_only() {
+    let db = TestDb::migrated().await;
+    let secret = "function-cron-secret-0123456789";
+    let function = Function::start_with(
+        env!("CARGO_BIN_EXE_cron-purge"),
+        &db,
+        &[("CRON_SECRET", secret)],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/api/cron/purge", function.address);
+    let response = client.get(&url).bearer_auth(secret).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["complete"], true, "{body}");
+    let response = client.get(&url).send().await.unwrap();
+    assert_eq!(response.status(), 401);
 }
 
 #[tokio::test]

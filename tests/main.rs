@@ -18,5 +18,6 @@ mod library;
 mod migrations;
 mod monitoring;
 mod openapi;
+mod retention;
 mod round_trips;
 mod wizard;

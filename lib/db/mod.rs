@@ -35,6 +35,7 @@ pub mod funnel;
 pub mod idempotency;
 pub mod migrate;
 pub mod progress;
+pub mod retention;
 pub mod sessions;
 
 use std::time::Duration;
@@ -311,7 +312,11 @@ impl Database {
                         None => client.query_typed(stmt.sql, &typed).await,
                     }
                 };
-                let (context_set, rows) = join(framing.set_context(context), body).await;
+                let (context_set, rows) = join(
+                    framing.set_context(context.role.as_str(), &context.claims),
+                    body,
+                )
+                .await;
                 context_set.and(rows)
             }
         });
@@ -353,6 +358,35 @@ impl Database {
     where
         E: From<DbError>,
     {
+        self.transaction_as(context.role.as_str(), &context.claims, body)
+            .await
+    }
+
+    /// Runs `body` in a transaction as the login role itself (`onboarding_app`),
+    /// with no caller: it holds no privilege on any table, only on what is
+    /// granted to the login role alone, the retention functions
+    /// ([`retention`]), which no request's switched role may execute.
+    /// Otherwise as [`Database::transaction`].
+    pub async fn as_login_role<T, E>(
+        &self,
+        body: impl AsyncFnOnce(&Tx<'_>) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<DbError>,
+    {
+        // `none` resets the role to the session's (login) role, as `set role none` does.
+        self.transaction_as("none", "{}", body).await
+    }
+
+    async fn transaction_as<T, E>(
+        &self,
+        role: &str,
+        claims: &str,
+        body: impl AsyncFnOnce(&Tx<'_>) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<DbError>,
+    {
         let _timer = Timer::start(Dependency::Database);
         let mut checkout = Checkout::new(self.pool.get().await.map_err(DbError::from)?);
         let client = checkout.client();
@@ -364,7 +398,8 @@ impl Database {
             .await
             .map_err(DbError::from)?;
         let setup = async {
-            let (begun, context_set) = join(framing.begin(), framing.set_context(context)).await;
+            let (begun, context_set) =
+                join(framing.begin(), framing.set_context(role, claims)).await;
             begun.and(context_set).map(|_| ())
         };
         let (setup, result) = join(setup, body(&tx)).await;
@@ -455,18 +490,18 @@ impl<'a> Framing<'a> {
         }
     }
 
-    async fn set_context(&self, context: &RlsContext) -> Result<Vec<Row>, tokio_postgres::Error> {
-        let role = context.role.as_str();
+    /// Switches to `role` and publishes `claims` for the transaction.
+    async fn set_context(
+        &self,
+        role: &str,
+        claims: &str,
+    ) -> Result<Vec<Row>, tokio_postgres::Error> {
         match &self.prepared {
-            Some([_, set_context, _]) => {
-                self.client
-                    .query(set_context, &[&role, &context.claims])
-                    .await
-            }
+            Some([_, set_context, _]) => self.client.query(set_context, &[&role, &claims]).await,
             None => {
                 let params = [
                     (&role as &(dyn ToSql + Sync), Type::TEXT),
-                    (&context.claims as &(dyn ToSql + Sync), Type::TEXT),
+                    (&claims as &(dyn ToSql + Sync), Type::TEXT),
                 ];
                 self.client.query_typed(SET_CONTEXT, &params).await
             }

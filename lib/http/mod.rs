@@ -1,13 +1,15 @@
 //! What every route shares, as HTTP: the [`context::WizardRequest`] extractor
 //! and the others ([`extract`]), the one error response ([`error`]), replay
 //! by `Idempotency-Key` ([`idempotency`]), the write rate limit
-//! ([`rate_limit`]), request ids, timing and logs ([`observe`]), body limits,
+//! ([`rate_limit`]), the cron secret of scheduled requests ([`cron`]),
+//! request ids, timing and logs ([`observe`]), body limits,
 //! CORS and caching headers, and the way a function binary runs its router
 //! (on Vercel, or on AWS Lambda with the `lambda` feature). Below it is the
 //! domain, which knows nothing of this.
 
 pub mod background;
 pub mod context;
+pub mod cron;
 pub mod error;
 pub mod extract;
 pub mod idempotency;

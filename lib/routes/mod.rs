@@ -12,6 +12,7 @@ pub mod flow;
 pub mod health;
 pub mod merge;
 pub mod problems;
+pub mod purge;
 pub mod session;
 pub mod status;
 pub mod steps;
@@ -37,4 +38,5 @@ pub fn all() -> Router<AppState> {
         .merge(ai::suggest_router())
         .merge(ai::accept_router())
         .merge(ai::reject_router())
+        .merge(purge::router())
 }

@@ -8,11 +8,11 @@ use super::probe::{
     GET, POST, PUT, Probe, case, decision_path, minted_session, step_path, unique,
 };
 use super::{
-    ACCEPT, COMPLETE, Contract, EVENTS, FLOW, FUNNEL, HEALTH, MERGE, PREFERENCES, REJECT, SESSION,
-    STATUS, STEP, SUGGEST,
+    ACCEPT, COMPLETE, CRON_SECRET, Contract, EVENTS, FLOW, FUNNEL, HEALTH, MERGE, PREFERENCES,
+    PURGE, REJECT, SESSION, STATUS, STEP, SUGGEST,
 };
 use crate::support::api::{Auth, valid_answer};
-use crate::support::{TestDb, free_port, spawn_app, spawn_app_with, token};
+use crate::support::{TestDb, free_port, spawn_app_with, token};
 
 /// One write per minute: a caller's second write of any kind is a 429.
 pub async fn answers_at_the_rate_limit(contract: &Contract) {
@@ -34,6 +34,7 @@ pub async fn answers_at_the_rate_limit(contract: &Contract) {
     let primary_goal = json!({ "step": "goals", "field": "primaryGoal" });
     let profile = json!({ "answers": valid_answer("profile") });
     let id = uuid::Uuid::new_v4().to_string();
+    let scheduler = Auth::token(CRON_SECRET);
     #[rustfmt::skip]
     let cases = [
         // The visitor's one write; this deployment has no AI provider.
@@ -49,6 +50,8 @@ pub async fn answers_at_the_rate_limit(contract: &Contract) {
         case(422, POST, COMPLETE, COMPLETE, &user, Empty),
         case(429, POST, COMPLETE, COMPLETE, &user, Empty),
         case(429, POST, MERGE, MERGE, &user, Empty),
+        // This deployment has no CRON_SECRET: the purge never runs.
+        case(503, GET, PURGE, PURGE, &scheduler, Empty),
     ];
     probe.run_all(cases).await;
 }
@@ -58,10 +61,13 @@ pub async fn answers_with_the_database_down(contract: &Contract) {
     let closed = free_port();
     let app = spawn_app_with(
         TestDb::migrated().await,
-        &[(
-            "DATABASE_URL",
-            format!("postgres://onboarding_app@127.0.0.1:{closed}/x?sslmode=disable"),
-        )],
+        &[
+            (
+                "DATABASE_URL",
+                format!("postgres://onboarding_app@127.0.0.1:{closed}/x?sslmode=disable"),
+            ),
+            ("CRON_SECRET", CRON_SECRET.into()),
+        ],
     )
     .await;
     let probe = Probe::new(contract, &app);
@@ -78,7 +84,11 @@ pub async fn answers_with_the_database_down(contract: &Contract) {
 /// The schema is gone: every statement fails, which is a 500 with nothing
 /// of the cause in the body.
 pub async fn answers_with_a_broken_database(contract: &Contract) {
-    let app = spawn_app().await;
+    let app = spawn_app_with(
+        TestDb::migrated().await,
+        &[("CRON_SECRET", CRON_SECRET.into())],
+    )
+    .await;
     crate::support::connect(&app.db.admin_url())
         .await
         .batch_execute("drop schema onboarding cascade")
@@ -101,6 +111,7 @@ async fn every_database_route_answers(probe: &Probe<'_>, status: u16) {
     let id = uuid::Uuid::new_v4().to_string();
     let profile = json!({ "answers": valid_answer("profile") });
     let primary_goal = json!({ "step": "goals", "field": "primaryGoal" });
+    let scheduler = Auth::token(CRON_SECRET);
     #[rustfmt::skip]
     let cases = [
         case(status, GET, STATUS, STATUS, &user, Empty),
@@ -115,6 +126,7 @@ async fn every_database_route_answers(probe: &Probe<'_>, status: u16) {
         case(status, POST, SUGGEST, SUGGEST, &user, Json(primary_goal)),
         case(status, POST, ACCEPT, decision_path(&id, "accept"), &user, Empty),
         case(status, POST, REJECT, decision_path(&id, "reject"), &user, Empty),
+        case(status, GET, PURGE, PURGE, &scheduler, Empty),
     ];
     probe.run_all(cases).await;
 }

@@ -37,6 +37,10 @@ const PREFERENCES: &str = "/api/onboarding/ai/preferences";
 const SUGGEST: &str = "/api/onboarding/ai/suggest";
 const ACCEPT: &str = "/api/onboarding/ai/suggestions/{id}/accept";
 const REJECT: &str = "/api/onboarding/ai/suggestions/{id}/reject";
+const PURGE: &str = "/api/cron/purge";
+
+/// The cron secret of the apps that run the purge.
+const CRON_SECRET: &str = "contract-cron-secret-0123456789";
 
 /// The steps of `config/edge-config.json`, in order.
 const STEPS: [&str; 5] = ["profile", "organization", "goals", "team", "preferences"];

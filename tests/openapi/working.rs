@@ -11,8 +11,8 @@ use super::probe::{
     GET, POST, PUT, Probe, case, decision_path, step_path, unique,
 };
 use super::{
-    ACCEPT, COMPLETE, Contract, EVENTS, FLOW, FUNNEL, HEALTH, MERGE, OPENAPI, PREFERENCES, REJECT,
-    SESSION, STATUS, STEP, STEPS, SUGGEST,
+    ACCEPT, COMPLETE, CRON_SECRET, Contract, EVENTS, FLOW, FUNNEL, HEALTH, MERGE, OPENAPI,
+    PREFERENCES, PURGE, REJECT, SESSION, STATUS, STEP, STEPS, SUGGEST,
 };
 use crate::ai::server::{self, FakeProvider};
 use crate::support::api::{Auth, valid_answer};
@@ -42,6 +42,7 @@ pub async fn answers_of_a_working_app(contract: &Contract) {
     merge(&probe, &callers).await;
     completion(&probe, &callers).await;
     funnel(&probe, &app, &callers).await;
+    purge(&probe, &callers).await;
 }
 
 /// An app whose AI provider suggests twice, then fails for good.
@@ -73,6 +74,7 @@ async fn working_app() -> (TestApp, FakeProvider) {
             // Many writes from one visitor; the limits have a scenario of their own.
             ("RATE_LIMIT_WRITES_PER_MINUTE", "10000".into()),
             ("RATE_LIMIT_AI_PER_MINUTE", "10000".into()),
+            ("CRON_SECRET", CRON_SECRET.into()),
         ],
     )
     .await;
@@ -354,6 +356,23 @@ async fn funnel(probe: &Probe<'_>, app: &TestApp, callers: &Callers) {
         case(403, GET, FUNNEL, FUNNEL, &stranger, Empty),
         case(401, GET, FUNNEL, FUNNEL, visitor, Empty),
         case(401, GET, FUNNEL, FUNNEL, forged, Empty),
+    ];
+    probe.run_all(cases).await;
+}
+
+/// The retention run, for Vercel's scheduler and for anyone else.
+async fn purge(probe: &Probe<'_>, callers: &Callers) {
+    let (nobody, member) = (&callers.nobody, &callers.member);
+    let scheduler = Auth::token(CRON_SECRET);
+    let impostor = Auth::token("contract-cron-secret-9876543210");
+    #[rustfmt::skip]
+    let cases = [
+        case(200, GET, PURGE, PURGE, &scheduler, Empty)
+            .then(|purged| assert_eq!(purged.body["complete"], true)),
+        case(401, GET, PURGE, PURGE, nobody, Empty),
+        case(401, GET, PURGE, PURGE, &impostor, Empty),
+        // A user's token is not the cron secret.
+        case(401, GET, PURGE, PURGE, member, Empty),
     ];
     probe.run_all(cases).await;
 }
