@@ -5,6 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use onboarding::wizard::flow::{AnswerMap, EdgeConfig, Flow};
+use onboarding::wizard::status::{RedirectPaths, compute};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
@@ -13,8 +14,8 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(flow) = Flow::parse(text) {
         let answers = AnswerMap::new();
         let flags = |_: &str| true;
-        let _ = flow.progress(&answers, &flags);
-        let _ = flow.first_incomplete_step(&answers, &flags);
+        // What `GET /status` computes from a flow: visible steps, progress, redirect.
+        let _ = compute(&flow, &flags, false, None, &answers, &RedirectPaths::default());
         for step in flow.steps() {
             let _ = flow.step_json_schema(&step.id);
             let _ = flow.step_draft_json_schema(&step.id);
