@@ -22,6 +22,7 @@
 mod ai_provider;
 mod faults;
 mod hostile;
+mod lifecycle;
 mod load;
 mod report;
 mod services;
@@ -41,7 +42,7 @@ use onboarding::{AppState, http, openapi, routes};
 use crate::load::{Counters, Log, Shared};
 use crate::services::{Postgres, Redis};
 
-const SESSION_SECRET: &str = "reliability-session-secret-0123456789abcdef";
+pub const SESSION_SECRET: &str = "reliability-session-secret-0123456789abcdef";
 
 // ---- command line -------------------------------------------------------------
 
@@ -171,6 +172,7 @@ async fn load_and_check(args: &Args, pg: &Postgres, redis: &mut Redis) -> anyhow
         .await
         .context("Failed to migrate")?;
 
+    lifecycle::seed_expired(pg).await?;
     let jwks_url = tokens::serve_jwks().await?;
     let ai_mode = Arc::new(AtomicU8::new(ai_provider::AI_OK));
     let ai_url = ai_provider::serve(Arc::clone(&ai_mode)).await?;
@@ -187,6 +189,7 @@ async fn load_and_check(args: &Args, pg: &Postgres, redis: &mut Redis) -> anyhow
         ("AUTH_ISSUER", tokens::ISSUER.into()),
         ("AUTH_AUDIENCE", tokens::AUDIENCE.into()),
         ("SESSION_SECRET", SESSION_SECRET.into()),
+        ("CRON_SECRET", lifecycle::CRON_SECRET.into()),
         ("DATABASE_POOL_MAX_SIZE", args.pool_size.to_string()),
         // Every simulated user comes from 127.0.0.1; limits are not under test here.
         ("RATE_LIMIT_WRITES_PER_MINUTE", "1000000".into()),
@@ -243,6 +246,12 @@ async fn load_and_check(args: &Args, pg: &Postgres, redis: &mut Redis) -> anyhow
         .into_iter()
         .map(|user| tokio::spawn(user.run(Arc::clone(&shared))))
         .collect();
+    // As Vercel's cron would, while the users work and before the outages.
+    let purge = tokio::spawn(lifecycle::purge_during_load(
+        client.clone(),
+        base.clone(),
+        Duration::from_secs(1),
+    ));
     let faults = faults::inject(args, &shared, pg, redis, started).await?;
 
     let mut users = Vec::new();
@@ -271,12 +280,18 @@ async fn load_and_check(args: &Args, pg: &Postgres, redis: &mut Redis) -> anyhow
     let hostile = hostile::send_corpus(&base, &client).await?;
     let server_alive = !server.is_finished();
     server.abort();
+    println!("== the purge during the load, then anonymous floods");
+    let mut lifecycle = lifecycle::Lifecycle::default();
+    let purged = purge.await.context("the purge task panicked")?;
+    lifecycle::check_purge(pg, purged, &mut lifecycle).await?;
+    lifecycle::floods(pg, redis.port, &mut lifecycle).await?;
 
     Ok(report::print(
         &shared,
         &faults,
         &verification,
         &hostile,
+        &lifecycle,
         load_seconds,
         server_alive,
     ))

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use crate::PANICS;
 use crate::faults::{Faults, PG_RECOVERY_BUDGET, REDIS_RECOVERY_BUDGET};
 use crate::hostile::Hostile;
+use crate::lifecycle::Lifecycle;
 use crate::load::{ServerError, Shared};
 use crate::verify::Verification;
 
@@ -25,6 +26,7 @@ pub fn print(
     faults: &Faults,
     verification: &Verification,
     hostile: &Hostile,
+    lifecycle: &Lifecycle,
     load_seconds: f64,
     server_alive: bool,
 ) -> bool {
@@ -61,6 +63,7 @@ pub fn print(
     failures.extend(log.problems.iter().cloned());
     failures.extend(verification.problems.iter().cloned());
     failures.extend(hostile.failures.iter().cloned());
+    failures.extend(lifecycle.failures.iter().cloned());
     for (_, what) in &log.transport_errors {
         failures.push(format!("transport error: {what}"));
     }
@@ -163,6 +166,9 @@ pub fn print(
         hostile.tried,
         hostile.failures.len()
     );
+    for line in &lifecycle.lines {
+        println!("{line}");
+    }
     println!("transport errors   {}", log.transport_errors.len());
     println!("panics             {panics}");
     if failures.is_empty() {

@@ -1,0 +1,268 @@
+//! The data's whole life under load: expired rows seeded before the load are
+//! purged by the cron route while it runs (and nothing live goes with them),
+//! and an anonymous flood against an instance with the default limits stores
+//! no more than those limits allow, whether it forges forwarding headers or not.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use onboarding::config::Settings;
+use onboarding::settings::Profile;
+use onboarding::{AppState, http, openapi, routes};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::services::Postgres;
+
+/// The cron secret the in-process API is configured with.
+pub const CRON_SECRET: &str = "reliability-cron-secret-0123456789";
+/// Expired sessions (each with a draft of two answers) seeded before the load.
+const EXPIRED_SESSIONS: i64 = 200;
+/// How long each flood runs.
+const FLOOD: Duration = Duration::from_secs(4);
+/// The defaults the flood runs against (README: environment variables).
+const SESSIONS_PER_IP: i64 = 20;
+const EVENTS_PER_IP: i64 = 600;
+
+#[derive(Default)]
+pub struct Lifecycle {
+    pub lines: Vec<String>,
+    pub failures: Vec<String>,
+}
+
+/// Seeds rows past their retention: expired sessions with drafts.
+pub async fn seed_expired(pg: &Postgres) -> anyhow::Result<()> {
+    let (client, task) = pg.connect("onboarding").await?;
+    client
+        .batch_execute(&format!(
+            "insert into onboarding.anonymous_sessions (id_hash, expires_at, created_at, last_seen_at)
+             select encode(sha256(('reliability-expired-' || i)::bytea), 'hex'),
+                    now() - interval '1 day', now() - interval '31 days', now() - interval '30 days'
+             from generate_series(1, {EXPIRED_SESSIONS}) i;
+             insert into onboarding.progress (session_id, flow_id, flow_version)
+             select id_hash, 'default', 1 from onboarding.anonymous_sessions where expires_at < now();
+             insert into onboarding.step_answers (progress_id, step, answers, flow_version)
+             select p.id, step, '{{}}', 1
+             from onboarding.progress p, unnest(array['profile', 'goals']) step
+             where p.session_id is not null"
+        ))
+        .await
+        .context("Failed to seed expired sessions")?;
+    task.abort();
+    Ok(())
+}
+
+/// Calls the purge as Vercel's cron does, once the load is under way.
+pub async fn purge_during_load(
+    client: reqwest::Client,
+    base: String,
+    after: Duration,
+) -> Result<Value, String> {
+    tokio::time::sleep(after).await;
+    let response = client
+        .get(format!("{base}/api/cron/purge"))
+        .bearer_auth(CRON_SECRET)
+        .send()
+        .await
+        .map_err(|error| format!("the purge request failed: {error}"))?;
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    if status != StatusCode::OK {
+        return Err(format!(
+            "the purge during the load answered {status}: {body}"
+        ));
+    }
+    Ok(body)
+}
+
+/// What the purge left: every seeded expired session gone (a purge that ran
+/// out of time would say `complete: false`), no live session lost.
+pub async fn check_purge(
+    pg: &Postgres,
+    outcome: Result<Value, String>,
+    result: &mut Lifecycle,
+) -> anyhow::Result<()> {
+    let body = match outcome {
+        Ok(body) => body,
+        Err(problem) => {
+            result.failures.push(problem);
+            return Ok(());
+        }
+    };
+    let (client, task) = pg.connect("onboarding").await?;
+    let left: i64 = client
+        .query_one(
+            "select count(*) from onboarding.anonymous_sessions where id_hash in
+               (select encode(sha256(('reliability-expired-' || i)::bytea), 'hex')
+                from generate_series(1, $1::bigint) i)",
+            &[&EXPIRED_SESSIONS],
+        )
+        .await?
+        .get(0);
+    let orphans: i64 = client
+        .query_one(
+            "select count(*) from onboarding.progress p
+             where p.session_id is not null
+               and not exists (select 1 from onboarding.anonymous_sessions s where s.id_hash = p.session_id)",
+            &[],
+        )
+        .await?
+        .get(0);
+    task.abort();
+    let purged = body["sessions"].as_i64().unwrap_or(-1);
+    result.lines.push(format!(
+        "purge during load  {purged} expired sessions deleted (of {EXPIRED_SESSIONS} seeded), complete: {}, {left} seeded left, {orphans} drafts without a session",
+        body["complete"]
+    ));
+    if body["complete"] == json!(true) && left != 0 {
+        result.failures.push(format!(
+            "the purge said complete but {left} expired sessions are left"
+        ));
+    }
+    if purged < EXPIRED_SESSIONS && body["complete"] == json!(true) {
+        result.failures.push(format!(
+            "the purge deleted {purged} of {EXPIRED_SESSIONS} expired sessions"
+        ));
+    }
+    if orphans != 0 {
+        result
+            .failures
+            .push(format!("{orphans} drafts left behind by purged sessions"));
+    }
+    Ok(())
+}
+
+/// Anonymous floods against an instance with the default limits, served with
+/// the TCP peer as the client: one that forges a new forwarding header on
+/// every request, one that sends none. Each takes a new session per request
+/// and sends a batch of 10 events with it.
+pub async fn floods(pg: &Postgres, redis_port: u16, result: &mut Lifecycle) -> anyhow::Result<()> {
+    for forged in [true, false] {
+        let prefix = format!("flood-{}-{forged}", crate::tokens::now());
+        let pairs: Vec<(&str, String)> = vec![
+            ("DATABASE_URL", pg.app_url()),
+            ("REDIS_URL", format!("redis://127.0.0.1:{redis_port}")),
+            (
+                "EDGE_CONFIG_FILE",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/config/edge-config.json").into(),
+            ),
+            ("AUTH_JWT_SECRET", crate::tokens::JWT_SECRET.into()),
+            ("SESSION_SECRET", crate::SESSION_SECRET.into()),
+            ("RATE_LIMIT_PREFIX", prefix),
+        ];
+        let lookup = move |name: &str| {
+            pairs
+                .iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| value.clone())
+        };
+        let settings = Settings::from_lookup(&lookup, Profile::Deployed)?;
+        let app = http::app(
+            AppState::build(settings)?,
+            routes::all().merge(openapi::router()),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let base = format!("http://{}", listener.local_addr()?);
+        let server = tokio::spawn(async move {
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+        });
+        let (sessions_before, events_before) = counts(pg).await?;
+        let sent = flood(&base, forged).await;
+        server.abort();
+        // Events are stored after their 202; give the writer a moment.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let (sessions_after, events_after) = counts(pg).await?;
+        let (sessions, events) = (
+            sessions_after - sessions_before,
+            events_after - events_before,
+        );
+        // A sliding window lets at most its limit through in any minute; a
+        // flood that straddles a minute boundary sees two windows.
+        let (max_sessions, max_events) = (2 * SESSIONS_PER_IP, 2 * EVENTS_PER_IP);
+        let kind = if forged {
+            "forging X-Real-IP/X-Forwarded-For"
+        } else {
+            "from one address"
+        };
+        result.lines.push(format!(
+            "anonymous flood    {kind}: {} requests in {FLOOD:?}, {sessions} sessions and {events} events stored (at most {max_sessions} and {max_events})",
+            sent
+        ));
+        if sessions > max_sessions || events > max_events {
+            result.failures.push(format!(
+                "the flood {kind} stored {sessions} sessions and {events} events, over the limits"
+            ));
+        }
+        if sessions == 0 {
+            result
+                .failures
+                .push(format!("the flood {kind} created no session at all"));
+        }
+    }
+    Ok(())
+}
+
+async fn counts(pg: &Postgres) -> anyhow::Result<(i64, i64)> {
+    let (client, task) = pg.connect("onboarding").await?;
+    let row = client
+        .query_one(
+            "select (select count(*) from onboarding.anonymous_sessions),
+                    (select count(*) from onboarding.analytics_events)",
+            &[],
+        )
+        .await?;
+    task.abort();
+    Ok((row.get(0), row.get(1)))
+}
+
+/// Requests until `FLOOD` passes: a new session, then ten events with it.
+async fn flood(base: &str, forged: bool) -> usize {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("a client");
+    let events = json!({ "events": (0..10).map(|_| json!({ "type": "step_viewed", "step": "profile" })).collect::<Vec<_>>() });
+    let deadline = Instant::now() + FLOOD;
+    let mut sent = 0;
+    let mut n: u32 = 0;
+    while Instant::now() < deadline {
+        n = n.wrapping_add(1);
+        // Documentation addresses, only ever written into headers.
+        let forged_ip = format!("203.0.113.{}", n % 254 + 1);
+        let with_headers = |request: reqwest::RequestBuilder| {
+            if forged {
+                request
+                    .header("x-real-ip", &forged_ip)
+                    .header("x-forwarded-for", &forged_ip)
+                    .header("x-vercel-forwarded-for", &forged_ip)
+            } else {
+                request
+            }
+        };
+        sent += 1;
+        let Ok(response) = with_headers(client.post(format!("{base}/api/onboarding/session")))
+            .send()
+            .await
+        else {
+            continue;
+        };
+        let Ok(body) = response.json::<Value>().await else {
+            continue;
+        };
+        let Some(session) = body["session"].as_str() else {
+            continue;
+        };
+        sent += 1;
+        let _ = with_headers(client.post(format!("{base}/api/onboarding/events")))
+            .header("x-onboarding-session", session)
+            .json(&events)
+            .send()
+            .await;
+    }
+    sent
+}
