@@ -7,9 +7,6 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use onboarding::config::Settings;
-use onboarding::settings::Profile;
-use onboarding::{AppState, http, openapi, routes};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -140,28 +137,7 @@ pub async fn check_purge(
 pub async fn floods(pg: &Postgres, redis_port: u16, result: &mut Lifecycle) -> anyhow::Result<()> {
     for forged in [true, false] {
         let prefix = format!("flood-{}-{forged}", crate::tokens::now());
-        let pairs: Vec<(&str, String)> = vec![
-            ("DATABASE_URL", pg.app_url()),
-            ("REDIS_URL", format!("redis://127.0.0.1:{redis_port}")),
-            (
-                "EDGE_CONFIG_FILE",
-                concat!(env!("CARGO_MANIFEST_DIR"), "/config/edge-config.json").into(),
-            ),
-            ("AUTH_JWT_SECRET", crate::tokens::JWT_SECRET.into()),
-            ("SESSION_SECRET", crate::SESSION_SECRET.into()),
-            ("RATE_LIMIT_PREFIX", prefix),
-        ];
-        let lookup = move |name: &str| {
-            pairs
-                .iter()
-                .find(|(key, _)| *key == name)
-                .map(|(_, value)| value.clone())
-        };
-        let settings = Settings::from_lookup(&lookup, Profile::Deployed)?;
-        let app = http::app(
-            AppState::build(settings)?,
-            routes::all().merge(openapi::router()),
-        );
+        let app = crate::api(pg, redis_port, vec![("RATE_LIMIT_PREFIX", prefix)])?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let base = format!("http://{}", listener.local_addr()?);
         let server = tokio::spawn(async move {

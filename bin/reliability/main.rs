@@ -42,7 +42,7 @@ use onboarding::{AppState, http, openapi, routes};
 use crate::load::{Counters, Log, Shared};
 use crate::services::{Postgres, Redis};
 
-pub const SESSION_SECRET: &str = "reliability-session-secret-0123456789abcdef";
+const SESSION_SECRET: &str = "reliability-session-secret-0123456789abcdef";
 
 // ---- command line -------------------------------------------------------------
 
@@ -163,6 +163,38 @@ async fn run() -> anyhow::Result<bool> {
     outcome
 }
 
+/// Every route, configured for the private PostgreSQL and Redis, with
+/// `extra` settings over the common ones.
+pub fn api(
+    pg: &Postgres,
+    redis_port: u16,
+    extra: Vec<(&'static str, String)>,
+) -> anyhow::Result<axum::Router> {
+    let mut pairs: Vec<(&str, String)> = vec![
+        ("DATABASE_URL", pg.app_url()),
+        ("REDIS_URL", format!("redis://127.0.0.1:{redis_port}")),
+        (
+            "EDGE_CONFIG_FILE",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/config/edge-config.json").into(),
+        ),
+        ("AUTH_JWT_SECRET", tokens::JWT_SECRET.into()),
+        ("SESSION_SECRET", SESSION_SECRET.into()),
+    ];
+    pairs.extend(extra);
+    let lookup = move |name: &str| {
+        pairs
+            .iter()
+            .rev()
+            .find(|(key, _)| *key == name)
+            .map(|(_, value)| value.clone())
+    };
+    let settings = Settings::from_lookup(&lookup, Profile::Deployed)?;
+    Ok(http::app(
+        AppState::build(settings)?,
+        routes::all().merge(openapi::router()),
+    ))
+}
+
 async fn load_and_check(args: &Args, pg: &Postgres, redis: &mut Redis) -> anyhow::Result<bool> {
     let migration_url = pg.superuser_url("onboarding");
     onboarding::db::migrate::create_database_if_missing(&migration_url)
@@ -176,19 +208,11 @@ async fn load_and_check(args: &Args, pg: &Postgres, redis: &mut Redis) -> anyhow
     let jwks_url = tokens::serve_jwks().await?;
     let ai_mode = Arc::new(AtomicU8::new(ai_provider::AI_OK));
     let ai_url = ai_provider::serve(Arc::clone(&ai_mode)).await?;
-    let pairs: Vec<(&str, String)> = vec![
-        ("DATABASE_URL", pg.app_url()),
-        ("REDIS_URL", format!("redis://127.0.0.1:{}", redis.port)),
-        (
-            "EDGE_CONFIG_FILE",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/config/edge-config.json").into(),
-        ),
+    let extra = vec![
         ("AUTH_PROVIDER", "supabase".into()),
-        ("AUTH_JWT_SECRET", tokens::JWT_SECRET.into()),
         ("AUTH_JWKS_URL", jwks_url),
         ("AUTH_ISSUER", tokens::ISSUER.into()),
         ("AUTH_AUDIENCE", tokens::AUDIENCE.into()),
-        ("SESSION_SECRET", SESSION_SECRET.into()),
         ("CRON_SECRET", lifecycle::CRON_SECRET.into()),
         ("DATABASE_POOL_MAX_SIZE", args.pool_size.to_string()),
         // Every simulated user comes from 127.0.0.1; limits are not under test here.
@@ -196,6 +220,8 @@ async fn load_and_check(args: &Args, pg: &Postgres, redis: &mut Redis) -> anyhow
         ("RATE_LIMIT_WRITES_PER_MINUTE_PER_IP", "1000000".into()),
         ("RATE_LIMIT_AI_PER_MINUTE", "1000000".into()),
         ("RATE_LIMIT_AI_PER_MINUTE_PER_IP", "1000000".into()),
+        ("RATE_LIMIT_EVENTS_PER_MINUTE", "1000000".into()),
+        ("RATE_LIMIT_EVENTS_PER_MINUTE_PER_IP", "1000000".into()),
         ("AI_PROVIDER", "openai".into()),
         ("AI_BASE_URL", ai_url),
         ("AI_API_KEY", "reliability-key".into()),
@@ -203,18 +229,7 @@ async fn load_and_check(args: &Args, pg: &Postgres, redis: &mut Redis) -> anyhow
         ("AI_TIMEOUT_MS", "300".into()),
         ("AI_DEADLINE_MS", "1000".into()),
     ];
-    let lookup = move |name: &str| {
-        pairs
-            .iter()
-            .find(|(key, _)| *key == name)
-            .map(|(_, value)| value.clone())
-    };
-    let settings = Settings::from_lookup(&lookup, Profile::Deployed)?;
-    let app = http::app(
-        AppState::build(settings)?,
-        routes::all().merge(openapi::router()),
-    );
-    let (address, server) = services::serve_loopback(app).await?;
+    let (address, server) = services::serve_loopback(api(pg, redis.port, extra)?).await?;
     let base = format!("http://{address}");
     println!(
         "   API {base} (in-process), pool {} connections",
