@@ -51,6 +51,9 @@ use crate::state::AppState;
         routes::ai::request_suggestion,
         routes::ai::accept,
         routes::ai::reject,
+        routes::me::erase,
+        routes::me::download,
+        routes::webhooks::clerk,
     ),
     components(schemas(crate::http::error::Problem, crate::wizard::validation::FieldError)),
     modifiers(&SharedLayers),
@@ -59,6 +62,7 @@ use crate::state::AppState;
         (name = "session", description = "Anonymous sessions, and moving their drafts to the user after sign-in"),
         (name = "ai", description = "Optional AI suggestions; with AI off or failing every other route behaves the same"),
         (name = "analytics", description = "Funnel events and their aggregates"),
+        (name = "privacy", description = "A user's data erased or exported, by them or when the identity provider deletes their account"),
         (name = "health", description = "Dependencies"),
         (name = "meta", description = "This document"),
     )

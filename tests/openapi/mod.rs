@@ -37,6 +37,9 @@ const PREFERENCES: &str = "/api/onboarding/ai/preferences";
 const SUGGEST: &str = "/api/onboarding/ai/suggest";
 const ACCEPT: &str = "/api/onboarding/ai/suggestions/{id}/accept";
 const REJECT: &str = "/api/onboarding/ai/suggestions/{id}/reject";
+const ME: &str = "/api/onboarding/me";
+const EXPORT: &str = "/api/onboarding/me/export";
+const CLERK: &str = "/api/webhooks/clerk";
 
 /// The steps of `config/edge-config.json`, in order.
 const STEPS: [&str; 5] = ["profile", "organization", "goals", "team", "preferences"];
@@ -172,6 +175,7 @@ async fn every_documented_status_is_answered_and_every_body_fits_its_schema() {
         faults::answers_with_the_database_down(&contract),
         faults::answers_with_the_identity_providers_keys_unavailable(&contract),
         faults::answers_with_a_broken_database(&contract),
+        faults::answers_of_the_webhook_at_the_address_limit(&contract),
     );
     let seen = contract.seen.lock().unwrap().clone();
     let documented = documented(&contract.document);
