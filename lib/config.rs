@@ -9,7 +9,7 @@
 //! Config file.
 
 use crate::ai::AiSettings;
-use crate::auth::AuthSettings;
+use crate::auth::{AuthSettings, ClerkWebhookSettings};
 use crate::cache::{CacheSettings, RateLimitSettings, RedisSettings, SessionSettings};
 use crate::db::DatabaseSettings;
 use crate::db::retention::RetentionSettings;
@@ -81,6 +81,10 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     (
         "CACHE_TTL_SECONDS",
         "Lifetime of cached `status` and `flow` answers (default 60); the backstop when an invalidation could not reach Redis.",
+    ),
+    (
+        "CLERK_WEBHOOK_SECRET",
+        "Signing secret of the Clerk webhook endpoint (`whsec_…`, from the Clerk dashboard), for `POST /api/webhooks/clerk`. Unset: the webhook answers 503. Never logged.",
     ),
     (
         "SESSION_TTL_SECONDS",
@@ -277,6 +281,8 @@ pub struct Settings {
     pub ai: Option<AiSettings>,
     /// `None` when no OTLP endpoint is set: no spans are exported.
     pub otlp: Option<OtlpSettings>,
+    /// `None` when `CLERK_WEBHOOK_SECRET` is unset: the webhook is not configured.
+    pub clerk_webhook: Option<ClerkWebhookSettings>,
 }
 
 impl Settings {
@@ -302,6 +308,7 @@ impl Settings {
             retention: RetentionSettings::from_lookup(lookup)?,
             ai: AiSettings::from_lookup(lookup)?,
             otlp: OtlpSettings::from_lookup(lookup)?,
+            clerk_webhook: ClerkWebhookSettings::from_lookup(lookup)?,
         })
     }
 }
@@ -574,6 +581,25 @@ mod tests {
             settings.http.cron_secret.unwrap().expose_secret(),
             "cron-s3cr3t-0123456789"
         );
+    }
+
+    #[test]
+    fn the_clerk_webhook_is_off_unless_its_secret_is_set_and_well_formed() {
+        let settings = Settings::from_lookup(&lookup(&[]), Profile::Local).unwrap();
+        assert!(settings.clerk_webhook.is_none());
+        let settings = Settings::from_lookup(
+            &lookup(&[("CLERK_WEBHOOK_SECRET", "whsec_czNjcjN0LWtleS1ieXRlcw==")]),
+            Profile::Local,
+        )
+        .unwrap();
+        assert!(settings.clerk_webhook.is_some());
+        assert!(!format!("{settings:?}").contains("czNjcjN0"));
+        let error = Settings::from_lookup(
+            &lookup(&[("CLERK_WEBHOOK_SECRET", "whsec_???")]),
+            Profile::Local,
+        )
+        .unwrap_err();
+        assert_eq!(error.variable, "CLERK_WEBHOOK_SECRET");
     }
 
     #[test]

@@ -11,12 +11,15 @@
 --
 -- Purging everyone's rows crosses every tenant, which Row Level Security
 -- forbids the application's roles on purpose. The deliberate way through is
--- these SECURITY DEFINER functions: owned by the role running the migrations
--- (which must bypass Row Level Security: a superuser or BYPASSRLS; the guard
--- below refuses to run otherwise instead of silently deleting nothing),
--- executable only by the login role `onboarding_app` (never by `anonymous` or
--- `authenticated`, which a request's transaction switches to), each deleting
--- at most one batch and returning how many rows it deleted.
+-- these SECURITY DEFINER functions, owned by `onboarding_purger`: a role
+-- nobody logs in as and nobody is a member of, neither superuser nor
+-- BYPASSRLS, whose own policies below let it see and delete only what is past
+-- its retention. So they work where the migrations' role cannot bypass Row
+-- Level Security (managed databases), and even a mistake in them cannot reach
+-- a live row. They are executable only by the login role `onboarding_app`
+-- (never by `anonymous` or `authenticated`, which a request's transaction
+-- switches to), each deleting at most one batch and returning how many rows
+-- it deleted.
 --
 -- Each batch selects its rows through an index in index order, `limit`ed and
 -- `for update skip locked`: two purges running at once take disjoint rows,
@@ -31,22 +34,55 @@
 create index analytics_events_occurred on onboarding.analytics_events (occurred_at);
 create index ai_suggestions_created on onboarding.ai_suggestions (created_at);
 
--- Checks a batch size and that the functions' owner can see the rows at all.
--- Called inside the functions below, so `current_user` is their owner.
+-- The role the purge runs as. Cluster-wide, like the foundation's roles.
+do $roles$
+begin
+  begin
+    create role onboarding_purger nologin noinherit nosuperuser nobypassrls nocreatedb nocreaterole;
+  exception when duplicate_object or unique_violation then null;
+  end;
+end
+$roles$;
+
+grant usage on schema onboarding to onboarding_purger;
+-- UPDATE only because a batch locks its rows (`for update`) before it
+-- deletes them; the purger changes no row.
+grant select, update, delete on
+  onboarding.anonymous_sessions, onboarding.progress, onboarding.idempotency_keys,
+  onboarding.analytics_events, onboarding.ai_suggestions
+  to onboarding_purger;
+
+-- What the purger may see and delete: only rows past their retention. A
+-- session's answers go by the foreign key's cascade with their progress row.
+-- The events and suggestions' retention is a setting of at least one day; the
+-- policies hold that floor, the functions the setting.
+create policy anonymous_sessions_purge on onboarding.anonymous_sessions
+  for all to onboarding_purger
+  using (expires_at < now());
+create policy progress_purge on onboarding.progress
+  for all to onboarding_purger
+  using (user_id is null and exists (
+    select 1 from onboarding.anonymous_sessions s
+    where s.id_hash = progress.session_id and s.expires_at < now()));
+create policy idempotency_keys_purge on onboarding.idempotency_keys
+  for all to onboarding_purger
+  using (expires_at < now());
+create policy analytics_events_purge on onboarding.analytics_events
+  for all to onboarding_purger
+  using (occurred_at < now() - interval '1 day');
+create policy ai_suggestions_purge on onboarding.ai_suggestions
+  for all to onboarding_purger
+  using (created_at < now() - interval '1 day');
+
+-- Checks a batch size. Called inside the functions below.
 create function onboarding.retention_guard(batch_size integer) returns void
-  language plpgsql stable
+  language plpgsql immutable
   set search_path = pg_catalog, pg_temp
 as $$
 begin
   if batch_size is null or batch_size not between 1 and 10000 then
     raise exception 'batch size % is outside 1..10000', batch_size
       using errcode = 'invalid_parameter_value';
-  end if;
-  if not exists (select 1 from pg_catalog.pg_roles r
-                 where r.rolname = current_user and (r.rolsuper or r.rolbypassrls)) then
-    raise exception 'the retention functions are owned by %, which is subject to row level security and would delete nothing', current_user
-      using errcode = 'insufficient_privilege',
-            hint = 'make a superuser or a BYPASSRLS role their owner';
   end if;
 end
 $$;
@@ -189,3 +225,13 @@ grant execute on function
   onboarding.purge_old_events(integer, integer),
   onboarding.purge_old_suggestions(integer, integer)
   to onboarding_app;
+
+-- The purger owns the functions (changing an owner to a role needs CREATE on
+-- the schema for that role, for the length of the change).
+grant create on schema onboarding to onboarding_purger;
+alter function onboarding.retention_guard(integer) owner to onboarding_purger;
+alter function onboarding.purge_expired_sessions(integer) owner to onboarding_purger;
+alter function onboarding.purge_expired_idempotency_keys(integer) owner to onboarding_purger;
+alter function onboarding.purge_old_events(integer, integer) owner to onboarding_purger;
+alter function onboarding.purge_old_suggestions(integer, integer) owner to onboarding_purger;
+revoke create on schema onboarding from onboarding_purger;

@@ -62,6 +62,65 @@ async fn views_in_the_schema_run_with_the_callers_rights() {
 }
 
 #[tokio::test]
+async fn security_definer_functions_pin_their_path_run_under_policies_and_are_not_public() {
+    let db = TestDb::migrated().await;
+    let admin = connect(&db.admin_url()).await;
+    let rows = admin
+        .query(
+            "select p.proname::text,
+                    coalesce(exists (select 1 from unnest(p.proconfig) c where c like 'search_path=%'), false),
+                    r.rolsuper, r.rolbypassrls, r.rolcanlogin,
+                    has_function_privilege('public', p.oid, 'execute'),
+                    (select count(*) from pg_auth_members m where m.roleid = r.oid)
+             from pg_proc p
+             join pg_namespace n on n.oid = p.pronamespace
+             join pg_roles r on r.oid = p.proowner
+             where n.nspname = 'onboarding' and p.prosecdef
+             order by 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    let names: Vec<String> = rows.iter().map(|row| row.get(0)).collect();
+    assert_eq!(
+        names,
+        [
+            "erase_caller",
+            "erase_user",
+            "purge_expired_idempotency_keys",
+            "purge_expired_sessions",
+            "purge_old_events",
+            "purge_old_suggestions",
+        ]
+    );
+    for row in &rows {
+        let name: String = row.get(0);
+        assert!(row.get::<_, bool>(1), "{name}: search_path is not pinned");
+        assert!(
+            !row.get::<_, bool>(2) && !row.get::<_, bool>(3),
+            "{name}: its owner bypasses row level security"
+        );
+        assert!(!row.get::<_, bool>(4), "{name}: its owner can log in");
+        assert!(!row.get::<_, bool>(5), "{name}: anyone may execute it");
+        assert_eq!(row.get::<_, i64>(6), 0, "{name}: its owner has members");
+    }
+    let may_erase_a_named_user: Vec<String> = admin
+        .query(
+            "select r.rolname::text from pg_roles r
+             where has_function_privilege(r.oid, 'onboarding.erase_user(text)', 'execute')
+               and not r.rolsuper and r.rolname not in ('onboarding_eraser')
+             order by 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(may_erase_a_named_user, ["onboarding_app"]);
+}
+
+#[tokio::test]
 async fn the_application_role_is_neither_superuser_nor_bypassrls() {
     let db = TestDb::migrated().await;
     // Asked over the application's own connection, so this is the role the

@@ -211,3 +211,44 @@ async fn the_step_function_takes_the_step_from_vercels_query_parameter() {
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["etag"], "\"1\"");
 }
+
+#[tokio::test]
+async fn the_erasure_and_export_functions_and_the_webhook_answer_on_vercels_port() {
+    let db = TestDb::migrated().await;
+    let erase = Function::start(env!("CARGO_BIN_EXE_onboarding-me"), &db).await;
+    let export = Function::start(env!("CARGO_BIN_EXE_onboarding-me-export"), &db).await;
+    let clerk = Function::start(env!("CARGO_BIN_EXE_webhooks-clerk"), &db).await;
+    let client = reqwest::Client::new();
+    let bearer = format!(
+        "Bearer {}",
+        crate::support::token("user_function_erased", None)
+    );
+    let response = client
+        .get(format!("{}/api/onboarding/me/export", export.address))
+        .header("authorization", &bearer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-disposition"],
+        "attachment; filename=\"onboarding-export.json\""
+    );
+    let response = client
+        .delete(format!("{}/api/onboarding/me", erase.address))
+        .header("authorization", &bearer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let erased: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(erased["deleted"]["progress"], 0, "{erased}");
+    // Deployed without CLERK_WEBHOOK_SECRET: not configured.
+    let response = client
+        .post(format!("{}/api/webhooks/clerk", clerk.address))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+}

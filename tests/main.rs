@@ -7,6 +7,7 @@ mod ai;
 mod cache;
 mod catalog;
 mod contract;
+mod erasure;
 mod events;
 mod functions;
 mod health;

@@ -662,51 +662,50 @@ async fn only_the_login_role_may_run_the_purge_functions() {
 }
 
 #[tokio::test]
-async fn an_owner_under_row_level_security_fails_the_purge_instead_of_deleting_nothing() {
+async fn the_purgers_own_policies_reach_only_what_is_past_its_retention() {
     let app = app_with_secret().await;
     let admin = connect(&app.db.admin_url()).await;
+    session_with_drafts(&admin, "live", "1 day").await;
     session_with_drafts(&admin, "expired", "-1 day").await;
-    // An owner with every privilege on the tables but under their forced
-    // Row Level Security, as a migration role without BYPASSRLS would be.
-    // Roles are cluster-wide and tests run in parallel: created once, racing safely.
+    idempotency_key(&admin, "fresh", "1 hour").await;
+    idempotency_key(&admin, "stale", "25 hours").await;
+    event(&admin, "1 hour").await;
+    event(&admin, "2 days").await;
+    suggestion(&admin, "1 hour").await;
+    suggestion(&admin, "2 days").await;
+    // As the functions' owner, with no WHERE at all: its policies decide.
     admin
         .batch_execute(
-            "do $$ begin
-               create role onboarding_retention_probe nologin nosuperuser nobypassrls;
-             exception when duplicate_object or unique_violation then null;
-             end $$;
-             grant create, usage on schema onboarding to onboarding_retention_probe;
-             grant select, update, delete on onboarding.anonymous_sessions, onboarding.progress,
-               onboarding.step_answers to onboarding_retention_probe;
-             grant execute on function onboarding.retention_guard(integer) to onboarding_retention_probe;
-             alter function onboarding.purge_expired_sessions(integer) owner to onboarding_retention_probe;",
+            "begin;
+             set local role onboarding_purger;
+             delete from onboarding.progress;
+             delete from onboarding.anonymous_sessions;
+             delete from onboarding.idempotency_keys;
+             delete from onboarding.analytics_events;
+             delete from onboarding.ai_suggestions;
+             commit;",
         )
         .await
         .unwrap();
-    let error = connect(&app.db.app_url())
+    for (table, left) in [
+        ("anonymous_sessions", 1),
+        ("progress", 1),
+        ("step_answers", 2),
+        ("idempotency_keys", 1),
+        ("analytics_events", 1),
+        ("ai_suggestions", 1),
+    ] {
+        let sql = format!("select count(*) from onboarding.{table}");
+        assert_eq!(count(&admin, &sql).await, left, "{table}");
+    }
+    let owner: String = admin
+        .query_one(
+            "select r.rolname::text from pg_proc p join pg_roles r on r.oid = p.proowner
+             where p.proname = 'purge_expired_sessions'",
+            &[],
+        )
         .await
-        .query("select onboarding.purge_expired_sessions(10)", &[])
-        .await
-        .unwrap_err();
-    assert_eq!(error.code(), Some(&SqlState::INSUFFICIENT_PRIVILEGE));
-    assert!(
-        error
-            .as_db_error()
-            .unwrap()
-            .message()
-            .contains("subject to row level security"),
-        "{error:?}"
-    );
-    let response = app
-        .http
-        .get(format!("{}{PURGE}", app.address))
-        .bearer_auth(CRON_SECRET)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 500);
-    assert_eq!(
-        count(&admin, "select count(*) from onboarding.anonymous_sessions").await,
-        1
-    );
+        .unwrap()
+        .get(0);
+    assert_eq!(owner, "onboarding_purger");
 }

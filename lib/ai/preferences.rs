@@ -160,7 +160,8 @@ pub async fn set_own(
 ) -> Result<AiPreferences, DbError> {
     let statement = match role {
         DbRole::Authenticated => &UPSERT_USER,
-        DbRole::Anonymous => &UPSERT_SESSION,
+        // The login role may not write preferences: the database refuses it.
+        DbRole::Anonymous | DbRole::Login => &UPSERT_SESSION,
     };
     let overrides = overrides_json(&input.field_overrides);
     let row = tx

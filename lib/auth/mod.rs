@@ -31,6 +31,10 @@
 //!   `Authorization: Bearer`. A 5-segment (JWE) token is rejected as malformed.
 //! - **OIDC**: issuer, JWKS URL and audience required; claim paths may be dotted.
 //! - **hs256**: local development with a shared secret (see [`mint_dev_token`]).
+//!
+//! # Webhooks
+//! The identity provider's own calls (Clerk's `user.deleted`, through Svix)
+//! carry no token: [`verify_webhook`] checks their signature, [`ClerkEvent`] reads them.
 
 mod detect;
 mod error;
@@ -39,6 +43,7 @@ mod jwks;
 mod session;
 mod settings;
 mod verify;
+mod webhook;
 
 mod dev;
 #[cfg(test)]
@@ -51,6 +56,9 @@ pub use ids::{OrganizationId, SessionId, UserId};
 pub use session::{SESSION_COOKIE_NAME, SESSION_HEADER_NAME, SessionCookies};
 pub use settings::{
     AuthSettings, LOCAL_AUTH_JWT_SECRET, LOCAL_SESSION_SECRET, Provider, env_var_docs,
+};
+pub use webhook::{
+    ClerkEvent, ClerkWebhookSettings, TOLERANCE_SECONDS, WebhookError, verify_webhook,
 };
 
 /// Who is calling.

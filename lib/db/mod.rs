@@ -29,6 +29,7 @@ macro_rules! caller_owns_progress {
 pub mod answers;
 mod connect;
 pub mod domain;
+pub mod erasure;
 pub mod event_writer;
 pub mod events;
 pub mod funnel;
@@ -80,13 +81,19 @@ impl Statement {
 pub enum DbRole {
     Anonymous,
     Authenticated,
+    /// No switched role: the login role itself (`onboarding_app`), which
+    /// holds no privilege on any table and may execute only what is granted
+    /// to it, the erasure of one user for the identity provider's webhook.
+    Login,
 }
 
 impl DbRole {
+    /// The value of the `role` setting; `none` is the login role.
     pub fn as_str(self) -> &'static str {
         match self {
             DbRole::Anonymous => "anonymous",
             DbRole::Authenticated => "authenticated",
+            DbRole::Login => "none",
         }
     }
 }
@@ -136,6 +143,16 @@ impl RlsContext {
         Self {
             role: DbRole::Authenticated,
             claims: claims.to_string(),
+        }
+    }
+
+    /// No caller at all: the login role, with empty claims, for work no
+    /// user's token asks for (the identity provider's webhook). It can reach
+    /// no table; only functions granted to it.
+    pub fn login_role() -> Self {
+        Self {
+            role: DbRole::Login,
+            claims: "{}".to_string(),
         }
     }
 

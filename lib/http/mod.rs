@@ -84,7 +84,13 @@ fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
     CorsLayer::new()
         .allow_origin(AllowOrigin::list(origins))
         .allow_credentials(true)
-        .allow_methods([Method::GET, Method::PUT, Method::POST, Method::OPTIONS])
+        .allow_methods([
+            Method::GET,
+            Method::PUT,
+            Method::POST,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
         .allow_headers([
             header::CONTENT_TYPE,
             header::AUTHORIZATION,
@@ -95,6 +101,7 @@ fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
         ])
         .expose_headers([
             header::ETAG,
+            header::CONTENT_DISPOSITION,
             header::RETRY_AFTER,
             HeaderName::from_static("x-request-id"),
             HeaderName::from_static("idempotent-replayed"),

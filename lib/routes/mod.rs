@@ -10,12 +10,14 @@ pub mod complete;
 pub mod events;
 pub mod flow;
 pub mod health;
+pub mod me;
 pub mod merge;
 pub mod problems;
 pub mod purge;
 pub mod session;
 pub mod status;
 pub mod steps;
+pub mod webhooks;
 
 use axum::Router;
 
@@ -39,4 +41,7 @@ pub fn all() -> Router<AppState> {
         .merge(ai::accept_router())
         .merge(ai::reject_router())
         .merge(purge::router())
+        .merge(me::erase_router())
+        .merge(me::export_router())
+        .merge(webhooks::clerk_router())
 }

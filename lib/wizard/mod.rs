@@ -12,8 +12,11 @@
 //! - [`save`], [`complete`], [`merge`]: the writes, each inside the caller's
 //!   transaction.
 //! - [`suggest`], [`suggestions`]: AI suggestions, produced, validated and decided.
+//! - [`erasure`]: a user's data erased (by them, or when their account is
+//!   deleted) or exported.
 
 pub mod complete;
+pub mod erasure;
 pub mod error;
 pub mod flow;
 pub mod merge;

@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use utoipa::ToSchema;
 
-use crate::auth::Caller;
+use crate::auth::{Caller, UserId};
 use crate::cache::keys::Subject;
 use crate::cache::status_cache::{Cache, CacheEntry, Lookup};
 use crate::db::progress::{self, ProgressRecord};
@@ -154,4 +154,10 @@ pub async fn forget_cached(cache: &Cache<'_>, caller: &Caller) {
     if let (Caller::User(_), Some(session)) = (caller, caller.session()) {
         cache.invalidate(&Subject::session(session)).await;
     }
+}
+
+/// Drops a user's cached reads when no request of theirs is at hand (the
+/// identity provider deleted the account).
+pub async fn forget_cached_user(cache: &Cache<'_>, user: &UserId) {
+    cache.invalidate(&Subject::user(user)).await;
 }

@@ -104,7 +104,8 @@ pub async fn suggest(
             // Anonymous visitors belong to no organization (and may not read policies).
             let allowed = match context.role() {
                 DbRole::Authenticated => preferences::organization_allows(tx).await?,
-                DbRole::Anonymous => true,
+                // The login role reads no preferences or prompts; it never gets here.
+                DbRole::Anonymous | DbRole::Login => true,
             };
             let prompt = prompts::resolve(tx, &key, Label::Production).await?;
             Ok::<_, DbError>((preferences, allowed, prompt))

@@ -4,14 +4,16 @@
 use serde_json::{Value, json};
 
 use super::probe::{
-    Body::{Empty, Json},
-    GET, POST, PUT, Probe, case, decision_path, minted_session, step_path, unique,
+    Body::{Empty, Json, Raw},
+    DELETE, GET, POST, PUT, Probe, case, decision_path, minted_session, step_path, unique,
 };
+use super::working::signed;
 use super::{
-    ACCEPT, COMPLETE, CRON_SECRET, Contract, EVENTS, FLOW, FUNNEL, HEALTH, MERGE, PREFERENCES,
-    PURGE, REJECT, SESSION, STATUS, STEP, SUGGEST,
+    ACCEPT, CLERK, COMPLETE, CRON_SECRET, Contract, EVENTS, EXPORT, FLOW, FUNNEL, HEALTH, ME,
+    MERGE, PREFERENCES, PURGE, REJECT, SESSION, STATUS, STEP, SUGGEST,
 };
 use crate::support::api::{Auth, valid_answer};
+use crate::support::webhook::TEST_WEBHOOK_SECRET;
 use crate::support::{TestDb, free_port, spawn_app_with, token};
 
 /// One write per minute: a caller's second write of any kind is a 429.
@@ -52,6 +54,7 @@ pub async fn answers_at_the_rate_limit(contract: &Contract) {
         case(429, POST, MERGE, MERGE, &user, Empty),
         // This deployment has no CRON_SECRET: the purge never runs.
         case(503, GET, PURGE, PURGE, &scheduler, Empty),
+        case(429, DELETE, ME, ME, &user, Empty),
     ];
     probe.run_all(cases).await;
 }
@@ -67,6 +70,7 @@ pub async fn answers_with_the_database_down(contract: &Contract) {
                 format!("postgres://onboarding_app@127.0.0.1:{closed}/x?sslmode=disable"),
             ),
             ("CRON_SECRET", CRON_SECRET.into()),
+            ("CLERK_WEBHOOK_SECRET", TEST_WEBHOOK_SECRET.into()),
         ],
     )
     .await;
@@ -86,7 +90,10 @@ pub async fn answers_with_the_database_down(contract: &Contract) {
 pub async fn answers_with_a_broken_database(contract: &Contract) {
     let app = spawn_app_with(
         TestDb::migrated().await,
-        &[("CRON_SECRET", CRON_SECRET.into())],
+        &[
+            ("CRON_SECRET", CRON_SECRET.into()),
+            ("CLERK_WEBHOOK_SECRET", TEST_WEBHOOK_SECRET.into()),
+        ],
     )
     .await;
     crate::support::connect(&app.db.admin_url())
@@ -112,6 +119,7 @@ async fn every_database_route_answers(probe: &Probe<'_>, status: u16) {
     let profile = json!({ "answers": valid_answer("profile") });
     let primary_goal = json!({ "step": "goals", "field": "primaryGoal" });
     let scheduler = Auth::token(CRON_SECRET);
+    let nobody = Auth::none();
     #[rustfmt::skip]
     let cases = [
         case(status, GET, STATUS, STATUS, &user, Empty),
@@ -127,8 +135,37 @@ async fn every_database_route_answers(probe: &Probe<'_>, status: u16) {
         case(status, POST, ACCEPT, decision_path(&id, "accept"), &user, Empty),
         case(status, POST, REJECT, decision_path(&id, "reject"), &user, Empty),
         case(status, GET, PURGE, PURGE, &scheduler, Empty),
+        case(status, DELETE, ME, ME, &user, Empty),
+        case(status, GET, EXPORT, EXPORT, &user, Empty),
+        case(status, POST, CLERK, CLERK, &nobody, Raw("application/json", USER_DELETED))
+            .headers(signed(USER_DELETED)),
     ];
     probe.run_all(cases).await;
+}
+
+const USER_DELETED: &str = r#"{"type": "user.deleted", "data": {"id": "user_stranded"}}"#;
+
+/// The webhook is limited per client address like every write: Svix
+/// retries a 429 later.
+pub async fn answers_of_the_webhook_at_the_address_limit(contract: &Contract) {
+    let app = spawn_app_with(
+        TestDb::migrated().await,
+        &[
+            ("RATE_LIMIT_WRITES_PER_MINUTE_PER_IP", "1".into()),
+            ("RATE_LIMIT_PREFIX", unique("contract-webhook-limits")),
+            ("CLERK_WEBHOOK_SECRET", TEST_WEBHOOK_SECRET.into()),
+        ],
+    )
+    .await;
+    let probe = Probe::new(contract, &app);
+    let nobody = Auth::none();
+    let delivery = || Raw("application/json", USER_DELETED);
+    probe
+        .run_all([
+            case(200, POST, CLERK, CLERK, &nobody, delivery()).headers(signed(USER_DELETED)),
+            case(429, POST, CLERK, CLERK, &nobody, delivery()).headers(signed(USER_DELETED)),
+        ])
+        .await;
 }
 
 /// The identity provider's key set cannot be fetched: a token cannot be

@@ -42,6 +42,10 @@ const PURGE: &str = "/api/cron/purge";
 /// The cron secret of the apps that run the purge.
 const CRON_SECRET: &str = "contract-cron-secret-0123456789";
 
+const ME: &str = "/api/onboarding/me";
+const EXPORT: &str = "/api/onboarding/me/export";
+const CLERK: &str = "/api/webhooks/clerk";
+
 /// The steps of `config/edge-config.json`, in order.
 const STEPS: [&str; 5] = ["profile", "organization", "goals", "team", "preferences"];
 
@@ -176,6 +180,7 @@ async fn every_documented_status_is_answered_and_every_body_fits_its_schema() {
         faults::answers_with_the_database_down(&contract),
         faults::answers_with_the_identity_providers_keys_unavailable(&contract),
         faults::answers_with_a_broken_database(&contract),
+        faults::answers_of_the_webhook_at_the_address_limit(&contract),
     );
     let seen = contract.seen.lock().unwrap().clone();
     let documented = documented(&contract.document);

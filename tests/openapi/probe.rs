@@ -13,6 +13,7 @@ use crate::support::{TEST_SESSION_SECRET, TestApp};
 pub const GET: Method = Method::GET;
 pub const PUT: Method = Method::PUT;
 pub const POST: Method = Method::POST;
+pub const DELETE: Method = Method::DELETE;
 
 /// What a request carries after its headers.
 #[derive(Clone)]
@@ -60,7 +61,7 @@ pub struct Case<'a> {
     pub path: String,
     pub caller: &'a Auth,
     /// Sent before the body.
-    pub headers: Vec<(&'static str, &'static str)>,
+    pub headers: Vec<(&'static str, String)>,
     pub body: Body,
     /// Further assertions on the answer.
     pub check: Option<fn(&Answer)>,
@@ -88,8 +89,14 @@ pub fn case<'a>(
 }
 
 impl Case<'_> {
-    pub fn header(mut self, name: &'static str, value: &'static str) -> Self {
-        self.headers.push((name, value));
+    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// Sends `headers` too, e.g. a webhook's signature.
+    pub fn headers(mut self, headers: Vec<(&'static str, String)>) -> Self {
+        self.headers.extend(headers);
         self
     }
 
@@ -129,7 +136,7 @@ impl<'a> Probe<'a> {
             .api
             .request(case.method.clone(), &case.path, case.caller);
         for (name, value) in &case.headers {
-            request = request.header(*name, *value);
+            request = request.header(*name, value);
         }
         let response = case.body.apply(request).send().await.unwrap();
         self.contract

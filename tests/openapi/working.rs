@@ -8,14 +8,15 @@ use serde_json::{Value, json};
 use super::contract::Answer;
 use super::probe::{
     Body::{Empty, Json, Malformed, Oversized, Raw},
-    GET, POST, PUT, Probe, case, decision_path, step_path, unique,
+    DELETE, GET, POST, PUT, Probe, case, decision_path, step_path, unique,
 };
 use super::{
-    ACCEPT, COMPLETE, CRON_SECRET, Contract, EVENTS, FLOW, FUNNEL, HEALTH, MERGE, OPENAPI,
-    PREFERENCES, PURGE, REJECT, SESSION, STATUS, STEP, STEPS, SUGGEST,
+    ACCEPT, CLERK, COMPLETE, CRON_SECRET, Contract, EVENTS, EXPORT, FLOW, FUNNEL, HEALTH, ME,
+    MERGE, OPENAPI, PREFERENCES, PURGE, REJECT, SESSION, STATUS, STEP, STEPS, SUGGEST,
 };
 use crate::ai::server::{self, FakeProvider};
 use crate::support::api::{Auth, valid_answer};
+use crate::support::webhook::{TEST_WEBHOOK_SECRET, now, signed_headers};
 use crate::support::{TestApp, TestDb, spawn_app_with, token};
 
 /// The callers most tables share.
@@ -43,6 +44,7 @@ pub async fn answers_of_a_working_app(contract: &Contract) {
     completion(&probe, &callers).await;
     funnel(&probe, &app, &callers).await;
     purge(&probe, &callers).await;
+    privacy(&probe, &callers).await;
 }
 
 /// An app whose AI provider suggests twice, then fails for good.
@@ -75,6 +77,7 @@ async fn working_app() -> (TestApp, FakeProvider) {
             ("RATE_LIMIT_WRITES_PER_MINUTE", "10000".into()),
             ("RATE_LIMIT_AI_PER_MINUTE", "10000".into()),
             ("CRON_SECRET", CRON_SECRET.into()),
+            ("CLERK_WEBHOOK_SECRET", TEST_WEBHOOK_SECRET.into()),
         ],
     )
     .await;
@@ -373,6 +376,57 @@ async fn purge(probe: &Probe<'_>, callers: &Callers) {
         case(401, GET, PURGE, PURGE, &impostor, Empty),
         // A user's token is not the cron secret.
         case(401, GET, PURGE, PURGE, member, Empty),
+    ];
+    probe.run_all(cases).await;
+}
+
+/// Signed webhook bodies (a signature covers the exact bytes).
+const USER_DELETED: &str = r#"{"type": "user.deleted", "object": "event", "data": {"id": "user_contract_deleted", "deleted": true}}"#;
+const USER_CREATED: &str =
+    r#"{"type": "user.created", "object": "event", "data": {"id": "user_contract_created"}}"#;
+const UNNAMED_DELETION: &str = r#"{"type": "user.deleted", "data": {"deleted": true}}"#;
+const NOT_AN_EVENT: &str = r#"{"data": {}}"#;
+const NOT_JSON: &str = r#"{"type": "user.deleted""#;
+
+/// The Svix headers of a delivery of `body`, signed now.
+pub fn signed(body: &str) -> Vec<(&'static str, String)> {
+    signed_headers(TEST_WEBHOOK_SECRET, &unique("msg"), now(), body)
+}
+
+/// Export and erasure, and the identity provider's webhook.
+async fn privacy(probe: &Probe<'_>, callers: &Callers) {
+    let (member, nobody) = (&callers.member, &callers.nobody);
+    let leaving = Auth::token(&token(&unique("leaving"), None));
+    let json = "application/json";
+    #[rustfmt::skip]
+    let cases = [
+        case(200, GET, EXPORT, EXPORT, member, Empty).then(|export| {
+            assert_eq!(
+                export.headers["content-disposition"],
+                "attachment; filename=\"onboarding-export.json\""
+            );
+            assert!(!export.body["progress"].as_array().unwrap().is_empty());
+        }),
+        case(401, GET, EXPORT, EXPORT, nobody, Empty),
+        case(200, PUT, STEP, step_path("profile"), &leaving, Json(profile())),
+        case(200, DELETE, ME, ME, &leaving, Empty)
+            .then(|erased| assert_eq!(erased.body["deleted"]["progress"], 1)),
+        case(200, DELETE, ME, ME, &leaving, Empty)
+            .then(|again| assert_eq!(again.body["deleted"]["progress"], 0)),
+        case(401, DELETE, ME, ME, nobody, Empty),
+        case(200, POST, CLERK, CLERK, nobody, Raw(json, USER_DELETED))
+            .headers(signed(USER_DELETED))
+            .then(|receipt| assert_eq!(receipt.body["received"], "user.deleted")),
+        case(200, POST, CLERK, CLERK, nobody, Raw(json, USER_CREATED))
+            .headers(signed(USER_CREATED))
+            .then(|receipt| assert_eq!(receipt.body["erased"], Value::Null)),
+        case(401, POST, CLERK, CLERK, nobody, Raw(json, USER_DELETED)),
+        case(401, POST, CLERK, CLERK, nobody, Raw(json, USER_DELETED)).headers(signed(USER_CREATED)),
+        case(400, POST, CLERK, CLERK, nobody, Raw(json, NOT_JSON)).headers(signed(NOT_JSON)),
+        case(422, POST, CLERK, CLERK, nobody, Raw(json, UNNAMED_DELETION))
+            .headers(signed(UNNAMED_DELETION)),
+        case(422, POST, CLERK, CLERK, nobody, Raw(json, NOT_AN_EVENT)).headers(signed(NOT_AN_EVENT)),
+        case(413, POST, CLERK, CLERK, nobody, Oversized),
     ];
     probe.run_all(cases).await;
 }

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod proxy;
+pub mod webhook;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;

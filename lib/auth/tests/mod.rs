@@ -7,6 +7,7 @@ mod props;
 mod session;
 mod settings;
 mod tokens;
+mod webhook;
 
 use std::collections::HashMap;
 use std::sync::Arc;
