@@ -1,7 +1,8 @@
 //! The data's whole life under load: expired rows seeded before the load are
-//! purged by the cron route while it runs (and nothing live goes with them),
-//! and an anonymous flood against an instance with the default limits stores
-//! no more than those limits allow, whether it forges forwarding headers or not.
+//! purged by the cron route while it runs (and nothing live goes with them), a
+//! user erases themselves while it runs (and nothing of them is left), and an
+//! anonymous flood against an instance with the default limits stores no more
+//! than those limits allow, whether it forges forwarding headers or not.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -47,6 +48,133 @@ pub async fn seed_expired(pg: &Postgres) -> anyhow::Result<()> {
         .await
         .context("Failed to seed expired sessions")?;
     task.abort();
+    Ok(())
+}
+
+/// The user who leaves during the load.
+const LEAVER: &str = "rel_leaver";
+
+/// The leaver's data before the load: a completed step, a draft, events and
+/// an AI choice. Returns their token.
+pub async fn prepare_leaver(client: &reqwest::Client, base: &str) -> anyhow::Result<String> {
+    let token = crate::tokens::hs_token(&crate::tokens::claims(LEAVER));
+    let writes = [
+        (
+            reqwest::Method::PUT,
+            "/api/onboarding/steps/profile",
+            json!({ "answers": { "fullName": "Leaving Soon", "jobRole": "founder" }, "complete": true }),
+        ),
+        (
+            reqwest::Method::PUT,
+            "/api/onboarding/steps/goals",
+            json!({ "answers": { "primaryGoal": "leaving" } }),
+        ),
+        (
+            reqwest::Method::POST,
+            "/api/onboarding/events",
+            json!({ "events": [{ "type": "step_viewed", "step": "profile" }] }),
+        ),
+        (
+            reqwest::Method::PUT,
+            "/api/onboarding/ai/preferences",
+            json!({ "mode": "suggest", "consentVersion": "v1" }),
+        ),
+    ];
+    for (method, path, body) in writes {
+        let response = client
+            .request(method.clone(), format!("{base}{path}"))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+            .await?;
+        anyhow::ensure!(
+            response.status().is_success(),
+            "the leaver's {method} {path} answered {}",
+            response.status()
+        );
+    }
+    Ok(token)
+}
+
+/// `DELETE /api/onboarding/me` for the leaver, once the load is under way.
+pub async fn erase_during_load(
+    client: reqwest::Client,
+    base: String,
+    token: String,
+    after: Duration,
+) -> Result<Value, String> {
+    tokio::time::sleep(after).await;
+    let response = client
+        .delete(format!("{base}/api/onboarding/me"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .map_err(|error| format!("the erasure request failed: {error}"))?;
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    if status != StatusCode::OK {
+        return Err(format!(
+            "the erasure during the load answered {status}: {body}"
+        ));
+    }
+    Ok(body)
+}
+
+/// Nothing of the leaver in any column that names a user, in any table of
+/// the schema (the columns are listed from the catalog, so a new table is
+/// not forgotten), checked as the superuser.
+pub async fn check_erasure(
+    pg: &Postgres,
+    outcome: Result<Value, String>,
+    result: &mut Lifecycle,
+) -> anyhow::Result<()> {
+    let body = match outcome {
+        Ok(body) => body,
+        Err(problem) => {
+            result.failures.push(problem);
+            return Ok(());
+        }
+    };
+    let (client, task) = pg.connect("onboarding").await?;
+    let columns = client
+        .query(
+            "select table_name::text, column_name::text from information_schema.columns
+             where table_schema = 'onboarding' and data_type = 'text'
+               and column_name in ('user_id', 'created_by', 'invited_by', 'updated_by', 'merged_into_user_id')
+             order by 1, 2",
+            &[],
+        )
+        .await?;
+    let mut left = Vec::new();
+    for row in &columns {
+        let (table, column): (String, String) = (row.get(0), row.get(1));
+        let sql = format!("select count(*) from onboarding.{table} where {column} = $1");
+        let count: i64 = client.query_one(&sql, &[&LEAVER]).await?.get(0);
+        if count > 0 {
+            left.push(format!("{table}.{column}: {count}"));
+        }
+    }
+    task.abort();
+    let deleted: i64 = body["deleted"]
+        .as_object()
+        .map(|tables| tables.values().filter_map(Value::as_i64).sum())
+        .unwrap_or(0);
+    result.lines.push(format!(
+        "erasure during load {deleted} rows of {LEAVER} deleted; {} columns that name a user checked, {} still naming them",
+        columns.len(),
+        left.len()
+    ));
+    if deleted == 0 {
+        result
+            .failures
+            .push("the erasure during the load deleted nothing".into());
+    }
+    if !left.is_empty() {
+        result.failures.push(format!(
+            "after the erasure {LEAVER} is still in {}",
+            left.join(", ")
+        ));
+    }
     Ok(())
 }
 

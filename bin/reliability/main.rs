@@ -252,6 +252,7 @@ async fn load_and_check(args: &Args, pg: &Postgres, redis: &mut Redis) -> anyhow
         ai_mode,
     });
     let users = user::sign_in(&client, &base, args.users).await?;
+    let leaver = lifecycle::prepare_leaver(&client, &base).await?;
 
     println!(
         "== load: {} users for {} s (Redis down {:?} at ~10%, PostgreSQL down {:?} after it)",
@@ -266,6 +267,12 @@ async fn load_and_check(args: &Args, pg: &Postgres, redis: &mut Redis) -> anyhow
         client.clone(),
         base.clone(),
         Duration::from_secs(1),
+    ));
+    let erasure = tokio::spawn(lifecycle::erase_during_load(
+        client.clone(),
+        base.clone(),
+        leaver,
+        Duration::from_secs(2),
     ));
     let faults = faults::inject(args, &shared, pg, redis, started).await?;
 
@@ -295,10 +302,12 @@ async fn load_and_check(args: &Args, pg: &Postgres, redis: &mut Redis) -> anyhow
     let hostile = hostile::send_corpus(&base, &client).await?;
     let server_alive = !server.is_finished();
     server.abort();
-    println!("== the purge during the load, then anonymous floods");
+    println!("== the purge and the erasure during the load, then anonymous floods");
     let mut lifecycle = lifecycle::Lifecycle::default();
     let purged = purge.await.context("the purge task panicked")?;
     lifecycle::check_purge(pg, purged, &mut lifecycle).await?;
+    let erased = erasure.await.context("the erasure task panicked")?;
+    lifecycle::check_erasure(pg, erased, &mut lifecycle).await?;
     lifecycle::floods(pg, redis.port, &mut lifecycle).await?;
 
     Ok(report::print(
