@@ -103,19 +103,27 @@ pub async fn erase_during_load(
     token: String,
     after: Duration,
 ) -> Result<Value, String> {
-    tokio::time::sleep(after).await;
-    let response = client
+    let request = client
         .delete(format!("{base}/api/onboarding/me"))
-        .bearer_auth(token)
+        .bearer_auth(token);
+    call_during_load(request, after, "the erasure").await
+}
+
+/// Sends `request` once `after` has passed; its JSON body when it answers 200.
+async fn call_during_load(
+    request: reqwest::RequestBuilder,
+    after: Duration,
+    what: &str,
+) -> Result<Value, String> {
+    tokio::time::sleep(after).await;
+    let response = request
         .send()
         .await
-        .map_err(|error| format!("the erasure request failed: {error}"))?;
+        .map_err(|error| format!("{what} request failed: {error}"))?;
     let status = response.status();
     let body: Value = response.json().await.unwrap_or(Value::Null);
     if status != StatusCode::OK {
-        return Err(format!(
-            "the erasure during the load answered {status}: {body}"
-        ));
+        return Err(format!("{what} during the load answered {status}: {body}"));
     }
     Ok(body)
 }
@@ -184,21 +192,10 @@ pub async fn purge_during_load(
     base: String,
     after: Duration,
 ) -> Result<Value, String> {
-    tokio::time::sleep(after).await;
-    let response = client
+    let request = client
         .get(format!("{base}/api/cron/purge"))
-        .bearer_auth(CRON_SECRET)
-        .send()
-        .await
-        .map_err(|error| format!("the purge request failed: {error}"))?;
-    let status = response.status();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
-    if status != StatusCode::OK {
-        return Err(format!(
-            "the purge during the load answered {status}: {body}"
-        ));
-    }
-    Ok(body)
+        .bearer_auth(CRON_SECRET);
+    call_during_load(request, after, "the purge").await
 }
 
 /// What the purge left: every seeded expired session gone (a purge that ran
