@@ -158,6 +158,8 @@ async fn a_batch_the_database_refuses_does_not_take_its_neighbours_with_it() {
     assert_eq!(a.unwrap(), 1);
     assert_eq!(b.unwrap(), 1);
     assert!(matches!(r, Err(DbError::Query(_))), "{r:?}");
+    // Never silent: the refused batch is counted (and logged) as lost.
+    assert_eq!(writer.lost(), 1);
 
     let admin = connect(&test_db.admin_url()).await;
     let rows = admin

@@ -16,7 +16,7 @@
 //! 503 so clients keep them and retry.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{OnceCell, mpsc, oneshot};
@@ -59,6 +59,9 @@ pub struct EventWriter {
     db: Database,
     queue: Arc<OnceCell<mpsc::Sender<Pending>>>,
     retrying: Arc<AtomicBool>,
+    /// Events acknowledged, then refused by the database or held past the
+    /// retry window: each loss is logged with its count, and counted here.
+    lost: Arc<AtomicU64>,
 }
 
 /// Resolves when the batch is stored (or, after the retry window, known lost).
@@ -79,7 +82,13 @@ impl EventWriter {
             db,
             queue: Arc::new(OnceCell::new()),
             retrying: Arc::new(AtomicBool::new(false)),
+            lost: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// Events this process acknowledged and could not store.
+    pub fn lost(&self) -> u64 {
+        self.lost.load(Ordering::Relaxed)
     }
 
     /// Queues a caller's events. `Ok` means the writer holds them; await the
@@ -117,6 +126,7 @@ impl EventWriter {
             self.db.clone(),
             receiver,
             self.retrying.clone(),
+            self.lost.clone(),
         ));
         sender
     }
@@ -126,6 +136,7 @@ async fn write_until_closed(
     db: Database,
     mut queue: mpsc::Receiver<Pending>,
     retrying: Arc<AtomicBool>,
+    lost: Arc<AtomicU64>,
 ) {
     let mut group = Vec::new();
     while let Some(first) = queue.recv().await {
@@ -140,13 +151,18 @@ async fn write_until_closed(
                 Err(_) => break,
             }
         }
-        write_group(&db, &mut group, &retrying).await;
+        write_group(&db, &mut group, &retrying, &lost).await;
     }
 }
 
 /// Stores a group, retrying while the database is unavailable; answers every
 /// receipt and leaves `group` empty.
-async fn write_group(db: &Database, group: &mut Vec<Pending>, retrying: &AtomicBool) {
+async fn write_group(
+    db: &Database,
+    group: &mut Vec<Pending>,
+    retrying: &AtomicBool,
+    lost: &AtomicU64,
+) {
     let started = tokio::time::Instant::now();
     let mut backoff = Duration::from_millis(50);
     let outcome = loop {
@@ -172,13 +188,18 @@ async fn write_group(db: &Database, group: &mut Vec<Pending>, retrying: &AtomicB
         Err(DbError::Query(_)) if group.len() > 1 => {
             for pending in group.drain(..) {
                 let outcome = events::insert_batch(db, &pending.context, &pending.events).await;
+                if let Err(error) = &outcome {
+                    tracing::error!(%error, events = pending.count, "analytics events not stored");
+                    lost.fetch_add(pending.count as u64, Ordering::Relaxed);
+                }
                 let _ = pending.stored.send(outcome);
             }
         }
         Err(error) => {
             let message = error.to_string();
-            let lost: usize = group.iter().map(|pending| pending.count).sum();
-            tracing::error!(error = %message, events = lost, "analytics events not stored");
+            let count: usize = group.iter().map(|pending| pending.count).sum();
+            tracing::error!(error = %message, events = count, "analytics events not stored");
+            lost.fetch_add(count as u64, Ordering::Relaxed);
             let mut first = Some(error);
             for pending in group.drain(..) {
                 let error = first

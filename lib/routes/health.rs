@@ -32,6 +32,10 @@ pub struct HealthReport {
     pub status: &'static str,
     pub version: &'static str,
     pub checks: Checks,
+    /// Analytics events this instance acknowledged with `202` and could not
+    /// store since it started (the database refused them, or stayed away past
+    /// the writer's retry window); each loss is also logged with its count.
+    pub events_lost: u64,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -179,6 +183,7 @@ async fn health(State(state): State<AppState>) -> Response {
         status: label,
         version: env!("CARGO_PKG_VERSION"),
         checks,
+        events_lost: state.events().lost(),
     };
     let mut response = (status, Json(report)).into_response();
     if status == StatusCode::SERVICE_UNAVAILABLE {
