@@ -405,8 +405,13 @@ async fn events_are_counted_one_by_one_and_new_sessions_do_not_escape_the_addres
     let batch = |size: usize| json!({ "events": (0..size).map(|_| json!({ "type": "step_viewed", "step": "profile" })).collect::<Vec<_>>() });
     // One session: 8 events pass; 8 more would pass the 10 of the minute.
     let session = Auth::session(&api.start_session().await);
-    let mut statuses = Vec::new();
-    for _ in 0..3 {
+    let first = api.post(EVENTS, &session, batch(8)).await;
+    assert_eq!(first.status(), 202);
+    // The event limit the batch counted against, not the write limit.
+    assert_eq!(first.headers()["ratelimit-limit"], "10");
+    assert_eq!(first.headers()["ratelimit-remaining"], "2");
+    let mut statuses = vec![202];
+    for _ in 0..2 {
         statuses.push(api.post(EVENTS, &session, batch(8)).await.status().as_u16());
     }
     assert_eq!(statuses, [202, 429, 429]);

@@ -94,7 +94,9 @@ async fn limited(kind: Kind, state: &AppState, request: Request, next: Next) -> 
         Err(denied) => ApiError::RateLimited(denied).into_response(),
         Ok(decision) => {
             let mut response = next.run(request).await;
-            if let Some(decision) = decision {
+            // A route with limits of its own (events, AI) reports those.
+            let route_reported = response.headers().contains_key("ratelimit-remaining");
+            if let Some(decision) = decision.filter(|_| !route_reported) {
                 apply(&decision.headers(), response.headers_mut());
             }
             response

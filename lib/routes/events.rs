@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 use crate::cache::rate_limit;
 use crate::http::background::Background;
 use crate::http::context::WizardRequest;
-use crate::http::error::{ApiError, Problem};
+use crate::http::error::{ApiError, Problem, apply_rate_limit_headers};
 use crate::http::extract::JsonBody;
 use crate::http::rate_limit::ClientIp;
 use crate::routes::problems::{JsonOnly, OwnerRequired};
@@ -170,7 +170,7 @@ async fn handle(
         Some(&request.caller),
         client,
     );
-    request
+    let decision = request
         .state
         .rate_limiter()
         .enforce_counting(&checks, u32::try_from(accepted).unwrap_or(u32::MAX))
@@ -188,7 +188,11 @@ async fn handle(
             let _ = receipt.stored().await;
         });
     }
-    Ok((StatusCode::ACCEPTED, Json(Accepted { accepted })))
+    let mut response = (StatusCode::ACCEPTED, Json(Accepted { accepted })).into_response();
+    if let Some(decision) = decision {
+        apply_rate_limit_headers(&decision.headers(), response.headers_mut());
+    }
+    Ok(response)
 }
 
 /// Whether a key or string holds U+0000, which `jsonb` cannot store: caught
