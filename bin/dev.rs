@@ -1,13 +1,14 @@
 //! The whole API on one port, for a laptop: `cargo run --bin dev`.
 //!
-//! Creates the local database when missing, applies pending migrations, then
-//! mounts every route. Defaults: PostgreSQL and Redis on 127.0.0.1, the Edge
+//! Creates the database `DATABASE_URL` names when missing, applies pending
+//! migrations to it (with `MIGRATION_DATABASE_URL`'s credentials, default the
+//! local superuser), then mounts every route. Defaults: PostgreSQL and Redis on 127.0.0.1, the Edge
 //! Config file `config/edge-config.json`, port 3001 (`PORT`; Next.js keeps 3000).
 
 use anyhow::Context;
 use onboarding::config::Settings;
 use onboarding::db::LOCAL_MIGRATION_DATABASE_URL;
-use onboarding::settings::Profile;
+use onboarding::settings::{ExposeSecret, Profile};
 use onboarding::{AppState, db, http, monitoring, openapi, routes};
 
 #[tokio::main]
@@ -18,10 +19,13 @@ async fn main() -> anyhow::Result<()> {
     }
     monitoring::init();
     let settings = Settings::from_env(Profile::Local)?;
-    let migration_url = std::env::var("MIGRATION_DATABASE_URL")
+    let credentials = std::env::var("MIGRATION_DATABASE_URL")
         .unwrap_or_else(|_| LOCAL_MIGRATION_DATABASE_URL.to_string());
+    // The database it serves is the one it migrates.
+    let migration_url =
+        db::migrate::migration_url_for(settings.database.url().expose_secret(), &credentials)?;
     if db::migrate::create_database_if_missing(&migration_url).await? {
-        tracing::info!("created the local database");
+        tracing::info!("created the database");
     }
     let report = db::migrate::run(&migration_url).await?;
     for name in &report.applied {

@@ -252,3 +252,60 @@ async fn the_erasure_and_export_functions_and_the_webhook_answer_on_vercels_port
         .unwrap();
     assert_eq!(response.status(), 503);
 }
+
+#[tokio::test]
+async fn the_dev_server_migrates_the_database_it_serves() {
+    // A database nobody created or migrated: the dev server must do both to
+    // the database DATABASE_URL names, not to its default one.
+    let name = format!("dev_served_{}", uuid::Uuid::new_v4().simple());
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_dev"))
+        .env(
+            "DATABASE_URL",
+            format!("postgres://onboarding_app@127.0.0.1:5432/{name}?sslmode=disable"),
+        )
+        .env("PORT", port.to_string())
+        .env("RUST_LOG", "warn")
+        .env_remove("MIGRATION_DATABASE_URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let dev = Function {
+        child,
+        address: format!("http://127.0.0.1:{port}"),
+    };
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let health = client
+            .get(format!("{}/api/health", dev.address))
+            .send()
+            .await;
+        if health.is_ok_and(|response| response.status() == 200) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the dev server never became healthy"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let token = onboarding::auth::mint_dev_token(
+        onboarding::auth::LOCAL_AUTH_JWT_SECRET.as_bytes(),
+        &serde_json::json!({ "sub": "dev_served_user", "exp": 4_102_444_800u64 }),
+    );
+    let status = client
+        .get(format!("{}/api/onboarding/status", dev.address))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status.status(), 200, "{}", status.text().await.unwrap());
+    drop(dev);
+    let admin = crate::support::connect(crate::support::ADMIN_URL).await;
+    admin
+        .batch_execute(&format!("drop database if exists {name} with (force)"))
+        .await
+        .unwrap();
+}

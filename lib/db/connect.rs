@@ -168,21 +168,12 @@ pub fn parse_pg_url(
     url: &str,
     connect_timeout: Duration,
 ) -> Result<tokio_postgres::Config, String> {
-    let mut parsed = Url::parse(url).map_err(|_| "is not a valid postgres:// URL".to_string())?;
+    let parsed = Url::parse(url).map_err(|_| "is not a valid postgres:// URL".to_string())?;
     if !matches!(parsed.scheme(), "postgres" | "postgresql") {
         return Err("must start with postgres:// or postgresql://".into());
     }
-    let kept: Vec<(String, String)> = parsed
-        .query_pairs()
-        .filter(|(key, _)| !NON_LIBPQ_PARAMETERS.contains(&key.as_ref()))
-        .map(|(key, value)| (key.into_owned(), value.into_owned()))
-        .collect();
-    if kept.is_empty() {
-        parsed.set_query(None);
-    } else {
-        parsed.query_pairs_mut().clear().extend_pairs(kept);
-    }
-    let mut config = tokio_postgres::Config::from_str(parsed.as_str())
+    let without_orm_parameters = drop_parameters(url, NON_LIBPQ_PARAMETERS);
+    let mut config = tokio_postgres::Config::from_str(&without_orm_parameters)
         .map_err(|error| format!("is not a usable PostgreSQL URL: {error}"))?;
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(connect_timeout);
@@ -193,6 +184,32 @@ pub fn parse_pg_url(
     // Disconnected clients leave no idle transaction behind for long.
     config.keepalives_idle(Duration::from_secs(30));
     Ok(config)
+}
+
+/// `url` without the query parameters named in `dropped`, every other byte
+/// as it was: re-encoding the query (as `url`'s serializer does) would turn
+/// `options=-c%20statement_timeout%3D5000` into `+statement_timeout`, which
+/// libpq and tokio-postgres read literally.
+fn drop_parameters(url: &str, dropped: &[&str]) -> String {
+    let Some((base, query)) = url.split_once('?') else {
+        return url.to_string();
+    };
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| {
+            let key = pair.split_once('=').map_or(*pair, |(key, _)| key);
+            let key: String = url::form_urlencoded::parse(key.as_bytes())
+                .map(|(key, _)| key.into_owned())
+                .next()
+                .unwrap_or_default();
+            !pair.is_empty() && !dropped.contains(&key.as_str())
+        })
+        .collect();
+    if kept.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    }
 }
 
 /// TLS for URLs that ask for it (`sslmode=require`), with the web PKI roots.
@@ -238,6 +255,25 @@ mod tests {
         .unwrap();
         assert_eq!(config.get_dbname(), Some("app"));
         assert_eq!(config.get_ssl_mode(), SslMode::Require);
+    }
+
+    #[test]
+    fn every_other_parameter_reaches_the_driver_byte_for_byte() {
+        let config = parse_pg_url(
+            "postgres://u@db.example.com/app?pgbouncer=true&options=-c%20statement_timeout%3D5000&application_name=my%20app&connection_limit=1",
+            Duration::from_secs(3),
+        )
+        .unwrap();
+        assert_eq!(config.get_options(), Some("-c statement_timeout=5000"));
+        assert_eq!(config.get_application_name(), Some("my app"));
+        assert_eq!(
+            drop_parameters("postgres://h/db?a=1&pgbouncer=true", &["pgbouncer"]),
+            "postgres://h/db?a=1"
+        );
+        assert_eq!(
+            drop_parameters("postgres://h/db?pgbouncer=true", &["pgbouncer"]),
+            "postgres://h/db"
+        );
     }
 
     #[test]

@@ -31,6 +31,22 @@ pub struct MigrationReport {
     pub applied: Vec<String>,
 }
 
+/// The URL to migrate the database `database_url` names: its host, port,
+/// database and parameters, with the credentials of `migration_url` (a role
+/// allowed to create roles and schemas). So the dev server migrates the
+/// database it then serves, whichever `DATABASE_URL` names.
+pub fn migration_url_for(database_url: &str, migration_url: &str) -> anyhow::Result<String> {
+    let mut target = url::Url::parse(database_url).context("DATABASE_URL is not a URL")?;
+    let credentials = url::Url::parse(migration_url).context("the migration URL is not a URL")?;
+    target
+        .set_username(credentials.username())
+        .map_err(|()| anyhow::anyhow!("DATABASE_URL cannot carry a user name"))?;
+    target
+        .set_password(credentials.password())
+        .map_err(|()| anyhow::anyhow!("DATABASE_URL cannot carry a password"))?;
+    Ok(target.into())
+}
+
 /// Applies every pending migration to the database at `url`.
 pub async fn run(url: &str) -> anyhow::Result<MigrationReport> {
     run_with(url, runner()).await
@@ -99,4 +115,28 @@ async fn connect(config: &tokio_postgres::Config) -> anyhow::Result<tokio_postgr
         client
     };
     Ok(client)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_served_database_is_migrated_with_the_migration_roles_credentials() {
+        let url = migration_url_for(
+            "postgres://onboarding_app@127.0.0.1:5432/elsewhere?sslmode=disable",
+            "postgres://postgres:pw@127.0.0.1:5432/onboarding?sslmode=disable",
+        )
+        .unwrap();
+        assert_eq!(
+            url,
+            "postgres://postgres:pw@127.0.0.1:5432/elsewhere?sslmode=disable"
+        );
+        let url = migration_url_for(
+            "postgres://app:secret@db.example.com/app",
+            "postgres://postgres@127.0.0.1/onboarding",
+        )
+        .unwrap();
+        assert_eq!(url, "postgres://postgres@db.example.com/app");
+    }
 }
