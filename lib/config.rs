@@ -51,6 +51,14 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "How long a request waits for a pooled connection before answering 503 (default 2000).",
     ),
     (
+        "DATABASE_POOL_IDLE_TIMEOUT_MS",
+        "A pooled connection idle this long is closed at the next request (default 30000): an instance at rest gives its connections back to the database.",
+    ),
+    (
+        "DATABASE_POOL_MAX_LIFETIME_MS",
+        "A pooled connection this old is closed at its next idle moment (default 1800000).",
+    ),
+    (
         "DATABASE_CONNECT_TIMEOUT_MS",
         "Timeout for opening a database connection (default 3000).",
     ),

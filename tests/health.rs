@@ -228,3 +228,46 @@ async fn a_database_outage_is_a_503_and_the_pool_recovers_by_itself() {
         "the pool did not recover after the database came back"
     );
 }
+
+#[tokio::test]
+async fn an_idle_connection_is_closed_after_its_idle_timeout_and_the_next_request_opens_one() {
+    use onboarding::db::{Database, PoolLifecycle, Statement};
+    const BACKEND: Statement = Statement::new("select pg_backend_pid()", &[]);
+    let test_db = TestDb::migrated().await;
+    let settings = test_db.settings().database.with_lifecycle(PoolLifecycle {
+        idle_timeout: Duration::from_millis(200),
+        max_lifetime: Duration::from_secs(60),
+    });
+    let db = Database::new(&settings).unwrap();
+    let anyone = RlsContext::anonymous(None);
+    let pid: i32 = db.one_trip(&anyone, &BACKEND, &[]).await.unwrap()[0].get(0);
+    assert_eq!(db.open_connections(), 1);
+    let admin = crate::support::connect(&test_db.admin_url()).await;
+    let alive = async |pid: i32| -> bool {
+        admin
+            .query_one(
+                "select count(*) from pg_stat_activity where pid = $1",
+                &[&pid],
+            )
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+            == 1
+    };
+    assert!(alive(pid).await);
+
+    // Idle past the timeout (and the sweep interval): the next checkout closes it.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let next: i32 = db.one_trip(&anyone, &BACKEND, &[]).await.unwrap()[0].get(0);
+    assert_ne!(next, pid, "the idle connection was reused");
+    assert_eq!(db.open_connections(), 1);
+    let mut closed = false;
+    for _ in 0..50 {
+        if !alive(pid).await {
+            closed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(closed, "the server still has the idle connection");
+}

@@ -58,6 +58,27 @@ pub struct DatabaseSettings {
     pool_max_size: usize,
     pool_timeout: Duration,
     connect_timeout: Duration,
+    lifecycle: PoolLifecycle,
+}
+
+/// How long a pooled connection lives: serverless instances are many, and a
+/// connection an idle instance keeps is one the database cannot give another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolLifecycle {
+    /// An idle connection is closed after this (`DATABASE_POOL_IDLE_TIMEOUT_MS`).
+    pub idle_timeout: Duration,
+    /// Any connection is closed once this old, at its next idle moment
+    /// (`DATABASE_POOL_MAX_LIFETIME_MS`).
+    pub max_lifetime: Duration,
+}
+
+impl Default for PoolLifecycle {
+    fn default() -> Self {
+        Self {
+            idle_timeout: Duration::from_secs(30),
+            max_lifetime: Duration::from_secs(30 * 60),
+        }
+    }
 }
 
 /// Query parameters that ORMs and integrations add to URLs but libpq does not know.
@@ -77,6 +98,7 @@ impl DatabaseSettings {
             pool_max_size,
             pool_timeout,
             connect_timeout,
+            lifecycle: PoolLifecycle::default(),
         };
         settings.pg_config()?;
         Ok(settings)
@@ -101,6 +123,20 @@ impl DatabaseSettings {
                 ));
             }
         };
+        let lifecycle = PoolLifecycle {
+            idle_timeout: parse_millis(
+                lookup,
+                "DATABASE_POOL_IDLE_TIMEOUT_MS",
+                30_000,
+                100..=3_600_000,
+            )?,
+            max_lifetime: parse_millis(
+                lookup,
+                "DATABASE_POOL_MAX_LIFETIME_MS",
+                1_800_000,
+                1_000..=86_400_000,
+            )?,
+        };
         Self::new(
             SecretString::from(url),
             statement_mode,
@@ -108,6 +144,7 @@ impl DatabaseSettings {
             parse_millis(lookup, "DATABASE_POOL_TIMEOUT_MS", 2000, 1..=60_000)?,
             parse_millis(lookup, "DATABASE_CONNECT_TIMEOUT_MS", 3000, 1..=60_000)?,
         )
+        .map(|settings| settings.with_lifecycle(lifecycle))
         .map_err(|problem| ConfigError::new("DATABASE_URL", problem))
     }
 
@@ -128,6 +165,16 @@ impl DatabaseSettings {
             self.pool_timeout,
             self.connect_timeout,
         )
+        .map(|settings| settings.with_lifecycle(self.lifecycle))
+    }
+
+    pub fn with_lifecycle(mut self, lifecycle: PoolLifecycle) -> Self {
+        self.lifecycle = lifecycle;
+        self
+    }
+
+    pub fn lifecycle(&self) -> PoolLifecycle {
+        self.lifecycle
     }
 
     pub fn with_statement_mode(mut self, mode: StatementMode) -> Self {

@@ -39,6 +39,8 @@ pub mod progress;
 pub mod retention;
 pub mod sessions;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use deadpool_postgres::{Pool, PoolError};
@@ -51,8 +53,8 @@ use tokio_postgres::types::{ToSql, Type};
 use crate::monitoring::{Dependency, Timer};
 
 pub use connect::{
-    DatabaseSettings, LOCAL_DATABASE_URL, LOCAL_MIGRATION_DATABASE_URL, StatementMode,
-    parse_pg_url, tls_connector,
+    DatabaseSettings, LOCAL_DATABASE_URL, LOCAL_MIGRATION_DATABASE_URL, PoolLifecycle,
+    StatementMode, parse_pg_url, tls_connector,
 };
 
 /// A statement and the types of its parameters.
@@ -263,14 +265,66 @@ pub const SET_CONTEXT: &str =
 pub struct Database {
     pool: Pool,
     mode: StatementMode,
+    lifecycle: PoolLifecycle,
+    /// When the pool was last swept, in milliseconds since `epoch`.
+    swept_at_ms: Arc<AtomicU64>,
+    epoch: std::time::Instant,
 }
+
+/// How often, at most, idle connections are looked over.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
 impl Database {
     pub fn new(settings: &DatabaseSettings) -> Result<Self, String> {
         Ok(Self {
             pool: settings.pool()?,
             mode: settings.statement_mode(),
+            lifecycle: settings.lifecycle(),
+            swept_at_ms: Arc::new(AtomicU64::new(0)),
+            epoch: std::time::Instant::now(),
         })
+    }
+
+    /// A pooled connection, after closing the idle ones past their idle
+    /// timeout or lifetime (at most once per [`SWEEP_INTERVAL`]). Done on
+    /// checkout rather than by a timer: a serverless instance is frozen
+    /// between invocations, and its first request after a pause is when its
+    /// stale connections are found.
+    async fn checkout(&self) -> Result<deadpool_postgres::Object, PoolError> {
+        self.sweep();
+        self.pool.get().await
+    }
+
+    /// Closes the idle connections past their idle timeout or lifetime.
+    pub fn sweep(&self) {
+        let now_ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let last = self.swept_at_ms.load(Ordering::Relaxed);
+        let interval = u64::try_from(SWEEP_INTERVAL.as_millis()).unwrap_or(u64::MAX);
+        if now_ms.saturating_sub(last) < interval
+            || self
+                .swept_at_ms
+                .compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        let PoolLifecycle {
+            idle_timeout,
+            max_lifetime,
+        } = self.lifecycle;
+        let closed = self
+            .pool
+            .retain(|_, metrics| metrics.last_used() < idle_timeout && metrics.age() < max_lifetime)
+            .removed
+            .len();
+        if closed > 0 {
+            tracing::debug!(closed, "closed idle database connections");
+        }
+    }
+
+    /// Connections open now (idle or in use), for tests and health.
+    pub fn open_connections(&self) -> usize {
+        self.pool.status().size
     }
 
     pub fn statement_mode(&self) -> StatementMode {
@@ -302,7 +356,7 @@ impl Database {
         items: &[(&RlsContext, &[&(dyn ToSql + Sync)])],
     ) -> Result<Vec<Vec<Row>>, DbError> {
         let _timer = Timer::start(Dependency::Database);
-        let mut checkout = Checkout::new(self.pool.get().await?);
+        let mut checkout = Checkout::new(self.checkout().await?);
         let client = checkout.client();
         // A prepared statement is looked up (or, once per connection, prepared)
         // before the pipeline, so every request of the pipeline is written on
@@ -405,7 +459,7 @@ impl Database {
         E: From<DbError>,
     {
         let _timer = Timer::start(Dependency::Database);
-        let mut checkout = Checkout::new(self.pool.get().await.map_err(DbError::from)?);
+        let mut checkout = Checkout::new(self.checkout().await.map_err(DbError::from)?);
         let client = checkout.client();
         let tx = Tx {
             client,
@@ -450,7 +504,7 @@ impl Database {
         let started = std::time::Instant::now();
         let mut last_error = None;
         for _ in 0..2 {
-            let client = self.pool.get().await?;
+            let client = self.checkout().await?;
             match client.query_typed("select 1", &[]).await {
                 Ok(_) => return Ok(started.elapsed()),
                 Err(error) => {
