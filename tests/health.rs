@@ -271,3 +271,28 @@ async fn an_idle_connection_is_closed_after_its_idle_timeout_and_the_next_reques
     }
     assert!(closed, "the server still has the idle connection");
 }
+
+#[tokio::test]
+async fn a_pool_at_rest_gives_its_idle_connections_back_without_a_request() {
+    use onboarding::db::{Database, PoolLifecycle, Statement};
+    const ONE: Statement = Statement::new("select 1", &[]);
+    let test_db = TestDb::migrated().await;
+    let settings = test_db.settings().database.with_lifecycle(PoolLifecycle {
+        idle_timeout: Duration::from_millis(200),
+        max_lifetime: Duration::from_secs(60),
+    });
+    let db = Database::new(&settings).unwrap();
+    db.one_trip(&RlsContext::anonymous(None), &ONE, &[])
+        .await
+        .unwrap();
+    assert_eq!(db.open_connections(), 1);
+    let mut open = 1;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        open = db.open_connections();
+        if open == 0 {
+            break;
+        }
+    }
+    assert_eq!(open, 0, "the idle connection was never closed");
+}

@@ -40,7 +40,7 @@ pub mod retention;
 pub mod sessions;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use deadpool_postgres::{Pool, PoolError};
@@ -269,6 +269,7 @@ pub struct Database {
     /// When the pool was last swept, in milliseconds since `epoch`.
     swept_at_ms: Arc<AtomicU64>,
     epoch: std::time::Instant,
+    sweeper_started: Arc<AtomicBool>,
 }
 
 /// How often, at most, idle connections are looked over.
@@ -282,16 +283,27 @@ impl Database {
             lifecycle: settings.lifecycle(),
             swept_at_ms: Arc::new(AtomicU64::new(0)),
             epoch: std::time::Instant::now(),
+            sweeper_started: Arc::new(AtomicBool::new(false)),
         })
     }
 
     /// A pooled connection, after closing the idle ones past their idle
-    /// timeout or lifetime (at most once per [`SWEEP_INTERVAL`]). Done on
-    /// checkout rather than by a timer: a serverless instance is frozen
-    /// between invocations, and its first request after a pause is when its
-    /// stale connections are found.
+    /// timeout or lifetime (at most once per [`SWEEP_INTERVAL`]). Swept on
+    /// checkout, since a serverless instance is frozen between invocations
+    /// and its first request after a pause is when it can give stale
+    /// connections back; and, while the process runs, by a task every
+    /// [`SWEEP_INTERVAL`], so an instance at rest gives them back too.
     async fn checkout(&self) -> Result<deadpool_postgres::Object, PoolError> {
         self.sweep();
+        if !self.sweeper_started.swap(true, Ordering::Relaxed) {
+            let db = self.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(SWEEP_INTERVAL).await;
+                    db.sweep();
+                }
+            });
+        }
         self.pool.get().await
     }
 
