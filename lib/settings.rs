@@ -3,7 +3,7 @@
 //!
 //! The bottom layer of the crate: it imports nothing of it. Each store and
 //! client owns a `Settings::from_lookup` built from these pieces;
-//! [`crate::config`] only composes them.
+//! `config` only composes them.
 
 use std::fmt;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! The AI provider's client and what the AI layer stores: an opt-in
 //! suggestion for an `aiEnhanceable` field is produced by a versioned prompt
 //! through an OpenAI-compatible or Anthropic provider. Producing, validating
-//! and deciding a suggestion is the domain's (`crate::wizard::suggest`).
+//! and deciding a suggestion is the domain's (`wizard::suggest`).
 //!
 //! - [`settings`]: `AI_*` configuration ([`AiSettings`]); unset provider = off.
 //! - [`provider`]: [`AiClient::complete`], both wire formats, timeouts,

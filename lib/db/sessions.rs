@@ -1,5 +1,5 @@
 //! Anonymous wizard sessions: the source of truth behind the Redis session
-//! cache ([`crate::cache::sessions`]).
+//! cache (`cache::sessions`, a layer above).
 //!
 //! Every function runs in a transaction whose context is
 //! `RlsContext::anonymous(Some(hash))` (or a user presenting the session), so

@@ -23,7 +23,7 @@ use axum::Router;
 
 use crate::state::AppState;
 
-/// Every route but the OpenAPI document's ([`crate::openapi::router`]), which
+/// Every route but the OpenAPI document's (`openapi::router`, a layer above), which
 /// is collected from these.
 pub fn all() -> Router<AppState> {
     Router::new()
