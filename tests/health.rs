@@ -296,3 +296,33 @@ async fn a_pool_at_rest_gives_its_idle_connections_back_without_a_request() {
     }
     assert_eq!(open, 0, "the idle connection was never closed");
 }
+
+#[tokio::test]
+async fn a_refused_connection_keeps_the_servers_reason() {
+    use onboarding::db::Database;
+    let test_db = TestDb::migrated().await;
+    let admin = crate::support::connect(&test_db.admin_url()).await;
+    admin
+        .batch_execute(&format!(
+            "alter database {} connection limit 0",
+            test_db.name
+        ))
+        .await
+        .unwrap();
+    let db = Database::new(&test_db.settings().database).unwrap();
+    let error = db.ping().await.unwrap_err();
+    let DbError::Unavailable(reason) = error else {
+        panic!("expected unavailable, got {error:?}");
+    };
+    assert!(
+        reason.contains("too many connections"),
+        "the reason was lost: {reason}"
+    );
+    admin
+        .batch_execute(&format!(
+            "alter database {} connection limit -1",
+            test_db.name
+        ))
+        .await
+        .unwrap();
+}

@@ -217,7 +217,7 @@ impl DbError {
 impl From<tokio_postgres::Error> for DbError {
     fn from(error: tokio_postgres::Error) -> Self {
         if is_unavailable(&error) {
-            DbError::Unavailable(error.to_string())
+            DbError::Unavailable(with_causes(&error))
         } else {
             DbError::Query(error)
         }
@@ -226,8 +226,24 @@ impl From<tokio_postgres::Error> for DbError {
 
 impl From<PoolError> for DbError {
     fn from(error: PoolError) -> Self {
-        DbError::Unavailable(error.to_string())
+        DbError::Unavailable(with_causes(&error))
     }
+}
+
+/// An error and every cause under it: `db error` alone says nothing, the
+/// server's `too many connections for database` does.
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        let text = inner.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        cause = inner.source();
+    }
+    message
 }
 
 /// Whether an error means "the server is not there right now" rather than
