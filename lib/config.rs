@@ -51,6 +51,10 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "How long a request waits for a pooled connection before answering 503 (default 2000).",
     ),
     (
+        "DATABASE_QUERY_TIMEOUT_MS",
+        "The longest one database transaction may take, pool checkout included (default 5000, below Vercel's 10 s maxDuration); past it the request answers 503 and the connection is discarded.",
+    ),
+    (
         "DATABASE_POOL_IDLE_TIMEOUT_MS",
         "A pooled connection idle this long is closed at the next request (default 30000): an instance at rest gives its connections back to the database.",
     ),

@@ -326,3 +326,29 @@ async fn a_refused_connection_keeps_the_servers_reason() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_stalled_query_ends_at_the_query_timeout_and_its_connection_is_not_reused() {
+    use onboarding::db::{Database, Statement};
+    const STALL: Statement = Statement::new("select pg_sleep(3)", &[]);
+    const BACKEND: Statement = Statement::new("select pg_backend_pid()", &[]);
+    let test_db = TestDb::migrated().await;
+    let settings = test_db
+        .settings()
+        .database
+        .with_query_timeout(Duration::from_millis(300));
+    let db = Database::new(&settings).unwrap();
+    let anyone = RlsContext::anonymous(None);
+    let before: i32 = db.one_trip(&anyone, &BACKEND, &[]).await.unwrap()[0].get(0);
+    // Without a deadline this answers after 3 s; with one it is unavailable.
+    let stalled = db.one_trip(&anyone, &STALL, &[]).await;
+    match stalled {
+        Err(DbError::Unavailable(reason)) => {
+            assert!(reason.contains("did not answer within"), "{reason}")
+        }
+        other => panic!("expected the deadline, got {other:?}"),
+    }
+    // The interrupted connection went; the next request gets a fresh one.
+    let after: i32 = db.one_trip(&anyone, &BACKEND, &[]).await.unwrap()[0].get(0);
+    assert_ne!(after, before);
+}

@@ -59,6 +59,7 @@ pub struct DatabaseSettings {
     pool_timeout: Duration,
     connect_timeout: Duration,
     lifecycle: PoolLifecycle,
+    query_timeout: Duration,
 }
 
 /// How long a pooled connection lives: serverless instances are many, and a
@@ -81,6 +82,9 @@ impl Default for PoolLifecycle {
     }
 }
 
+/// Below Vercel's 10 s `maxDuration` (vercel.json), with room to answer.
+const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Query parameters that ORMs and integrations add to URLs but libpq does not know.
 const NON_LIBPQ_PARAMETERS: &[&str] = &["pgbouncer", "connection_limit", "pool_timeout", "schema"];
 
@@ -99,6 +103,7 @@ impl DatabaseSettings {
             pool_timeout,
             connect_timeout,
             lifecycle: PoolLifecycle::default(),
+            query_timeout: DEFAULT_QUERY_TIMEOUT,
         };
         settings.pg_config()?;
         Ok(settings)
@@ -123,6 +128,7 @@ impl DatabaseSettings {
                 ));
             }
         };
+        let query_timeout = parse_millis(lookup, "DATABASE_QUERY_TIMEOUT_MS", 5_000, 100..=60_000)?;
         let lifecycle = PoolLifecycle {
             idle_timeout: parse_millis(
                 lookup,
@@ -144,7 +150,11 @@ impl DatabaseSettings {
             parse_millis(lookup, "DATABASE_POOL_TIMEOUT_MS", 2000, 1..=60_000)?,
             parse_millis(lookup, "DATABASE_CONNECT_TIMEOUT_MS", 3000, 1..=60_000)?,
         )
-        .map(|settings| settings.with_lifecycle(lifecycle))
+        .map(|settings| {
+            settings
+                .with_lifecycle(lifecycle)
+                .with_query_timeout(query_timeout)
+        })
         .map_err(|problem| ConfigError::new("DATABASE_URL", problem))
     }
 
@@ -165,7 +175,21 @@ impl DatabaseSettings {
             self.pool_timeout,
             self.connect_timeout,
         )
-        .map(|settings| settings.with_lifecycle(self.lifecycle))
+        .map(|settings| {
+            settings
+                .with_lifecycle(self.lifecycle)
+                .with_query_timeout(self.query_timeout)
+        })
+    }
+
+    /// The longest one transaction may take, pool checkout included.
+    pub fn with_query_timeout(mut self, timeout: Duration) -> Self {
+        self.query_timeout = timeout;
+        self
+    }
+
+    pub fn query_timeout(&self) -> Duration {
+        self.query_timeout
     }
 
     pub fn with_lifecycle(mut self, lifecycle: PoolLifecycle) -> Self {

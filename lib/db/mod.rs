@@ -282,6 +282,8 @@ pub struct Database {
     pool: Pool,
     mode: StatementMode,
     lifecycle: PoolLifecycle,
+    /// The longest one transaction (checkout included) may take.
+    query_timeout: Duration,
     /// When the pool was last swept, in milliseconds since `epoch`.
     swept_at_ms: Arc<AtomicU64>,
     epoch: std::time::Instant,
@@ -297,6 +299,7 @@ impl Database {
             pool: settings.pool()?,
             mode: settings.statement_mode(),
             lifecycle: settings.lifecycle(),
+            query_timeout: settings.query_timeout(),
             swept_at_ms: Arc::new(AtomicU64::new(0)),
             epoch: std::time::Instant::now(),
             sweeper_started: Arc::new(AtomicBool::new(false)),
@@ -379,6 +382,16 @@ impl Database {
     /// queue up behind one connection are written together. All items commit
     /// or none does.
     pub async fn one_trip_each(
+        &self,
+        stmt: &Statement,
+        items: &[(&RlsContext, &[&(dyn ToSql + Sync)])],
+    ) -> Result<Vec<Vec<Row>>, DbError> {
+        self.within_deadline(self.one_trip_each_unbounded(stmt, items))
+            .await
+            .unwrap_or_else(Err)
+    }
+
+    async fn one_trip_each_unbounded(
         &self,
         stmt: &Statement,
         items: &[(&RlsContext, &[&(dyn ToSql + Sync)])],
@@ -486,6 +499,36 @@ impl Database {
     where
         E: From<DbError>,
     {
+        self.within_deadline(self.transaction_unbounded(role, claims, body))
+            .await
+            .unwrap_or_else(|late| Err(E::from(late)))
+    }
+
+    /// `work`, or the error of a database that did not answer within
+    /// `DATABASE_QUERY_TIMEOUT_MS`. Dropping `work` mid-transaction discards
+    /// its connection (see `Checkout`), so no half-done transaction goes
+    /// back to the pool; a stalled database or pooler becomes a 503 within
+    /// the function's `maxDuration`, never a platform timeout.
+    async fn within_deadline<T>(&self, work: impl Future<Output = T>) -> Result<T, DbError> {
+        tokio::time::timeout(self.query_timeout, work)
+            .await
+            .map_err(|_| {
+                DbError::Unavailable(format!(
+                    "the database did not answer within {:?}",
+                    self.query_timeout
+                ))
+            })
+    }
+
+    async fn transaction_unbounded<T, E>(
+        &self,
+        role: &str,
+        claims: &str,
+        body: impl AsyncFnOnce(&Tx<'_>) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<DbError>,
+    {
         let _timer = Timer::start(Dependency::Database);
         let mut checkout = Checkout::new(self.checkout().await.map_err(DbError::from)?);
         let client = checkout.client();
@@ -528,6 +571,12 @@ impl Database {
     /// is discarded; the second attempt opens a fresh one, so health reflects
     /// the database, not a stale socket.
     pub async fn ping(&self) -> Result<Duration, DbError> {
+        self.within_deadline(self.ping_unbounded())
+            .await
+            .unwrap_or_else(Err)
+    }
+
+    async fn ping_unbounded(&self) -> Result<Duration, DbError> {
         let _timer = Timer::start(Dependency::Database);
         let started = std::time::Instant::now();
         let mut last_error = None;
