@@ -3,7 +3,6 @@
 //! mentions the user, and nobody else's rows changed.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use onboarding::db::{DbError, RlsContext, Statement};
 use reqwest::Method;
@@ -147,17 +146,10 @@ async fn assert_nothing_left_of(admin: &tokio_postgres::Client, user: &str) {
     );
 }
 
-/// Polls until `sql` (one count, one text parameter) reaches `expected`.
+/// Waits until `sql` (one count, one text parameter) reaches `expected`.
 async fn count_until(admin: &tokio_postgres::Client, sql: &str, param: &str, expected: i64) {
-    let mut stored = -1;
-    for _ in 0..300 {
-        stored = admin.query_one(sql, &[&param]).await.unwrap().get(0);
-        if stored == expected {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("`{sql}` counted {stored}, not {expected}");
+    let counted = crate::support::count_until(admin, sql, &[&param], expected).await;
+    assert_eq!(counted, expected, "`{sql}`");
 }
 
 async fn ok(response: reqwest::Response) -> Value {

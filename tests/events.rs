@@ -11,26 +11,13 @@ use serde_json::{Value, json};
 
 use crate::support::api::{Api, Auth};
 use crate::support::proxy::DelayProxy;
-use crate::support::{TestDb, connect, spawn_app_with, token};
+use crate::support::{TestDb, connect, count_until, spawn_app_with, token};
 
 fn batch(size: usize) -> Value {
     let events: Vec<Value> = (0..size)
         .map(|i| json!({ "type": "step_viewed", "step": "profile", "properties": { "i": i } }))
         .collect();
     json!({ "events": events })
-}
-
-/// Polls until `sql` counts `expected` rows or 30 s pass; returns the last count.
-async fn count_until(admin: &tokio_postgres::Client, sql: &str, expected: i64) -> i64 {
-    let mut stored = -1;
-    for _ in 0..300 {
-        stored = admin.query_one(sql, &[]).await.unwrap().get::<_, i64>(0);
-        if stored == expected {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    stored
 }
 
 #[tokio::test]
@@ -101,6 +88,7 @@ async fn every_acknowledged_event_is_stored_when_many_callers_send_at_once() {
     let stored = count_until(
         &admin,
         "select count(*) from onboarding.analytics_events",
+        &[],
         acknowledged,
     )
     .await;

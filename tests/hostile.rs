@@ -6,10 +6,11 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::support::api::{Api, Auth, valid_answer};
-use crate::support::{connect, spawn_app, token};
+use crate::support::{connect, count_until, spawn_app, token};
 
 const PREFERENCES: &str = "/api/onboarding/ai/preferences";
 const EVENTS: &str = "/api/onboarding/events";
+const EVENT_COUNT: &str = "select count(*) from onboarding.analytics_events";
 
 async fn put(api: &Api, path: &str, auth: &Auth, body: &Value) -> (u16, Value) {
     let response = api
@@ -84,18 +85,7 @@ async fn an_event_batch_holding_a_nul_is_refused_whole_and_nothing_of_it_is_stor
     let response = api.post(EVENTS, &session, good).await;
     assert_eq!(response.status(), 202);
     let admin = connect(&app.db.admin_url()).await;
-    let mut stored = 0;
-    for _ in 0..100 {
-        stored = admin
-            .query_one("select count(*) from onboarding.analytics_events", &[])
-            .await
-            .unwrap()
-            .get::<_, i64>(0);
-        if stored > 0 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let stored = count_until(&admin, EVENT_COUNT, &[], 1).await;
     assert_eq!(stored, 1, "only the acknowledged batch is stored");
 }
 
@@ -430,17 +420,6 @@ async fn events_are_counted_one_by_one_and_new_sessions_do_not_escape_the_addres
     // 30 per minute per address (the denied batches count too).
     assert!(accepted <= 30, "{accepted} events accepted");
     let admin = connect(&app.db.admin_url()).await;
-    let mut stored = 0;
-    for _ in 0..100 {
-        stored = admin
-            .query_one("select count(*) from onboarding.analytics_events", &[])
-            .await
-            .unwrap()
-            .get::<_, i64>(0);
-        if stored == accepted {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let stored = count_until(&admin, EVENT_COUNT, &[], accepted).await;
     assert_eq!(stored, accepted, "what was acknowledged is what is stored");
 }

@@ -29,6 +29,13 @@ pub struct Lifecycle {
     pub failures: Vec<String>,
 }
 
+impl Lifecycle {
+    /// The body of a call made during the load, or `None` with its failure recorded.
+    fn answered(&mut self, outcome: Result<Value, String>) -> Option<Value> {
+        outcome.map_err(|problem| self.failures.push(problem)).ok()
+    }
+}
+
 /// Seeds rows past their retention: expired sessions with drafts.
 pub async fn seed_expired(pg: &Postgres) -> anyhow::Result<()> {
     let (client, task) = pg.connect("onboarding").await?;
@@ -136,12 +143,8 @@ pub async fn check_erasure(
     outcome: Result<Value, String>,
     result: &mut Lifecycle,
 ) -> anyhow::Result<()> {
-    let body = match outcome {
-        Ok(body) => body,
-        Err(problem) => {
-            result.failures.push(problem);
-            return Ok(());
-        }
+    let Some(body) = result.answered(outcome) else {
+        return Ok(());
     };
     let (client, task) = pg.connect("onboarding").await?;
     let columns = client
@@ -205,12 +208,8 @@ pub async fn check_purge(
     outcome: Result<Value, String>,
     result: &mut Lifecycle,
 ) -> anyhow::Result<()> {
-    let body = match outcome {
-        Ok(body) => body,
-        Err(problem) => {
-            result.failures.push(problem);
-            return Ok(());
-        }
+    let Some(body) = result.answered(outcome) else {
+        return Ok(());
     };
     let (client, task) = pg.connect("onboarding").await?;
     let left: i64 = client

@@ -302,3 +302,23 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// Polls until `sql` (one count) reaches `expected` or 30 s pass; returns the
+/// last count, for the caller to assert. Rows stored after their response
+/// (events) arrive a moment later.
+pub async fn count_until(
+    admin: &tokio_postgres::Client,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    expected: i64,
+) -> i64 {
+    let mut counted = -1;
+    for _ in 0..300 {
+        counted = admin.query_one(sql, params).await.unwrap().get::<_, i64>(0);
+        if counted == expected {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    counted
+}
