@@ -35,6 +35,51 @@ async fn health_reports_every_dependency_up() {
             "{dependency}: {body}"
         );
     }
+    assert_eq!(body["checks"]["database"]["schema"], "current", "{body}");
+    assert_eq!(
+        body["checks"]["database"]["statementMode"], "prepared",
+        "{body}"
+    );
+    assert_eq!(
+        body["checks"]["database"]["poolerDetected"], false,
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn health_is_503_when_the_database_lacks_the_binarys_newest_migration() {
+    let db = TestDb::migrated().await;
+    let admin = crate::support::connect(&db.admin_url()).await;
+    let newest: i64 = admin
+        .query_one("select max(version) from refinery_schema_history", &[])
+        .await
+        .unwrap()
+        .get(0);
+    admin
+        .execute(
+            "delete from refinery_schema_history where version = $1",
+            &[&newest],
+        )
+        .await
+        .unwrap();
+    let app = spawn_app_with(db, &[]).await;
+    let response = app
+        .http
+        .get(format!("{}/api/health", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["status"], "unavailable", "{body}");
+    let database = &body["checks"]["database"];
+    assert_eq!(database["schema"], "behind", "{body}");
+    let error = database["error"].as_str().unwrap();
+    assert!(
+        error.contains(&newest.to_string()) && error.contains("run the migrations"),
+        "{error}"
+    );
 }
 
 #[tokio::test]

@@ -21,4 +21,5 @@ mod monitoring;
 mod openapi;
 mod retention;
 mod round_trips;
+mod tls;
 mod wizard;

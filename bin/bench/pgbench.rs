@@ -82,7 +82,7 @@ fn claims() -> String {
 /// `GET /status` on a miss: BEGIN, the context, the progress row with its
 /// answers, COMMIT, in one pipeline (`Database::one_trip`).
 pub fn status_script() -> String {
-    let context = bind(SET_CONTEXT, &[":b_role", &claims()]);
+    let context = bind(SET_CONTEXT, &[":b_role", &claims(), "'5000'"]);
     format!(
         "\\set uid random(1, :b_users)\n\
          \\startpipeline\n\
@@ -100,7 +100,7 @@ pub fn status_script() -> String {
 /// stored answers, the replacement at the version read, the progress update
 /// and COMMIT, each a round trip (`wizard::save::write_answer`).
 pub fn write_script() -> String {
-    let context = bind(SET_CONTEXT, &[":b_role", &claims()]);
+    let context = bind(SET_CONTEXT, &[":b_role", &claims(), "'5000'"]);
     format!(
         "\\set k :k + 1\n\
          \\if :k % {WRITE_USER_DRAWS_EVERY} = 1\n\

@@ -20,6 +20,9 @@
 //! in its own module.
 
 mod ai_provider;
+// PgBouncer serves the integration tests, which include this file.
+#[allow(dead_code)]
+mod cluster;
 mod faults;
 mod hostile;
 mod lifecycle;

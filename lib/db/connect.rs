@@ -1,10 +1,11 @@
 //! Connection settings and the pool.
 
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+
+use super::tls::{LibpqTls, RootSources, TlsParameters};
 use url::Url;
 
 use crate::settings::{
@@ -60,6 +61,7 @@ pub struct DatabaseSettings {
     connect_timeout: Duration,
     lifecycle: PoolLifecycle,
     query_timeout: Duration,
+    roots: RootSources,
 }
 
 /// How long a pooled connection lives: serverless instances are many, and a
@@ -96,7 +98,7 @@ impl DatabaseSettings {
         pool_timeout: Duration,
         connect_timeout: Duration,
     ) -> Result<Self, String> {
-        let settings = Self {
+        Self {
             url,
             statement_mode,
             pool_max_size,
@@ -104,9 +106,15 @@ impl DatabaseSettings {
             connect_timeout,
             lifecycle: PoolLifecycle::default(),
             query_timeout: DEFAULT_QUERY_TIMEOUT,
-        };
-        settings.pg_config()?;
-        Ok(settings)
+            roots: RootSources::from_home(),
+        }
+        .checked()
+    }
+
+    /// The settings, once the URL parses and its TLS files are readable.
+    fn checked(self) -> Result<Self, String> {
+        self.target()?;
+        Ok(self)
     }
 
     /// Reads `DATABASE_URL` (or `POSTGRES_URL`), `DATABASE_STATEMENT_MODE` and
@@ -128,6 +136,7 @@ impl DatabaseSettings {
                 ));
             }
         };
+        let root_pem = lookup.get("DATABASE_SSL_ROOT_CERT_PEM");
         let query_timeout = parse_millis(lookup, "DATABASE_QUERY_TIMEOUT_MS", 5_000, 100..=60_000)?;
         let lifecycle = PoolLifecycle {
             idle_timeout: parse_millis(
@@ -143,18 +152,20 @@ impl DatabaseSettings {
                 1_000..=86_400_000,
             )?,
         };
-        Self::new(
-            SecretString::from(url),
+        Self {
+            url: SecretString::from(url),
             statement_mode,
-            parse_number(lookup, "DATABASE_POOL_MAX_SIZE", 4, 1..=64)?,
-            parse_millis(lookup, "DATABASE_POOL_TIMEOUT_MS", 2000, 1..=60_000)?,
-            parse_millis(lookup, "DATABASE_CONNECT_TIMEOUT_MS", 3000, 1..=60_000)?,
-        )
-        .map(|settings| {
-            settings
-                .with_lifecycle(lifecycle)
-                .with_query_timeout(query_timeout)
-        })
+            pool_max_size: parse_number(lookup, "DATABASE_POOL_MAX_SIZE", 4, 1..=64)?,
+            pool_timeout: parse_millis(lookup, "DATABASE_POOL_TIMEOUT_MS", 2000, 1..=60_000)?,
+            connect_timeout: parse_millis(lookup, "DATABASE_CONNECT_TIMEOUT_MS", 3000, 1..=60_000)?,
+            lifecycle,
+            query_timeout,
+            roots: RootSources {
+                pem: root_pem,
+                ..RootSources::from_home()
+            },
+        }
+        .checked()
         .map_err(|problem| ConfigError::new("DATABASE_URL", problem))
     }
 
@@ -168,18 +179,11 @@ impl DatabaseSettings {
 
     /// The same settings pointed at another URL (another database, a proxy, a role).
     pub fn with_url(&self, url: SecretString) -> Result<Self, String> {
-        Self::new(
+        Self {
             url,
-            self.statement_mode,
-            self.pool_max_size,
-            self.pool_timeout,
-            self.connect_timeout,
-        )
-        .map(|settings| {
-            settings
-                .with_lifecycle(self.lifecycle)
-                .with_query_timeout(self.query_timeout)
-        })
+            ..self.clone()
+        }
+        .checked()
     }
 
     /// The longest one transaction may take, pool checkout included.
@@ -208,17 +212,17 @@ impl DatabaseSettings {
 
     /// Parses the URL into a driver configuration, dropping parameters libpq
     /// does not know (tokio-postgres would reject them).
-    pub fn pg_config(&self) -> Result<tokio_postgres::Config, String> {
-        parse_pg_url(self.url.expose_secret(), self.connect_timeout)
+    pub fn target(&self) -> Result<PgTarget, String> {
+        parse_pg_url(self.url.expose_secret(), self.connect_timeout, &self.roots)
     }
 
     /// Builds the pool. No connection is opened until the first request needs one,
     /// so a cold start never waits on the database it may not use.
     pub fn pool(&self) -> Result<Pool, String> {
-        let pg_config = self.pg_config()?;
-        let manager = Manager::from_config(
-            pg_config,
-            tls_connector(),
+        let PgTarget { config, tls } = self.target()?;
+        let manager = Manager::from_connect(
+            config,
+            tls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -234,17 +238,45 @@ impl DatabaseSettings {
     }
 }
 
-/// Parses a PostgreSQL URL for tokio-postgres.
+/// A database to connect to: the driver's configuration, and TLS as the
+/// URL's libpq parameters ask for it.
+#[derive(Debug, Clone)]
+pub struct PgTarget {
+    pub config: tokio_postgres::Config,
+    pub tls: LibpqTls,
+}
+
+impl PgTarget {
+    /// Opens one connection (for tools and migrations; requests use the pool).
+    pub async fn connect(&self) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+        let (client, _driver) = self.tls.connect(&self.config).await?;
+        Ok(client)
+    }
+}
+
+/// Parses a PostgreSQL URL: libpq's TLS parameters for [`LibpqTls`], every
+/// other parameter for tokio-postgres.
 pub fn parse_pg_url(
     url: &str,
     connect_timeout: Duration,
-) -> Result<tokio_postgres::Config, String> {
+    roots: &RootSources,
+) -> Result<PgTarget, String> {
     let parsed = Url::parse(url).map_err(|_| "is not a valid postgres:// URL".to_string())?;
     if !matches!(parsed.scheme(), "postgres" | "postgresql") {
         return Err("must start with postgres:// or postgresql://".into());
     }
-    let without_orm_parameters = drop_parameters(url, NON_LIBPQ_PARAMETERS);
-    let mut config = tokio_postgres::Config::from_str(&without_orm_parameters)
+    let mut tls_parameters = TlsParameters::default();
+    for (name, value) in parsed.query_pairs() {
+        tls_parameters.set(&name, value.into_owned());
+    }
+    let tls = LibpqTls::new(&tls_parameters, roots)?;
+    let dropped: Vec<&str> = NON_LIBPQ_PARAMETERS
+        .iter()
+        .chain(&TlsParameters::NAMES)
+        .copied()
+        .collect();
+    let driver_url = drop_parameters(url, &dropped);
+    let mut config = tokio_postgres::Config::from_str(&driver_url)
         .map_err(|error| format!("is not a usable PostgreSQL URL: {error}"))?;
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(connect_timeout);
@@ -254,7 +286,7 @@ pub fn parse_pg_url(
     }
     // Disconnected clients leave no idle transaction behind for long.
     config.keepalives_idle(Duration::from_secs(30));
-    Ok(config)
+    Ok(PgTarget { config, tls })
 }
 
 /// `url` without the query parameters named in `dropped`, every other byte
@@ -283,24 +315,10 @@ fn drop_parameters(url: &str, dropped: &[&str]) -> String {
     }
 }
 
-/// TLS for URLs that ask for it (`sslmode=require`), with the web PKI roots.
-pub fn tls_connector() -> tokio_postgres_rustls::MakeRustlsConnect {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("the ring provider supports the default protocol versions")
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    tokio_postgres_rustls::MakeRustlsConnect::new(config)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio_postgres::config::SslMode;
+    use crate::db::tls::SslMode;
 
     #[test]
     fn pooler_urls_use_unnamed_statements() {
@@ -319,13 +337,14 @@ mod tests {
 
     #[test]
     fn orm_only_parameters_are_dropped_before_parsing() {
-        let config = parse_pg_url(
+        let target = parse_pg_url(
             "postgres://u:p@db.example.com/app?pgbouncer=true&connection_limit=1&sslmode=require",
             Duration::from_secs(3),
+            &RootSources::default(),
         )
         .unwrap();
-        assert_eq!(config.get_dbname(), Some("app"));
-        assert_eq!(config.get_ssl_mode(), SslMode::Require);
+        assert_eq!(target.config.get_dbname(), Some("app"));
+        assert_eq!(target.tls.mode(), SslMode::Require);
     }
 
     #[test]
@@ -333,8 +352,10 @@ mod tests {
         let config = parse_pg_url(
             "postgres://u@db.example.com/app?pgbouncer=true&options=-c%20statement_timeout%3D5000&application_name=my%20app&connection_limit=1",
             Duration::from_secs(3),
+            &RootSources::default(),
         )
-        .unwrap();
+        .unwrap()
+        .config;
         assert_eq!(config.get_options(), Some("-c statement_timeout=5000"));
         assert_eq!(config.get_application_name(), Some("my app"));
         assert_eq!(
@@ -349,6 +370,13 @@ mod tests {
 
     #[test]
     fn a_url_of_another_scheme_is_rejected() {
-        assert!(parse_pg_url("mysql://u@h/db", Duration::from_secs(1)).is_err());
+        assert!(
+            parse_pg_url(
+                "mysql://u@h/db",
+                Duration::from_secs(1),
+                &RootSources::default()
+            )
+            .is_err()
+        );
     }
 }

@@ -3,9 +3,8 @@
 //! it was.
 
 use anyhow::Context;
-use tokio_postgres::NoTls;
 
-use crate::db::{parse_pg_url, tls_connector};
+use crate::db::{PgTarget, RootSources, parse_pg_url};
 
 mod embedded {
     refinery::embed_migrations!("migrations");
@@ -54,9 +53,13 @@ pub async fn run(url: &str) -> anyhow::Result<MigrationReport> {
 
 /// Applies the migrations of `runner` (tests add a failing one to prove atomicity).
 pub async fn run_with(url: &str, runner: refinery::Runner) -> anyhow::Result<MigrationReport> {
-    let config = parse_pg_url(url, std::time::Duration::from_secs(10))
-        .map_err(|problem| anyhow::anyhow!("migration database URL {problem}"))?;
-    let mut client = connect(&config).await?;
+    let target = parse_pg_url(
+        url,
+        std::time::Duration::from_secs(10),
+        &RootSources::from_home(),
+    )
+    .map_err(|problem| anyhow::anyhow!("migration database URL {problem}"))?;
+    let mut client = connect(&target).await?;
     let report = runner
         .run_async(&mut client)
         .await
@@ -73,14 +76,19 @@ pub async fn run_with(url: &str, runner: refinery::Runner) -> anyhow::Result<Mig
 /// Creates the database named in `url` when it does not exist yet, connecting
 /// to the `postgres` maintenance database of the same server.
 pub async fn create_database_if_missing(url: &str) -> anyhow::Result<bool> {
-    let config = parse_pg_url(url, std::time::Duration::from_secs(10))
-        .map_err(|problem| anyhow::anyhow!("migration database URL {problem}"))?;
-    let name = config
+    let target = parse_pg_url(
+        url,
+        std::time::Duration::from_secs(10),
+        &RootSources::from_home(),
+    )
+    .map_err(|problem| anyhow::anyhow!("migration database URL {problem}"))?;
+    let name = target
+        .config
         .get_dbname()
         .context("the migration database URL names no database")?
         .to_string();
-    let mut maintenance = config.clone();
-    maintenance.dbname("postgres");
+    let mut maintenance = target.clone();
+    maintenance.config.dbname("postgres");
     let client = connect(&maintenance).await?;
     let exists = client
         .query_opt("select 1 from pg_database where datname = $1", &[&name])
@@ -98,23 +106,13 @@ pub async fn create_database_if_missing(url: &str) -> anyhow::Result<bool> {
     Ok(true)
 }
 
-async fn connect(config: &tokio_postgres::Config) -> anyhow::Result<tokio_postgres::Client> {
-    let client = if config.get_ssl_mode() == tokio_postgres::config::SslMode::Disable {
-        let (client, connection) = config
-            .connect(NoTls)
-            .await
-            .context("Failed to connect to the database")?;
-        tokio::spawn(connection);
-        client
-    } else {
-        let (client, connection) = config
-            .connect(tls_connector())
-            .await
-            .context("Failed to connect to the database")?;
-        tokio::spawn(connection);
-        client
-    };
-    Ok(client)
+async fn connect(target: &PgTarget) -> anyhow::Result<tokio_postgres::Client> {
+    target.connect().await.map_err(|error| {
+        anyhow::anyhow!(
+            "Failed to connect to the database: {}",
+            super::with_causes(&error)
+        )
+    })
 }
 
 #[cfg(test)]

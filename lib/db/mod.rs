@@ -38,6 +38,7 @@ pub mod migrate;
 pub mod progress;
 pub mod retention;
 pub mod sessions;
+mod tls;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -53,9 +54,10 @@ use tokio_postgres::types::{ToSql, Type};
 use crate::monitoring::{Dependency, Timer};
 
 pub use connect::{
-    DatabaseSettings, LOCAL_DATABASE_URL, LOCAL_MIGRATION_DATABASE_URL, PoolLifecycle,
-    StatementMode, parse_pg_url, tls_connector,
+    DatabaseSettings, LOCAL_DATABASE_URL, LOCAL_MIGRATION_DATABASE_URL, PgTarget, PoolLifecycle,
+    StatementMode, parse_pg_url,
 };
+pub use tls::{LibpqTls, RootSources, SslMode};
 
 /// A statement and the types of its parameters.
 ///
@@ -205,6 +207,15 @@ impl DbError {
         }
     }
 
+    /// Whether the server disowned a named statement this connection
+    /// prepared (`26000`), or already had one of its name (`42P05`): the
+    /// signature of a transaction-mode pooler between us and the server.
+    pub fn pooler_evidence(&self) -> bool {
+        self.code().is_some_and(|code| {
+            *code == SqlState::INVALID_SQL_STATEMENT_NAME || *code == SqlState::DUPLICATE_PSTATEMENT
+        })
+    }
+
     /// The constraint a failed statement violated.
     pub fn constraint(&self) -> Option<&str> {
         match self {
@@ -272,18 +283,25 @@ pub const BEGIN: &str = "begin";
 /// Ends every successful transaction.
 pub const COMMIT: &str = "commit";
 const ROLLBACK: &str = "rollback";
-/// Publishes the caller's role and claims for the transaction (parameters: role, claims JSON).
-pub const SET_CONTEXT: &str =
-    "select set_config('role', $1, true), set_config('request.jwt.claims', $2, true)";
+/// Publishes the caller's role and claims for the transaction, and bounds
+/// each of its statements on the server (parameters: role, claims JSON,
+/// `statement_timeout`): a statement whose function was stopped midway
+/// still ends, and releases its locks, by the request's deadline.
+pub const SET_CONTEXT: &str = "select set_config('role', $1, true), set_config('request.jwt.claims', $2, true), set_config('statement_timeout', $3, true)";
 
 /// The application's connection pool and statement mode, built once per process.
 #[derive(Clone)]
 pub struct Database {
     pool: Pool,
-    mode: StatementMode,
+    /// Set once a pooler proved that named statements do not survive between
+    /// transactions (see [`Database::statement_mode`]).
+    unnamed_by_evidence: Arc<AtomicBool>,
+    configured_mode: StatementMode,
     lifecycle: PoolLifecycle,
     /// The longest one transaction (checkout included) may take.
     query_timeout: Duration,
+    /// The same bound for each statement on the server, in milliseconds.
+    statement_timeout: Arc<str>,
     /// When the pool was last swept, in milliseconds since `epoch`.
     swept_at_ms: Arc<AtomicU64>,
     epoch: std::time::Instant,
@@ -297,9 +315,11 @@ impl Database {
     pub fn new(settings: &DatabaseSettings) -> Result<Self, String> {
         Ok(Self {
             pool: settings.pool()?,
-            mode: settings.statement_mode(),
+            unnamed_by_evidence: Arc::new(AtomicBool::new(false)),
+            configured_mode: settings.statement_mode(),
             lifecycle: settings.lifecycle(),
             query_timeout: settings.query_timeout(),
+            statement_timeout: settings.query_timeout().as_millis().to_string().into(),
             swept_at_ms: Arc::new(AtomicU64::new(0)),
             epoch: std::time::Instant::now(),
             sweeper_started: Arc::new(AtomicBool::new(false)),
@@ -358,8 +378,43 @@ impl Database {
         self.pool.status().size
     }
 
+    /// The mode statements are sent in now: the configured one, until a
+    /// server answers that a named statement prepared on this connection
+    /// does not exist, or already exists. That is a transaction-mode pooler
+    /// nobody announced (PgBouncer on its own port, say), which hands each
+    /// transaction another server connection; from then on this process
+    /// sends unnamed statements only.
     pub fn statement_mode(&self) -> StatementMode {
-        self.mode
+        if self.unnamed_by_evidence.load(Ordering::Relaxed) {
+            StatementMode::Unnamed
+        } else {
+            self.configured_mode
+        }
+    }
+
+    /// Whether the mode was switched to unnamed by a pooler's answers.
+    pub fn pooler_detected(&self) -> bool {
+        self.unnamed_by_evidence.load(Ordering::Relaxed)
+    }
+
+    /// Switches to unnamed statements for good when `evidence` is the
+    /// pooler's kind of error and statements were named; says whether the
+    /// failed work may run again. It may: the error aborted its transaction
+    /// (a statement that ran outside it ran as the login role, which can
+    /// touch no table), so nothing of it was committed.
+    fn retry_unnamed(&self, mode: StatementMode, evidence: bool) -> bool {
+        if !evidence || mode != StatementMode::Prepared {
+            return false;
+        }
+        if !self.unnamed_by_evidence.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                "a named prepared statement was missing on the server (or already there): \
+                 a transaction-mode pooler is in between; sending unnamed statements from now on \
+                 (set DATABASE_STATEMENT_MODE=unnamed or add pgbouncer=true to DATABASE_URL to \
+                 start that way)"
+            );
+        }
+        true
     }
 
     /// Runs one statement in its own transaction, in one network round trip:
@@ -386,13 +441,22 @@ impl Database {
         stmt: &Statement,
         items: &[(&RlsContext, &[&(dyn ToSql + Sync)])],
     ) -> Result<Vec<Vec<Row>>, DbError> {
-        self.within_deadline(self.one_trip_each_unbounded(stmt, items))
-            .await
-            .unwrap_or_else(Err)
+        let attempts = async {
+            let mode = self.statement_mode();
+            match self.one_trip_each_unbounded(mode, stmt, items).await {
+                Err(error) if self.retry_unnamed(mode, error.pooler_evidence()) => {
+                    self.one_trip_each_unbounded(StatementMode::Unnamed, stmt, items)
+                        .await
+                }
+                outcome => outcome,
+            }
+        };
+        self.within_deadline(attempts).await.unwrap_or_else(Err)
     }
 
     async fn one_trip_each_unbounded(
         &self,
+        mode: StatementMode,
         stmt: &Statement,
         items: &[(&RlsContext, &[&(dyn ToSql + Sync)])],
     ) -> Result<Vec<Vec<Row>>, DbError> {
@@ -403,7 +467,7 @@ impl Database {
         // before the pipeline, so every request of the pipeline is written on
         // its first poll and none waits for another's answer.
         let body_statement = async {
-            match self.mode {
+            match mode {
                 StatementMode::Prepared => client
                     .prepare_typed_cached(stmt.sql, stmt.types)
                     .await
@@ -412,7 +476,11 @@ impl Database {
             }
         };
         // Prepared together: a new connection prepares all four in one turn.
-        let (framing, prepared) = join(Framing::new(client, self.mode), body_statement).await;
+        let (framing, prepared) = join(
+            Framing::new(client, mode, &self.statement_timeout),
+            body_statement,
+        )
+        .await;
         let (framing, prepared) = (framing?, prepared?);
         let writes = items.iter().map(|(context, params)| {
             let (framing, prepared) = (&framing, &prepared);
@@ -447,7 +515,8 @@ impl Database {
             }
             Err(error) => {
                 let error = DbError::from(error);
-                if !matches!(error, DbError::Unavailable(_)) {
+                // A connection whose statement cache the server disowned is not reused.
+                if !matches!(error, DbError::Unavailable(_)) && !error.pooler_evidence() {
                     checkout.release();
                 }
                 Err(error)
@@ -465,7 +534,7 @@ impl Database {
     pub async fn transaction<T, E>(
         &self,
         context: &RlsContext,
-        body: impl AsyncFnOnce(&Tx<'_>) -> Result<T, E>,
+        body: impl AsyncFnOnce(&Tx<'_>) -> Result<T, E> + Clone,
     ) -> Result<T, E>
     where
         E: From<DbError>,
@@ -481,7 +550,7 @@ impl Database {
     /// Otherwise as [`Database::transaction`].
     pub async fn as_login_role<T, E>(
         &self,
-        body: impl AsyncFnOnce(&Tx<'_>) -> Result<T, E>,
+        body: impl AsyncFnOnce(&Tx<'_>) -> Result<T, E> + Clone,
     ) -> Result<T, E>
     where
         E: From<DbError>,
@@ -494,12 +563,25 @@ impl Database {
         &self,
         role: &str,
         claims: &str,
-        body: impl AsyncFnOnce(&Tx<'_>) -> Result<T, E>,
+        body: impl AsyncFnOnce(&Tx<'_>) -> Result<T, E> + Clone,
     ) -> Result<T, E>
     where
         E: From<DbError>,
     {
-        self.within_deadline(self.transaction_unbounded(role, claims, body))
+        let attempts = async {
+            let mode = self.statement_mode();
+            let (outcome, evidence) = self
+                .transaction_unbounded(mode, role, claims, body.clone())
+                .await;
+            if outcome.is_err() && self.retry_unnamed(mode, evidence) {
+                self.transaction_unbounded(StatementMode::Unnamed, role, claims, body)
+                    .await
+                    .0
+            } else {
+                outcome
+            }
+        };
+        self.within_deadline(attempts)
             .await
             .unwrap_or_else(|late| Err(E::from(late)))
     }
@@ -520,25 +602,44 @@ impl Database {
             })
     }
 
+    /// The transaction, and whether any of its statements failed with the
+    /// pooler's signature ([`DbError::pooler_evidence`]).
     async fn transaction_unbounded<T, E>(
         &self,
+        mode: StatementMode,
         role: &str,
         claims: &str,
         body: impl AsyncFnOnce(&Tx<'_>) -> Result<T, E>,
-    ) -> Result<T, E>
+    ) -> (Result<T, E>, bool)
     where
         E: From<DbError>,
     {
         let _timer = Timer::start(Dependency::Database);
-        let mut checkout = Checkout::new(self.checkout().await.map_err(DbError::from)?);
+        let evidence = AtomicBool::new(false);
+        let noted = |error: tokio_postgres::Error| {
+            let error = DbError::from(error);
+            if error.pooler_evidence() {
+                evidence.store(true, Ordering::Relaxed);
+            }
+            error
+        };
+        let mut checkout = match self.checkout().await {
+            Ok(client) => Checkout::new(client),
+            Err(error) => return (Err(E::from(DbError::from(error))), false),
+        };
         let client = checkout.client();
         let tx = Tx {
             client,
-            mode: self.mode,
+            mode,
+            evidence: &evidence,
         };
-        let framing = Framing::new(client, self.mode)
-            .await
-            .map_err(DbError::from)?;
+        let framing = match Framing::new(client, mode, &self.statement_timeout).await {
+            Ok(framing) => framing,
+            Err(error) => {
+                let error = noted(error);
+                return (Err(E::from(error)), evidence.load(Ordering::Relaxed));
+            }
+        };
         let setup = async {
             let (begun, context_set) =
                 join(framing.begin(), framing.set_context(role, claims)).await;
@@ -546,53 +647,76 @@ impl Database {
         };
         let (setup, result) = join(setup, body(&tx)).await;
         let result = match setup {
-            Err(error) => Err(E::from(DbError::from(error))),
+            Err(error) => Err(E::from(noted(error))),
             Ok(()) => result,
         };
-        match result {
+        let outcome = match result {
             Ok(value) => match framing.commit().await {
                 Ok(_) => {
                     checkout.release();
                     Ok(value)
                 }
-                Err(error) => Err(E::from(DbError::from(error))),
+                Err(error) => Err(E::from(noted(error))),
             },
             Err(error) => {
-                if client.query_typed(ROLLBACK, &[]).await.is_ok() {
+                // A connection whose statement cache the server disowned is not reused.
+                if client.query_typed(ROLLBACK, &[]).await.is_ok()
+                    && !evidence.load(Ordering::Relaxed)
+                {
                     checkout.release();
                 }
                 Err(error)
             }
-        }
+        };
+        (outcome, evidence.load(Ordering::Relaxed))
     }
 
-    /// Round-trips `select 1` on a pooled connection, for health checks.
-    /// A pooled connection the server closed while restarting fails once and
-    /// is discarded; the second attempt opens a fresh one, so health reflects
-    /// the database, not a stale socket.
-    pub async fn ping(&self) -> Result<Duration, DbError> {
-        self.within_deadline(self.ping_unbounded())
-            .await
-            .unwrap_or_else(Err)
-    }
-
-    async fn ping_unbounded(&self) -> Result<Duration, DbError> {
+    /// Round-trips one statement on the path every request takes (BEGIN,
+    /// the context, the statement and COMMIT, named or unnamed as the
+    /// requests send them), for health checks. A pooled connection the
+    /// server closed while restarting fails once and is discarded; the
+    /// second attempt opens a fresh one, so health reflects the database,
+    /// not a stale socket.
+    pub async fn probe(&self) -> Result<Probe, DbError> {
         let _timer = Timer::start(Dependency::Database);
         let started = std::time::Instant::now();
-        let mut last_error = None;
-        for _ in 0..2 {
-            let client = self.checkout().await?;
-            match client.query_typed("select 1", &[]).await {
-                Ok(_) => return Ok(started.elapsed()),
-                Err(error) => {
-                    let _ = deadpool_postgres::Object::take(client);
-                    last_error = Some(DbError::from(error));
-                }
-            }
+        let mut rows = self
+            .one_trip(&RlsContext::login_role(), &SCHEMA_VERSION, &[])
+            .await;
+        if matches!(rows, Err(DbError::Unavailable(_))) {
+            rows = self
+                .one_trip(&RlsContext::login_role(), &SCHEMA_VERSION, &[])
+                .await;
         }
-        Err(last_error.expect("the loop ran"))
+        let row = rows?
+            .into_iter()
+            .next()
+            .ok_or(DbError::MissingRow(SCHEMA_VERSION.sql))?;
+        Ok(Probe {
+            latency: started.elapsed(),
+            schema_version: row.try_get(0).map_err(DbError::Query)?,
+        })
+    }
+
+    /// The round trip of [`Database::probe`].
+    pub async fn ping(&self) -> Result<Duration, DbError> {
+        self.probe().await.map(|probe| probe.latency)
     }
 }
+
+/// What [`Database::probe`] saw.
+#[derive(Debug, Clone, Copy)]
+pub struct Probe {
+    pub latency: Duration,
+    /// The newest migration applied to the database (`None`: none is).
+    pub schema_version: Option<i64>,
+}
+
+/// The newest applied migration, readable by the login role alone.
+const SCHEMA_VERSION: Statement = Statement::new(
+    "select max(version)::int8 from public.refinery_schema_history",
+    &[],
+);
 
 /// BEGIN, the caller's context and COMMIT, as a connection sends them.
 ///
@@ -603,6 +727,8 @@ impl Database {
 /// (`scripts/bench`, README: Benchmark). Behind a pooler they stay unnamed.
 struct Framing<'a> {
     client: &'a deadpool_postgres::ClientWrapper,
+    /// `statement_timeout` for the transaction, in milliseconds.
+    statement_timeout: &'a str,
     /// BEGIN, the context select and COMMIT, when statements are prepared.
     prepared: Option<[tokio_postgres::Statement; 3]>,
 }
@@ -614,13 +740,14 @@ impl<'a> Framing<'a> {
     async fn new(
         client: &'a deadpool_postgres::ClientWrapper,
         mode: StatementMode,
+        statement_timeout: &'a str,
     ) -> Result<Self, tokio_postgres::Error> {
         let prepared = match mode {
             StatementMode::Prepared => {
                 // Polled together, so a new connection prepares them in one turn.
                 let (begin, set_context, commit) = join3(
                     client.prepare_typed_cached(BEGIN, &[]),
-                    client.prepare_typed_cached(SET_CONTEXT, &[Type::TEXT, Type::TEXT]),
+                    client.prepare_typed_cached(SET_CONTEXT, &[Type::TEXT, Type::TEXT, Type::TEXT]),
                     client.prepare_typed_cached(COMMIT, &[]),
                 )
                 .await;
@@ -628,7 +755,11 @@ impl<'a> Framing<'a> {
             }
             StatementMode::Unnamed => None,
         };
-        Ok(Self { client, prepared })
+        Ok(Self {
+            client,
+            statement_timeout,
+            prepared,
+        })
     }
 
     async fn begin(&self) -> Result<Vec<Row>, tokio_postgres::Error> {
@@ -645,11 +776,16 @@ impl<'a> Framing<'a> {
         claims: &str,
     ) -> Result<Vec<Row>, tokio_postgres::Error> {
         match &self.prepared {
-            Some([_, set_context, _]) => self.client.query(set_context, &[&role, &claims]).await,
+            Some([_, set_context, _]) => {
+                self.client
+                    .query(set_context, &[&role, &claims, &self.statement_timeout])
+                    .await
+            }
             None => {
                 let params = [
                     (&role as &(dyn ToSql + Sync), Type::TEXT),
                     (&claims as &(dyn ToSql + Sync), Type::TEXT),
+                    (&self.statement_timeout as &(dyn ToSql + Sync), Type::TEXT),
                 ];
                 self.client.query_typed(SET_CONTEXT, &params).await
             }
@@ -685,6 +821,8 @@ fn typed_params<'a>(
 pub struct Tx<'a> {
     client: &'a deadpool_postgres::ClientWrapper,
     mode: StatementMode,
+    /// Set when a statement fails with the pooler's signature.
+    evidence: &'a AtomicBool,
 }
 
 impl Tx<'_> {
@@ -694,19 +832,26 @@ impl Tx<'_> {
         stmt: &Statement,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Row>, DbError> {
-        match self.mode {
+        let rows = match self.mode {
             StatementMode::Prepared => {
-                let statement = self
-                    .client
-                    .prepare_typed_cached(stmt.sql, stmt.types)
-                    .await?;
-                Ok(self.client.query(&statement, params).await?)
+                match self.client.prepare_typed_cached(stmt.sql, stmt.types).await {
+                    Ok(statement) => self.client.query(&statement, params).await,
+                    Err(error) => Err(error),
+                }
             }
-            StatementMode::Unnamed => Ok(self
-                .client
-                .query_typed(stmt.sql, &typed_params(stmt, params))
-                .await?),
-        }
+            StatementMode::Unnamed => {
+                self.client
+                    .query_typed(stmt.sql, &typed_params(stmt, params))
+                    .await
+            }
+        };
+        rows.map_err(|error| {
+            let error = DbError::from(error);
+            if error.pooler_evidence() {
+                self.evidence.store(true, Ordering::Relaxed);
+            }
+            error
+        })
     }
 
     /// Runs a statement that returns at most one row.

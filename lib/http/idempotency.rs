@@ -168,7 +168,7 @@ pub async fn run_once(
     context: &RlsContext,
     key: Option<&str>,
     request: &RequestFingerprint,
-    write: impl AsyncFnOnce(&Tx<'_>) -> Result<Reply, ApiError>,
+    write: impl AsyncFnOnce(&Tx<'_>) -> Result<Reply, ApiError> + Clone,
 ) -> Result<Reply, ApiError> {
     db.transaction(context, async |tx| {
         at_most_once(tx, key, request, async || write(tx).await).await

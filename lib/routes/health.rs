@@ -12,6 +12,7 @@ use axum::{Json, Router};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::db::{self, Database, Probe, StatementMode};
 use crate::flags::Freshness;
 use crate::http::error::RETRY_AFTER_SECONDS;
 use crate::state::AppState;
@@ -41,13 +42,33 @@ pub struct HealthReport {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Checks {
-    pub database: Check,
+    pub database: DatabaseCheck,
     pub redis: Check,
     pub edge_config: Check,
     /// `off` when no provider is configured, `circuit_open` while calls are
     /// paused after failures, else `configured`. Not probed: a health check
     /// must not spend money or send data to a provider.
     pub ai: Check,
+}
+
+/// The database, probed on the path every request takes.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DatabaseCheck {
+    #[serde(flatten)]
+    pub check: Check,
+    /// How statements are sent: `prepared` (named, cached per connection) or
+    /// `unnamed` (what a transaction-mode pooler needs).
+    #[schema(value_type = String, example = "prepared")]
+    pub statement_mode: &'static str,
+    /// Whether `unnamed` was chosen because the server's answers showed an
+    /// unannounced transaction-mode pooler (see README: Poolers).
+    pub pooler_detected: bool,
+    /// `current`, `behind` (the database lacks migrations this binary
+    /// expects: `503`), `ahead` (it has newer ones; served) or `unknown`
+    /// (the database did not answer).
+    #[schema(value_type = String, example = "current")]
+    pub schema: &'static str,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -114,6 +135,44 @@ impl Check {
     }
 }
 
+/// The newest migration compiled into this binary.
+static EXPECTED_SCHEMA_VERSION: std::sync::LazyLock<Option<i64>> = std::sync::LazyLock::new(|| {
+    db::migrate::embedded()
+        .last()
+        .map(|migration| migration.version())
+});
+
+fn database_check(db: &Database, probe: Result<Probe, String>) -> DatabaseCheck {
+    let applied = probe.as_ref().ok().map(|probe| probe.schema_version);
+    let schema = match applied {
+        None => "unknown",
+        Some(applied) => match applied.cmp(&EXPECTED_SCHEMA_VERSION) {
+            std::cmp::Ordering::Less => "behind",
+            std::cmp::Ordering::Equal => "current",
+            std::cmp::Ordering::Greater => "ahead",
+        },
+    };
+    let mut check = Check::from_result(probe.map(|probe| probe.latency));
+    if schema == "behind" {
+        check.error = Some(format!(
+            "the database's newest migration is {}, this binary expects {}: run the migrations (README: Migrations)",
+            applied
+                .flatten()
+                .map_or("none".into(), |version| version.to_string()),
+            EXPECTED_SCHEMA_VERSION.map_or("none".into(), |version| version.to_string())
+        ));
+    }
+    DatabaseCheck {
+        check,
+        statement_mode: match db.statement_mode() {
+            StatementMode::Prepared => "prepared",
+            StatementMode::Unnamed => "unnamed",
+        },
+        pooler_detected: db.pooler_detected(),
+        schema,
+    }
+}
+
 async fn within<T, E: std::fmt::Display>(
     check: impl Future<Output = Result<T, E>>,
 ) -> Result<T, String> {
@@ -139,7 +198,7 @@ async fn within<T, E: std::fmt::Display>(
 )]
 #[tracing::instrument(skip_all)]
 async fn health(State(state): State<AppState>) -> Response {
-    let database = within(state.db().ping());
+    let database = within(state.db().probe());
     let redis = async {
         match state.redis() {
             Some(redis) => Check::from_result(within(redis.ping()).await),
@@ -163,13 +222,14 @@ async fn health(State(state): State<AppState>) -> Response {
         latency_ms: None,
         error: None,
     };
+    let database = database_check(state.db(), database);
     let checks = Checks {
-        database: Check::from_result(database),
+        database,
         redis,
         edge_config,
         ai,
     };
-    let (status, label) = if checks.database.is_down() {
+    let (status, label) = if checks.database.check.is_down() || checks.database.schema == "behind" {
         (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
     } else if checks.redis.is_down()
         || checks.edge_config.is_down()

@@ -2,6 +2,10 @@
 //! through the application's own non-superuser role.
 
 pub mod api;
+// The reliability suite's private servers, shared rather than copied.
+#[path = "../../bin/reliability/cluster.rs"]
+#[allow(dead_code)]
+pub mod cluster;
 pub mod proxy;
 pub mod webhook;
 

@@ -1,0 +1,338 @@
+//! Private PostgreSQL clusters and PgBouncers on free loopback ports, in a
+//! temporary directory, from Debian's packages: the reliability suite stops
+//! and starts them to inject outages, and the integration tests (which
+//! include this file) give them certificates or put a pooler in front,
+//! without touching any service a developer runs.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, ensure};
+use tokio::task::JoinHandle;
+
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+fn pg_bin(name: &str) -> PathBuf {
+    let dir = std::env::var("PG_BIN").unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".into());
+    Path::new(&dir).join(name)
+}
+
+/// A PostgreSQL cluster in a temporary directory, run as `postgres` when we are root
+/// (initdb refuses root).
+pub struct Postgres {
+    dir: PathBuf,
+    pub port: u16,
+    as_postgres: bool,
+}
+
+/// The system user the servers run as when we are root (initdb and
+/// PgBouncer refuse root).
+const SERVICE_USER: &str = "postgres";
+
+impl Postgres {
+    fn command(&self, program: &Path) -> Command {
+        if self.as_postgres {
+            let mut command = Command::new("runuser");
+            command.args(["-u", SERVICE_USER, "--"]).arg(program);
+            command
+        } else {
+            Command::new(program)
+        }
+    }
+
+    fn run(&self, program: &str, args: &[&str]) -> anyhow::Result<()> {
+        let output = self
+            .command(&pg_bin(program))
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .with_context(|| format!("Failed to run {program}"))?;
+        ensure!(
+            output.status.success(),
+            "{program} failed: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Ok(())
+    }
+
+    pub fn init(dir: PathBuf) -> anyhow::Result<Self> {
+        let root = Command::new("id").arg("-u").output()?.stdout == b"0\n";
+        std::fs::create_dir_all(&dir)?;
+        if root {
+            let status = Command::new("chown")
+                .args(["-R", "postgres:"])
+                .arg(&dir)
+                .status()?;
+            ensure!(status.success(), "chown of {} failed", dir.display());
+        }
+        let pg = Postgres {
+            port: free_port()?,
+            dir,
+            as_postgres: root,
+        };
+        let data = pg.data();
+        pg.run(
+            "initdb",
+            &[
+                "-D",
+                &data,
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+                "--locale=C",
+            ],
+        )?;
+        Ok(pg)
+    }
+
+    fn data(&self) -> String {
+        self.dir.join("pgdata").display().to_string()
+    }
+
+    /// Writes `contents` to `name` in the data directory, readable by the
+    /// server alone (as a TLS key must be), e.g. a certificate or `pg_hba.conf`.
+    pub fn write_file(&self, name: &str, contents: &[u8]) -> anyhow::Result<()> {
+        write_private(
+            &self.dir.join("pgdata").join(name),
+            contents,
+            self.as_postgres,
+        )
+    }
+
+    /// Appends `settings` (lines of `postgresql.conf`) for the next start.
+    pub fn configure(&self, settings: &str) -> anyhow::Result<()> {
+        let path = self.dir.join("pgdata").join("postgresql.conf");
+        let mut conf = std::fs::read_to_string(&path)?;
+        conf.push('\n');
+        conf.push_str(settings);
+        conf.push('\n');
+        write_private(&path, conf.as_bytes(), self.as_postgres)
+    }
+
+    pub fn start(&self) -> anyhow::Result<()> {
+        let options = format!(
+            "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} -c max_connections=100",
+            self.port,
+            self.dir.display()
+        );
+        let log = self.dir.join("postgres.log").display().to_string();
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                &self.data(),
+                "-l",
+                &log,
+                "-o",
+                &options,
+                "-w",
+                "-t",
+                "30",
+                "start",
+            ],
+        )
+    }
+
+    pub fn stop(&self) -> anyhow::Result<()> {
+        self.run(
+            "pg_ctl",
+            &["-D", &self.data(), "-m", "fast", "-w", "-t", "30", "stop"],
+        )
+    }
+
+    pub fn superuser_url(&self, database: &str) -> String {
+        format!(
+            "postgres://postgres@127.0.0.1:{}/{database}?sslmode=disable",
+            self.port
+        )
+    }
+
+    pub fn app_url(&self) -> String {
+        format!(
+            "postgres://onboarding_app@127.0.0.1:{}/onboarding?sslmode=disable",
+            self.port
+        )
+    }
+
+    /// A superuser connection to `database` and the task that drives it,
+    /// which the caller aborts when done.
+    pub async fn connect(
+        &self,
+        database: &str,
+    ) -> Result<
+        (
+            tokio_postgres::Client,
+            JoinHandle<Result<(), tokio_postgres::Error>>,
+        ),
+        tokio_postgres::Error,
+    > {
+        let (client, connection) =
+            tokio_postgres::connect(&self.superuser_url(database), tokio_postgres::NoTls).await?;
+        Ok((client, tokio::spawn(connection)))
+    }
+
+    /// Whether the server accepts a connection and answers a query.
+    pub async fn accepting(&self) -> bool {
+        let attempt = async {
+            let (client, task) = self.connect("postgres").await?;
+            let result = client.simple_query("select 1").await.map(|_| ());
+            task.abort();
+            result
+        };
+        matches!(
+            tokio::time::timeout(Duration::from_millis(500), attempt).await,
+            Ok(Ok(()))
+        )
+    }
+}
+
+/// Writes a file only its owner may read, owned by the service user when we are root.
+fn write_private(path: &Path, contents: &[u8], for_service_user: bool) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, contents)
+        .with_context(|| format!("Failed to write {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    if for_service_user {
+        let status = Command::new("chown")
+            .arg(format!("{SERVICE_USER}:"))
+            .arg(path)
+            .status()?;
+        ensure!(status.success(), "chown of {} failed", path.display());
+    }
+    Ok(())
+}
+
+/// How PgBouncer hands out server connections.
+#[derive(Debug, Clone, Copy)]
+pub enum PoolMode {
+    /// A server connection per transaction: what Supabase's and most hosted poolers do.
+    Transaction,
+}
+
+/// A `pgbouncer` child process in front of a PostgreSQL server, with trust
+/// authentication, and its admin console (`PAUSE`, `RESUME`) open to `pgbouncer`.
+pub struct PgBouncer {
+    pub port: u16,
+    child: Child,
+    pid_file: PathBuf,
+}
+
+impl PgBouncer {
+    /// The binary: `PGBOUNCER` or Debian's `/usr/sbin/pgbouncer`.
+    pub fn binary() -> PathBuf {
+        std::env::var_os("PGBOUNCER")
+            .map_or_else(|| PathBuf::from("/usr/sbin/pgbouncer"), PathBuf::from)
+    }
+
+    /// Starts PgBouncer in `dir`, forwarding every database to `server_port`
+    /// on 127.0.0.1, and waits until it accepts connections.
+    pub fn start(
+        dir: &Path,
+        server_port: u16,
+        mode: PoolMode,
+        pool_size: u16,
+    ) -> anyhow::Result<Self> {
+        let binary = Self::binary();
+        ensure!(
+            binary.exists(),
+            "PgBouncer is not installed ({}): apt-get install pgbouncer (.ci/run does)",
+            binary.display()
+        );
+        let root = Command::new("id").arg("-u").output()?.stdout == b"0\n";
+        std::fs::create_dir_all(dir)?;
+        if root {
+            let status = Command::new("chown")
+                .arg(format!("{SERVICE_USER}:"))
+                .arg(dir)
+                .status()?;
+            ensure!(status.success(), "chown of {} failed", dir.display());
+        }
+        let port = free_port()?;
+        let mode = match mode {
+            PoolMode::Transaction => "transaction",
+        };
+        let users = dir.join("users.txt");
+        write_private(
+            &users,
+            b"\"postgres\" \"\"\n\"onboarding_app\" \"\"\n\"pgbouncer\" \"\"\n",
+            root,
+        )?;
+        let ini = dir.join("pgbouncer.ini");
+        let config = format!(
+            "[databases]\n* = host=127.0.0.1 port={server_port}\n\n[pgbouncer]\n\
+             listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n\
+             auth_type = trust\nauth_file = {users}\nadmin_users = pgbouncer, postgres\n\
+             pool_mode = {mode}\ndefault_pool_size = {pool_size}\nmax_client_conn = 1000\n\
+             ignore_startup_parameters = extra_float_digits,options\n\
+             server_reset_query =\nlogfile = {log}\npidfile = {pid}\n",
+            users = users.display(),
+            log = dir.join("pgbouncer.log").display(),
+            pid = dir.join("pgbouncer.pid").display(),
+        );
+        write_private(&ini, config.as_bytes(), root)?;
+        let mut command = if root {
+            let mut command = Command::new("runuser");
+            command.args(["-u", SERVICE_USER, "--"]).arg(&binary);
+            command
+        } else {
+            Command::new(&binary)
+        };
+        let child = command
+            .arg(&ini)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("Failed to start {}", binary.display()))?;
+        let bouncer = PgBouncer {
+            port,
+            child,
+            pid_file: dir.join("pgbouncer.pid"),
+        };
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Ok(bouncer);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        anyhow::bail!(
+            "PgBouncer did not listen on {port}; see {}",
+            dir.join("pgbouncer.log").display()
+        )
+    }
+
+    /// Runs `command` (`PAUSE`, `RESUME`, `SHOW POOLS`) on the admin console.
+    pub async fn admin(&self, command: &str) -> anyhow::Result<()> {
+        let url = format!(
+            "postgres://pgbouncer@127.0.0.1:{}/pgbouncer?sslmode=disable",
+            self.port
+        );
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
+        let driver = tokio::spawn(connection);
+        let outcome = client.simple_query(command).await;
+        driver.abort();
+        outcome.with_context(|| format!("PgBouncer refused {command}"))?;
+        Ok(())
+    }
+}
+
+impl Drop for PgBouncer {
+    fn drop(&mut self) {
+        // SIGTERM to PgBouncer itself (runuser cannot pass a SIGKILL on):
+        // an immediate shutdown that closes every connection.
+        if let Ok(pid) = std::fs::read_to_string(&self.pid_file) {
+            let _ = Command::new("kill").args(["-TERM", pid.trim()]).status();
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
