@@ -19,6 +19,7 @@ mod library;
 mod migrations;
 mod monitoring;
 mod openapi;
+mod pooler;
 mod retention;
 mod round_trips;
 mod tls;

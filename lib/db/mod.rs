@@ -271,6 +271,8 @@ fn is_unavailable(error: &tokio_postgres::Error) -> bool {
                 || *code == SqlState::CRASH_SHUTDOWN
                 || *code == SqlState::CANNOT_CONNECT_NOW
                 || *code == SqlState::TOO_MANY_CONNECTIONS
+                // `statement_timeout` ended it: the database is too slow right now.
+                || *code == SqlState::QUERY_CANCELED
         }
         // No SQLSTATE: an I/O error on the socket.
         None => error.as_db_error().is_none(),
@@ -308,6 +310,9 @@ pub struct Database {
     sweeper_started: Arc<AtomicBool>,
 }
 
+/// How much longer the server lets a statement run than the client waits.
+const STATEMENT_TIMEOUT_MARGIN: Duration = Duration::from_millis(500);
+
 /// How often, at most, idle connections are looked over.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -319,7 +324,13 @@ impl Database {
             configured_mode: settings.statement_mode(),
             lifecycle: settings.lifecycle(),
             query_timeout: settings.query_timeout(),
-            statement_timeout: settings.query_timeout().as_millis().to_string().into(),
+            // Half a second past the client's deadline, which normally ends
+            // the request first; this bound is for the statement whose
+            // function was stopped and can no longer cancel it.
+            statement_timeout: (settings.query_timeout() + STATEMENT_TIMEOUT_MARGIN)
+                .as_millis()
+                .to_string()
+                .into(),
             swept_at_ms: Arc::new(AtomicU64::new(0)),
             epoch: std::time::Instant::now(),
             sweeper_started: Arc::new(AtomicBool::new(false)),
