@@ -39,8 +39,12 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "URL of a role allowed to create roles and schemas, for applying migrations.",
     ),
     (
+        "DATABASE_SSL_ROOT_CERT_PEM",
+        "PEM text of the CA certificate(s) that signed the database server's certificate (Amazon RDS's bundle, say), used when DATABASE_URL names no `sslrootcert`: a function ships no file of its own. Unset: `sslrootcert` or `~/.postgresql/root.crt`, as libpq.",
+    ),
+    (
         "DATABASE_STATEMENT_MODE",
-        "`prepared`, `unnamed` or `auto` (default). `unnamed` sends no named prepared statements, as transaction-mode poolers (PgBouncer, Supavisor, Neon's pooler) need; `auto` picks it for URLs with `pgbouncer=true`, a `-pooler` host or port 6543.",
+        "`prepared`, `unnamed` or `auto` (default). `unnamed` sends no named prepared statements, as transaction-mode poolers (PgBouncer, Supavisor, Neon's pooler) need; `auto` picks it for URLs with `pgbouncer=true`, a `-pooler` host or port 6543, and switches to it when the server's answers show an unannounced pooler.",
     ),
     (
         "DATABASE_POOL_MAX_SIZE",

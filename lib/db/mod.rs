@@ -410,9 +410,9 @@ impl Database {
 
     /// Switches to unnamed statements for good when `evidence` is the
     /// pooler's kind of error and statements were named; says whether the
-    /// failed work may run again. It may: the error aborted its transaction
-    /// (a statement that ran outside it ran as the login role, which can
-    /// touch no table), so nothing of it was committed.
+    /// failed work may run again. It may: BEGIN is never a named statement
+    /// ([`Framing`]), so the failed statement was inside the transaction,
+    /// aborted it, and nothing of it was committed.
     fn retry_unnamed(&self, mode: StatementMode, evidence: bool) -> bool {
         if !evidence || mode != StatementMode::Prepared {
             return false;
@@ -731,17 +731,24 @@ const SCHEMA_VERSION: Statement = Statement::new(
 
 /// BEGIN, the caller's context and COMMIT, as a connection sends them.
 ///
-/// With named prepared statements they are prepared once per connection, as
-/// the statements between them are: sent unnamed, PostgreSQL parsed and
-/// planned the context select again for every request, and a status read
-/// cost it about a quarter more CPU than the same transaction prepared
-/// (`scripts/bench`, README: Benchmark). Behind a pooler they stay unnamed.
+/// With named prepared statements the context and COMMIT are prepared once
+/// per connection, as the statements between them are: sent unnamed,
+/// PostgreSQL parsed and planned the context select again for every
+/// request, and a status read cost it about a quarter more CPU than the same
+/// transaction prepared (`scripts/bench`, README: Benchmark). Behind a
+/// pooler they stay unnamed.
+///
+/// BEGIN is always sent unnamed, so it cannot fail where a named statement
+/// can (an unannounced pooler's other server connection): were it to fail,
+/// the statements pipelined behind it would run outside any transaction,
+/// and the login role's would commit one by one (a purge batch, say)
+/// before the failure was known and the work retried.
 struct Framing<'a> {
     client: &'a deadpool_postgres::ClientWrapper,
     /// `statement_timeout` for the transaction, in milliseconds.
     statement_timeout: &'a str,
-    /// BEGIN, the context select and COMMIT, when statements are prepared.
-    prepared: Option<[tokio_postgres::Statement; 3]>,
+    /// The context select and COMMIT, when statements are prepared.
+    prepared: Option<[tokio_postgres::Statement; 2]>,
 }
 
 impl<'a> Framing<'a> {
@@ -756,13 +763,12 @@ impl<'a> Framing<'a> {
         let prepared = match mode {
             StatementMode::Prepared => {
                 // Polled together, so a new connection prepares them in one turn.
-                let (begin, set_context, commit) = join3(
-                    client.prepare_typed_cached(BEGIN, &[]),
+                let (set_context, commit) = join(
                     client.prepare_typed_cached(SET_CONTEXT, &[Type::TEXT, Type::TEXT, Type::TEXT]),
                     client.prepare_typed_cached(COMMIT, &[]),
                 )
                 .await;
-                Some([begin?, set_context?, commit?])
+                Some([set_context?, commit?])
             }
             StatementMode::Unnamed => None,
         };
@@ -774,10 +780,7 @@ impl<'a> Framing<'a> {
     }
 
     async fn begin(&self) -> Result<Vec<Row>, tokio_postgres::Error> {
-        match &self.prepared {
-            Some([begin, _, _]) => self.client.query(begin, &[]).await,
-            None => self.client.query_typed(BEGIN, &[]).await,
-        }
+        self.client.query_typed(BEGIN, &[]).await
     }
 
     /// Switches to `role` and publishes `claims` for the transaction.
@@ -787,7 +790,7 @@ impl<'a> Framing<'a> {
         claims: &str,
     ) -> Result<Vec<Row>, tokio_postgres::Error> {
         match &self.prepared {
-            Some([_, set_context, _]) => {
+            Some([set_context, _]) => {
                 self.client
                     .query(set_context, &[&role, &claims, &self.statement_timeout])
                     .await
@@ -805,7 +808,7 @@ impl<'a> Framing<'a> {
 
     async fn commit(&self) -> Result<Vec<Row>, tokio_postgres::Error> {
         match &self.prepared {
-            Some([_, _, commit]) => self.client.query(commit, &[]).await,
+            Some([_, commit]) => self.client.query(commit, &[]).await,
             None => self.client.query_typed(COMMIT, &[]).await,
         }
     }

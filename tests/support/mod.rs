@@ -25,18 +25,31 @@ pub fn admin_url_for(database: &str) -> String {
     format!("postgres://postgres@127.0.0.1:5432/{database}?sslmode=disable")
 }
 
+/// The application's connections go to the local server, or to what
+/// `TEST_APP_DATABASE_ADDRESS` names, with `TEST_APP_DATABASE_PARAMETERS`
+/// added: `scripts/test-pooler` runs the suite through a PgBouncer so.
 pub fn app_url_for(database: &str) -> String {
-    format!("postgres://onboarding_app@127.0.0.1:5432/{database}?sslmode=disable")
+    let address =
+        std::env::var("TEST_APP_DATABASE_ADDRESS").unwrap_or_else(|_| "127.0.0.1:5432".into());
+    let parameters = std::env::var("TEST_APP_DATABASE_PARAMETERS")
+        .map(|parameters| format!("&{parameters}"))
+        .unwrap_or_default();
+    format!("postgres://onboarding_app@{address}/{database}?sslmode=disable{parameters}")
 }
 
+/// One connection, with the URL read as the application reads it (so a
+/// pooler's `pgbouncer=true` is understood).
 pub async fn connect(url: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(url, NoTls)
+    let target = onboarding::db::parse_pg_url(
+        url,
+        Duration::from_secs(10),
+        &onboarding::db::RootSources::default(),
+    )
+    .unwrap_or_else(|problem| panic!("{url} {problem}"));
+    target
+        .connect()
         .await
-        .unwrap_or_else(|error| panic!("cannot connect to {url}: {error}"));
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    client
+        .unwrap_or_else(|error| panic!("cannot connect to {url}: {error}"))
 }
 
 /// A fingerprint of the migrations, so a changed migration gets a new template.
