@@ -6,6 +6,7 @@ mod support;
 mod ai;
 mod cache;
 mod catalog;
+mod connections;
 mod contract;
 mod erasure;
 mod events;

@@ -1,0 +1,97 @@
+//! Many function instances against a database that takes fewer connections
+//! than they would open: 30 `health` processes, each with a pool of 4,
+//! against a database limited to 40 connections. Under load the database
+//! refuses some (503s); once the load stops and the idle timeout passes, the
+//! instances have given every connection back, and each one answers a
+//! single request with 200.
+
+use std::time::Duration;
+
+use futures_util::future::join_all;
+
+use crate::functions::Function;
+use crate::support::{TestDb, connect};
+
+const INSTANCES: usize = 30;
+const LIMIT: i64 = 40;
+
+async fn connections_to(admin: &tokio_postgres::Client, database: &str) -> i64 {
+    admin
+        .query_one(
+            "select count(*) from pg_stat_activity where datname = $1 and usename = 'onboarding_app'",
+            &[&database],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_at_rest_give_their_connections_back_and_each_answers_again() {
+    let db = TestDb::migrated().await;
+    let admin = connect(&db.admin_url()).await;
+    admin
+        .batch_execute(&format!(
+            "alter database \"{}\" connection limit {LIMIT}",
+            db.name
+        ))
+        .await
+        .unwrap();
+    let env = [
+        ("DATABASE_POOL_MAX_SIZE", "4"),
+        ("DATABASE_POOL_IDLE_TIMEOUT_MS", "1000"),
+    ];
+    let instances = join_all(
+        (0..INSTANCES).map(|_| Function::start_with(env!("CARGO_BIN_EXE_health"), &db, &env)),
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let health = |address: &str| {
+        let request = http.get(format!("{address}/api/health"));
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+
+    // Eight requests at once per instance: up to 4 connections each, 120 asked of 40.
+    let load = instances
+        .iter()
+        .flat_map(|instance| (0..8).map(|_| health(&instance.address)));
+    let statuses = join_all(load).await;
+    assert!(
+        statuses
+            .iter()
+            .all(|status| *status == 200 || *status == 503),
+        "{statuses:?}"
+    );
+    let refused = statuses.iter().filter(|status| **status == 503).count();
+    assert!(
+        refused > 0,
+        "the load asks for more than the limit: some are refused"
+    );
+    let held = connections_to(&admin, &db.name).await;
+    assert!(
+        held <= LIMIT,
+        "the database's limit holds: {held} connections"
+    );
+
+    // At rest: the sweep closes the idle connections, in every instance.
+    let mut open = held;
+    for _ in 0..100 {
+        if open == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        open = connections_to(&admin, &db.name).await;
+    }
+    assert_eq!(
+        open, 0,
+        "connections kept at rest ({refused} refused under load)"
+    );
+
+    // Each instance, asked once, gets a connection and answers.
+    let statuses = join_all(instances.iter().map(|instance| health(&instance.address))).await;
+    assert_eq!(
+        statuses,
+        vec![200; INSTANCES],
+        "({refused} refused under load)"
+    );
+}
