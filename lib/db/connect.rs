@@ -358,6 +358,23 @@ mod tests {
         .config;
         assert_eq!(config.get_options(), Some("-c statement_timeout=5000"));
         assert_eq!(config.get_application_name(), Some("my app"));
+        let config = parse_pg_url(
+            "postgres://u@h1,h2/app?connect_timeout=7&target_session_attrs=read-write&channel_binding=require",
+            Duration::from_secs(3),
+            &RootSources::default(),
+        )
+        .unwrap()
+        .config;
+        assert_eq!(config.get_connect_timeout(), Some(&Duration::from_secs(7)));
+        assert_eq!(
+            config.get_target_session_attrs(),
+            tokio_postgres::config::TargetSessionAttrs::ReadWrite
+        );
+        assert_eq!(
+            config.get_channel_binding(),
+            tokio_postgres::config::ChannelBinding::Require
+        );
+        assert_eq!(config.get_hosts().len(), 2);
         assert_eq!(
             drop_parameters("postgres://h/db?a=1&pgbouncer=true", &["pgbouncer"]),
             "postgres://h/db?a=1"
