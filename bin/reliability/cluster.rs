@@ -273,6 +273,7 @@ impl PgBouncer {
              auth_type = trust\nauth_file = {users}\nadmin_users = pgbouncer, postgres\n\
              pool_mode = {mode}\ndefault_pool_size = {pool_size}\nmax_client_conn = 1000\n\
              ignore_startup_parameters = extra_float_digits,options\n\
+             server_login_retry = 1\n\
              server_reset_query =\nlogfile = {log}\npidfile = {pid}\n",
             users = users.display(),
             log = dir.join("pgbouncer.log").display(),
@@ -311,6 +312,7 @@ impl PgBouncer {
     }
 
     /// Runs `command` (`PAUSE`, `RESUME`, `SHOW POOLS`) on the admin console.
+    #[allow(dead_code)] // tests/pooler.rs pauses it; the reliability suite does not
     pub async fn admin(&self, command: &str) -> anyhow::Result<()> {
         let url = format!(
             "postgres://pgbouncer@127.0.0.1:{}/pgbouncer?sslmode=disable",

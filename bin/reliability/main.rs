@@ -16,12 +16,14 @@
 //! and prints a summary, exiting non-zero when any figure is wrong. Every loop
 //! is bounded in count and time; every socket is on 127.0.0.1.
 //!
+//! With `--pgbouncer announced|unannounced`, the API reaches PostgreSQL
+//! through a PgBouncer in transaction mode (Debian's package), with or
+//! without `pgbouncer=true` in its URL.
+//!
 //! This file holds the command line and the order of the run; each step lives
 //! in its own module.
 
 mod ai_provider;
-// PgBouncer serves the integration tests, which include this file.
-#[allow(dead_code)]
 mod cluster;
 mod faults;
 mod hostile;
@@ -56,6 +58,16 @@ struct Args {
     pg_down: Duration,
     pool_size: usize,
     keep: bool,
+    pooler: Option<Pooler>,
+}
+
+/// A PgBouncer in transaction mode between the API and PostgreSQL.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Pooler {
+    /// `pgbouncer=true` in the URL: unnamed statements from the start.
+    Announced,
+    /// A plain URL: the pool must find the pooler by its answers.
+    Unannounced,
 }
 
 impl Args {
@@ -67,6 +79,7 @@ impl Args {
             pg_down: Duration::from_secs(3),
             pool_size: 16,
             keep: false,
+            pooler: None,
         };
         let mut it = std::env::args().skip(1);
         while let Some(arg) = it.next() {
@@ -87,11 +100,18 @@ impl Args {
                 }
                 "--pool-size" => args.pool_size = number("--pool-size")? as usize,
                 "--keep" => args.keep = true,
+                "--pgbouncer" => {
+                    args.pooler = match it.next().as_deref() {
+                        Some("announced") => Some(Pooler::Announced),
+                        Some("unannounced") => Some(Pooler::Unannounced),
+                        _ => bail!("--pgbouncer needs announced or unannounced"),
+                    }
+                }
                 "-h" | "--help" => {
                     println!(
                         "usage: reliability [--seconds N (60)] [--users N (50)] \
                          [--redis-down-seconds N (10)] [--pg-down-seconds N (3)] \
-                         [--pool-size N (16)] [--keep]"
+                         [--pool-size N (16)] [--pgbouncer announced|unannounced] [--keep]"
                     );
                     std::process::exit(0);
                 }
@@ -152,7 +172,37 @@ async fn run() -> anyhow::Result<bool> {
         pg.port, redis.port
     );
 
-    let outcome = load_and_check(&args, &pg, &mut redis).await;
+    // Kept until the run ends: dropping it stops PgBouncer.
+    let bouncer = match args.pooler {
+        None => None,
+        Some(pooler) => {
+            let bouncer = cluster::PgBouncer::start(
+                &dir.join("pgbouncer"),
+                pg.port,
+                cluster::PoolMode::Transaction,
+                10,
+            )?;
+            println!(
+                "   PgBouncer 127.0.0.1:{} (transaction mode, {pooler:?})",
+                bouncer.port
+            );
+            Some((bouncer, pooler))
+        }
+    };
+    let database_url = match &bouncer {
+        None => pg.app_url(),
+        Some((bouncer, pooler)) => format!(
+            "postgres://onboarding_app@127.0.0.1:{}/onboarding?sslmode=disable{}",
+            bouncer.port,
+            if *pooler == Pooler::Announced {
+                "&pgbouncer=true"
+            } else {
+                ""
+            }
+        ),
+    };
+    let outcome = load_and_check(&args, &pg, &mut redis, database_url).await;
+    drop(bouncer);
 
     redis.stop();
     if let Err(error) = pg.stop() {
@@ -198,7 +248,12 @@ pub fn api(
     ))
 }
 
-async fn load_and_check(args: &Args, pg: &Postgres, redis: &mut Redis) -> anyhow::Result<bool> {
+async fn load_and_check(
+    args: &Args,
+    pg: &Postgres,
+    redis: &mut Redis,
+    database_url: String,
+) -> anyhow::Result<bool> {
     let migration_url = pg.superuser_url("onboarding");
     onboarding::db::migrate::create_database_if_missing(&migration_url)
         .await
@@ -212,6 +267,7 @@ async fn load_and_check(args: &Args, pg: &Postgres, redis: &mut Redis) -> anyhow
     let ai_mode = Arc::new(AtomicU8::new(ai_provider::AI_OK));
     let ai_url = ai_provider::serve(Arc::clone(&ai_mode)).await?;
     let extra = vec![
+        ("DATABASE_URL", database_url),
         ("AUTH_PROVIDER", "supabase".into()),
         ("AUTH_JWKS_URL", jwks_url),
         ("AUTH_ISSUER", tokens::ISSUER.into()),
