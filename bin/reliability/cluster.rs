@@ -62,15 +62,7 @@ impl Postgres {
     }
 
     pub fn init(dir: PathBuf) -> anyhow::Result<Self> {
-        let root = Command::new("id").arg("-u").output()?.stdout == b"0\n";
-        std::fs::create_dir_all(&dir)?;
-        if root {
-            let status = Command::new("chown")
-                .args(["-R", "postgres:"])
-                .arg(&dir)
-                .status()?;
-            ensure!(status.success(), "chown of {} failed", dir.display());
-        }
+        let root = service_directory(&dir)?;
         let pg = Postgres {
             port: free_port()?,
             dir,
@@ -195,6 +187,27 @@ impl Postgres {
     }
 }
 
+/// Creates `dir` for a server; when we are root (which initdb and PgBouncer
+/// refuse) gives it to the service user and says so.
+fn service_directory(dir: &Path) -> anyhow::Result<bool> {
+    let root = Command::new("id").arg("-u").output()?.stdout == b"0\n";
+    std::fs::create_dir_all(dir)?;
+    if root {
+        give_to_service_user(dir)?;
+    }
+    Ok(root)
+}
+
+fn give_to_service_user(path: &Path) -> anyhow::Result<()> {
+    let status = Command::new("chown")
+        .arg("-R")
+        .arg(format!("{SERVICE_USER}:"))
+        .arg(path)
+        .status()?;
+    ensure!(status.success(), "chown of {} failed", path.display());
+    Ok(())
+}
+
 /// Writes a file only its owner may read, owned by the service user when we are root.
 fn write_private(path: &Path, contents: &[u8], for_service_user: bool) -> anyhow::Result<()> {
     use std::os::unix::fs::PermissionsExt;
@@ -202,11 +215,7 @@ fn write_private(path: &Path, contents: &[u8], for_service_user: bool) -> anyhow
         .with_context(|| format!("Failed to write {}", path.display()))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
     if for_service_user {
-        let status = Command::new("chown")
-            .arg(format!("{SERVICE_USER}:"))
-            .arg(path)
-            .status()?;
-        ensure!(status.success(), "chown of {} failed", path.display());
+        give_to_service_user(path)?;
     }
     Ok(())
 }
@@ -247,15 +256,7 @@ impl PgBouncer {
             "PgBouncer is not installed ({}): apt-get install pgbouncer (.ci/run does)",
             binary.display()
         );
-        let root = Command::new("id").arg("-u").output()?.stdout == b"0\n";
-        std::fs::create_dir_all(dir)?;
-        if root {
-            let status = Command::new("chown")
-                .arg(format!("{SERVICE_USER}:"))
-                .arg(dir)
-                .status()?;
-            ensure!(status.success(), "chown of {} failed", dir.display());
-        }
+        let root = service_directory(dir)?;
         let port = free_port()?;
         let mode = match mode {
             PoolMode::Transaction => "transaction",

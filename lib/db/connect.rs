@@ -320,6 +320,10 @@ mod tests {
     use super::*;
     use crate::db::tls::SslMode;
 
+    fn target(url: &str) -> PgTarget {
+        parse_pg_url(url, Duration::from_secs(3), &RootSources::default()).unwrap()
+    }
+
     #[test]
     fn pooler_urls_use_unnamed_statements() {
         for url in [
@@ -337,34 +341,23 @@ mod tests {
 
     #[test]
     fn orm_only_parameters_are_dropped_before_parsing() {
-        let target = parse_pg_url(
+        let target = target(
             "postgres://u:p@db.example.com/app?pgbouncer=true&connection_limit=1&sslmode=require",
-            Duration::from_secs(3),
-            &RootSources::default(),
-        )
-        .unwrap();
+        );
         assert_eq!(target.config.get_dbname(), Some("app"));
         assert_eq!(target.tls.mode(), SslMode::Require);
     }
 
     #[test]
     fn every_other_parameter_reaches_the_driver_byte_for_byte() {
-        let config = parse_pg_url(
+        let config = target(
             "postgres://u@db.example.com/app?pgbouncer=true&options=-c%20statement_timeout%3D5000&application_name=my%20app&connection_limit=1",
-            Duration::from_secs(3),
-            &RootSources::default(),
-        )
-        .unwrap()
-        .config;
+        ).config;
         assert_eq!(config.get_options(), Some("-c statement_timeout=5000"));
         assert_eq!(config.get_application_name(), Some("my app"));
-        let config = parse_pg_url(
+        let config = target(
             "postgres://u@h1,h2/app?connect_timeout=7&target_session_attrs=read-write&channel_binding=require",
-            Duration::from_secs(3),
-            &RootSources::default(),
-        )
-        .unwrap()
-        .config;
+        ).config;
         assert_eq!(config.get_connect_timeout(), Some(&Duration::from_secs(7)));
         assert_eq!(
             config.get_target_session_attrs(),

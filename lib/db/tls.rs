@@ -335,34 +335,30 @@ fn client_config(
     identity: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
 ) -> Result<rustls::ClientConfig, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier: Arc<dyn ServerCertVerifier> = match roots {
-        Roots::Unset => Arc::new(AnyCertificate {
-            provider: provider.clone(),
-        }),
-        Roots::System | Roots::Certificates(_) => {
+    let chain = match roots {
+        Roots::Unset => None,
+        Roots::System => Some(root_store(webpki_roots::TLS_SERVER_ROOTS.iter().cloned())),
+        Roots::Certificates(certificates) => {
             let mut store = rustls::RootCertStore::empty();
-            match roots {
-                Roots::System => store.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-                Roots::Certificates(certificates) => {
-                    for certificate in certificates {
-                        store.add(certificate).map_err(|error| {
-                            format!("sslrootcert: unusable certificate: {error}")
-                        })?;
-                    }
-                }
-                Roots::Unset => unreachable!("matched above"),
+            for certificate in certificates {
+                store
+                    .add(certificate)
+                    .map_err(|error| format!("sslrootcert: unusable certificate: {error}"))?;
             }
-            let webpki =
-                WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider.clone())
-                    .build()
-                    .map_err(|error| format!("sslrootcert: {error}"))?;
-            if mode == SslMode::VerifyFull {
-                webpki
-            } else {
-                Arc::new(ChainOnly { inner: webpki })
-            }
+            Some(store)
         }
-    };
+    }
+    .map(|store| {
+        WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider.clone())
+            .build()
+            .map_err(|error| format!("sslrootcert: {error}"))
+    })
+    .transpose()?;
+    let verifier = Arc::new(LibpqVerifier {
+        chain,
+        check_name: mode == SslMode::VerifyFull,
+        provider: provider.clone(),
+    });
     let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|error| format!("TLS: {error}"))?
@@ -376,24 +372,45 @@ fn client_config(
     }
 }
 
-/// `require` without a root, as libpq: encrypted, but any certificate is
-/// taken. The handshake's signatures are still checked, so the server holds
-/// the key of the certificate it sent.
+fn root_store(
+    anchors: impl Iterator<Item = rustls::pki_types::TrustAnchor<'static>>,
+) -> rustls::RootCertStore {
+    let mut store = rustls::RootCertStore::empty();
+    store.extend(anchors);
+    store
+}
+
+/// What libpq checks of the server's certificate. Without a root (modes up
+/// to `require`), nothing: any certificate is taken. With one, the chain
+/// must lead to it and be valid today; with `verify-full` the host name must
+/// be in it too. The handshake's signatures are always checked, so the
+/// server holds the key of the certificate it sent.
 #[derive(Debug)]
-struct AnyCertificate {
+struct LibpqVerifier {
+    chain: Option<Arc<WebPkiServerVerifier>>,
+    check_name: bool,
     provider: Arc<CryptoProvider>,
 }
 
-impl ServerCertVerifier for AnyCertificate {
+impl ServerCertVerifier for LibpqVerifier {
     fn verify_server_cert(
         &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
+        let Some(chain) = &self.chain else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        // webpki checks the name only after the chain, so a name error means the chain held.
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) if !self.check_name => Ok(ServerCertVerified::assertion()),
+            outcome => outcome,
+        }
     }
 
     fn verify_tls12_signature(
@@ -428,60 +445,6 @@ impl ServerCertVerifier for AnyCertificate {
         self.provider
             .signature_verification_algorithms
             .supported_schemes()
-    }
-}
-
-/// `verify-ca` (and a root given with a weaker mode): the chain must lead to
-/// the root and be valid today; the name in it is not compared with the host.
-#[derive(Debug)]
-struct ChainOnly {
-    inner: Arc<WebPkiServerVerifier>,
-}
-
-impl ServerCertVerifier for ChainOnly {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        // webpki checks the name only after the chain, so a name error means the chain held.
-        match self.inner.verify_server_cert(
-            end_entity,
-            intermediates,
-            server_name,
-            ocsp_response,
-            now,
-        ) {
-            Err(rustls::Error::InvalidCertificate(
-                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) => Ok(ServerCertVerified::assertion()),
-            outcome => outcome,
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
     }
 }
 
