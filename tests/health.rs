@@ -7,17 +7,20 @@ use onboarding::ApiError;
 use onboarding::db::{DbError, RlsContext, progress};
 
 use crate::support::proxy::DelayProxy;
-use crate::support::{TestDb, free_port, spawn_app, spawn_app_with};
+use crate::support::{TestApp, TestDb, free_port, spawn_app, spawn_app_with};
+
+async fn health_of(app: &TestApp) -> reqwest::Response {
+    app.http
+        .get(format!("{}/api/health", app.address))
+        .send()
+        .await
+        .unwrap()
+}
 
 #[tokio::test]
 async fn health_reports_every_dependency_up() {
     let app = spawn_app().await;
-    let response = app
-        .http
-        .get(format!("{}/api/health", app.address))
-        .send()
-        .await
-        .unwrap();
+    let response = health_of(&app).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["cache-control"], "no-store");
     assert!(response.headers().contains_key("x-request-id"));
@@ -63,12 +66,7 @@ async fn health_is_503_when_the_database_lacks_the_binarys_newest_migration() {
         .await
         .unwrap();
     let app = spawn_app_with(db, &[]).await;
-    let response = app
-        .http
-        .get(format!("{}/api/health", app.address))
-        .send()
-        .await
-        .unwrap();
+    let response = health_of(&app).await;
     assert_eq!(response.status(), 503);
     assert!(response.headers().contains_key("retry-after"));
     let body: serde_json::Value = response.json().await.unwrap();
@@ -94,12 +92,7 @@ async fn health_is_503_with_retry_after_when_the_database_is_down() {
         )],
     )
     .await;
-    let response = app
-        .http
-        .get(format!("{}/api/health", app.address))
-        .send()
-        .await
-        .unwrap();
+    let response = health_of(&app).await;
     assert_eq!(response.status(), 503);
     assert_eq!(response.headers()["retry-after"], "2");
     let body: serde_json::Value = response.json().await.unwrap();
@@ -112,12 +105,7 @@ async fn health_is_degraded_not_failed_when_redis_is_down() {
     let db = TestDb::migrated().await;
     let closed = free_port();
     let app = spawn_app_with(db, &[("REDIS_URL", format!("redis://127.0.0.1:{closed}"))]).await;
-    let response = app
-        .http
-        .get(format!("{}/api/health", app.address))
-        .send()
-        .await
-        .unwrap();
+    let response = health_of(&app).await;
     assert_eq!(response.status(), 200);
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["status"], "degraded");
@@ -130,12 +118,7 @@ async fn health_is_degraded_with_the_reason_when_edge_config_serves_the_embedded
     let db = TestDb::migrated().await;
     let missing = "/nonexistent/edge-config.json".to_string();
     let app = spawn_app_with(db, &[("EDGE_CONFIG_FILE", missing)]).await;
-    let response = app
-        .http
-        .get(format!("{}/api/health", app.address))
-        .send()
-        .await
-        .unwrap();
+    let response = health_of(&app).await;
     assert_eq!(response.status(), 200);
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["status"], "degraded", "{body}");
@@ -157,12 +140,7 @@ async fn health_reports_an_unreachable_remote_edge_config_as_down_not_failed() {
         )],
     )
     .await;
-    let response = app
-        .http
-        .get(format!("{}/api/health", app.address))
-        .send()
-        .await
-        .unwrap();
+    let response = health_of(&app).await;
     assert_eq!(response.status(), 200);
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["status"], "degraded", "{body}");

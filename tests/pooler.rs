@@ -82,27 +82,21 @@ async fn an_unannounced_pooler_is_found_by_its_answers_and_no_request_fails() {
     assert!(database.pooler_detected());
     assert_eq!(database.statement_mode(), StatementMode::Unnamed);
 
-    let app = spawn_app_with(
-        db,
-        &[
-            ("DATABASE_URL", url),
-            ("DATABASE_POOL_MAX_SIZE", "4".into()),
-        ],
-    )
-    .await;
+    journeys_then_unnamed(db, url, true).await;
+    drop(bouncer);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Whole journeys through the app at `url`; health then reports unnamed
+/// statements, found by the pooler's answers or not.
+async fn journeys_then_unnamed(db: TestDb, url: String, detected: bool) {
+    let app = spawn_app_with(db, &[("DATABASE_URL", url)]).await;
     let api = Api::at(&app.address);
     journeys(&api, 4).await;
     let report = health(&api).await;
-    assert_eq!(
-        report["checks"]["database"]["statementMode"], "unnamed",
-        "{report}"
-    );
-    assert_eq!(
-        report["checks"]["database"]["poolerDetected"], true,
-        "{report}"
-    );
-    drop(bouncer);
-    let _ = std::fs::remove_dir_all(dir);
+    let database = &report["checks"]["database"];
+    assert_eq!(database["statementMode"], "unnamed", "{report}");
+    assert_eq!(database["poolerDetected"], detected, "{report}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -110,18 +104,7 @@ async fn an_announced_pooler_gets_unnamed_statements_from_the_start() {
     let (bouncer, dir) = bouncer(2);
     let db = TestDb::migrated().await;
     let url = through(&bouncer, &db, "&pgbouncer=true");
-    let app = spawn_app_with(db, &[("DATABASE_URL", url)]).await;
-    let api = Api::at(&app.address);
-    journeys(&api, 4).await;
-    let report = health(&api).await;
-    assert_eq!(
-        report["checks"]["database"]["statementMode"], "unnamed",
-        "{report}"
-    );
-    assert_eq!(
-        report["checks"]["database"]["poolerDetected"], false,
-        "{report}"
-    );
+    journeys_then_unnamed(db, url, false).await;
     drop(bouncer);
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -274,29 +274,24 @@ async fn the_pool_verifies_the_server_with_a_ca_given_as_pem_text() {
         DatabaseSettings::from_lookup(&lookup, Profile::Deployed).map_err(|error| error.to_string())
     };
     let probe = Statement::new("select 1", &[]);
+    let query = async |host: &str, ca: &str| {
+        let db = Database::new(&settings(host, ca).unwrap()).unwrap();
+        db.one_trip(&RlsContext::login_role(), &probe, &[])
+            .await
+            .map(|_| ())
+            .map_err(|error| error.to_string())
+    };
 
-    let db = Database::new(&settings("localhost", &pki.ca).unwrap()).unwrap();
-    db.one_trip(&RlsContext::login_role(), &probe, &[])
+    query("localhost", &pki.ca)
         .await
         .expect("verify-full with the server's CA as PEM text connects");
-
-    let db = Database::new(&settings("127.0.0.1", &pki.ca).unwrap()).unwrap();
-    let error = db
-        .one_trip(&RlsContext::login_role(), &probe, &[])
-        .await
-        .unwrap_err()
-        .to_string();
+    let error = query("127.0.0.1", &pki.ca).await.unwrap_err();
     assert!(
         error.contains("TLS handshake") && error.contains("not valid for name \"127.0.0.1\""),
         "a wrong host name is refused, and says why: {error}"
     );
 
-    let db = Database::new(&settings("localhost", &pki.wrong_ca).unwrap()).unwrap();
-    let error = db
-        .one_trip(&RlsContext::login_role(), &probe, &[])
-        .await
-        .unwrap_err()
-        .to_string();
+    let error = query("localhost", &pki.wrong_ca).await.unwrap_err();
     assert!(
         error.contains("UnknownIssuer"),
         "a wrong CA is refused, and says why: {error}"
