@@ -1,0 +1,4 @@
+export * from "./client.js";
+export * from "./http.js";
+export * from "./problem.js";
+export type { components, operations, paths } from "./openapi.js";
