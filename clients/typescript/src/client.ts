@@ -1,7 +1,7 @@
 // A thin typed client over openapi-fetch: every method returns the typed
 // body of the success answer or throws a `ProblemError`.
 import createClient, { type Client } from "openapi-fetch";
-import type { operations, paths } from "./openapi.js";
+import type { components, operations, paths } from "./openapi.js";
 import { etagOf, newIdempotencyKey, retryingFetch, versionOfEtag, type RetryOptions } from "./http.js";
 import { networkProblem, problemOf, ProblemError } from "./problem.js";
 
@@ -27,6 +27,8 @@ export type SessionStarted = Answer<"startSession", 201>;
 export type Funnel = Answer<"getFunnel", 200>;
 export type FunnelQuery = NonNullable<operations["getFunnel"]["parameters"]["query"]>;
 export type AiPreferences = Answer<"getAiPreferences", 200>;
+export type FunnelEvent = components["schemas"]["Event"];
+export type FunnelEventType = components["schemas"]["EventType"];
 
 /**
  * An organization's AI policy (`onboarding.organization_ai_policies`): when
@@ -190,6 +192,14 @@ export function createOnboardingClient(options: OnboardingClientOptions = {}) {
           }),
         )
       ).data;
+    },
+
+    /**
+     * Records funnel events (`POST /events`, up to 100). Events of a signed-in
+     * caller count towards their active organization's funnel.
+     */
+    async track(events: FunnelEvent[]): Promise<void> {
+      await run(api.POST("/api/onboarding/events", { body: { events } }).then((result) => ({ ...result, data: result.data ?? {} })));
     },
 
     async funnel(query: FunnelQuery = {}): Promise<Funnel> {
