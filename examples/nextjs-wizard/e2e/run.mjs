@@ -241,6 +241,23 @@ const scenarios = {
     await saveAndContinue(page, "/onboarding/organization");
   },
 
+  /** The session goes stale while a wizard page is open: the save recovers (new session, same request). */
+  async "stale session cookie while the wizard is open"(context) {
+    const page = await context.newPage();
+    await page.goto(`${APP}/onboarding/profile`);
+    await page.getByTestId("step-profile").waitFor({ timeout: TIMEOUT });
+    const stale = `${randomBytes(16).toString("hex")}.${randomBytes(32).toString("base64url")}`;
+    await context.addCookies([{ name: "onboarding_session", value: stale, url: APP, httpOnly: true, sameSite: "Lax" }]);
+    await fillProfile(page, "Still Here");
+    await saveAndContinue(page, "/onboarding/organization");
+    const replaced = await cookie(context, "onboarding_session");
+    assert(replaced !== undefined && replaced.value !== stale, "the client started a new session");
+    await page.goto(`${APP}/onboarding/profile`);
+    await page.getByTestId("step-profile").waitFor({ timeout: TIMEOUT });
+    const stored = await page.locator('[data-field="fullName"] input').inputValue();
+    assert(stored === "Still Here", `the save went through in the new session (${stored})`);
+  },
+
   /**
    * The backend's side of the same (issue #12, item 4): an API call with a
    * rejected session cookie answers 401 and clears it (Max-Age=0), and
