@@ -186,7 +186,9 @@ export function createOnboardingProxy(options: OnboardingProxyOptions) {
     const pass = (): NextResponse => {
       const headers = new Headers(request.headers);
       headers.set("cookie", cookieHeader(request, clearSession ? undefined : session));
+      // Tells the page the backend could not say where the visitor stands.
       if (status.kind !== "ok") headers.set("x-onboarding-status", status.kind);
+      else headers.delete("x-onboarding-status");
       return finish(NextResponse.next({ request: { headers } }));
     };
     const redirect = (to: string): NextResponse => {
