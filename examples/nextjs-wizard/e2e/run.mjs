@@ -122,6 +122,13 @@ const scenarios = {
   /** Anonymous drafts → sign-in → merge → the other steps → complete → the app. */
   async "whole flow"(context) {
     const page = await context.newPage();
+    const writes = [];
+    page.on("request", (request) => {
+      const url = new URL(request.url());
+      if (request.method() !== "GET" && url.pathname.startsWith("/api/onboarding/")) {
+        writes.push({ route: `${request.method()} ${url.pathname}`, headers: request.headers() });
+      }
+    });
     await page.goto(`${APP}/`);
     // The app is gated: an anonymous visitor lands on the first step.
     await waitForPath(page, "/onboarding/profile");
@@ -145,6 +152,16 @@ const scenarios = {
     await page.getByRole("button", { name: "Complete onboarding" }).click();
     await waitForPath(page, "/");
     await page.getByTestId("app-home").waitFor({ timeout: TIMEOUT });
+    // Every step save carried If-Match and an Idempotency-Key; so did /complete.
+    const saves = writes.filter((w) => w.route.startsWith("PUT /api/onboarding/steps/"));
+    assert(saves.length >= 6, `the steps were saved (${saves.length} PUTs)`);
+    for (const save of saves) {
+      assert(/^"\d+"$/.test(save.headers["if-match"] ?? ""), `${save.route} sent If-Match (${save.headers["if-match"]})`);
+      assert((save.headers["idempotency-key"] ?? "").length > 0, `${save.route} sent an Idempotency-Key`);
+    }
+    const complete = writes.find((w) => w.route === "POST /api/onboarding/complete");
+    assert(complete !== undefined && complete.headers["idempotency-key"], "POST /complete sent an Idempotency-Key");
+    assert(writes.some((w) => w.route === "POST /api/onboarding/session/merge"), "the session was merged at sign-in");
     // Completed: the wizard now sends the user to the app.
     await page.goto(`${APP}/onboarding/profile`);
     await waitForPath(page, "/");
