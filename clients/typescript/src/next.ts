@@ -1,0 +1,226 @@
+// The Next.js side (Next 16 `proxy.ts`, formerly `middleware.ts`): forwards
+// `/api/onboarding/*` to the backend with the provider's credential as
+// Bearer, starts the anonymous session once, and sends each page request
+// where the visitor's onboarding stands.
+import { NextResponse, type NextRequest } from "next/server.js";
+
+/** The onboarding session cookie the backend sets (HttpOnly). */
+export const SESSION_COOKIE = "onboarding_session";
+
+/**
+ * The matcher to copy into `proxy.ts` (Next reads `config` statically, so it
+ * cannot be imported): every path but Next's assets and files with an
+ * extension.
+ */
+export const PROXY_MATCHER = "/((?!_next/static|_next/image|_next/data|favicon.ico|.*\\.[a-zA-Z0-9]+$).*)";
+
+export interface OnboardingProxyOptions {
+  /** The backend's origin, e.g. `process.env.ONBOARDING_API` (`http://127.0.0.1:3001`). */
+  apiUrl: string;
+  /** Base path of the wizard pages (the backend's `ONBOARDING_WIZARD_PATH`, default `/onboarding`). */
+  wizardPath?: string;
+  /** Pages anyone may open at any stage (sign-in, legal pages…); prefixes. */
+  publicPaths?: string[];
+  /**
+   * The signed-in user's provider token, sent to the backend as
+   * `Authorization: Bearer`. Use `cookieCredential("__session")` for Clerk,
+   * or read your provider's session; `undefined` when signed out.
+   */
+  credential?: (request: NextRequest) => string | undefined | Promise<string | undefined>;
+  /** Where to send a signed-in user whose token the backend rejects (must be public). */
+  signInPath?: string;
+  /** Name of the provider cookie to delete when the backend rejects its token. */
+  credentialCookie?: string;
+  /** Timeout of the proxy's own calls to the backend (default 3000 ms). */
+  timeoutMs?: number;
+  fetch?: typeof fetch;
+}
+
+/** A credential read from a cookie (the provider's JWT). */
+export function cookieCredential(name: string): (request: NextRequest) => string | undefined {
+  return (request) => {
+    const value = request.cookies.get(name)?.value;
+    return value === undefined || value === "" ? undefined : value;
+  };
+}
+
+/** Whether `pathname` is one of Next's assets or a static file (never guarded). */
+export function isAssetPath(pathname: string): boolean {
+  return pathname.startsWith("/_next/") || /\.[a-zA-Z0-9]+$/.test(pathname);
+}
+
+function under(pathname: string, base: string): boolean {
+  return base === "/" ? pathname === "/" : pathname === base || pathname.startsWith(`${base}/`);
+}
+
+/** The `name=value` of a `Set-Cookie` line. */
+function cookieValue(setCookie: string, name: string): string | undefined {
+  const first = setCookie.split(";")[0] ?? "";
+  const eq = first.indexOf("=");
+  if (eq < 0 || first.slice(0, eq).trim() !== name) return undefined;
+  return first.slice(eq + 1).trim();
+}
+
+function cookieHeader(request: NextRequest, session: string | null | undefined): string {
+  const pairs = request.cookies
+    .getAll()
+    .filter((cookie) => cookie.name !== SESSION_COOKIE)
+    .map((cookie) => `${cookie.name}=${cookie.value}`);
+  if (session) pairs.push(`${SESSION_COOKIE}=${session}`);
+  return pairs.join("; ");
+}
+
+/** What the proxy learned from `GET /status`. */
+export type ProxyStatus =
+  | { kind: "ok"; state: string; redirectTo: string; authenticated: boolean }
+  | { kind: "rejected"; status: 401 }
+  | { kind: "unavailable"; status: number };
+
+/**
+ * Builds the proxy: `export const proxy = createOnboardingProxy({...})` in
+ * `proxy.ts`, with `export const config = { matcher: [PROXY_MATCHER literal] }`.
+ */
+export function createOnboardingProxy(options: OnboardingProxyOptions) {
+  const apiUrl = options.apiUrl.replace(/\/+$/, "");
+  const wizardPath = options.wizardPath ?? "/onboarding";
+  const publicPaths = options.publicPaths ?? [];
+  const doFetch = options.fetch ?? ((input: RequestInfo | URL, init?: RequestInit) => globalThis.fetch(input, init));
+  const timeoutMs = options.timeoutMs ?? 3000;
+
+  async function call(path: string, init: { method?: string; cookie: string; token: string | undefined }) {
+    const headers: Record<string, string> = { accept: "application/json" };
+    if (init.cookie !== "") headers.cookie = init.cookie;
+    if (init.token !== undefined) headers.authorization = `Bearer ${init.token}`;
+    return doFetch(`${apiUrl}${path}`, {
+      method: init.method ?? "GET",
+      headers,
+      cache: "no-store",
+      redirect: "manual",
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+  }
+
+  async function readStatus(cookie: string, token: string | undefined): Promise<ProxyStatus> {
+    let response: Response;
+    try {
+      response = await call("/api/onboarding/status", { cookie, token });
+    } catch {
+      return { kind: "unavailable", status: 0 };
+    }
+    if (response.status === 401) return { kind: "rejected", status: 401 };
+    if (!response.ok) return { kind: "unavailable", status: response.status };
+    const body: unknown = await response.json().catch(() => undefined);
+    if (
+      typeof body === "object" &&
+      body !== null &&
+      "state" in body &&
+      typeof body.state === "string" &&
+      "redirectTo" in body &&
+      typeof body.redirectTo === "string"
+    ) {
+      const authenticated = "authenticated" in body && body.authenticated === true;
+      return { kind: "ok", state: body.state, redirectTo: body.redirectTo, authenticated };
+    }
+    return { kind: "unavailable", status: response.status };
+  }
+
+  /** `POST /session`: the new session's cookie line, or undefined. */
+  async function startSession(cookie: string): Promise<string | undefined> {
+    try {
+      const response = await call("/api/onboarding/session", { method: "POST", cookie, token: undefined });
+      if (response.status !== 200 && response.status !== 201) return undefined;
+      return response.headers.getSetCookie().find((line) => cookieValue(line, SESSION_COOKIE) !== undefined);
+    } catch {
+      return undefined;
+    }
+  }
+
+  return async function proxy(request: NextRequest): Promise<NextResponse> {
+    const { pathname, search } = request.nextUrl;
+    const token = options.credential ? await options.credential(request) : undefined;
+
+    // The browser's API calls: same origin for the page, forwarded with the
+    // provider's credential as Bearer (the backend does not read its cookie).
+    if (pathname.startsWith("/api/onboarding/") || pathname === "/api/onboarding") {
+      const headers = new Headers(request.headers);
+      if (headers.get("authorization") === "") headers.delete("authorization");
+      if (token !== undefined && !headers.has("authorization")) {
+        headers.set("authorization", `Bearer ${token}`);
+      }
+      return NextResponse.rewrite(new URL(`${pathname}${search}`, `${apiUrl}/`), { request: { headers } });
+    }
+    if (isAssetPath(pathname) || pathname.startsWith("/api/")) return NextResponse.next();
+    if (publicPaths.some((base) => under(pathname, base))) return NextResponse.next();
+
+    const inWizard = under(pathname, wizardPath);
+    let session = request.cookies.get(SESSION_COOKIE)?.value;
+    const setCookies: string[] = [];
+    let clearSession = false;
+
+    // Anonymous visitors get their session once, on their first wizard page.
+    if (token === undefined && session === undefined && inWizard) {
+      const line = await startSession(cookieHeader(request, undefined));
+      if (line !== undefined) {
+        setCookies.push(line);
+        session = cookieValue(line, SESSION_COOKIE);
+      }
+    }
+
+    let status = await readStatus(cookieHeader(request, session), token);
+    if (status.kind === "rejected" && token === undefined && session !== undefined) {
+      // A session cookie the backend no longer accepts (rotated secret,
+      // expired): replace it with a new anonymous session, or drop it.
+      const line =
+        (await startSession(cookieHeader(request, session))) ?? (await startSession(cookieHeader(request, undefined)));
+      session = line === undefined ? undefined : cookieValue(line, SESSION_COOKIE);
+      if (line !== undefined) setCookies.push(line);
+      else clearSession = true;
+      status = await readStatus(cookieHeader(request, session), token);
+    }
+
+    const finish = (response: NextResponse): NextResponse => {
+      for (const line of setCookies) response.headers.append("set-cookie", line);
+      if (clearSession) response.cookies.set(SESSION_COOKIE, "", { maxAge: 0, path: "/" });
+      return response;
+    };
+    const pass = (): NextResponse => {
+      const headers = new Headers(request.headers);
+      headers.set("cookie", cookieHeader(request, clearSession ? undefined : session));
+      // Tells the page the backend could not say where the visitor stands.
+      if (status.kind !== "ok") headers.set("x-onboarding-status", status.kind);
+      else headers.delete("x-onboarding-status");
+      return finish(NextResponse.next({ request: { headers } }));
+    };
+    const redirect = (to: string): NextResponse => {
+      const target = new URL(to, request.url);
+      // Never redirect to where we are (no loops).
+      if (target.pathname === pathname) return pass();
+      return finish(NextResponse.redirect(target, 307));
+    };
+
+    if (status.kind === "rejected") {
+      if (token !== undefined) {
+        // The provider's token is refused (expired, wrong key): sign in again.
+        if (options.signInPath !== undefined && !under(pathname, options.signInPath)) {
+          const response = redirect(`${options.signInPath}?next=${encodeURIComponent(pathname + search)}`);
+          if (options.credentialCookie !== undefined) {
+            response.cookies.set(options.credentialCookie, "", { maxAge: 0, path: "/" });
+          }
+          return response;
+        }
+      }
+      clearSession = clearSession || session !== undefined;
+      return pass();
+    }
+    // Backend down or slow: render the page (it shows the outage), never redirect.
+    if (status.kind === "unavailable") return pass();
+
+    if (status.state === "completed") {
+      return inWizard ? redirect(status.redirectTo) : pass();
+    }
+    // Not completed: outside the wizard, go to the step the backend names;
+    // inside it, any step may be revisited, but the bare wizard path resolves.
+    if (!inWizard || pathname === wizardPath) return redirect(status.redirectTo);
+    return pass();
+  };
+}

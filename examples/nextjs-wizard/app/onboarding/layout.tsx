@@ -1,0 +1,13 @@
+"use client";
+import type { ReactNode } from "react";
+import { OnboardingProvider } from "@onboarding/client/react";
+import { WizardState } from "../../components/WizardState";
+import { client } from "../../lib/client";
+
+export default function OnboardingLayout({ children }: { children: ReactNode }) {
+  return (
+    <OnboardingProvider client={client}>
+      <WizardState>{children}</WizardState>
+    </OnboardingProvider>
+  );
+}
