@@ -16,7 +16,7 @@ use crate::db::retention::RetentionSettings;
 use crate::flags::{EdgeConfigSource, FlagsSettings};
 use crate::monitoring::otlp::OtlpSettings;
 use crate::settings::{
-    ConfigError, Lookup, Profile, SecretString, parse_number, process_env, secret,
+    ConfigError, Lookup, Profile, SecretString, header_secret, parse_number, process_env,
 };
 use crate::wizard::status::RedirectPaths;
 
@@ -183,6 +183,10 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "Header a proxy you trust overwrites with the client's address (e.g. `x-real-ip` behind nginx, `cf-connecting-ip` behind Cloudflare), for the per-IP limits. Unset: Vercel's `x-vercel-forwarded-for` on Vercel, the event's source IP on Lambda, else the TCP peer; a header the client sent itself is never trusted.",
     ),
     (
+        "TRUSTED_PROXY_SECRET",
+        "A random string (16+ characters) that the Next.js app's server-side proxy sends as `x-onboarding-proxy-secret`, with the visitor's address as `x-onboarding-client-ip`: the per-IP limits then count each visitor, not the proxy. Unset: those headers are ignored. Never sent to browsers.",
+    ),
+    (
         "CRON_SECRET",
         "Secret Vercel sends as `Authorization: Bearer <CRON_SECRET>` with every cron job; `GET /api/cron/purge` requires it (unset: the purge answers 503 and never runs). At least 16 characters. Never logged.",
     ),
@@ -277,6 +281,9 @@ pub struct HttpSettings {
     /// What Vercel's cron jobs present as `Authorization: Bearer …`
     /// (`CRON_SECRET`); `None`: the cron routes answer 503 and never run.
     pub cron_secret: Option<SecretString>,
+    /// What the app's own server-side proxy presents with the visitor's
+    /// address (`TRUSTED_PROXY_SECRET`); `None`: no request may name one.
+    pub proxy_secret: Option<SecretString>,
 }
 
 /// Everything the backend is configured with.
@@ -360,32 +367,10 @@ impl HttpSettings {
                     )
                 })
                 .transpose()?,
-            cron_secret: parse_cron_secret(lookup)?,
+            cron_secret: header_secret(lookup, "CRON_SECRET")?,
+            proxy_secret: header_secret(lookup, "TRUSTED_PROXY_SECRET")?,
         })
     }
-}
-
-/// Vercel sends `CRON_SECRET` verbatim in a header: a guessable one would
-/// let anyone start the purge.
-fn parse_cron_secret(lookup: &dyn Lookup) -> Result<Option<SecretString>, ConfigError> {
-    use crate::settings::ExposeSecret;
-    let Some(value) = secret(lookup, "CRON_SECRET") else {
-        return Ok(None);
-    };
-    let text = value.expose_secret();
-    if text.len() < 16 {
-        return Err(ConfigError::new(
-            "CRON_SECRET",
-            "must be at least 16 characters",
-        ));
-    }
-    if axum::http::HeaderValue::from_str(&format!("Bearer {text}")).is_err() {
-        return Err(ConfigError::new(
-            "CRON_SECRET",
-            "must be printable ASCII, as it travels in a header",
-        ));
-    }
-    Ok(Some(value))
 }
 
 fn parse_origins(raw: Option<String>) -> Result<Vec<String>, ConfigError> {

@@ -72,6 +72,48 @@ impl Profile {
 }
 
 /// A secret read from `variable`, if set.
+/// Whether `presented` is the secret, in time independent of where they
+/// differ or of the secret's length: both are MACed under one key and the
+/// tags compared with `hmac`'s constant-time `verify_slice`.
+pub fn secret_matches(presented: &str, secret: &SecretString) -> bool {
+    use hmac::{Hmac, Mac};
+    let tag = |value: &str| {
+        // Any fixed key will do: the MAC only makes the comparison constant-time.
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"onboarding shared secret")
+            .expect("HMAC takes keys of any length");
+        mac.update(value.as_bytes());
+        mac
+    };
+    let expected = tag(secret.expose_secret()).finalize().into_bytes();
+    tag(presented).verify_slice(&expected).is_ok()
+}
+
+/// A secret sent verbatim in a header by a caller the deployment trusts
+/// (`CRON_SECRET`, `TRUSTED_PROXY_SECRET`): long enough not to be guessed,
+/// and printable, as a header must be.
+pub fn header_secret(
+    lookup: &dyn Lookup,
+    variable: &'static str,
+) -> Result<Option<SecretString>, ConfigError> {
+    let Some(value) = secret(lookup, variable) else {
+        return Ok(None);
+    };
+    let text = value.expose_secret();
+    if text.len() < 16 {
+        return Err(ConfigError::new(variable, "must be at least 16 characters"));
+    }
+    if !text
+        .bytes()
+        .all(|byte| byte == b' ' || byte.is_ascii_graphic())
+    {
+        return Err(ConfigError::new(
+            variable,
+            "must be printable ASCII, as it travels in a header",
+        ));
+    }
+    Ok(Some(value))
+}
+
 pub fn secret(lookup: &dyn Lookup, variable: &str) -> Option<SecretString> {
     lookup.get(variable).map(SecretString::from)
 }

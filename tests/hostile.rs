@@ -382,6 +382,48 @@ async fn behind_a_named_proxy_its_header_is_the_client_address() {
     assert_eq!(statuses, [201, 201, 429, 201]);
 }
 
+/// A new session asked for by the app's own proxy for the visitor at `ip`,
+/// presenting `secret`.
+async fn proxied_session_status(api: &Api, ip: &str, secret: &str) -> u16 {
+    api.request(Method::POST, "/api/onboarding/session", &Auth::none())
+        .header("x-onboarding-client-ip", ip)
+        .header("x-onboarding-proxy-secret", secret)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn the_apps_own_proxy_names_each_visitor_with_its_secret_and_nobody_else_can() {
+    const SECRET: &str = "proxy-secret-0123456789abcdef";
+    let app = spawn_app_limited(&[
+        ("RATE_LIMIT_SESSIONS_PER_MINUTE_PER_IP", "2"),
+        ("TRUSTED_PROXY_SECRET", SECRET),
+    ])
+    .await;
+    let api = Api::at(&app.address);
+    // Every request comes from the proxy's address; each visitor has its own budget.
+    let mut statuses = Vec::new();
+    for ip in [
+        "198.51.100.7",
+        "198.51.100.7",
+        "198.51.100.7",
+        "198.51.100.8",
+    ] {
+        statuses.push(proxied_session_status(&api, ip, SECRET).await);
+    }
+    assert_eq!(statuses, [201, 201, 429, 201]);
+    // Without the secret the header names nobody: the peer's own budget (2) counts.
+    let mut statuses = Vec::new();
+    for i in 0..3 {
+        let ip = format!("203.0.113.{i}");
+        statuses.push(proxied_session_status(&api, &ip, "proxy-secret-0123456789abcdeX").await);
+    }
+    assert_eq!(statuses, [201, 201, 429]);
+}
+
 #[tokio::test]
 async fn events_are_counted_one_by_one_and_new_sessions_do_not_escape_the_address_limit() {
     let app = spawn_app_limited(&[

@@ -2,19 +2,14 @@
 //! `Authorization: Bearer <CRON_SECRET>` (the project's `CRON_SECRET`), and
 //! [`CronJob`] lets only such a request through.
 //!
-//! The secret is compared in constant time: both it and what the request
-//! presents are MACed under one key and the tags compared with `hmac`'s
-//! `verify_slice`, so neither the position of the first differing byte nor
-//! the secret's length shows in the time the answer takes.
+//! The secret is compared in constant time ([`secret_matches`]).
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, header};
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 
 use crate::http::error::ApiError;
-use crate::settings::{ExposeSecret, SecretString};
+use crate::settings::secret_matches;
 use crate::state::AppState;
 
 /// A request Vercel's scheduler sent: it presented the cron secret.
@@ -44,7 +39,7 @@ impl FromRequestParts<AppState> for CronJob {
                 detail: "send the cron secret as `Authorization: Bearer <CRON_SECRET>`".into(),
                 www_authenticate: HeaderValue::from_static("Bearer realm=\"onboarding\""),
             }),
-            Some(token) if matches_secret(token, secret) => Ok(CronJob),
+            Some(token) if secret_matches(token, secret) => Ok(CronJob),
             Some(_) => Err(ApiError::Unauthorized {
                 detail: "the cron secret does not match".into(),
                 www_authenticate: HeaderValue::from_static(
@@ -55,31 +50,17 @@ impl FromRequestParts<AppState> for CronJob {
     }
 }
 
-/// Whether `presented` is the secret, in time independent of where they differ.
-fn matches_secret(presented: &str, secret: &SecretString) -> bool {
-    let expected = tag(secret.expose_secret()).finalize().into_bytes();
-    tag(presented).verify_slice(&expected).is_ok()
-}
-
-fn tag(value: &str) -> Hmac<Sha256> {
-    // Any fixed key will do: the MAC only makes the comparison constant-time.
-    let mut mac = Hmac::<Sha256>::new_from_slice(b"onboarding cron secret")
-        .expect("HMAC takes keys of any length");
-    mac.update(value.as_bytes());
-    mac
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::settings::{SecretString, secret_matches};
 
     #[test]
     fn only_the_exact_secret_matches() {
         let secret = SecretString::from("cron-secret-0123456789");
-        assert!(matches_secret("cron-secret-0123456789", &secret));
-        assert!(!matches_secret("cron-secret-012345678", &secret));
-        assert!(!matches_secret("cron-secret-01234567890", &secret));
-        assert!(!matches_secret("", &secret));
-        assert!(!matches_secret("CRON-SECRET-0123456789", &secret));
+        assert!(secret_matches("cron-secret-0123456789", &secret));
+        assert!(!secret_matches("cron-secret-012345678", &secret));
+        assert!(!secret_matches("cron-secret-01234567890", &secret));
+        assert!(!secret_matches("", &secret));
+        assert!(!secret_matches("CRON-SECRET-0123456789", &secret));
     }
 }

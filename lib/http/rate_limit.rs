@@ -14,14 +14,16 @@ use axum::response::{IntoResponse, Response};
 use crate::auth::Caller;
 use crate::cache::rate_limit::Kind;
 use crate::http::error::{ApiError, apply_rate_limit_headers as apply};
+use crate::settings::secret_matches;
 use crate::state::AppState;
 
 /// The client's address, as a hop the deployment trusts reported it: the
-/// Vercel edge (`x-vercel-forwarded-for`, which it overwrites), API Gateway
-/// (the event's source IP), the proxy named by `CLIENT_IP_HEADER`, or else
-/// the TCP peer (the dev server, a function reached directly). A header the
-/// client sent itself is never trusted, so rotating `X-Real-IP` escapes no
-/// limit.
+/// app's own proxy (`x-onboarding-client-ip` with the `TRUSTED_PROXY_SECRET`),
+/// the Vercel edge (`x-vercel-forwarded-for`, which it overwrites), API
+/// Gateway (the event's source IP), the proxy named by `CLIENT_IP_HEADER`,
+/// or else the TCP peer (the dev server, a function reached directly). A
+/// header the client sent itself is never trusted, so rotating `X-Real-IP`
+/// escapes no limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientAddress(pub IpAddr);
 
@@ -46,14 +48,38 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     }
 }
 
-/// Middleware: the client address from the configured proxy header or the
-/// TCP peer, unless the adapter in front (Vercel, Lambda) already set it.
+/// The header in which the app's server-side proxy names the visitor's address.
+pub const PROXY_CLIENT_IP: &str = "x-onboarding-client-ip";
+/// The header in which it presents `TRUSTED_PROXY_SECRET`.
+pub const PROXY_SECRET: &str = "x-onboarding-proxy-secret";
+
+/// The visitor's address named by the app's own proxy, when the request
+/// presents the proxy secret. Every request from a Next.js proxy comes from
+/// the proxy's address (on Vercel, the edge's that forwarded it), so without
+/// it the per-IP limits would count all visitors as one.
+fn named_by_trusted_proxy(state: &AppState, request: &Request) -> Option<IpAddr> {
+    let secret = state.settings().http.proxy_secret.as_ref()?;
+    let presented = request.headers().get(PROXY_SECRET)?.to_str().ok()?;
+    if !secret_matches(presented, secret) {
+        return None;
+    }
+    request
+        .headers()
+        .get(PROXY_CLIENT_IP)
+        .and_then(first_address)
+}
+
+/// Middleware: the client address the app's trusted proxy named, else the
+/// one the adapter in front (Vercel, Lambda) set, else the configured proxy
+/// header or the TCP peer.
 pub async fn client_address(
     State(state): State<AppState>,
     mut request: Request,
     next: Next,
 ) -> Response {
-    if request.extensions().get::<ClientAddress>().is_none() {
+    if let Some(address) = named_by_trusted_proxy(&state, &request) {
+        request.extensions_mut().insert(ClientAddress(address));
+    } else if request.extensions().get::<ClientAddress>().is_none() {
         let address = match &state.settings().http.client_ip_header {
             Some(name) => request.headers().get(name).and_then(first_address),
             None => request
