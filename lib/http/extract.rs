@@ -247,6 +247,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                 code: ErrorCode::InvalidType,
                 message: error.inner().to_string(),
                 limit: None,
+                step: None,
             }],
         }
     })
@@ -281,7 +282,8 @@ fn is_json_content_type(headers: &HeaderMap) -> bool {
 }
 
 /// The version a write expects to replace, from `If-Match`: absent, `*`
-/// (any existing version) or `"N"`.
+/// (an answer exists, whatever its version: RFC 9110 §13.1.1, so a step
+/// with no answer fails it) or `"N"` (`"0"`: no answer yet).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IfMatch(pub ExpectedVersion);
 
@@ -319,8 +321,10 @@ impl utoipa::IntoParams for IfMatch {
     ) -> Vec<utoipa::openapi::path::Parameter> {
         vec![header_parameter(
             "If-Match",
-            "The version this write replaces, as its `ETag` gave it (`\"3\"`), or `*` for any. \
-             Required once the step has an answer (else 428); a stale version is 412. \
+            "The version this write replaces, as its `ETag` gave it (`\"3\"`), or `*`: \
+             \"an answer exists, whatever its version\" (RFC 9110), so `*` on a step with no \
+             answer is 412. Required once the step has an answer (else 428); a stale version is \
+             412, with the current version as `ETag` and the current answer in the problem. \
              A first write may omit it or send `\"0\"`.",
             utoipa::openapi::schema::ObjectBuilder::new()
                 .schema_type(utoipa::openapi::schema::Type::String)
@@ -370,7 +374,7 @@ impl utoipa::IntoParams for IdempotencyKey {
             "Idempotency-Key",
             "Makes a retry safe (Stripe semantics): the first successful answer is stored with \
              the write and replayed, with `Idempotent-Replayed: true`, for 24 hours; the same key \
-             with a different request is 422.",
+             with a different request is 422 of type `idempotency-key-reused`.",
             utoipa::openapi::schema::ObjectBuilder::new()
                 .schema_type(utoipa::openapi::schema::Type::String)
                 .min_length(Some(1))

@@ -102,6 +102,7 @@ fn mode(raw: &str, pointer: String) -> Result<AiMode, FieldError> {
         code: ErrorCode::NotInEnum,
         message: "must be `off` or `suggest`".into(),
         limit: Some(serde_json::json!(["off", "suggest"])),
+        step: None,
     })
 }
 
@@ -206,6 +207,7 @@ async fn write_preferences(
                     "keys are `step.field` names: at most {MAX_OVERRIDE_KEY_CHARS} characters, no control characters"
                 ),
                 limit: Some(serde_json::json!(MAX_OVERRIDE_KEY_CHARS)),
+                step: None,
             });
             break;
         }
@@ -221,6 +223,7 @@ async fn write_preferences(
                 code: ErrorCode::TooLong,
                 message: format!("at most {MAX_CONSENT_VERSION_CHARS} characters"),
                 limit: Some(serde_json::json!(MAX_CONSENT_VERSION_CHARS)),
+                step: None,
             });
         } else if consent.chars().any(char::is_control) {
             errors.push(FieldError {
@@ -228,6 +231,7 @@ async fn write_preferences(
                 code: ErrorCode::ControlCharacter,
                 message: "must not contain control characters".into(),
                 limit: None,
+                step: None,
             });
         }
     }
@@ -237,6 +241,7 @@ async fn write_preferences(
             code: ErrorCode::Required,
             message: "opting in needs the version of the consent text the user accepted".into(),
             limit: None,
+            step: None,
         });
     }
     let Some(chosen) = chosen.filter(|_| errors.is_empty()) else {
@@ -372,6 +377,7 @@ async fn request_suggestion(
                     code: ErrorCode::NotEnhanceable,
                     message: "this field does not offer AI suggestions".into(),
                     limit: None,
+                    step: None,
                 }],
             },
             SuggestError::NoPrompt(key) => {
@@ -497,7 +503,8 @@ async fn decide_route(
         OwnerRequired,
         (status = 404, description = "No such suggestion for this caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The suggestion was rejected, belongs to another flow, or onboarding is already completed", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "`If-Match` names a version other than the stored one", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "`If-Match` names a version other than the stored one (another tab saved first), or `*` on a step with no answer: `currentVersion`, `currentAnswers` and `currentCompleted` are what is stored now", body = Problem, content_type = "application/problem+json",
+            headers(("ETag" = String, description = "The version stored now, quoted (`\"0\"` when none): send it in `If-Match` to overwrite"))),
         WriteLimits,
         (status = 422, description = "A body that is not a JSON object, a value that no longer validates with the other answers, or the `Idempotency-Key` was used for a different request", body = Problem, content_type = "application/problem+json"),
         (status = 428, description = "The step has an answer and the request sent no `If-Match`", body = Problem, content_type = "application/problem+json"),

@@ -116,6 +116,11 @@ async fn a_suggestion_is_offered_only_after_opt_in_and_written_only_on_accept() 
     };
     let stale = accept(7).await.unwrap();
     assert_eq!(stale.status(), 412);
+    // The 412 says what is stored, so the client need not read it again.
+    assert_eq!(stale.headers()["etag"], "\"1\"");
+    let problem: Value = stale.json().await.unwrap();
+    assert_eq!(problem["currentVersion"], 1);
+    assert_eq!(problem["currentAnswers"], stored["answers"]);
     let accepted = accept(1).await.unwrap();
     assert_eq!(accepted.status(), 200);
     assert_eq!(accepted.headers()["etag"], "\"2\"");
