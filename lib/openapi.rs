@@ -223,7 +223,7 @@ impl Modify for SharedLayers {
 }
 
 /// Response headers in `#/components/headers`: name, description, required.
-const SHARED_HEADERS: [(&str, &str, bool); 9] = [
+const SHARED_HEADERS: [(&str, &str, bool); 10] = [
     (
         "x-request-id",
         "The request's id (yours when well formed); problem bodies repeat it as `requestId`",
@@ -245,6 +245,14 @@ const SHARED_HEADERS: [(&str, &str, bool); 9] = [
         true,
     ),
     ("Retry-After", "Seconds to wait before retrying", true),
+    (
+        "Set-Cookie",
+        "`onboarding_session=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax` (`; Secure` off localhost) \
+         when the request's `onboarding_session` cookie holds a session the server no longer accepts \
+         (bad signature, rotated `SESSION_SECRET`, expired, merged): on any status, since the page \
+         cannot drop an HttpOnly cookie",
+        false,
+    ),
     (
         "Idempotent-Replayed",
         "`true` when this is the stored answer to an earlier request with the same `Idempotency-Key`",
@@ -278,7 +286,7 @@ fn document_shared_layers(operation: &mut Operation, is_write: bool) {
         };
         let mut shared = vec!["x-request-id", "Cache-Control", "Server-Timing"];
         match status.as_str() {
-            "401" => shared.push("WWW-Authenticate"),
+            "401" => shared.extend(["WWW-Authenticate", "Set-Cookie"]),
             "429" => shared.push("Retry-After"),
             "503" => shared.push("Retry-After"),
             _ => {}

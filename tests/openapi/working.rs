@@ -293,7 +293,10 @@ async fn merge(probe: &Probe<'_>, callers: &Callers) {
         // The same key with another body.
         case(422, POST, MERGE, MERGE, &with_session, Json(json!({ "again": true })))
             .idempotency_key("merge-1"),
-        case(400, POST, MERGE, MERGE, member, Empty),
+        // No session to merge: the page cannot know, so it is a 200 that merged nothing.
+        case(200, POST, MERGE, MERGE, member, Empty)
+            .then(|merged| assert_eq!(merged.body["merged"], json!([]))),
+        case(400, POST, MERGE, MERGE, member, Empty).idempotency_key("not a key"),
         case(413, POST, MERGE, MERGE, member, Oversized),
         case(401, POST, MERGE, MERGE, nobody, Empty),
     ];
