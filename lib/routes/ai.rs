@@ -67,13 +67,47 @@ pub fn reject_router() -> Router<AppState> {
     Router::new().route(REJECT_PATH, post(reject))
 }
 
+/// `off` (nothing is sent to a provider) or `suggest`: the schema of every
+/// AI mode (the Rust side keeps strings, so an unknown value is a 422 with a
+/// pointer rather than a body-shape error).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum AiModeName {
+    Off,
+    Suggest,
+}
+
+/// Why a suggestion request produced no suggestion.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum NoSuggestionReasonName {
+    /// The provider's output stayed invalid for the field.
+    InvalidOutput,
+    /// The provider declined.
+    Refused,
+    /// The provider failed, timed out, or its circuit is open.
+    Unavailable,
+}
+
+/// The status of a suggestion just made.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum PendingStatus {
+    Pending,
+}
+
 /// The caller's AI choice (per identity: a session's choice does not follow it into an account).
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PreferencesView {
     /// `off` (the default) or `suggest`.
+    #[schema(value_type = AiModeName)]
     pub mode: String,
     /// `step.field` → `off` | `suggest`, overriding `mode`.
+    #[schema(value_type = BTreeMap<String, AiModeName>)]
     pub field_overrides: BTreeMap<String, String>,
     /// The version of the consent text the user accepted.
     #[schema(required = true)]
@@ -88,9 +122,11 @@ pub struct PreferencesView {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PreferencesBody {
     /// `off` or `suggest`.
+    #[schema(value_type = AiModeName)]
     pub mode: String,
     /// `step.field` → `off` | `suggest`, overriding `mode`.
     #[serde(default)]
+    #[schema(value_type = BTreeMap<String, AiModeName>)]
     pub field_overrides: BTreeMap<String, String>,
     /// Required to opt in anywhere: the version of the consent text the user accepted.
     pub consent_version: Option<String>,
@@ -287,6 +323,7 @@ pub struct SuggestionView {
     /// A value that passes the field's validation.
     pub value: serde_json::Value,
     /// `pending`.
+    #[schema(value_type = PendingStatus)]
     pub status: String,
 }
 
@@ -297,6 +334,7 @@ pub struct SuggestReply {
     pub suggestion: Option<SuggestionView>,
     /// Why there is none: `invalid_output`, `refused` or `unavailable`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<NoSuggestionReasonName>)]
     pub reason: Option<String>,
 }
 

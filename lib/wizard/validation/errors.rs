@@ -9,7 +9,9 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 /// Stable machine-readable error codes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// A required field is missing, `null` or empty.
@@ -121,7 +123,6 @@ pub struct FieldError {
     /// present (`/fullName`), else into the request body.
     pub pointer: String,
     /// Stable machine-readable code, e.g. `too_long`.
-    #[schema(value_type = String)]
     pub code: ErrorCode,
     /// Human-readable explanation.
     pub message: String,
