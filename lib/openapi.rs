@@ -51,6 +51,8 @@ use crate::state::AppState;
         routes::ai::request_suggestion,
         routes::ai::accept,
         routes::ai::reject,
+        routes::ai_policy::read,
+        routes::ai_policy::write,
         routes::purge::handle,
         routes::me::erase,
         routes::me::download,
