@@ -33,7 +33,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let port: u16 = match std::env::var("PORT") {
         Ok(port) => port.parse().context("PORT is not a port number")?,
-        Err(_) => 3001,
+        Err(_) => onboarding::config::DEV_SERVER_PORT,
     };
     let state = AppState::build(settings)?;
     let app = http::app(state, routes::all().merge(openapi::router()));

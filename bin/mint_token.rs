@@ -3,7 +3,7 @@
 //!
 //! ```sh
 //! TOKEN=$(cargo run -q --bin mint-token -- --sub user_123 --org org_1)
-//! curl -H "Authorization: Bearer $TOKEN" localhost:3001/api/onboarding/status
+//! curl -H "Authorization: Bearer $TOKEN" 127.0.0.1:3001/api/onboarding/status
 //! ```
 
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -20,6 +20,16 @@ use crate::settings::{
 };
 use crate::wizard::status::RedirectPaths;
 
+/// The wizard origins a local server lets call it with credentials: the
+/// Next.js dev server (3000) and this dev server (3001), under both names a
+/// browser may use for them.
+pub const LOCAL_ALLOWED_ORIGINS: &str =
+    "http://127.0.0.1:3000,http://localhost:3000,http://127.0.0.1:3001,http://localhost:3001";
+
+/// The local dev server's port when `PORT` is unset: 3001, so the Next.js dev
+/// server keeps 3000.
+pub const DEV_SERVER_PORT: u16 = 3001;
+
 /// Every environment variable the backend reads, with its meaning.
 pub const ENV_VARS: &[(&str, &str)] = &[
     (
@@ -168,7 +178,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ),
     (
         "CORS_ALLOWED_ORIGINS",
-        "Comma-separated origins of the wizard allowed to call with credentials (local default: http://localhost:3000,http://localhost:3001; deployed default: none, same origin only).",
+        "Comma-separated origins of the wizard allowed to call with credentials (local default: http://127.0.0.1:3000,http://localhost:3000,http://127.0.0.1:3001,http://localhost:3001, the Next.js dev server and this one under both names; deployed default: none, same origin only).",
     ),
     (
         "ONBOARDING_WIZARD_PATH",
@@ -346,9 +356,9 @@ impl HttpSettings {
                 1024..=16 * 1024 * 1024,
             )?,
             allowed_origins: parse_origins(
-                lookup.get("CORS_ALLOWED_ORIGINS").or_else(|| {
-                    profile.local_default("http://localhost:3000,http://localhost:3001")
-                }),
+                lookup
+                    .get("CORS_ALLOWED_ORIGINS")
+                    .or_else(|| profile.local_default(LOCAL_ALLOWED_ORIGINS)),
             )?,
             redirect_paths: RedirectPaths {
                 wizard_base: parse_path(lookup, "ONBOARDING_WIZARD_PATH", "/onboarding")?,
@@ -524,6 +534,102 @@ mod tests {
                 "{name} missing from README's environment table"
             );
         }
+    }
+
+    /// `.env.example` lists every variable README's environment table (and
+    /// [`ENV_VARS`]) documents, nothing else, and its values are the local
+    /// defaults: a valid local configuration, on the dev server's port.
+    #[test]
+    fn the_env_example_lists_every_variable_and_agrees_with_the_local_defaults() {
+        let example = include_str!("../.env.example");
+        let is_name = |name: &str| {
+            !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        };
+        // name → the value when the line is not commented out
+        let mut listed = std::collections::BTreeMap::new();
+        for line in example.lines() {
+            let line = line.trim();
+            let (commented, rest) = match line.strip_prefix('#') {
+                Some(rest) => (true, rest.trim()),
+                None => (false, line),
+            };
+            let Some((name, value)) = rest.split_once('=') else {
+                continue;
+            };
+            if !is_name(name) {
+                continue;
+            }
+            assert!(
+                listed
+                    .insert(name.to_string(), (!commented).then(|| value.to_string()))
+                    .is_none(),
+                "{name} is listed twice in .env.example"
+            );
+        }
+        let readme = include_str!("../README.md");
+        let documented: std::collections::BTreeSet<&str> = readme
+            .lines()
+            .filter_map(|line| line.strip_prefix("| `")?.split_once("` |"))
+            .map(|(name, _)| name)
+            .filter(|name| is_name(name))
+            .chain(
+                ENV_VARS
+                    .iter()
+                    .chain(crate::auth::env_var_docs())
+                    .map(|(name, _)| *name),
+            )
+            .collect();
+        for name in &documented {
+            assert!(
+                listed.contains_key(*name),
+                "{name} missing from .env.example"
+            );
+        }
+        for name in listed.keys() {
+            assert!(
+                documented.contains(name.as_str()),
+                "{name} is in .env.example but not in README's environment table"
+            );
+        }
+        let values: Vec<(&str, &str)> = listed
+            .iter()
+            .filter_map(|(name, value)| Some((name.as_str(), value.as_deref()?)))
+            .collect();
+        let from_example = Settings::from_lookup(&lookup(&values), Profile::Local).unwrap();
+        let defaults = Settings::from_lookup(&lookup(&[]), Profile::Local).unwrap();
+        assert_eq!(
+            from_example.http.allowed_origins,
+            defaults.http.allowed_origins
+        );
+        assert_eq!(
+            listed["PORT"].as_deref(),
+            Some(DEV_SERVER_PORT.to_string().as_str()),
+            "PORT in .env.example is the dev server's default port"
+        );
+    }
+
+    #[test]
+    fn the_local_cors_default_allows_the_dev_origins_under_both_names() {
+        let settings = Settings::from_lookup(&lookup(&[]), Profile::Local).unwrap();
+        for origin in [
+            "http://127.0.0.1:3000",
+            "http://localhost:3000",
+            "http://127.0.0.1:3001",
+            "http://localhost:3001",
+        ] {
+            assert!(
+                settings.http.allowed_origins.iter().any(|o| o == origin),
+                "{origin}"
+            );
+        }
+        let deployed = HttpSettings::from_lookup(&lookup(&[]), Profile::Deployed).unwrap();
+        assert!(
+            deployed.allowed_origins.is_empty(),
+            "deployed: same origin only"
+        );
     }
 
     #[test]

@@ -51,6 +51,8 @@ use crate::state::AppState;
         routes::ai::request_suggestion,
         routes::ai::accept,
         routes::ai::reject,
+        routes::ai_policy::read,
+        routes::ai_policy::write,
         routes::purge::handle,
         routes::me::erase,
         routes::me::download,
@@ -111,20 +113,57 @@ async fn openapi_json() -> impl IntoResponse {
     )
 }
 
-/// The document, built once per process.
-pub fn document() -> &'static utoipa::openapi::OpenApi {
-    static DOCUMENT: LazyLock<utoipa::openapi::OpenApi> = LazyLock::new(ApiDoc::openapi);
+/// The document, built once per process, with every free-form object made
+/// explicitly open ([`open_free_form_objects`]).
+pub fn document() -> &'static serde_json::Value {
+    static DOCUMENT: LazyLock<serde_json::Value> = LazyLock::new(|| {
+        let mut document =
+            serde_json::to_value(ApiDoc::openapi()).expect("the OpenAPI document serializes");
+        open_free_form_objects(&mut document);
+        document
+    });
     &DOCUMENT
 }
 
 /// The document as JSON, serialized once per process.
 pub fn document_json() -> &'static str {
     static JSON: LazyLock<String> = LazyLock::new(|| {
-        document()
-            .to_pretty_json()
-            .expect("the OpenAPI document serializes")
+        serde_json::to_string_pretty(document()).expect("the OpenAPI document serializes")
     });
     &JSON
+}
+
+/// Marks every schema that is an object of no declared properties (answers,
+/// a step's JSON Schema, the document itself) `additionalProperties: true`.
+/// JSON Schema allows any member there either way, but generators read a
+/// bare `{"type": "object"}` as an object with no members (openapi-typescript:
+/// `Record<string, never>`), so a client could neither build nor read answers.
+pub fn open_free_form_objects(node: &mut serde_json::Value) {
+    match node {
+        serde_json::Value::Object(map) => {
+            let is_object = match map.get("type") {
+                Some(serde_json::Value::String(kind)) => kind == "object",
+                Some(serde_json::Value::Array(kinds)) => kinds.iter().any(|kind| kind == "object"),
+                _ => false,
+            };
+            let shaped = [
+                "properties",
+                "additionalProperties",
+                "$ref",
+                "allOf",
+                "oneOf",
+                "anyOf",
+            ]
+            .iter()
+            .any(|key| map.contains_key(*key));
+            if is_object && !shaped {
+                map.insert("additionalProperties".into(), serde_json::Value::Bool(true));
+            }
+            map.values_mut().for_each(open_free_form_objects);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(open_free_form_objects),
+        _ => {}
+    }
 }
 
 /// Documents what the shared layers and the error type add to every route.
@@ -223,7 +262,7 @@ impl Modify for SharedLayers {
 }
 
 /// Response headers in `#/components/headers`: name, description, required.
-const SHARED_HEADERS: [(&str, &str, bool); 9] = [
+const SHARED_HEADERS: [(&str, &str, bool); 10] = [
     (
         "x-request-id",
         "The request's id (yours when well formed); problem bodies repeat it as `requestId`",
@@ -245,6 +284,14 @@ const SHARED_HEADERS: [(&str, &str, bool); 9] = [
         true,
     ),
     ("Retry-After", "Seconds to wait before retrying", true),
+    (
+        "Set-Cookie",
+        "`onboarding_session=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax` (`; Secure` off localhost) \
+         when the request's `onboarding_session` cookie holds a session the server no longer accepts \
+         (bad signature, rotated `SESSION_SECRET`, expired, merged): on any status, since the page \
+         cannot drop an HttpOnly cookie",
+        false,
+    ),
     (
         "Idempotent-Replayed",
         "`true` when this is the stored answer to an earlier request with the same `Idempotency-Key`",
@@ -278,7 +325,7 @@ fn document_shared_layers(operation: &mut Operation, is_write: bool) {
         };
         let mut shared = vec!["x-request-id", "Cache-Control", "Server-Timing"];
         match status.as_str() {
-            "401" => shared.push("WWW-Authenticate"),
+            "401" => shared.extend(["WWW-Authenticate", "Set-Cookie"]),
             "429" => shared.push("Retry-After"),
             "503" => shared.push("Retry-After"),
             _ => {}
@@ -328,6 +375,108 @@ mod tests {
     fn the_document_is_openapi_3_1() {
         let json: serde_json::Value = serde_json::from_str(document_json()).unwrap();
         assert!(json["openapi"].as_str().unwrap().starts_with("3.1."));
+    }
+
+    #[test]
+    fn no_schema_is_an_object_without_members() {
+        fn check(node: &serde_json::Value, at: &str) {
+            match node {
+                serde_json::Value::Object(map) => {
+                    let is_object = match map.get("type") {
+                        Some(serde_json::Value::String(kind)) => kind == "object",
+                        Some(serde_json::Value::Array(kinds)) => {
+                            kinds.iter().any(|kind| kind == "object")
+                        }
+                        _ => false,
+                    };
+                    if is_object {
+                        assert!(
+                            map.contains_key("properties")
+                                || map.contains_key("additionalProperties")
+                                || map.contains_key("allOf")
+                                || map.contains_key("oneOf"),
+                            "a closed empty object at {at}: {node}"
+                        );
+                    }
+                    for (key, value) in map {
+                        check(value, &format!("{at}/{key}"));
+                    }
+                }
+                serde_json::Value::Array(items) => {
+                    for (index, item) in items.iter().enumerate() {
+                        check(item, &format!("{at}/{index}"));
+                    }
+                }
+                _ => {}
+            }
+        }
+        let json: serde_json::Value = serde_json::from_str(document_json()).unwrap();
+        check(&json, "");
+        let schemas = &json["components"]["schemas"];
+        for (schema, property) in [("SaveBody", "answers"), ("StepAnswer", "answers")] {
+            assert_eq!(
+                schemas[schema]["properties"][property]["additionalProperties"], true,
+                "{schema}.{property}"
+            );
+        }
+    }
+
+    #[test]
+    fn string_sets_are_enums() {
+        let json: serde_json::Value = serde_json::from_str(document_json()).unwrap();
+        let schemas = &json["components"]["schemas"];
+        // A property's schema, through a `$ref` or an `Option`'s `oneOf`.
+        let resolve = |schema: &serde_json::Value| -> serde_json::Value {
+            let schema = schema["oneOf"]
+                .as_array()
+                .and_then(|variants| variants.iter().find(|v| v["type"] != "null"))
+                .unwrap_or(schema)
+                .clone();
+            match schema["$ref"].as_str() {
+                Some(reference) => json
+                    .pointer(reference.trim_start_matches('#'))
+                    .unwrap()
+                    .clone(),
+                None => schema,
+            }
+        };
+        for (schema, property, values) in [
+            (
+                "Status",
+                "state",
+                &["not_started", "in_progress", "completed"][..],
+            ),
+            ("PreferencesView", "mode", &["off", "suggest"]),
+            ("PreferencesBody", "mode", &["off", "suggest"]),
+            ("SuggestionView", "status", &["pending"]),
+            (
+                "SuggestReply",
+                "reason",
+                &["invalid_output", "refused", "unavailable"],
+            ),
+            ("Decided", "status", &["accepted", "rejected"]),
+            ("ExportedProgress", "state", &["in_progress", "completed"]),
+        ] {
+            let property = resolve(&schemas[schema]["properties"][property]);
+            assert_eq!(
+                property["enum"],
+                serde_json::json!(values),
+                "{schema}: {property}"
+            );
+        }
+        let overrides = &schemas["PreferencesView"]["properties"]["fieldOverrides"];
+        assert_eq!(
+            resolve(&overrides["additionalProperties"])["enum"],
+            serde_json::json!(["off", "suggest"])
+        );
+        let code = resolve(&schemas["FieldError"]["properties"]["code"]);
+        assert!(
+            code["enum"]
+                .as_array()
+                .unwrap()
+                .contains(&serde_json::json!("duplicate_item")),
+            "{code}"
+        );
     }
 
     #[test]

@@ -182,6 +182,46 @@ async fn overwriting_without_if_match_is_428_and_with_a_stale_version_412() {
 }
 
 #[tokio::test]
+async fn a_412_carries_the_current_version_as_etag_and_the_current_answer() {
+    let (_app, api, auth) = app_with_session().await;
+    let save = |if_match: &str, name: &str| {
+        api.request(Method::PUT, "/api/onboarding/steps/profile", &auth)
+            .header("if-match", if_match)
+            .json(&json!({ "answers": { "fullName": name }, "complete": false }))
+            .send()
+    };
+    // `*` is "an answer exists" (RFC 9110): nothing is stored yet, so 412.
+    let response = save("*", "Ada").await.unwrap();
+    assert_eq!(response.headers()["etag"], "\"0\"");
+    let body = problem(response, 412).await;
+    assert_eq!(
+        body["type"],
+        "https://onboarding.dev/problems/precondition-failed"
+    );
+    assert_eq!(body["currentVersion"], 0);
+    assert!(body["currentAnswers"].is_null(), "{body}");
+    assert_eq!(body["currentCompleted"], false);
+
+    assert_eq!(save("\"0\"", "Ada").await.unwrap().status(), 200);
+    assert_eq!(save("\"1\"", "Grace").await.unwrap().status(), 200);
+    // Another tab still holding version 1.
+    let response = save("\"1\"", "Edsger").await.unwrap();
+    let etag = response.headers()["etag"].to_str().unwrap().to_string();
+    assert_eq!(etag, "\"2\"");
+    let body = problem(response, 412).await;
+    assert_eq!(body["currentVersion"], 2);
+    assert_eq!(body["currentAnswers"], json!({ "fullName": "Grace" }));
+    // What the 412 said is enough to overwrite deliberately.
+    let response = save(&etag, "Edsger").await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["etag"], "\"3\"");
+    // With an answer stored, `*` overwrites whatever version it has.
+    let response = save("*", "Barbara").await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["etag"], "\"4\"");
+}
+
+#[tokio::test]
 async fn two_tabs_saving_the_same_version_one_wins_the_other_gets_412() {
     let (_app, api, auth) = app_with_session().await;
     let first = api
@@ -239,7 +279,8 @@ async fn retried_writes_with_one_idempotency_key_write_once() {
             assert_eq!(response.headers()["idempotent-replayed"], "true");
         }
     }
-    // The same key with another body is refused.
+    // The same key with another body is refused, with a problem type of its
+    // own: nothing is wrong with the body's fields, the key is.
     let response = api
         .request(Method::PUT, "/api/onboarding/steps/profile", &auth)
         .header("idempotency-key", "save-profile-1")
@@ -247,7 +288,12 @@ async fn retried_writes_with_one_idempotency_key_write_once() {
         .send()
         .await
         .unwrap();
-    problem(response, 422).await;
+    let body = problem(response, 422).await;
+    assert_eq!(
+        body["type"],
+        "https://onboarding.dev/problems/idempotency-key-reused"
+    );
+    assert!(body.get("errors").is_none(), "{body}");
 
     let admin = crate::support::connect(&app.db.admin_url()).await;
     let versions: i64 = admin

@@ -295,12 +295,15 @@ async fn an_expired_session_is_refused_on_every_route_and_replaced_by_post_sessi
         assert!(challenge.contains("session has expired"), "{challenge}");
     }
 
-    // Signed in with the dead session: it is dropped, so there is nothing to merge.
+    // Signed in with the dead session: it is dropped, so there is nothing to
+    // merge, which is a 200 that merged nothing (the client cannot know).
     let user = Auth::token(&token("hostile_expired_merge", None)).with_session(&cookie);
     let merge = api
         .post("/api/onboarding/session/merge", &user, json!({}))
         .await;
-    assert_eq!(merge.status(), 400);
+    assert_eq!(merge.status(), 200);
+    let merged: Value = merge.json().await.unwrap();
+    assert_eq!(merged["merged"], json!([]), "{merged}");
 
     // POST /session replaces it.
     let response = api
@@ -335,6 +338,132 @@ async fn a_session_that_does_not_verify_is_replaced_by_post_session_not_refused(
         .await
         .unwrap();
     assert_eq!(response.status(), 201);
+}
+
+const CLEARED: &str = "onboarding_session=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax";
+
+/// The `onboarding_session` values of a response's `Set-Cookie` headers.
+fn session_cookies_set(response: &reqwest::Response) -> Vec<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|value| value.to_str().unwrap().to_string())
+        .filter(|value| value.starts_with("onboarding_session="))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_rejected_session_cookie_is_cleared_and_post_session_starts_afresh() {
+    // No Redis, so an expired session is expired as PostgreSQL says.
+    let db = crate::support::TestDb::migrated().await;
+    let app = crate::support::spawn_app_with(db, &[("REDIS_URL", String::new())]).await;
+    let api = Api::at(&app.address);
+    let get = |path: &str, cookie: &str| {
+        api.http
+            .get(format!("{}{path}", app.address))
+            .header("cookie", cookie)
+            .send()
+    };
+    // Signed with another SESSION_SECRET, as after a rotation.
+    let rotated = onboarding::auth::SessionCookies::new(
+        "a-rotated-session-secret-of-at-least-32-bytes"
+            .as_bytes()
+            .to_vec(),
+    )
+    .unwrap()
+    .issue(&onboarding::auth::SessionId::generate());
+    let stale = format!("onboarding_session={rotated}");
+
+    // Refused (the visitor presented a credential that fails), and cleared.
+    let response = get("/api/onboarding/status", &stale).await.unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(session_cookies_set(&response), [CLEARED]);
+    let response = get("/api/onboarding/steps/profile", &stale).await.unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(session_cookies_set(&response), [CLEARED]);
+    // Without the cookie the browser is a plain anonymous visitor.
+    let response = api
+        .http
+        .get(format!("{}/api/onboarding/status", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(session_cookies_set(&response).is_empty());
+
+    // A signed-in user with the stale cookie is that user, and the cookie goes.
+    let response = api
+        .http
+        .get(format!("{}/api/onboarding/status", app.address))
+        .header("cookie", &stale)
+        .bearer_auth(token("stale_cookie_user", None))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(session_cookies_set(&response), [CLEARED]);
+    let status: Value = response.json().await.unwrap();
+    assert_eq!(status["authenticated"], true);
+
+    // POST /session: a new session (201) in place of the stale cookie, whose
+    // Set-Cookie is the new one, not the clearing.
+    let response = api
+        .http
+        .post(format!("{}/api/onboarding/session", app.address))
+        .header("cookie", &stale)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let set = session_cookies_set(&response);
+    assert_eq!(set.len(), 1, "{set:?}");
+    assert!(!set[0].contains("Max-Age=0"), "{set:?}");
+    let fresh = set[0].split(';').next().unwrap().to_string();
+    let response = get("/api/onboarding/status", &fresh).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        session_cookies_set(&response).is_empty(),
+        "a live session stays"
+    );
+
+    // The same session once expired: refused and cleared, then replaced.
+    let admin = connect(&app.db.admin_url()).await;
+    admin
+        .execute(
+            "update onboarding.anonymous_sessions set expires_at = now() - interval '1 second'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let response = get("/api/onboarding/flow", &fresh).await.unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(session_cookies_set(&response), [CLEARED]);
+    let response = api
+        .http
+        .post(format!("{}/api/onboarding/session", app.address))
+        .header("cookie", &fresh)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    assert_ne!(
+        session_cookies_set(&response)[0].split(';').next().unwrap(),
+        fresh
+    );
+
+    // A session sent in X-Onboarding-Session is not a cookie: nothing to clear.
+    let response = api
+        .request(
+            Method::GET,
+            "/api/onboarding/status",
+            &Auth::session(&rotated),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    assert!(session_cookies_set(&response).is_empty());
 }
 
 async fn spawn_app_limited(extra: &[(&str, &str)]) -> crate::support::TestApp {

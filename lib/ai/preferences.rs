@@ -147,6 +147,55 @@ const SET_ORGANIZATION_POLICY: Statement = Statement::new(
     &[Type::BOOL],
 );
 
+const FETCH_ORGANIZATION_POLICY: Statement = Statement::new(
+    "select ai_allowed, updated_at from onboarding.organization_ai_policies
+     where organization_id = (select onboarding.current_organization_id())",
+    &[],
+);
+
+const WRITE_ORGANIZATION_POLICY: Statement = Statement::new(
+    "insert into onboarding.organization_ai_policies (organization_id, ai_allowed)
+     values (onboarding.current_organization_id(), $1)
+     on conflict (organization_id) do update set ai_allowed = excluded.ai_allowed
+     returning ai_allowed, updated_at",
+    &[Type::BOOL],
+);
+
+/// The active organization's AI policy as stored: whether members may use
+/// AI suggestions, and when an admin last set it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrganizationPolicy {
+    pub ai_allowed: bool,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The active organization's stored policy; `None` when no admin ever set
+/// one (AI is then allowed). Readable by anyone acting in the organization.
+pub async fn fetch_organization_policy(tx: &Tx<'_>) -> Result<Option<OrganizationPolicy>, DbError> {
+    Ok(tx
+        .query_opt(&FETCH_ORGANIZATION_POLICY, &[])
+        .await?
+        .map(|row| OrganizationPolicy {
+            ai_allowed: row.get(0),
+            updated_at: row.get(1),
+        }))
+}
+
+/// Sets the active organization's policy; only its admins may (RLS refuses
+/// anyone else). `updated_at` is kept by the table's `touch_updated_at` trigger.
+pub async fn write_organization_policy(
+    tx: &Tx<'_>,
+    ai_allowed: bool,
+) -> Result<OrganizationPolicy, DbError> {
+    let row = tx
+        .query_one(&WRITE_ORGANIZATION_POLICY, &[&ai_allowed])
+        .await?;
+    Ok(OrganizationPolicy {
+        ai_allowed: row.get(0),
+        updated_at: row.get(1),
+    })
+}
+
 /// The caller's own preferences (the user's when signed in, else the session's).
 pub async fn fetch_own(tx: &Tx<'_>) -> Result<Option<AiPreferences>, DbError> {
     Ok(tx.query_opt(&FETCH_OWN, &[]).await?.as_ref().map(from_row))

@@ -78,15 +78,17 @@ impl Authenticator {
     ///   `X-Onboarding-Session` header (preferred) or `onboarding_session` cookie.
     /// - No credential at all is `Anonymous { session: None }`, not an error.
     /// - Any presented credential that fails a check is an error; there is no
-    ///   silent downgrade to anonymous.
+    ///   silent downgrade to anonymous. The one exception is not a downgrade:
+    ///   a signed-in user whose anonymous session does not verify (a rotated
+    ///   `SESSION_SECRET`) is the same user, without that session.
     pub async fn detect(&self, headers: &HeaderMap) -> Result<Caller, AuthError> {
-        let session = self.session(headers)?;
+        let session = self.session(headers);
         let token = match bearer_token(headers)? {
             Some(token) => Some(token),
             None => self.provider_cookie_token(headers)?,
         };
         match token {
-            None => Ok(Caller::Anonymous(AnonymousCaller { session })),
+            None => Ok(Caller::Anonymous(AnonymousCaller { session: session? })),
             Some(token) => {
                 let identity = self.verifier.verify(&token).await.inspect_err(|e| {
                     tracing::debug!(reason = e.code(), "rejected JWT");
@@ -95,7 +97,7 @@ impl Authenticator {
                     user_id: identity.user_id,
                     organization_id: identity.organization_id,
                     organization_role: identity.organization_role,
-                    session,
+                    session: session.ok().flatten(),
                 }))
             }
         }
@@ -194,6 +196,14 @@ fn cookies(headers: &HeaderMap) -> impl Iterator<Item = (&[u8], &[u8])> {
                 .unwrap_or(value);
             Some((name.trim_ascii(), value))
         })
+}
+
+/// Whether the request's anonymous session, if any, came from the
+/// `onboarding_session` cookie (no `X-Onboarding-Session` header, which wins):
+/// the session a server may clear with `Set-Cookie` when it rejects it.
+pub fn session_cookie_presented(headers: &HeaderMap) -> bool {
+    !headers.contains_key(SESSION_HEADER_NAME)
+        && first_cookie(headers, SESSION_COOKIE_NAME).is_some()
 }
 
 /// The first cookie named `name` (browsers send the most specific path first).

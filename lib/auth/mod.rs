@@ -49,11 +49,11 @@ mod dev;
 #[cfg(test)]
 mod tests;
 
-pub use detect::Authenticator;
+pub use detect::{Authenticator, session_cookie_presented};
 pub use dev::mint_dev_token;
 pub use error::{AuthError, InvalidIdentifier};
 pub use ids::{OrganizationId, SessionId, UserId};
-pub use session::{SESSION_COOKIE_NAME, SESSION_HEADER_NAME, SessionCookies};
+pub use session::{SESSION_COOKIE_NAME, SESSION_HEADER_NAME, SessionCookies, cookie_is_secure};
 pub use settings::{
     AuthSettings, LOCAL_AUTH_JWT_SECRET, LOCAL_SESSION_SECRET, Provider, env_var_docs,
 };

@@ -131,6 +131,17 @@ impl SessionCookies {
     }
 }
 
+/// Cookies are `Secure` except when the wizard is served from localhost,
+/// where browsers would drop them over plain http.
+pub fn cookie_is_secure(headers: &http::HeaderMap) -> bool {
+    let host = headers
+        .get(http::header::HOST)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("");
+    let hostname = host.rsplit_once(':').map_or(host, |(name, _)| name);
+    !matches!(hostname, "localhost" | "127.0.0.1" | "[::1]")
+}
+
 fn to_header_value(cookie: String) -> HeaderValue {
     // Built only from hex, base64url, digits and fixed ASCII, so always valid.
     match HeaderValue::try_from(cookie) {

@@ -23,6 +23,68 @@ use uuid::Uuid;
 
 use crate::db::{DbError, Statement, Tx};
 
+/// The string sets of the export, as the database's check constraints allow
+/// them: schemas only (the rows are read as strings).
+#[allow(dead_code)]
+mod sets {
+    use serde::Serialize;
+    use utoipa::ToSchema;
+
+    #[derive(Serialize, ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    pub enum ExportedAnswerStatus {
+        Draft,
+        Completed,
+    }
+
+    #[derive(Serialize, ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    pub enum MembershipRole {
+        Owner,
+        Admin,
+        Member,
+    }
+
+    #[derive(Serialize, ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    pub enum InvitationRole {
+        Admin,
+        Member,
+    }
+
+    #[derive(Serialize, ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    pub enum InvitationStatus {
+        Pending,
+        Accepted,
+        Revoked,
+    }
+
+    #[derive(Serialize, ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    pub enum ExportedAiMode {
+        Off,
+        Suggest,
+    }
+
+    #[derive(Serialize, ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    pub enum SuggestionStatus {
+        Pending,
+        Accepted,
+        Rejected,
+        Invalid,
+    }
+
+    #[derive(Serialize, ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    pub enum ProgressStateName {
+        InProgress,
+        Completed,
+    }
+}
+pub use sets::*;
+
 /// What an erasure did, per table (camelCase names, e.g. `stepAnswers`).
 /// Erasing again finds nothing: every count is 0.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -155,6 +217,7 @@ pub struct ExportedAnswer {
     #[schema(value_type = Object)]
     pub answers: Value,
     /// `draft` or `completed`.
+    #[schema(value_type = ExportedAnswerStatus)]
     pub status: String,
     pub flow_version: i32,
     pub version: i64,
@@ -201,6 +264,7 @@ pub async fn answers(tx: &Tx<'_>) -> Result<Vec<(Uuid, String, ExportedAnswer)>,
 pub struct ExportedMembership {
     pub organization_id: String,
     /// `owner`, `admin` or `member`.
+    #[schema(value_type = MembershipRole)]
     pub role: String,
     pub created_at: DateTime<Utc>,
 }
@@ -280,8 +344,10 @@ pub struct ExportedInvitation {
     pub organization_id: String,
     pub email: String,
     /// `admin` or `member`.
+    #[schema(value_type = InvitationRole)]
     pub role: String,
     /// `pending`, `accepted` or `revoked`.
+    #[schema(value_type = InvitationStatus)]
     pub status: String,
     pub expires_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
@@ -317,6 +383,7 @@ pub async fn invitations_sent(tx: &Tx<'_>) -> Result<Vec<ExportedInvitation>, Db
 #[serde(rename_all = "camelCase")]
 pub struct ExportedAiPreferences {
     /// `off` or `suggest`.
+    #[schema(value_type = ExportedAiMode)]
     pub mode: String,
     #[schema(value_type = Object)]
     pub field_overrides: Value,
@@ -362,6 +429,7 @@ pub struct ExportedAiSuggestion {
     /// The suggested value; `null` when the model's output was invalid.
     pub value: Option<Value>,
     /// `pending`, `accepted`, `rejected` or `invalid`.
+    #[schema(value_type = SuggestionStatus)]
     pub status: String,
     pub decided_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,

@@ -11,6 +11,7 @@ use crate::db::DbError;
 use crate::db::event_writer::Refused;
 use crate::http::request_id;
 use crate::wizard::WizardError;
+use crate::wizard::error::CurrentAnswer;
 use crate::wizard::validation::{FieldError, ValidationErrors};
 
 /// Crate-wide result, defaulting to [`ApiError`].
@@ -34,8 +35,13 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("{0}")]
     Conflict(String),
-    #[error("{0}")]
-    PreconditionFailed(String),
+    /// A stale `If-Match`: answered with the current version as `ETag` and,
+    /// when known, the current answer as problem members.
+    #[error("{detail}")]
+    PreconditionFailed {
+        detail: String,
+        current: Option<CurrentAnswer>,
+    },
     #[error("{0}")]
     PayloadTooLarge(String),
     #[error("{0}")]
@@ -47,6 +53,12 @@ pub enum ApiError {
     },
     #[error("{0}")]
     PreconditionRequired(String),
+    /// The `Idempotency-Key` was first used for another request (method,
+    /// path or body); a 422 of its own problem type, without `errors[]`.
+    #[error(
+        "this Idempotency-Key was used for a different request; use a new key for a new request"
+    )]
+    IdempotencyKeyReused,
     /// A rate limit was reached; answered with `Retry-After` and the `RateLimit-*` headers.
     #[error("too many requests; retry in {} seconds", .0.retry_after_seconds.unwrap_or(1))]
     RateLimited(RateLimitHeaders),
@@ -87,7 +99,9 @@ impl From<WizardError> for ApiError {
             WizardError::Invalid { detail, errors } => {
                 ApiError::UnprocessableEntity { detail, errors }
             }
-            WizardError::VersionMismatch(detail) => ApiError::PreconditionFailed(detail),
+            WizardError::VersionMismatch { detail, current } => {
+                ApiError::PreconditionFailed { detail, current }
+            }
             WizardError::VersionRequired(detail) => ApiError::PreconditionRequired(detail),
             WizardError::Conflict(detail) => ApiError::Conflict(detail),
             WizardError::NotFound(detail) => ApiError::NotFound(detail),
@@ -133,6 +147,18 @@ pub struct Problem {
     /// Every field error at once (422 only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// 412 of a write to a step: the version stored now (0: none), as the
+    /// `ETag` header says; send it in `If-Match` to overwrite.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_version: Option<i64>,
+    /// 412 of a write to a step: the answers stored now, as `GET` would
+    /// answer them (`null` before the first save).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub current_answers: Option<serde_json::Value>,
+    /// 412 of a write to a step: whether the stored answer completes the step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_completed: Option<bool>,
 }
 
 impl ApiError {
@@ -145,11 +171,12 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+            ApiError::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::UnprocessableEntity { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PreconditionRequired(_) => StatusCode::PRECONDITION_REQUIRED,
+            ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -165,11 +192,12 @@ impl ApiError {
             ApiError::NotFound(_) => "not-found",
             ApiError::MethodNotAllowed => "method-not-allowed",
             ApiError::Conflict(_) => "conflict",
-            ApiError::PreconditionFailed(_) => "precondition-failed",
+            ApiError::PreconditionFailed { .. } => "precondition-failed",
             ApiError::PayloadTooLarge(_) => "payload-too-large",
             ApiError::UnsupportedMediaType(_) => "unsupported-media-type",
             ApiError::UnprocessableEntity { .. } => "validation-failed",
             ApiError::PreconditionRequired(_) => "precondition-required",
+            ApiError::IdempotencyKeyReused => "idempotency-key-reused",
             ApiError::RateLimited(_) => "rate-limited",
             ApiError::ServiceUnavailable(_) => "service-unavailable",
             ApiError::Internal(_) => "internal",
@@ -195,6 +223,10 @@ impl IntoResponse for ApiError {
             ApiError::UnprocessableEntity { errors, .. } => errors.clone(),
             _ => Vec::new(),
         };
+        let current = match &self {
+            ApiError::PreconditionFailed { current, .. } => current.clone(),
+            _ => None,
+        };
         let body = Problem {
             type_uri: format!("{PROBLEM_TYPE_BASE}{}", self.slug()),
             title: status.canonical_reason().unwrap_or("Error").to_string(),
@@ -202,6 +234,11 @@ impl IntoResponse for ApiError {
             detail,
             request_id,
             errors,
+            current_version: current.as_ref().map(|current| current.version),
+            current_answers: current
+                .as_ref()
+                .map(|current| current.answers.clone().unwrap_or(serde_json::Value::Null)),
+            current_completed: current.as_ref().map(|current| current.completed),
         };
         let bytes = serde_json::to_vec(&body).unwrap_or_default();
         let mut response = (status, bytes).into_response();
@@ -225,6 +262,14 @@ impl IntoResponse for ApiError {
             }
             ApiError::ServiceUnavailable(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+            }
+            ApiError::PreconditionFailed {
+                current: Some(current),
+                ..
+            } => {
+                let etag = HeaderValue::from_str(&format!("\"{}\"", current.version))
+                    .expect("digits are a valid header value");
+                headers.insert(header::ETAG, etag);
             }
             _ => {}
         }
@@ -277,12 +322,14 @@ mod tests {
                 code: ErrorCode::Required,
                 message: "is required".into(),
                 limit: None,
+                step: None,
             },
             FieldError {
                 pointer: "/slug".into(),
                 code: ErrorCode::TooLong,
                 message: "is too long".into(),
                 limit: Some(63.into()),
+                step: None,
             },
         ];
         let response = ApiError::UnprocessableEntity {
@@ -322,8 +369,40 @@ mod tests {
     fn a_missing_or_stale_version_is_428_or_412() {
         let required = ApiError::from(WizardError::VersionRequired("send If-Match".into()));
         assert_eq!(required.status(), StatusCode::PRECONDITION_REQUIRED);
-        let stale = ApiError::from(WizardError::VersionMismatch("saved since".into()));
+        let stale = ApiError::from(WizardError::version_mismatch("saved since"));
         assert_eq!(stale.status(), StatusCode::PRECONDITION_FAILED);
+    }
+
+    #[tokio::test]
+    async fn a_stale_version_answers_the_current_one_as_etag_and_members() {
+        let response = ApiError::from(WizardError::version_mismatch("saved since").with_current(
+            CurrentAnswer {
+                version: 4,
+                answers: Some(serde_json::json!({ "fullName": "Ada" })),
+                completed: true,
+            },
+        ))
+        .into_response();
+        assert_eq!(response.status(), StatusCode::PRECONDITION_FAILED);
+        assert_eq!(response.headers()[header::ETAG], "\"4\"");
+        let body = body_json(response).await;
+        assert_eq!(body["currentVersion"], 4);
+        assert_eq!(body["currentAnswers"]["fullName"], "Ada");
+        assert_eq!(body["currentCompleted"], true);
+
+        let none = ApiError::from(WizardError::version_mismatch("nothing saved").with_current(
+            CurrentAnswer {
+                version: 0,
+                answers: None,
+                completed: false,
+            },
+        ))
+        .into_response();
+        assert_eq!(none.headers()[header::ETAG], "\"0\"");
+        let body = body_json(none).await;
+        assert_eq!(body["currentVersion"], 0);
+        assert!(body["currentAnswers"].is_null());
+        assert!(body.as_object().unwrap().contains_key("currentAnswers"));
     }
 
     #[tokio::test]

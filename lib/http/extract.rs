@@ -57,6 +57,11 @@ struct Rejected(AuthError);
 /// request's extensions, where the rate limiter and [`CallerOf`] find it. A
 /// credential that fails is left, with the reason, for [`CallerOf`] to reject
 /// with its 401, so routes that never ask who is calling (health) still answer.
+///
+/// A session cookie the server no longer accepts (bad signature, a rotated
+/// `SESSION_SECRET`, expired, merged) is cleared on the way out, whatever
+/// the route answers: the cookie is HttpOnly, so the page cannot drop it, and
+/// the browser's next request is a plain anonymous (or signed-in) one.
 pub async fn identify(
     axum::extract::State(state): axum::extract::State<AppState>,
     mut request: Request,
@@ -66,6 +71,12 @@ pub async fn identify(
         Ok(caller) => with_live_session(&state, caller).await,
         Err(error) => Err(error),
     };
+    let stale_cookie = crate::auth::session_cookie_presented(request.headers())
+        && match &detected {
+            Ok(caller) => caller.session().is_none(),
+            Err(error) => matches!(error, AuthError::BadSession | AuthError::SessionExpired),
+        };
+    let secure = crate::auth::cookie_is_secure(request.headers());
     match detected {
         Ok(caller) => {
             crate::monitoring::note_caller(caller.kind());
@@ -75,7 +86,23 @@ pub async fn identify(
             request.extensions_mut().insert(Rejected(error));
         }
     }
-    next.run(request).await
+    let mut response = next.run(request).await;
+    if stale_cookie && !sets_session_cookie(response.headers()) {
+        response.headers_mut().append(
+            header::SET_COOKIE,
+            crate::auth::SessionCookies::clear_cookie_header(secure),
+        );
+    }
+    response
+}
+
+/// Whether a response already sets (or clears) the session cookie itself.
+fn sets_session_cookie(headers: &HeaderMap) -> bool {
+    let prefix = format!("{}=", crate::auth::SESSION_COOKIE_NAME);
+    headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .any(|value| value.as_bytes().starts_with(prefix.as_bytes()))
 }
 
 /// The caller, once its anonymous session is known to be live: a visitor's
@@ -247,6 +274,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                 code: ErrorCode::InvalidType,
                 message: error.inner().to_string(),
                 limit: None,
+                step: None,
             }],
         }
     })
@@ -281,7 +309,8 @@ fn is_json_content_type(headers: &HeaderMap) -> bool {
 }
 
 /// The version a write expects to replace, from `If-Match`: absent, `*`
-/// (any existing version) or `"N"`.
+/// (an answer exists, whatever its version: RFC 9110 §13.1.1, so a step
+/// with no answer fails it) or `"N"` (`"0"`: no answer yet).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IfMatch(pub ExpectedVersion);
 
@@ -319,8 +348,10 @@ impl utoipa::IntoParams for IfMatch {
     ) -> Vec<utoipa::openapi::path::Parameter> {
         vec![header_parameter(
             "If-Match",
-            "The version this write replaces, as its `ETag` gave it (`\"3\"`), or `*` for any. \
-             Required once the step has an answer (else 428); a stale version is 412. \
+            "The version this write replaces, as its `ETag` gave it (`\"3\"`), or `*`: \
+             \"an answer exists, whatever its version\" (RFC 9110), so `*` on a step with no \
+             answer is 412. Required once the step has an answer (else 428); a stale version is \
+             412, with the current version as `ETag` and the current answer in the problem. \
              A first write may omit it or send `\"0\"`.",
             utoipa::openapi::schema::ObjectBuilder::new()
                 .schema_type(utoipa::openapi::schema::Type::String)
@@ -370,7 +401,7 @@ impl utoipa::IntoParams for IdempotencyKey {
             "Idempotency-Key",
             "Makes a retry safe (Stripe semantics): the first successful answer is stored with \
              the write and replayed, with `Idempotent-Replayed: true`, for 24 hours; the same key \
-             with a different request is 422.",
+             with a different request is 422 of type `idempotency-key-reused`.",
             utoipa::openapi::schema::ObjectBuilder::new()
                 .schema_type(utoipa::openapi::schema::Type::String)
                 .min_length(Some(1))

@@ -126,7 +126,8 @@ impl RequestFingerprint {
 
 /// Runs `write` at most once per idempotency key (Stripe semantics), inside
 /// the caller's transaction: a stored answer is replayed; the same key with
-/// another request is a 422; the answer is stored with the write, atomically.
+/// another request is a 422 of its own type
+/// (`idempotency-key-reused`); the answer is stored with the write, atomically.
 /// Only successful answers are stored: a failed write changed nothing, so
 /// running it again is safe.
 pub async fn at_most_once(
@@ -141,10 +142,7 @@ pub async fn at_most_once(
     idempotency::lock(tx, key).await?;
     if let Some(stored) = idempotency::find(tx, key).await? {
         if stored.fingerprint != request.digest {
-            return Err(ApiError::UnprocessableEntity {
-                detail: "this Idempotency-Key was used for a different request".into(),
-                errors: Vec::new(),
-            });
+            return Err(ApiError::IdempotencyKeyReused);
         }
         return Ok(Reply::from_stored(stored));
     }

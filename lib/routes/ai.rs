@@ -67,13 +67,47 @@ pub fn reject_router() -> Router<AppState> {
     Router::new().route(REJECT_PATH, post(reject))
 }
 
+/// `off` (nothing is sent to a provider) or `suggest`: the schema of every
+/// AI mode (the Rust side keeps strings, so an unknown value is a 422 with a
+/// pointer rather than a body-shape error).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum AiModeName {
+    Off,
+    Suggest,
+}
+
+/// Why a suggestion request produced no suggestion.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum NoSuggestionReasonName {
+    /// The provider's output stayed invalid for the field.
+    InvalidOutput,
+    /// The provider declined.
+    Refused,
+    /// The provider failed, timed out, or its circuit is open.
+    Unavailable,
+}
+
+/// The status of a suggestion just made.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum PendingStatus {
+    Pending,
+}
+
 /// The caller's AI choice (per identity: a session's choice does not follow it into an account).
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PreferencesView {
     /// `off` (the default) or `suggest`.
+    #[schema(value_type = AiModeName)]
     pub mode: String,
     /// `step.field` → `off` | `suggest`, overriding `mode`.
+    #[schema(value_type = BTreeMap<String, AiModeName>)]
     pub field_overrides: BTreeMap<String, String>,
     /// The version of the consent text the user accepted.
     #[schema(required = true)]
@@ -88,9 +122,11 @@ pub struct PreferencesView {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PreferencesBody {
     /// `off` or `suggest`.
+    #[schema(value_type = AiModeName)]
     pub mode: String,
     /// `step.field` → `off` | `suggest`, overriding `mode`.
     #[serde(default)]
+    #[schema(value_type = BTreeMap<String, AiModeName>)]
     pub field_overrides: BTreeMap<String, String>,
     /// Required to opt in anywhere: the version of the consent text the user accepted.
     pub consent_version: Option<String>,
@@ -102,6 +138,7 @@ fn mode(raw: &str, pointer: String) -> Result<AiMode, FieldError> {
         code: ErrorCode::NotInEnum,
         message: "must be `off` or `suggest`".into(),
         limit: Some(serde_json::json!(["off", "suggest"])),
+        step: None,
     })
 }
 
@@ -206,6 +243,7 @@ async fn write_preferences(
                     "keys are `step.field` names: at most {MAX_OVERRIDE_KEY_CHARS} characters, no control characters"
                 ),
                 limit: Some(serde_json::json!(MAX_OVERRIDE_KEY_CHARS)),
+                step: None,
             });
             break;
         }
@@ -221,6 +259,7 @@ async fn write_preferences(
                 code: ErrorCode::TooLong,
                 message: format!("at most {MAX_CONSENT_VERSION_CHARS} characters"),
                 limit: Some(serde_json::json!(MAX_CONSENT_VERSION_CHARS)),
+                step: None,
             });
         } else if consent.chars().any(char::is_control) {
             errors.push(FieldError {
@@ -228,6 +267,7 @@ async fn write_preferences(
                 code: ErrorCode::ControlCharacter,
                 message: "must not contain control characters".into(),
                 limit: None,
+                step: None,
             });
         }
     }
@@ -237,6 +277,7 @@ async fn write_preferences(
             code: ErrorCode::Required,
             message: "opting in needs the version of the consent text the user accepted".into(),
             limit: None,
+            step: None,
         });
     }
     let Some(chosen) = chosen.filter(|_| errors.is_empty()) else {
@@ -282,6 +323,7 @@ pub struct SuggestionView {
     /// A value that passes the field's validation.
     pub value: serde_json::Value,
     /// `pending`.
+    #[schema(value_type = PendingStatus)]
     pub status: String,
 }
 
@@ -292,6 +334,7 @@ pub struct SuggestReply {
     pub suggestion: Option<SuggestionView>,
     /// Why there is none: `invalid_output`, `refused` or `unavailable`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<NoSuggestionReasonName>)]
     pub reason: Option<String>,
 }
 
@@ -372,6 +415,7 @@ async fn request_suggestion(
                     code: ErrorCode::NotEnhanceable,
                     message: "this field does not offer AI suggestions".into(),
                     limit: None,
+                    step: None,
                 }],
             },
             SuggestError::NoPrompt(key) => {
@@ -497,7 +541,8 @@ async fn decide_route(
         OwnerRequired,
         (status = 404, description = "No such suggestion for this caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The suggestion was rejected, belongs to another flow, or onboarding is already completed", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "`If-Match` names a version other than the stored one", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "`If-Match` names a version other than the stored one (another tab saved first), or `*` on a step with no answer: `currentVersion`, `currentAnswers` and `currentCompleted` are what is stored now", body = Problem, content_type = "application/problem+json",
+            headers(("ETag" = String, description = "The version stored now, quoted (`\"0\"` when none): send it in `If-Match` to overwrite"))),
         WriteLimits,
         (status = 422, description = "A body that is not a JSON object, a value that no longer validates with the other answers, or the `Idempotency-Key` was used for a different request", body = Problem, content_type = "application/problem+json"),
         (status = 428, description = "The step has an answer and the request sent no `If-Match`", body = Problem, content_type = "application/problem+json"),

@@ -39,7 +39,7 @@ pub fn router() -> Router<AppState> {
         (status = 400, description = "A malformed `Idempotency-Key`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Not signed in (anonymous drafts are merged on sign-in), or a credential that failed verification", body = Problem, content_type = "application/problem+json"),
         WriteLimits,
-        (status = 422, description = "Onboarding was not started, a required step is not completed or no longer fits the flow, the organization's slug is taken (`errors[]` points at `/steps/<step>/...`), or the `Idempotency-Key` was used for a different request", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Onboarding was not started, a required step is not completed or no longer fits the flow, the organization's slug is taken (each error of `errors[]` names its `step` and points into that step's answers, e.g. `step: \"organization\", pointer: \"/slug\"`), or the `Idempotency-Key` was used for a different request", body = Problem, content_type = "application/problem+json"),
         DatabaseProblems,
     )
 )]

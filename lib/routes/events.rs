@@ -214,5 +214,6 @@ fn field_error(index: usize, field: &str, code: ErrorCode, message: &str) -> Fie
         code,
         message: message.into(),
         limit: None,
+        step: None,
     }
 }

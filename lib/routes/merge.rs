@@ -8,13 +8,12 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
-use crate::auth::{Caller, SessionCookies};
+use crate::auth::{Caller, SessionCookies, cookie_is_secure};
 use crate::db::RlsContext;
 use crate::http::error::{ApiError, Problem};
 use crate::http::extract::{CallerOf, IdempotencyKey, RawBody};
 use crate::http::idempotency::{Reply, RequestFingerprint, run_once};
 use crate::routes::problems::{DatabaseProblems, WriteLimits};
-use crate::routes::session::cookie_is_secure;
 use crate::state::AppState;
 use crate::wizard::merge::{Merged, merge};
 use crate::wizard::reads::forget_cached;
@@ -31,8 +30,11 @@ pub fn router() -> Router<AppState> {
 /// Per step, **the more recently saved answer wins**; on a tie the account's
 /// answer is kept. The answer lists, per flow, the steps taken from the
 /// session and the ones kept, and clears the session cookie. Merging again
-/// finds nothing and changes nothing. Any body is ignored but for
-/// `Idempotency-Key` matching.
+/// finds nothing and changes nothing; so does merging without a session (or
+/// with one that expired or does not verify): the browser cannot know
+/// whether its HttpOnly cookie holds one, so that is a 200 with nothing in
+/// `merged`, not an error. Any body is ignored but for `Idempotency-Key`
+/// matching.
 #[utoipa::path(
     post,
     path = PATH,
@@ -41,9 +43,9 @@ pub fn router() -> Router<AppState> {
     params(IdempotencyKey),
     security(("bearer" = [], "sessionCookie" = []), ("bearer" = [], "sessionHeader" = [])),
     responses(
-        (status = 200, description = "Merged", body = Merged,
+        (status = 200, description = "Merged; `merged` is empty when there was no session to merge", body = Merged,
             headers(("Set-Cookie" = String, description = "Clears `onboarding_session` (`Max-Age=0`)"))),
-        (status = 400, description = "No session presented (and no `Idempotency-Key` to replay), or a malformed `Idempotency-Key`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "A malformed `Idempotency-Key`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Not signed in, or a credential that failed verification", body = Problem, content_type = "application/problem+json"),
         WriteLimits,
         (status = 422, description = "The `Idempotency-Key` was used for a different request", body = Problem, content_type = "application/problem+json"),
@@ -58,16 +60,11 @@ async fn handle(
     headers: axum::http::HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    let Caller::User(user) = &caller else {
+    let Caller::User(_) = &caller else {
         return Err(ApiError::sign_in_required(
             "merging needs the signed-in user's token",
         ));
     };
-    if user.session().is_none() && key.is_none() {
-        return Err(ApiError::BadRequest(
-            "present the anonymous session (cookie or X-Onboarding-Session) to merge".into(),
-        ));
-    }
     let fingerprint = RequestFingerprint::new("POST", PATH, &body);
     let context = RlsContext::for_caller(&caller);
     let reply = run_once(

@@ -5,6 +5,7 @@
 //! string is written once, in the route's `PATH`.
 
 pub mod ai;
+pub mod ai_policy;
 pub mod analytics;
 pub mod complete;
 pub mod events;
@@ -40,6 +41,7 @@ pub fn all() -> Router<AppState> {
         .merge(ai::suggest_router())
         .merge(ai::accept_router())
         .merge(ai::reject_router())
+        .merge(ai_policy::router())
         .merge(purge::router())
         .merge(me::erase_router())
         .merge(me::export_router())

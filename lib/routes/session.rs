@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::auth::{Caller, SessionId};
+use crate::auth::{Caller, SessionId, cookie_is_secure};
 use crate::cache::rate_limit::ip_identifier;
 use crate::http::error::{ApiError, Problem};
 use crate::http::extract::CallerForNewSession;
@@ -34,17 +34,6 @@ pub struct SessionStarted {
     /// The signed session value, for `X-Onboarding-Session`.
     pub session: String,
     pub expires_at: DateTime<Utc>,
-}
-
-/// Cookies are `Secure` except when the wizard is served from localhost,
-/// where browsers would drop them over plain http.
-pub fn cookie_is_secure(headers: &HeaderMap) -> bool {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or("");
-    let hostname = host.rsplit_once(':').map_or(host, |(name, _)| name);
-    !matches!(hostname, "localhost" | "127.0.0.1" | "[::1]")
 }
 
 /// Start an anonymous wizard session

@@ -128,6 +128,7 @@ fn unnamed_user(invalid: InvalidIdentifier) -> ApiError {
             },
             message: invalid.to_string(),
             limit: None,
+            step: None,
         }],
     }
 }

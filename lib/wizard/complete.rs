@@ -87,10 +87,7 @@ pub async fn complete(
             Ok(parsed) => {
                 typed.insert(step.clone(), parsed);
             }
-            Err(errors) => {
-                let prefix = format!("/steps/{step}");
-                unreadable.extend(errors.into_errors().into_iter().map(|e| e.under(&prefix)))
-            }
+            Err(errors) => unreadable.extend(errors.in_step(step).into_errors()),
         }
     }
     if !unreadable.is_empty() {
@@ -103,7 +100,7 @@ pub async fn complete(
         let mut errors = Vec::new();
         for step in missing.steps {
             errors.push(FieldError {
-                pointer: format!("/steps/{}", step.step),
+                pointer: String::new(),
                 code: match step.reason {
                     MissingStepReason::Missing => ErrorCode::StepMissing,
                     MissingStepReason::Incomplete => ErrorCode::StepIncomplete,
@@ -111,9 +108,9 @@ pub async fn complete(
                 },
                 message: format!("step `{}` must be completed first", step.step),
                 limit: None,
+                step: Some(step.step.clone()),
             });
-            let prefix = format!("/steps/{}", step.step);
-            errors.extend(step.errors.into_iter().map(|e| e.under(&prefix)));
+            errors.extend(step.errors.into_iter().map(|e| e.in_step(&step.step)));
         }
         WizardError::Invalid {
             detail: "some required steps are not completed".into(),
@@ -156,10 +153,11 @@ pub async fn complete(
                 WizardError::Invalid {
                     detail: "the organization's slug is taken".into(),
                     errors: vec![FieldError {
-                        pointer: "/steps/organization/slug".into(),
+                        pointer: "/slug".into(),
                         code: ErrorCode::SlugTaken,
                         message: "another organization uses this slug".into(),
                         limit: None,
+                        step: Some("organization".into()),
                     }],
                 }
             } else {

@@ -39,6 +39,7 @@ pub struct ExportedProgress {
     pub flow_id: String,
     pub flow_version: i32,
     /// `in_progress` or `completed`.
+    #[schema(value_type = crate::db::erasure::ProgressStateName)]
     pub state: String,
     pub current_step: Option<String>,
     pub completed_steps: Vec<String>,

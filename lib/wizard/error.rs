@@ -14,9 +14,13 @@ pub enum WizardError {
         detail: String,
         errors: Vec<FieldError>,
     },
-    /// The caller expected another version than the stored one.
-    #[error("{0}")]
-    VersionMismatch(String),
+    /// The caller expected another version than the stored one; `current`
+    /// is what is stored now, so the caller can recover without a read.
+    #[error("{detail}")]
+    VersionMismatch {
+        detail: String,
+        current: Option<CurrentAnswer>,
+    },
     /// An answer is stored and the caller did not say which version it replaces.
     #[error("{0}")]
     VersionRequired(String),
@@ -29,7 +33,35 @@ pub enum WizardError {
     Db(#[from] DbError),
 }
 
+/// The answer a write was refused against: what a read of the step would
+/// give now (`version` 0 and no answers before the first save).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CurrentAnswer {
+    pub version: i64,
+    pub answers: Option<serde_json::Value>,
+    pub completed: bool,
+}
+
 impl WizardError {
+    /// A version mismatch whose current answer is attached later.
+    pub fn version_mismatch(detail: impl Into<String>) -> Self {
+        WizardError::VersionMismatch {
+            detail: detail.into(),
+            current: None,
+        }
+    }
+
+    /// The same error, carrying the current answer when it is a version mismatch.
+    pub fn with_current(self, answer: CurrentAnswer) -> Self {
+        match self {
+            WizardError::VersionMismatch { detail, .. } => WizardError::VersionMismatch {
+                detail,
+                current: Some(answer),
+            },
+            other => other,
+        }
+    }
+
     /// A refusal with no field to point at.
     pub fn invalid(detail: impl Into<String>) -> Self {
         WizardError::Invalid {

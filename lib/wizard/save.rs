@@ -11,6 +11,7 @@ use crate::db::Tx;
 use crate::db::answers::{self, StoredAnswer, Write};
 use crate::db::progress::{self, ProgressState};
 use crate::wizard::WizardError;
+use crate::wizard::error::CurrentAnswer;
 use crate::wizard::flow::{AnswerMap, Flow};
 use crate::wizard::status::{self, RedirectPaths, Status};
 use crate::wizard::transform::to_stored;
@@ -21,7 +22,8 @@ use crate::wizard::validation::{validate_draft, validate_step};
 pub enum ExpectedVersion {
     /// The caller did not say.
     Absent,
-    /// Whatever is stored.
+    /// Whatever is stored, as long as something is (`If-Match: *`, RFC 9110:
+    /// with nothing stored the precondition fails).
     Any,
     /// Exactly this version (0: nothing stored yet).
     Version(i64),
@@ -151,8 +153,8 @@ pub(crate) fn precondition(
 ) -> Result<Write, WizardError> {
     match (existing, expected) {
         (None, ExpectedVersion::Absent | ExpectedVersion::Version(0)) => Ok(Write::Insert),
-        (None, _) => Err(WizardError::VersionMismatch(
-            "the step has no saved answer to match; send no If-Match (or \"0\")".into(),
+        (None, _) => Err(WizardError::version_mismatch(
+            "the step has no saved answer, so no version (and not `*`) matches; send no If-Match (or \"0\")",
         )),
         (Some(_), ExpectedVersion::Absent) => Err(WizardError::VersionRequired(
             "the step has a saved answer: send If-Match with the version from its ETag".into(),
@@ -161,10 +163,20 @@ pub(crate) fn precondition(
         (Some(stored), ExpectedVersion::Version(version)) if version == stored.version => {
             Ok(Write::ReplaceAt(version))
         }
-        (Some(stored), ExpectedVersion::Version(_)) => Err(WizardError::VersionMismatch(format!(
+        (Some(stored), ExpectedVersion::Version(_)) => Err(WizardError::version_mismatch(format!(
             "the step was saved since you read it; its version is now {}",
             stored.version
         ))),
+    }
+}
+
+/// What a read of the step would answer now, for a refused write.
+fn current_answer(step: &str, stored: Option<&StoredAnswer>, flow: &Flow) -> CurrentAnswer {
+    let view = StepView::upgraded(step, stored, flow);
+    CurrentAnswer {
+        version: view.version,
+        answers: view.answers,
+        completed: view.completed,
     }
 }
 
@@ -204,7 +216,8 @@ pub async fn write_answer(
     }
     let stored = answers::all_for_progress(tx, record.id).await?;
     let existing = stored.get(step);
-    let precondition = precondition(existing, write.expected)?;
+    let precondition = precondition(existing, write.expected)
+        .map_err(|error| error.with_current(current_answer(step, existing, flow)))?;
     let complete = match completion {
         Completion::Draft => false,
         Completion::Complete => true,
@@ -233,7 +246,8 @@ pub async fn write_answer(
         validate_step(flow, step, answers, &context_answers, write.flags)
     } else {
         validate_draft(flow, step, answers, &context_answers, write.flags)
-    }?;
+    }
+    .map_err(|errors| errors.in_step(step))?;
     let value = to_stored(&validated);
 
     let saved = answers::store(
@@ -245,11 +259,16 @@ pub async fn write_answer(
         flow.version() as i32,
         precondition,
     )
-    .await?
-    // Another writer took the version between our read and write.
-    .ok_or_else(|| {
-        WizardError::VersionMismatch("the step was saved concurrently; reload it".into())
-    })?;
+    .await?;
+    let Some(saved) = saved else {
+        // Another writer took the version between our read and write; a new
+        // statement sees what it committed.
+        let now = answers::all_for_progress(tx, record.id).await?;
+        return Err(
+            WizardError::version_mismatch("the step was saved concurrently; reload it")
+                .with_current(current_answer(step, now.get(step), flow)),
+        );
+    };
 
     context_answers.insert(step.to_string(), value);
     let mut completed_steps: Vec<String> = record
@@ -320,7 +339,7 @@ mod tests {
         );
         assert!(matches!(
             precondition(None, ExpectedVersion::Version(3)),
-            Err(WizardError::VersionMismatch(_))
+            Err(WizardError::VersionMismatch { .. })
         ));
     }
 
@@ -336,7 +355,7 @@ mod tests {
     fn a_stale_version_is_412_and_the_current_one_replaces() {
         assert!(matches!(
             precondition(Some(&stored(2)), ExpectedVersion::Version(1)),
-            Err(WizardError::VersionMismatch(_))
+            Err(WizardError::VersionMismatch { .. })
         ));
         assert_eq!(
             precondition(Some(&stored(2)), ExpectedVersion::Version(2)).unwrap(),

@@ -11,12 +11,22 @@ use crate::wizard::WizardError;
 use crate::wizard::save::{Completion, Saved, StepView, StepWrite, WriteContext, write_answer};
 use crate::wizard::suggest::{DecideOutcome, Decision, decide};
 
+/// What became of a suggestion: the schema of [`Decided::status`].
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum DecisionName {
+    Accepted,
+    Rejected,
+}
+
 /// The answer of accepting or rejecting a suggestion.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Decided {
     pub id: Uuid,
     /// `accepted` or `rejected`.
+    #[schema(value_type = DecisionName)]
     pub status: String,
     /// For an acceptance: the step as saved, with its new version.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -116,6 +116,11 @@ async fn a_suggestion_is_offered_only_after_opt_in_and_written_only_on_accept() 
     };
     let stale = accept(7).await.unwrap();
     assert_eq!(stale.status(), 412);
+    // The 412 says what is stored, so the client need not read it again.
+    assert_eq!(stale.headers()["etag"], "\"1\"");
+    let problem: Value = stale.json().await.unwrap();
+    assert_eq!(problem["currentVersion"], 1);
+    assert_eq!(problem["currentAnswers"], stored["answers"]);
     let accepted = accept(1).await.unwrap();
     assert_eq!(accepted.status(), 200);
     assert_eq!(accepted.headers()["etag"], "\"2\"");
@@ -229,4 +234,153 @@ async fn the_whole_onboarding_works_unchanged_with_the_ai_provider_down() {
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["reason"], "unavailable");
+}
+
+/// An organization's admins read and set its AI policy; the owner is whoever
+/// completed onboarding with the organization step, and a member (or anyone
+/// else) is refused, by the database's check of the membership.
+#[tokio::test]
+async fn an_organization_admin_forbids_ai_for_its_members_through_the_policy_route() {
+    const POLICY: &str = "/api/onboarding/ai/policy";
+    let provider = FakeProvider::start(
+        ProviderKind::OpenAi,
+        vec![server::structured(
+            ProviderKind::OpenAi,
+            json!({ "primaryGoal": "See our numbers in real time" }),
+        )],
+    )
+    .await;
+    let app = app_with_provider(&provider).await;
+    let api = Api::at(&app.address);
+
+    // Completing onboarding with an organization makes the caller its owner.
+    let owner = "policy_owner".to_string();
+    let signed_in = Auth::token(&token(&owner, None));
+    for step in ["profile", "organization", "goals", "team", "preferences"] {
+        let response = api
+            .put_step(step, &signed_in, valid_answer(step), true, None)
+            .await;
+        assert_eq!(response.status(), 200, "{step}");
+    }
+    let completed: Value = api
+        .post("/api/onboarding/complete", &signed_in, json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let organization = completed["organizationId"].as_str().unwrap().to_string();
+    let admin = Auth::token(&token(&owner, Some(&organization)));
+
+    // The default: allowed, never set.
+    let response = api
+        .request(Method::GET, POLICY, &admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let policy: Value = response.json().await.unwrap();
+    assert_eq!(policy["organizationId"], organization.as_str());
+    assert_eq!(policy["aiAllowed"], true);
+    assert!(policy["updatedAt"].is_null());
+    assert_eq!(policy["available"], true);
+
+    // A member of the organization (added as the database would) cannot set it,
+    // nor can someone whose token merely names the organization.
+    let member = "policy_member";
+    let superuser = crate::support::connect(&app.db.admin_url()).await;
+    superuser
+        .execute(
+            "insert into onboarding.memberships (organization_id, user_id, role) values ($1, $2, 'member')",
+            &[&organization, &member],
+        )
+        .await
+        .unwrap();
+    let member = Auth::token(&token(member, Some(&organization)));
+    let stranger = Auth::token(&token("policy_stranger", Some(&organization)));
+    for caller in [&member, &stranger] {
+        for method in [Method::GET, Method::PUT] {
+            let response = api
+                .request(method.clone(), POLICY, caller)
+                .json(&json!({ "aiAllowed": true }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 403, "{method}");
+        }
+    }
+    // Signed in without an organization, or not signed in at all.
+    let response = api
+        .request(Method::GET, POLICY, &signed_in)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    let visitor = Auth::session(&api.start_session().await);
+    let response = api
+        .request(Method::GET, POLICY, &visitor)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    let response = api
+        .request(Method::PUT, POLICY, &admin)
+        .json(&json!({ "aiAllowed": "no" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 422);
+
+    // The member opts in; AI is allowed until the admin forbids it.
+    let opt_in = json!({ "mode": "suggest", "consentVersion": "2026-11" });
+    let response = api
+        .request(Method::PUT, "/api/onboarding/ai/preferences", &member)
+        .json(&opt_in)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let response = api
+        .request(Method::PUT, POLICY, &admin)
+        .json(&json!({ "aiAllowed": false }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let policy: Value = response.json().await.unwrap();
+    assert_eq!(policy["aiAllowed"], false);
+    assert!(policy["updatedAt"].is_string());
+    let stored: (bool, String) = {
+        let row = superuser
+            .query_one(
+                "select ai_allowed, updated_by from onboarding.organization_ai_policies where organization_id = $1",
+                &[&organization],
+            )
+            .await
+            .unwrap();
+        (row.get(0), row.get(1))
+    };
+    assert_eq!(stored, (false, owner.clone()));
+    let response = suggest(&api, &member).await;
+    assert_eq!(response.status(), 403);
+    assert_eq!(provider.count(), 0, "the provider must receive nothing");
+
+    // Allowed again: the member's own opt-in still holds.
+    let response = api
+        .request(Method::PUT, POLICY, &admin)
+        .json(&json!({ "aiAllowed": true }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let policy: Value = api
+        .request(Method::GET, POLICY, &admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(policy["aiAllowed"], true);
+    let response = suggest(&api, &member).await;
+    assert_eq!(response.status(), 201);
 }

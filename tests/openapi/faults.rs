@@ -10,7 +10,7 @@ use super::probe::{
 use super::working::signed;
 use super::{
     ACCEPT, CLERK, COMPLETE, CRON_SECRET, Contract, EVENTS, EXPORT, FLOW, FUNNEL, HEALTH, ME,
-    MERGE, PREFERENCES, PURGE, REJECT, SESSION, STATUS, STEP, SUGGEST,
+    MERGE, POLICY, PREFERENCES, PURGE, REJECT, SESSION, STATUS, STEP, SUGGEST,
 };
 use crate::support::api::{Auth, valid_answer};
 use crate::support::webhook::TEST_WEBHOOK_SECRET;
@@ -52,6 +52,7 @@ pub async fn answers_at_the_rate_limit(contract: &Contract) {
         case(422, POST, COMPLETE, COMPLETE, &user, Empty),
         case(429, POST, COMPLETE, COMPLETE, &user, Empty),
         case(429, POST, MERGE, MERGE, &user, Empty),
+        case(429, PUT, POLICY, POLICY, &user, Json(json!({ "aiAllowed": false }))),
         // This deployment has no CRON_SECRET: the purge never runs.
         case(503, GET, PURGE, PURGE, &scheduler, Empty),
         case(429, DELETE, ME, ME, &user, Empty),
@@ -131,6 +132,8 @@ async fn every_database_route_answers(probe: &Probe<'_>, status: u16) {
         case(status, GET, FUNNEL, FUNNEL, &user, Empty),
         case(status, GET, PREFERENCES, PREFERENCES, &user, Empty),
         case(status, PUT, PREFERENCES, PREFERENCES, &user, Json(json!({ "mode": "off" }))),
+        case(status, GET, POLICY, POLICY, &user, Empty),
+        case(status, PUT, POLICY, POLICY, &user, Json(json!({ "aiAllowed": false }))),
         case(status, POST, SUGGEST, SUGGEST, &user, Json(primary_goal)),
         case(status, POST, ACCEPT, decision_path(&id, "accept"), &user, Empty),
         case(status, POST, REJECT, decision_path(&id, "reject"), &user, Empty),

@@ -37,6 +37,7 @@ const PREFERENCES: &str = "/api/onboarding/ai/preferences";
 const SUGGEST: &str = "/api/onboarding/ai/suggest";
 const ACCEPT: &str = "/api/onboarding/ai/suggestions/{id}/accept";
 const REJECT: &str = "/api/onboarding/ai/suggestions/{id}/reject";
+const POLICY: &str = "/api/onboarding/ai/policy";
 const PURGE: &str = "/api/cron/purge";
 
 /// The cron secret of the apps that run the purge.

@@ -12,7 +12,7 @@ use super::probe::{
 };
 use super::{
     ACCEPT, CLERK, COMPLETE, CRON_SECRET, Contract, EVENTS, EXPORT, FLOW, FUNNEL, HEALTH, ME,
-    MERGE, OPENAPI, PREFERENCES, PURGE, REJECT, SESSION, STATUS, STEP, STEPS, SUGGEST,
+    MERGE, OPENAPI, POLICY, PREFERENCES, PURGE, REJECT, SESSION, STATUS, STEP, STEPS, SUGGEST,
 };
 use crate::ai::server::{self, FakeProvider};
 use crate::support::api::{Auth, valid_answer};
@@ -293,7 +293,10 @@ async fn merge(probe: &Probe<'_>, callers: &Callers) {
         // The same key with another body.
         case(422, POST, MERGE, MERGE, &with_session, Json(json!({ "again": true })))
             .idempotency_key("merge-1"),
-        case(400, POST, MERGE, MERGE, member, Empty),
+        // No session to merge: the page cannot know, so it is a 200 that merged nothing.
+        case(200, POST, MERGE, MERGE, member, Empty)
+            .then(|merged| assert_eq!(merged.body["merged"], json!([]))),
+        case(400, POST, MERGE, MERGE, member, Empty).idempotency_key("not a key"),
         case(413, POST, MERGE, MERGE, member, Oversized),
         case(401, POST, MERGE, MERGE, nobody, Empty),
     ];
@@ -359,6 +362,19 @@ async fn funnel(probe: &Probe<'_>, app: &TestApp, callers: &Callers) {
         case(403, GET, FUNNEL, FUNNEL, &stranger, Empty),
         case(401, GET, FUNNEL, FUNNEL, visitor, Empty),
         case(401, GET, FUNNEL, FUNNEL, forged, Empty),
+        // The organization's AI policy, for the same admin.
+        case(200, GET, POLICY, POLICY, &boss, Empty)
+            .then(|policy| assert_eq!(policy.body["aiAllowed"], true)),
+        case(200, PUT, POLICY, POLICY, &boss, Json(json!({ "aiAllowed": false })))
+            .then(|policy| assert_eq!(policy.body["aiAllowed"], false)),
+        case(400, PUT, POLICY, POLICY, &boss, Malformed),
+        case(401, GET, POLICY, POLICY, visitor, Empty),
+        case(401, PUT, POLICY, POLICY, forged, Json(json!({ "aiAllowed": true }))),
+        case(403, GET, POLICY, POLICY, &stranger, Empty),
+        case(403, PUT, POLICY, POLICY, &stranger, Json(json!({ "aiAllowed": true }))),
+        case(413, PUT, POLICY, POLICY, &boss, Oversized),
+        case(415, PUT, POLICY, POLICY, &boss, Raw("text/plain", "false")),
+        case(422, PUT, POLICY, POLICY, &boss, Json(json!({ "aiAllowed": "no" }))),
     ];
     probe.run_all(cases).await;
 }

@@ -164,6 +164,25 @@ async fn a_signed_in_user_keeps_the_anonymous_session_for_merging_drafts() {
 }
 
 #[tokio::test]
+async fn a_signed_in_user_with_a_session_that_does_not_verify_is_the_user_without_it() {
+    let auth = hs_auth();
+    let h = headers(&[
+        ("authorization", &format!("Bearer {}", hs_token(&claims()))),
+        ("cookie", "onboarding_session=not-a-session.signature"),
+    ]);
+    let caller = auth.detect(&h).await.expect("user");
+    assert!(matches!(caller, Caller::User(_)));
+    assert_eq!(caller.session(), None);
+    assert!(crate::auth::session_cookie_presented(&h));
+    // A bad token is still refused, whatever the session.
+    let h = headers(&[
+        ("authorization", "Bearer not.a.token"),
+        ("cookie", "onboarding_session=not-a-session.signature"),
+    ]);
+    assert!(auth.detect(&h).await.is_err());
+}
+
+#[tokio::test]
 async fn a_supabase_base64_session_cookie_is_read() {
     let token = hs_token(&supabase_claims());
     let session = json!({"access_token": token, "refresh_token": "r", "token_type": "bearer"});

@@ -136,9 +136,12 @@ fn answered_value_schema(kind: &FieldKind) -> Value {
         FieldKind::EmailList { max_items } => json!({
             "type": "array",
             "items": email,
-            // Case-insensitive uniqueness is checked by the server only.
+            // Case-insensitive uniqueness is checked by the server only;
+            // the description tells the client (Ajv's `uniqueItems` compares
+            // exactly, and an unknown keyword would fail Ajv's strict mode).
             "uniqueItems": true,
             "maxItems": max_items,
+            "description": "Addresses must differ case-insensitively: the server answers `duplicate_item` for `Ada@x.io` next to `ada@x.io`. Compare lowercased copies before validating to agree with it.",
         }),
     }
 }

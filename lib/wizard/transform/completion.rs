@@ -158,6 +158,7 @@ pub fn completion_plan(
                 code: crate::wizard::validation::ErrorCode::Required,
                 message: format!("the completion plan needs `{step}.{field}`"),
                 limit: None,
+                step: None,
             }],
         });
     };

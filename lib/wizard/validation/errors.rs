@@ -9,7 +9,9 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 /// Stable machine-readable error codes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// A required field is missing, `null` or empty.
@@ -109,25 +111,34 @@ impl fmt::Display for ErrorCode {
     }
 }
 
-/// A field-level problem in a request body.
+/// A field-level problem. One convention on every route: an error about a
+/// step's answers names the step in `step`, and `pointer` points into that
+/// step's answers object (`/slug`, `/invites/1/email`; `""` for the step as a
+/// whole), whether the route was a save, an accepted suggestion or
+/// `/complete`. An error without `step` is about the request body itself, and
+/// `pointer` points into the body as sent (`/complete`, `/events/3/type`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct FieldError {
-    /// JSON pointer to the offending field, e.g. `/fullName`.
+    /// RFC 6901 JSON pointer: into the answers of `step` when `step` is
+    /// present (`/fullName`), else into the request body.
     pub pointer: String,
     /// Stable machine-readable code, e.g. `too_long`.
-    #[schema(value_type = String)]
     pub code: ErrorCode,
     /// Human-readable explanation.
     pub message: String,
     /// The limit that failed, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limit: Option<serde_json::Value>,
+    /// The step whose answers `pointer` points into; absent for an error in
+    /// the request body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
 }
 
 impl FieldError {
-    /// The same error, pointing into a sub-document (`/steps/goals` + `/primaryGoal`).
-    pub fn under(mut self, prefix: &str) -> Self {
-        self.pointer = format!("{prefix}{}", self.pointer);
+    /// The same error, about the answers of `step`.
+    pub fn in_step(mut self, step: &str) -> Self {
+        self.step = Some(step.to_string());
         self
     }
 }
@@ -142,6 +153,11 @@ impl ValidationErrors {
     /// The errors, in field order.
     pub fn errors(&self) -> &[FieldError] {
         &self.0
+    }
+
+    /// The same errors, about the answers of `step`.
+    pub fn in_step(self, step: &str) -> Self {
+        ValidationErrors(self.0.into_iter().map(|e| e.in_step(step)).collect())
     }
 
     /// Consumes into the list of errors.
@@ -166,6 +182,7 @@ impl ValidationErrors {
             code,
             message,
             limit,
+            step: None,
         }])
     }
 }

@@ -23,6 +23,7 @@ fn err(ptr: String, code: ErrorCode, message: String, limit: Option<Value>) -> F
         code,
         message,
         limit,
+        step: None,
     }
 }
 

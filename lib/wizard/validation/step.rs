@@ -120,6 +120,7 @@ fn validate_object(
                 code: ErrorCode::UnknownField,
                 message: format!("`{key}` is not a field of step `{}`", step.id),
                 limit: None,
+                step: None,
             });
         }
     }
@@ -157,6 +158,7 @@ fn validate_object(
                 code: ErrorCode::HiddenField,
                 message: format!("`{}` does not apply and must be left out", field.name),
                 limit: None,
+                step: None,
             }),
             (_, None) => {
                 if field.required && !options.draft && visibility == Visibility::Shown {
@@ -201,5 +203,6 @@ fn required(field: &FieldDefinition) -> FieldError {
         code: ErrorCode::Required,
         message: format!("{} is required", field.label),
         limit: None,
+        step: None,
     }
 }
