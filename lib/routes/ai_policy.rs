@@ -65,7 +65,7 @@ fn organization(request: &WizardRequest) -> Result<String, ApiError> {
 /// administer the active organization; 403 otherwise.
 async fn as_admin<T>(
     request: &WizardRequest,
-    body: impl AsyncFnOnce(&Tx<'_>) -> Result<T, DbError>,
+    body: impl AsyncFnOnce(&Tx<'_>) -> Result<T, DbError> + Clone,
 ) -> Result<T, ApiError> {
     request
         .state
