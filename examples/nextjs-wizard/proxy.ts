@@ -14,6 +14,8 @@ export const proxy = createOnboardingProxy({
   // The stand-in provider's HttpOnly cookie; with Clerk: cookieCredential("__session").
   credential: cookieCredential(TOKEN_COOKIE),
   credentialCookie: TOKEN_COOKIE,
+  // The backend's TRUSTED_PROXY_SECRET: its per-IP limits then count each visitor, not this proxy.
+  proxySecret: process.env.ONBOARDING_PROXY_SECRET,
 });
 
 export const config = {

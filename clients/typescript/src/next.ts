@@ -33,7 +33,26 @@ export interface OnboardingProxyOptions {
   credentialCookie?: string;
   /** Timeout of the proxy's own calls to the backend (default 3000 ms). */
   timeoutMs?: number;
+  /**
+   * The backend's `TRUSTED_PROXY_SECRET` (e.g. `process.env.ONBOARDING_PROXY_SECRET`):
+   * with it, every request to the backend names the visitor's address, so
+   * the backend's per-IP limits count visitors, not this proxy. Server-side
+   * only; never sent to the browser.
+   */
+  proxySecret?: string;
+  /** The visitor's address (default: the first of `x-forwarded-for`, else `x-real-ip`, as Vercel sets them). */
+  clientIp?: (request: NextRequest) => string | undefined;
   fetch?: typeof fetch;
+}
+
+/** The headers in which the proxy names the visitor to the backend. */
+export const PROXY_CLIENT_IP_HEADER = "x-onboarding-client-ip";
+export const PROXY_SECRET_HEADER = "x-onboarding-proxy-secret";
+
+/** The visitor's address as the platform in front of Next reports it. */
+export function forwardedClientIp(request: NextRequest): string | undefined {
+  const forwarded = request.headers.get("x-forwarded-for")?.split(",")[0]?.trim();
+  return forwarded || request.headers.get("x-real-ip")?.trim() || undefined;
 }
 
 /** A credential read from a cookie (the provider's JWT). */
@@ -86,11 +105,28 @@ export function createOnboardingProxy(options: OnboardingProxyOptions) {
   const publicPaths = options.publicPaths ?? [];
   const doFetch = options.fetch ?? ((input: RequestInfo | URL, init?: RequestInit) => globalThis.fetch(input, init));
   const timeoutMs = options.timeoutMs ?? 3000;
+  const clientIp = options.clientIp ?? forwardedClientIp;
 
-  async function call(path: string, init: { method?: string; cookie: string; token: string | undefined }) {
-    const headers: Record<string, string> = { accept: "application/json" };
-    if (init.cookie !== "") headers.cookie = init.cookie;
-    if (init.token !== undefined) headers.authorization = `Bearer ${init.token}`;
+  /** Names the visitor to the backend when the secret is configured; a browser's own such headers never pass. */
+  function nameVisitor(headers: Headers, request: NextRequest): void {
+    headers.delete(PROXY_SECRET_HEADER);
+    headers.delete(PROXY_CLIENT_IP_HEADER);
+    const ip = clientIp(request);
+    if (options.proxySecret !== undefined && ip !== undefined) {
+      headers.set(PROXY_SECRET_HEADER, options.proxySecret);
+      headers.set(PROXY_CLIENT_IP_HEADER, ip);
+    }
+  }
+
+  async function call(
+    request: NextRequest,
+    path: string,
+    init: { method?: string; cookie: string; token: string | undefined },
+  ) {
+    const headers = new Headers({ accept: "application/json" });
+    if (init.cookie !== "") headers.set("cookie", init.cookie);
+    if (init.token !== undefined) headers.set("authorization", `Bearer ${init.token}`);
+    nameVisitor(headers, request);
     return doFetch(`${apiUrl}${path}`, {
       method: init.method ?? "GET",
       headers,
@@ -100,10 +136,10 @@ export function createOnboardingProxy(options: OnboardingProxyOptions) {
     });
   }
 
-  async function readStatus(cookie: string, token: string | undefined): Promise<ProxyStatus> {
+  async function readStatus(request: NextRequest, cookie: string, token: string | undefined): Promise<ProxyStatus> {
     let response: Response;
     try {
-      response = await call("/api/onboarding/status", { cookie, token });
+      response = await call(request, "/api/onboarding/status", { cookie, token });
     } catch {
       return { kind: "unavailable", status: 0 };
     }
@@ -125,9 +161,9 @@ export function createOnboardingProxy(options: OnboardingProxyOptions) {
   }
 
   /** `POST /session`: the new session's cookie line, or undefined. */
-  async function startSession(cookie: string): Promise<string | undefined> {
+  async function startSession(request: NextRequest, cookie: string): Promise<string | undefined> {
     try {
-      const response = await call("/api/onboarding/session", { method: "POST", cookie, token: undefined });
+      const response = await call(request, "/api/onboarding/session", { method: "POST", cookie, token: undefined });
       if (response.status !== 200 && response.status !== 201) return undefined;
       return response.headers.getSetCookie().find((line) => cookieValue(line, SESSION_COOKIE) !== undefined);
     } catch {
@@ -147,6 +183,7 @@ export function createOnboardingProxy(options: OnboardingProxyOptions) {
       if (token !== undefined && !headers.has("authorization")) {
         headers.set("authorization", `Bearer ${token}`);
       }
+      nameVisitor(headers, request);
       return NextResponse.rewrite(new URL(`${pathname}${search}`, `${apiUrl}/`), { request: { headers } });
     }
     if (isAssetPath(pathname) || pathname.startsWith("/api/")) return NextResponse.next();
@@ -159,23 +196,23 @@ export function createOnboardingProxy(options: OnboardingProxyOptions) {
 
     // Anonymous visitors get their session once, on their first wizard page.
     if (token === undefined && session === undefined && inWizard) {
-      const line = await startSession(cookieHeader(request, undefined));
+      const line = await startSession(request, cookieHeader(request, undefined));
       if (line !== undefined) {
         setCookies.push(line);
         session = cookieValue(line, SESSION_COOKIE);
       }
     }
 
-    let status = await readStatus(cookieHeader(request, session), token);
+    let status = await readStatus(request, cookieHeader(request, session), token);
     if (status.kind === "rejected" && token === undefined && session !== undefined) {
       // A session cookie the backend no longer accepts (rotated secret,
       // expired): replace it with a new anonymous session, or drop it.
       const line =
-        (await startSession(cookieHeader(request, session))) ?? (await startSession(cookieHeader(request, undefined)));
+        (await startSession(request, cookieHeader(request, session))) ?? (await startSession(request, cookieHeader(request, undefined)));
       session = line === undefined ? undefined : cookieValue(line, SESSION_COOKIE);
       if (line !== undefined) setCookies.push(line);
       else clearSession = true;
-      status = await readStatus(cookieHeader(request, session), token);
+      status = await readStatus(request, cookieHeader(request, session), token);
     }
 
     const finish = (response: NextResponse): NextResponse => {

@@ -47,6 +47,33 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/onboarding/ai/policy": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The organization's AI policy
+         * @description For the admins (owners and admins, checked in the database) of the
+         *     caller's active organization. No policy set means AI is allowed; members
+         *     still opt in themselves (`PUT /api/onboarding/ai/preferences`).
+         */
+        get: operations["getOrganizationAiPolicy"];
+        /**
+         * Allow or forbid AI suggestions for the organization
+         * @description Forbidding takes effect on the members' next suggestion request (`403`);
+         *     their own opt-in is kept for when it is allowed again.
+         */
+        put: operations["setOrganizationAiPolicy"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/onboarding/ai/preferences": {
         parameters: {
             query?: never;
@@ -316,8 +343,11 @@ export interface paths {
          *     Per step, **the more recently saved answer wins**; on a tie the account's
          *     answer is kept. The answer lists, per flow, the steps taken from the
          *     session and the ones kept, and clears the session cookie. Merging again
-         *     finds nothing and changes nothing. Any body is ignored but for
-         *     `Idempotency-Key` matching.
+         *     finds nothing and changes nothing; so does merging without a session (or
+         *     with one that expired or does not verify): the browser cannot know
+         *     whether its HttpOnly cookie holds one, so that is a 200 with nothing in
+         *     `merged`, not an error. Any body is ignored but for `Idempotency-Key`
+         *     matching.
          */
         post: operations["mergeSession"];
         delete?: never;
@@ -433,6 +463,13 @@ export interface components {
         Accepted: {
             accepted: number;
         };
+        /**
+         * @description `off` (nothing is sent to a provider) or `suggest`: the schema of every
+         *     AI mode (the Rust side keeps strings, so an unknown value is a 422 with a
+         *     pointer rather than a body-shape error).
+         * @enum {string}
+         */
+        AiModeName: "off" | "suggest";
         /** @description Up to 100 events. */
         Batch: {
             events: components["schemas"]["Event"][];
@@ -454,7 +491,7 @@ export interface components {
              *     must not spend money or send data to a provider.
              */
             ai: components["schemas"]["Check"];
-            database: components["schemas"]["Check"];
+            database: components["schemas"]["DatabaseCheck"];
             edgeConfig: components["schemas"]["Check"];
             redis: components["schemas"]["Check"];
         };
@@ -482,15 +519,41 @@ export interface components {
         } | {
             any: components["schemas"]["Condition"][];
         };
+        /** @description The database, probed on the path every request takes. */
+        DatabaseCheck: components["schemas"]["Check"] & {
+            /**
+             * @description Whether `unnamed` was chosen because the server's answers showed an
+             *     unannounced transaction-mode pooler (see README: Poolers).
+             */
+            poolerDetected: boolean;
+            /**
+             * @description `current`, `behind` (the database lacks migrations this binary
+             *     expects: `503`), `ahead` (it has newer ones; served) or `unknown`
+             *     (the database did not answer).
+             * @example current
+             */
+            schema: string;
+            /**
+             * @description How statements are sent: `prepared` (named, cached per connection) or
+             *     `unnamed` (what a transaction-mode pooler needs).
+             * @example prepared
+             */
+            statementMode: string;
+        };
         /** @description The answer of accepting or rejecting a suggestion. */
         Decided: {
             /** Format: uuid */
             id: string;
             saved?: components["schemas"]["SavedStep"] | null;
             /** @description `accepted` or `rejected`. */
-            status: string;
+            status: components["schemas"]["DecisionName"];
             step?: components["schemas"]["StepAnswer"] | null;
         };
+        /**
+         * @description What became of a suggestion: the schema of [`Decided::status`].
+         * @enum {string}
+         */
+        DecisionName: "accepted" | "rejected";
         /**
          * @description What an erasure did, per table (camelCase names, e.g. `stepAnswers`).
          *     Erasing again finds nothing: every count is 0.
@@ -513,6 +576,11 @@ export interface components {
                 [key: string]: number;
             };
         };
+        /**
+         * @description Stable machine-readable error codes.
+         * @enum {string}
+         */
+        ErrorCode: "required" | "too_short" | "too_long" | "invalid_type" | "invalid_email" | "invalid_url" | "not_in_enum" | "too_few_items" | "too_many_items" | "duplicate_item" | "out_of_range" | "not_integer" | "invalid_slug" | "invalid_timezone" | "control_character" | "unknown_field" | "hidden_field" | "not_an_object" | "too_deep" | "too_large" | "unknown_step" | "hidden_step" | "step_missing" | "step_incomplete" | "step_not_in_flow" | "slug_taken" | "not_enhanceable";
         Event: {
             /**
              * Format: date-time
@@ -545,14 +613,18 @@ export interface components {
             progress: components["schemas"]["ExportedProgress"][];
             userId: string;
         };
+        /** @enum {string} */
+        ExportedAiMode: "off" | "suggest";
         /** @description The caller's AI choice. */
         ExportedAiPreferences: {
             /** Format: date-time */
             chosenAt: string;
             consentVersion?: string | null;
-            fieldOverrides: Record<string, unknown>;
+            fieldOverrides: {
+                [key: string]: unknown;
+            };
             /** @description `off` or `suggest`. */
-            mode: string;
+            mode: components["schemas"]["ExportedAiMode"];
             /** Format: date-time */
             updatedAt: string;
         };
@@ -574,25 +646,29 @@ export interface components {
             promptVersion: number;
             provider: string;
             /** @description `pending`, `accepted`, `rejected` or `invalid`. */
-            status: string;
+            status: components["schemas"]["SuggestionStatus"];
             step: string;
             /** @description The suggested value; `null` when the model's output was invalid. */
             value?: unknown;
         };
         /** @description One step's saved answer. */
         ExportedAnswer: {
-            answers: Record<string, unknown>;
+            answers: {
+                [key: string]: unknown;
+            };
             /** Format: date-time */
             createdAt: string;
             /** Format: int32 */
             flowVersion: number;
             /** @description `draft` or `completed`. */
-            status: string;
+            status: components["schemas"]["ExportedAnswerStatus"];
             /** Format: date-time */
             updatedAt: string;
             /** Format: int64 */
             version: number;
         };
+        /** @enum {string} */
+        ExportedAnswerStatus: "draft" | "completed";
         /** @description A funnel event recorded while the caller was signed in. */
         ExportedEvent: {
             flowId: string;
@@ -601,7 +677,9 @@ export interface components {
             /** Format: date-time */
             occurredAt: string;
             organizationId?: string | null;
-            properties: Record<string, unknown>;
+            properties: {
+                [key: string]: unknown;
+            };
             step?: string | null;
             type: string;
         };
@@ -616,9 +694,9 @@ export interface components {
             id: string;
             organizationId: string;
             /** @description `admin` or `member`. */
-            role: string;
+            role: components["schemas"]["InvitationRole"];
             /** @description `pending`, `accepted` or `revoked`. */
-            status: string;
+            status: components["schemas"]["InvitationStatus"];
         };
         /** @description The caller's membership of an organization. */
         ExportedMembership: {
@@ -626,7 +704,7 @@ export interface components {
             createdAt: string;
             organizationId: string;
             /** @description `owner`, `admin` or `member`. */
-            role: string;
+            role: components["schemas"]["MembershipRole"];
         };
         /** @description An organization the caller belongs to or created. */
         ExportedOrganization: {
@@ -650,7 +728,9 @@ export interface components {
             fullName?: string | null;
             jobRole?: string | null;
             locale?: string | null;
-            notifications: Record<string, unknown>;
+            notifications: {
+                [key: string]: unknown;
+            };
             timezone?: string | null;
             /** Format: date-time */
             updatedAt: string;
@@ -672,7 +752,7 @@ export interface components {
             /** Format: date-time */
             startedAt: string;
             /** @description `in_progress` or `completed`. */
-            state: string;
+            state: components["schemas"]["ProgressStateName"];
             /** Format: date-time */
             updatedAt: string;
         };
@@ -709,16 +789,31 @@ export interface components {
             /** @description Must be answered to complete the step (drafts may omit it). */
             required?: boolean;
         };
-        /** @description A field-level problem in a request body. */
+        /**
+         * @description A field-level problem. One convention on every route: an error about a
+         *     step's answers names the step in `step`, and `pointer` points into that
+         *     step's answers object (`/slug`, `/invites/1/email`; `""` for the step as a
+         *     whole), whether the route was a save, an accepted suggestion or
+         *     `/complete`. An error without `step` is about the request body itself, and
+         *     `pointer` points into the body as sent (`/complete`, `/events/3/type`).
+         */
         FieldError: {
             /** @description Stable machine-readable code, e.g. `too_long`. */
-            code: string;
+            code: components["schemas"]["ErrorCode"];
             /** @description The limit that failed, when there is one. */
             limit?: unknown;
             /** @description Human-readable explanation. */
             message: string;
-            /** @description JSON pointer to the offending field, e.g. `/fullName`. */
+            /**
+             * @description RFC 6901 JSON pointer: into the answers of `step` when `step` is
+             *     present (`/fullName`), else into the request body.
+             */
             pointer: string;
+            /**
+             * @description The step whose answers `pointer` points into; absent for an error in
+             *     the request body.
+             */
+            step?: string | null;
         };
         /** @description Field type and bounds; JSON: `{"type": "text", "minLength": 1, "maxLength": 100}`. */
         FieldKind: {
@@ -801,12 +896,16 @@ export interface components {
         /** @description A step as it applies to the caller. */
         FlowStep: {
             /** @description JSON Schema of a draft (required fields may be missing). */
-            draftSchema: Record<string, unknown>;
+            draftSchema: {
+                [key: string]: unknown;
+            };
             fields: components["schemas"]["FieldDefinition"][];
             id: string;
             optional: boolean;
             /** @description JSON Schema (2020-12) of a completed answer. */
-            schema: Record<string, unknown>;
+            schema: {
+                [key: string]: unknown;
+            };
             title: string;
         };
         FlowView: {
@@ -839,6 +938,12 @@ export interface components {
             status: string;
             version: string;
         };
+        /** @enum {string} */
+        InvitationRole: "admin" | "member";
+        /** @enum {string} */
+        InvitationStatus: "pending" | "accepted" | "revoked";
+        /** @enum {string} */
+        MembershipRole: "owner" | "admin" | "member";
         /** @description The answer of `POST /api/onboarding/session/merge`. */
         Merged: {
             merged: components["schemas"]["MergedFlow"][];
@@ -852,19 +957,51 @@ export interface components {
             kept: string[];
         };
         /**
+         * @description Why a suggestion request produced no suggestion.
+         * @enum {string}
+         */
+        NoSuggestionReasonName: "invalid_output" | "refused" | "unavailable";
+        /**
          * @description How far the caller is: `not_started`, `in_progress` or `completed`.
          * @enum {string}
          */
         OnboardingState: "not_started" | "in_progress" | "completed";
+        /** @description The organization's AI policy. */
+        OrganizationAiPolicy: {
+            /**
+             * @description Whether members may use AI suggestions (each still opts in). `true`
+             *     until an admin says otherwise.
+             */
+            aiAllowed: boolean;
+            /** @description Whether this deployment has an AI provider configured at all. */
+            available: boolean;
+            /** @description The caller's active organization. */
+            organizationId: string;
+            /**
+             * Format: date-time
+             * @description When an admin last set it; `null` while it is the default.
+             */
+            updatedAt: string | null;
+        };
+        /**
+         * @description The status of a suggestion just made.
+         * @enum {string}
+         */
+        PendingStatus: "pending";
+        /** @description The body of setting the policy. */
+        PolicyBody: {
+            /** @description `false` forbids AI suggestions for every member of the organization. */
+            aiAllowed: boolean;
+        };
         PreferencesBody: {
             /** @description Required to opt in anywhere: the version of the consent text the user accepted. */
             consentVersion?: string | null;
             /** @description `step.field` → `off` | `suggest`, overriding `mode`. */
             fieldOverrides?: {
-                [key: string]: string;
+                [key: string]: components["schemas"]["AiModeName"];
             };
             /** @description `off` or `suggest`. */
-            mode: string;
+            mode: components["schemas"]["AiModeName"];
         };
         /** @description The caller's AI choice (per identity: a session's choice does not follow it into an account). */
         PreferencesView: {
@@ -876,13 +1013,28 @@ export interface components {
             consentVersion: string | null;
             /** @description `step.field` → `off` | `suggest`, overriding `mode`. */
             fieldOverrides: {
-                [key: string]: string;
+                [key: string]: components["schemas"]["AiModeName"];
             };
             /** @description `off` (the default) or `suggest`. */
-            mode: string;
+            mode: components["schemas"]["AiModeName"];
         };
         /** @description The body of every error response (`application/problem+json`, RFC 9457). */
         Problem: {
+            /**
+             * @description 412 of a write to a step: the answers stored now, as `GET` would
+             *     answer them (`null` before the first save).
+             */
+            currentAnswers?: {
+                [key: string]: unknown;
+            } | null;
+            /** @description 412 of a write to a step: whether the stored answer completes the step. */
+            currentCompleted?: boolean | null;
+            /**
+             * Format: int64
+             * @description 412 of a write to a step: the version stored now (0: none), as the
+             *     `ETag` header says; send it in `If-Match` to overwrite.
+             */
+            currentVersion?: number | null;
             /** @description What went wrong, for a human; never the cause of a 5xx. */
             detail: string;
             /** @description Every field error at once (422 only). */
@@ -899,6 +1051,8 @@ export interface components {
             /** @description `https://onboarding.dev/problems/<slug>`; the slug names the kind of problem. */
             type: string;
         };
+        /** @enum {string} */
+        ProgressStateName: "in_progress" | "completed";
         /** @description What one run deleted. */
         PurgeReport: {
             /**
@@ -930,7 +1084,9 @@ export interface components {
         /** @description The body of a save. */
         SaveBody: {
             /** @description The step's answers, keyed by field name. */
-            answers: Record<string, unknown>;
+            answers: {
+                [key: string]: unknown;
+            };
             /** @description `true` to complete the step (required fields enforced); `false` or absent saves a draft. */
             complete?: boolean;
         };
@@ -967,7 +1123,9 @@ export interface components {
         /** @description One step's saved answer and its version (`GET /api/onboarding/steps/{step}`). */
         StepAnswer: {
             /** @description The stored (normalized) answers, or `null` before the first save. */
-            answers: Record<string, unknown> | null;
+            answers: {
+                [key: string]: unknown;
+            } | null;
             completed: boolean;
             /** Format: int32 */
             flowVersion: number | null;
@@ -1013,10 +1171,11 @@ export interface components {
             step: string;
         };
         SuggestReply: {
-            /** @description Why there is none: `invalid_output`, `refused` or `unavailable`. */
-            reason?: string | null;
+            reason?: components["schemas"]["NoSuggestionReasonName"] | null;
             suggestion: components["schemas"]["SuggestionView"] | null;
         };
+        /** @enum {string} */
+        SuggestionStatus: "pending" | "accepted" | "rejected" | "invalid";
         /** @description A validated suggestion, not yet in the answers. */
         SuggestionView: {
             field: string;
@@ -1026,7 +1185,7 @@ export interface components {
              */
             id: string;
             /** @description `pending`. */
-            status: string;
+            status: components["schemas"]["PendingStatus"];
             step: string;
             /** @description A value that passes the field's validation. */
             value: unknown;
@@ -1059,6 +1218,8 @@ export interface components {
         "Retry-After": string;
         /** @description `db;dur=<ms>, cache;dur=<ms>, total;dur=<ms>`: time in PostgreSQL, in Redis, and in the whole request */
         "Server-Timing": string;
+        /** @description `onboarding_session=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax` (`; Secure` off localhost) when the request's `onboarding_session` cookie holds a session the server no longer accepts (bad signature, rotated `SESSION_SECRET`, expired, merged): on any status, since the page cannot drop an HttpOnly cookie */
+        "Set-Cookie": string;
         /** @description `Bearer realm="onboarding"`, with the reason when a token failed */
         "WWW-Authenticate": string;
         /** @description The request's id (yours when well formed); problem bodies repeat it as `requestId` */
@@ -1097,6 +1258,7 @@ export interface operations {
                 headers: {
                     "Cache-Control": components["headers"]["Cache-Control"];
                     "Server-Timing": components["headers"]["Server-Timing"];
+                    "Set-Cookie": components["headers"]["Set-Cookie"];
                     "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     "x-request-id": components["headers"]["x-request-id"];
                     [name: string]: unknown;
@@ -1171,6 +1333,234 @@ export interface operations {
             };
         };
     };
+    getOrganizationAiPolicy: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Your id for this request, echoed back and logged; honoured when it is 1 to 128 of `[A-Za-z0-9._-]`, else replaced. */
+                "x-request-id"?: components["parameters"]["RequestId"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The policy, or the default (allowed) */
+            200: {
+                headers: {
+                    "Cache-Control": components["headers"]["Cache-Control"];
+                    "Server-Timing": components["headers"]["Server-Timing"];
+                    "x-request-id": components["headers"]["x-request-id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OrganizationAiPolicy"];
+                };
+            };
+            /** @description Not signed in, or a credential that failed verification */
+            401: {
+                headers: {
+                    "Cache-Control": components["headers"]["Cache-Control"];
+                    "Server-Timing": components["headers"]["Server-Timing"];
+                    "Set-Cookie": components["headers"]["Set-Cookie"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    "x-request-id": components["headers"]["x-request-id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not an admin of the active organization, or no organization selected */
+            403: {
+                headers: {
+                    "Cache-Control": components["headers"]["Cache-Control"];
+                    "Server-Timing": components["headers"]["Server-Timing"];
+                    "x-request-id": components["headers"]["x-request-id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An unexpected database error */
+            500: {
+                headers: {
+                    "Cache-Control": components["headers"]["Cache-Control"];
+                    "Server-Timing": components["headers"]["Server-Timing"];
+                    "x-request-id": components["headers"]["x-request-id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database or the identity provider's keys are unavailable */
+            503: {
+                headers: {
+                    "Cache-Control": components["headers"]["Cache-Control"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "Server-Timing": components["headers"]["Server-Timing"];
+                    "x-request-id": components["headers"]["x-request-id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    setOrganizationAiPolicy: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Your id for this request, echoed back and logged; honoured when it is 1 to 128 of `[A-Za-z0-9._-]`, else replaced. */
+                "x-request-id"?: components["parameters"]["RequestId"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PolicyBody"];
+            };
+        };
+        responses: {
+            /** @description Stored */
+            200: {
+                headers: {
+                    "Cache-Control": components["headers"]["Cache-Control"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Server-Timing": components["headers"]["Server-Timing"];
+                    "x-request-id": components["headers"]["x-request-id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OrganizationAiPolicy"];
+                };
+            };
+            /** @description Malformed JSON */
+            400: {
+                headers: {
+                    "Cache-Control": components["headers"]["Cache-Control"];
+                    "Server-Timing": components["headers"]["Server-Timing"];
+                    "x-request-id": components["headers"]["x-request-id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not signed in, or a credential that failed verification */
+            401: {
+                headers: {
+                    "Cache-Control": components["headers"]["Cache-Control"];
+                    "Server-Timing": components["headers"]["Server-Timing"];
+                    "Set-Cookie": components["headers"]["Set-Cookie"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    "x-request-id": components["headers"]["x-request-id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not an admin of the active organization, or no organization selected */
+            403: {
+                headers: {
+                    "Cache-Control": components["headers"]["Cache-Control"];
+                    "Server-Timing": components["headers"]["Server-Timing"];
+                    "x-request-id": components["headers"]["x-request-id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than `BODY_LIMIT_BYTES` */
+            413: {
+                headers: {
+                    "Cache-Control": components["headers"]["Cache-Control"];
+                    "Server-Timing": components["headers"]["Server-Timing"];
+                    "x-request-id": components["headers"]["x-request-id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not `application/json` */
+            415: {
+                headers: {
+                    "Cache-Control": components["headers"]["Cache-Control"];
+                    "Server-Timing": components["headers"]["Server-Timing"];
+                    "x-request-id": components["headers"]["x-request-id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body has the wrong shape (`aiAllowed` must be a boolean) */
+            422: {
+                headers: {
+                    "Cache-Control": components["headers"]["Cache-Control"];
+                    "Server-Timing": components["headers"]["Server-Timing"];
+                    "x-request-id": components["headers"]["x-request-id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many writes; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    "Cache-Control": components["headers"]["Cache-Control"];
+                    /** @description Requests allowed per window, of the tightest limit that counted this request (sent while the limits' store, Redis, answers) */
+                    "RateLimit-Limit": string;
+                    /** @description Requests left in the window */
+                    "RateLimit-Remaining": string;
+                    /** @description Seconds until the window resets */
+                    "RateLimit-Reset": string;
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "Server-Timing": components["headers"]["Server-Timing"];
+                    "x-request-id": components["headers"]["x-request-id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An unexpected database error */
+            500: {
+                headers: {
+                    "Cache-Control": components["headers"]["Cache-Control"];
+                    "Server-Timing": components["headers"]["Server-Timing"];
+                    "x-request-id": components["headers"]["x-request-id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database or the identity provider's keys are unavailable */
+            503: {
+                headers: {
+                    "Cache-Control": components["headers"]["Cache-Control"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "Server-Timing": components["headers"]["Server-Timing"];
+                    "x-request-id": components["headers"]["x-request-id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     getAiPreferences: {
         parameters: {
             query?: never;
@@ -1200,6 +1590,7 @@ export interface operations {
                 headers: {
                     "Cache-Control": components["headers"]["Cache-Control"];
                     "Server-Timing": components["headers"]["Server-Timing"];
+                    "Set-Cookie": components["headers"]["Set-Cookie"];
                     "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     "x-request-id": components["headers"]["x-request-id"];
                     [name: string]: unknown;
@@ -1283,6 +1674,7 @@ export interface operations {
                 headers: {
                     "Cache-Control": components["headers"]["Cache-Control"];
                     "Server-Timing": components["headers"]["Server-Timing"];
+                    "Set-Cookie": components["headers"]["Set-Cookie"];
                     "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     "x-request-id": components["headers"]["x-request-id"];
                     [name: string]: unknown;
@@ -1436,6 +1828,7 @@ export interface operations {
                 headers: {
                     "Cache-Control": components["headers"]["Cache-Control"];
                     "Server-Timing": components["headers"]["Server-Timing"];
+                    "Set-Cookie": components["headers"]["Set-Cookie"];
                     "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     "x-request-id": components["headers"]["x-request-id"];
                     [name: string]: unknown;
@@ -1554,9 +1947,9 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description The version this write replaces, as its `ETag` gave it (`"3"`), or `*` for any. Required once the step has an answer (else 428); a stale version is 412. A first write may omit it or send `"0"`. */
+                /** @description The version this write replaces, as its `ETag` gave it (`"3"`), or `*`: "an answer exists, whatever its version" (RFC 9110), so `*` on a step with no answer is 412. Required once the step has an answer (else 428); a stale version is 412, with the current version as `ETag` and the current answer in the problem. A first write may omit it or send `"0"`. */
                 "If-Match"?: string;
-                /** @description Makes a retry safe (Stripe semantics): the first successful answer is stored with the write and replayed, with `Idempotent-Replayed: true`, for 24 hours; the same key with a different request is 422. */
+                /** @description Makes a retry safe (Stripe semantics): the first successful answer is stored with the write and replayed, with `Idempotent-Replayed: true`, for 24 hours; the same key with a different request is 422 of type `idempotency-key-reused`. */
                 "Idempotency-Key"?: string;
                 /** @description Your id for this request, echoed back and logged; honoured when it is 1 to 128 of `[A-Za-z0-9._-]`, else replaced. */
                 "x-request-id"?: components["parameters"]["RequestId"];
@@ -1604,6 +1997,7 @@ export interface operations {
                 headers: {
                     "Cache-Control": components["headers"]["Cache-Control"];
                     "Server-Timing": components["headers"]["Server-Timing"];
+                    "Set-Cookie": components["headers"]["Set-Cookie"];
                     "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     "x-request-id": components["headers"]["x-request-id"];
                     [name: string]: unknown;
@@ -1636,10 +2030,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description `If-Match` names a version other than the stored one */
+            /** @description `If-Match` names a version other than the stored one (another tab saved first), or `*` on a step with no answer: `currentVersion`, `currentAnswers` and `currentCompleted` are what is stored now */
             412: {
                 headers: {
                     "Cache-Control": components["headers"]["Cache-Control"];
+                    /** @description The version stored now, quoted (`"0"` when none): send it in `If-Match` to overwrite */
+                    ETag?: string;
                     "Server-Timing": components["headers"]["Server-Timing"];
                     "x-request-id": components["headers"]["x-request-id"];
                     [name: string]: unknown;
@@ -1734,7 +2130,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Makes a retry safe (Stripe semantics): the first successful answer is stored with the write and replayed, with `Idempotent-Replayed: true`, for 24 hours; the same key with a different request is 422. */
+                /** @description Makes a retry safe (Stripe semantics): the first successful answer is stored with the write and replayed, with `Idempotent-Replayed: true`, for 24 hours; the same key with a different request is 422 of type `idempotency-key-reused`. */
                 "Idempotency-Key"?: string;
                 /** @description Your id for this request, echoed back and logged; honoured when it is 1 to 128 of `[A-Za-z0-9._-]`, else replaced. */
                 "x-request-id"?: components["parameters"]["RequestId"];
@@ -1780,6 +2176,7 @@ export interface operations {
                 headers: {
                     "Cache-Control": components["headers"]["Cache-Control"];
                     "Server-Timing": components["headers"]["Server-Timing"];
+                    "Set-Cookie": components["headers"]["Set-Cookie"];
                     "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     "x-request-id": components["headers"]["x-request-id"];
                     [name: string]: unknown;
@@ -1930,6 +2327,7 @@ export interface operations {
                 headers: {
                     "Cache-Control": components["headers"]["Cache-Control"];
                     "Server-Timing": components["headers"]["Server-Timing"];
+                    "Set-Cookie": components["headers"]["Set-Cookie"];
                     "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     "x-request-id": components["headers"]["x-request-id"];
                     [name: string]: unknown;
@@ -1981,7 +2379,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Makes a retry safe (Stripe semantics): the first successful answer is stored with the write and replayed, with `Idempotent-Replayed: true`, for 24 hours; the same key with a different request is 422. */
+                /** @description Makes a retry safe (Stripe semantics): the first successful answer is stored with the write and replayed, with `Idempotent-Replayed: true`, for 24 hours; the same key with a different request is 422 of type `idempotency-key-reused`. */
                 "Idempotency-Key"?: string;
                 /** @description Your id for this request, echoed back and logged; honoured when it is 1 to 128 of `[A-Za-z0-9._-]`, else replaced. */
                 "x-request-id"?: components["parameters"]["RequestId"];
@@ -2024,6 +2422,7 @@ export interface operations {
                 headers: {
                     "Cache-Control": components["headers"]["Cache-Control"];
                     "Server-Timing": components["headers"]["Server-Timing"];
+                    "Set-Cookie": components["headers"]["Set-Cookie"];
                     "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     "x-request-id": components["headers"]["x-request-id"];
                     [name: string]: unknown;
@@ -2044,7 +2443,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Onboarding was not started, a required step is not completed or no longer fits the flow, the organization's slug is taken (`errors[]` points at `/steps/<step>/...`), or the `Idempotency-Key` was used for a different request */
+            /** @description Onboarding was not started, a required step is not completed or no longer fits the flow, the organization's slug is taken (each error of `errors[]` names its `step` and points into that step's answers, e.g. `step: "organization", pointer: "/slug"`), or the `Idempotency-Key` was used for a different request */
             422: {
                 headers: {
                     "Cache-Control": components["headers"]["Cache-Control"];
@@ -2150,6 +2549,7 @@ export interface operations {
                 headers: {
                     "Cache-Control": components["headers"]["Cache-Control"];
                     "Server-Timing": components["headers"]["Server-Timing"];
+                    "Set-Cookie": components["headers"]["Set-Cookie"];
                     "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     "x-request-id": components["headers"]["x-request-id"];
                     [name: string]: unknown;
@@ -2257,6 +2657,7 @@ export interface operations {
                 headers: {
                     "Cache-Control": components["headers"]["Cache-Control"];
                     "Server-Timing": components["headers"]["Server-Timing"];
+                    "Set-Cookie": components["headers"]["Set-Cookie"];
                     "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     "x-request-id": components["headers"]["x-request-id"];
                     [name: string]: unknown;
@@ -2324,6 +2725,7 @@ export interface operations {
                 headers: {
                     "Cache-Control": components["headers"]["Cache-Control"];
                     "Server-Timing": components["headers"]["Server-Timing"];
+                    "Set-Cookie": components["headers"]["Set-Cookie"];
                     "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     "x-request-id": components["headers"]["x-request-id"];
                     [name: string]: unknown;
@@ -2409,6 +2811,7 @@ export interface operations {
                 headers: {
                     "Cache-Control": components["headers"]["Cache-Control"];
                     "Server-Timing": components["headers"]["Server-Timing"];
+                    "Set-Cookie": components["headers"]["Set-Cookie"];
                     "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     "x-request-id": components["headers"]["x-request-id"];
                     [name: string]: unknown;
@@ -2495,6 +2898,7 @@ export interface operations {
                 headers: {
                     "Cache-Control": components["headers"]["Cache-Control"];
                     "Server-Timing": components["headers"]["Server-Timing"];
+                    "Set-Cookie": components["headers"]["Set-Cookie"];
                     "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     "x-request-id": components["headers"]["x-request-id"];
                     [name: string]: unknown;
@@ -2565,7 +2969,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Makes a retry safe (Stripe semantics): the first successful answer is stored with the write and replayed, with `Idempotent-Replayed: true`, for 24 hours; the same key with a different request is 422. */
+                /** @description Makes a retry safe (Stripe semantics): the first successful answer is stored with the write and replayed, with `Idempotent-Replayed: true`, for 24 hours; the same key with a different request is 422 of type `idempotency-key-reused`. */
                 "Idempotency-Key"?: string;
                 /** @description Your id for this request, echoed back and logged; honoured when it is 1 to 128 of `[A-Za-z0-9._-]`, else replaced. */
                 "x-request-id"?: components["parameters"]["RequestId"];
@@ -2575,7 +2979,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Merged */
+            /** @description Merged; `merged` is empty when there was no session to merge */
             200: {
                 headers: {
                     "Cache-Control": components["headers"]["Cache-Control"];
@@ -2593,7 +2997,7 @@ export interface operations {
                     "application/json": components["schemas"]["Merged"];
                 };
             };
-            /** @description No session presented (and no `Idempotency-Key` to replay), or a malformed `Idempotency-Key` */
+            /** @description A malformed `Idempotency-Key` */
             400: {
                 headers: {
                     "Cache-Control": components["headers"]["Cache-Control"];
@@ -2610,6 +3014,7 @@ export interface operations {
                 headers: {
                     "Cache-Control": components["headers"]["Cache-Control"];
                     "Server-Timing": components["headers"]["Server-Timing"];
+                    "Set-Cookie": components["headers"]["Set-Cookie"];
                     "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     "x-request-id": components["headers"]["x-request-id"];
                     [name: string]: unknown;
@@ -2717,6 +3122,7 @@ export interface operations {
                 headers: {
                     "Cache-Control": components["headers"]["Cache-Control"];
                     "Server-Timing": components["headers"]["Server-Timing"];
+                    "Set-Cookie": components["headers"]["Set-Cookie"];
                     "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     "x-request-id": components["headers"]["x-request-id"];
                     [name: string]: unknown;
@@ -2798,6 +3204,7 @@ export interface operations {
                 headers: {
                     "Cache-Control": components["headers"]["Cache-Control"];
                     "Server-Timing": components["headers"]["Server-Timing"];
+                    "Set-Cookie": components["headers"]["Set-Cookie"];
                     "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     "x-request-id": components["headers"]["x-request-id"];
                     [name: string]: unknown;
@@ -2849,9 +3256,9 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description The version this write replaces, as its `ETag` gave it (`"3"`), or `*` for any. Required once the step has an answer (else 428); a stale version is 412. A first write may omit it or send `"0"`. */
+                /** @description The version this write replaces, as its `ETag` gave it (`"3"`), or `*`: "an answer exists, whatever its version" (RFC 9110), so `*` on a step with no answer is 412. Required once the step has an answer (else 428); a stale version is 412, with the current version as `ETag` and the current answer in the problem. A first write may omit it or send `"0"`. */
                 "If-Match"?: string;
-                /** @description Makes a retry safe (Stripe semantics): the first successful answer is stored with the write and replayed, with `Idempotent-Replayed: true`, for 24 hours; the same key with a different request is 422. */
+                /** @description Makes a retry safe (Stripe semantics): the first successful answer is stored with the write and replayed, with `Idempotent-Replayed: true`, for 24 hours; the same key with a different request is 422 of type `idempotency-key-reused`. */
                 "Idempotency-Key"?: string;
                 /** @description Your id for this request, echoed back and logged; honoured when it is 1 to 128 of `[A-Za-z0-9._-]`, else replaced. */
                 "x-request-id"?: components["parameters"]["RequestId"];
@@ -2903,6 +3310,7 @@ export interface operations {
                 headers: {
                     "Cache-Control": components["headers"]["Cache-Control"];
                     "Server-Timing": components["headers"]["Server-Timing"];
+                    "Set-Cookie": components["headers"]["Set-Cookie"];
                     "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     "x-request-id": components["headers"]["x-request-id"];
                     [name: string]: unknown;
@@ -2935,10 +3343,12 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description `If-Match` names a version other than the stored one (another tab saved first) */
+            /** @description `If-Match` names a version other than the stored one (another tab saved first), or `*` on a step with no answer: `currentVersion`, `currentAnswers` and `currentCompleted` are what is stored now */
             412: {
                 headers: {
                     "Cache-Control": components["headers"]["Cache-Control"];
+                    /** @description The version stored now, quoted (`"0"` when none): send it in `If-Match` to overwrite */
+                    ETag?: string;
                     "Server-Timing": components["headers"]["Server-Timing"];
                     "x-request-id": components["headers"]["x-request-id"];
                     [name: string]: unknown;
@@ -3062,7 +3472,9 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, unknown>;
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
                 };
             };
         };
@@ -3086,7 +3498,9 @@ export interface operations {
         /** @description The Clerk event: `{"type": "user.deleted", "data": {"id": "user_…"}, …}` */
         requestBody: {
             content: {
-                "application/json": Record<string, unknown>;
+                "application/json": {
+                    [key: string]: unknown;
+                };
             };
         };
         responses: {
@@ -3122,6 +3536,7 @@ export interface operations {
                 headers: {
                     "Cache-Control": components["headers"]["Cache-Control"];
                     "Server-Timing": components["headers"]["Server-Timing"];
+                    "Set-Cookie": components["headers"]["Set-Cookie"];
                     "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     "x-request-id": components["headers"]["x-request-id"];
                     [name: string]: unknown;

@@ -18,8 +18,13 @@ export type ProblemSlug =
   | "service-unavailable"
   | "internal";
 
-/** One field error of a 422: `pointer` is a JSON Pointer into the answers. */
+/**
+ * One field error of a 422. About answers: `step` names the step and
+ * `pointer` is a JSON Pointer into its answers (`/slug`); without `step`,
+ * `pointer` points into the request body.
+ */
 export interface FieldError {
+  step?: string | null;
   pointer: string;
   code: string;
   message: string;
@@ -34,7 +39,7 @@ export interface ProblemBody {
   detail: string;
   requestId?: string | null;
   errors?: FieldError[];
-  /** Extension members (e.g. the current `etag` and `answers` of a 412). */
+  /** Extension members (e.g. `currentVersion` and `currentAnswers` of a 412). */
   [extension: string]: unknown;
 }
 
@@ -85,21 +90,22 @@ export class ProblemError extends Error {
   }
 
   /**
-   * Field errors by field name. Pointers are `/field` on a save and
-   * `/steps/<step>/field` on `/complete`; both map to `field`. Pass `step`
-   * to keep only that step's errors when pointers name steps.
+   * Field errors by field name: `{step: "organization", pointer: "/slug"}`
+   * maps to `slug` (older `/steps/<step>/<field>` pointers too). Pass `step`
+   * to keep only that step's errors (and those that name no step).
    */
   fieldErrors(step?: string): Record<string, FieldError[]> {
     const byField: Record<string, FieldError[]> = {};
     for (const error of this.errors) {
-      const located = fieldOfPointer(error.pointer);
+      const pointed = fieldOfPointer(error.pointer);
+      const located = { step: error.step ?? pointed.step, field: pointed.field };
       if (step !== undefined && located.step !== undefined && located.step !== step) continue;
       (byField[located.field] ??= []).push(error);
     }
     return byField;
   }
 
-  /** A readable extension member (e.g. `problem.extension("etag")`). */
+  /** A readable extension member (e.g. `problem.extension("currentVersion")`). */
   extension(name: string): unknown {
     return this.body[name];
   }

@@ -163,17 +163,11 @@ export function useStep(step: string, options: UseStepOptions = {}): UseStep {
   /** The stored state after a 412: from the problem's members when it has them, else a GET. */
   const conflictFrom = useCallback(
     async (problem: ProblemError, mine: Answers): Promise<StepConflict> => {
-      const stated = problem.extension("etag");
-      const statedAnswers = problem.extension("answers");
-      const statedVersion = typeof stated === "string" ? versionOfEtag(stated) : undefined;
-      if (typeof stated === "string" && statedVersion !== undefined && statedAnswers !== undefined) {
-        return {
-          theirs: isAnswers(statedAnswers) ? statedAnswers : null,
-          mine,
-          etag: stated,
-          version: statedVersion,
-          problem,
-        };
+      // The 412 carries the stored answer (`currentVersion`, `currentAnswers`): no GET needed.
+      const version = problem.extension("currentVersion");
+      const answers = problem.extension("currentAnswers");
+      if (typeof version === "number" && answers !== undefined) {
+        return { theirs: isAnswers(answers) ? answers : null, mine, etag: `"${version}"`, version, problem };
       }
       const fresh = await client.getStep(step);
       const theirs = fresh.view.answers;

@@ -67,6 +67,45 @@ describe("API forwarding", () => {
   });
 });
 
+describe("the visitor's address", () => {
+  const visitor = (path: string, headers: Record<string, string>) =>
+    new NextRequest(`http://localhost:3000${path}`, { headers });
+
+  it("is named to the backend with the proxy secret, on the proxy's own calls and on rewrites", async () => {
+    const { calls, fetchImpl } = backend((request) =>
+      request.method === "POST"
+        ? json(201, {}, { "set-cookie": "onboarding_session=s9; Path=/; HttpOnly" })
+        : status("not_started", "/onboarding/profile"),
+    );
+    const proxy = createOnboardingProxy({ ...options(fetchImpl), proxySecret: "proxy-secret-0123456789" });
+    await proxy(visitor("/onboarding/profile", { "x-forwarded-for": "203.0.113.9, 10.0.0.1" }));
+    expect(calls.length).toBeGreaterThan(0);
+    for (const call of calls) {
+      expect(call.headers.get("x-onboarding-client-ip")).toBe("203.0.113.9");
+      expect(call.headers.get("x-onboarding-proxy-secret")).toBe("proxy-secret-0123456789");
+    }
+    const rewrite = await proxy(
+      visitor("/api/onboarding/status", { "x-real-ip": "198.51.100.4", "x-onboarding-client-ip": "1.2.3.4" }),
+    );
+    expect(rewrite.headers.get("x-middleware-request-x-onboarding-client-ip")).toBe("198.51.100.4");
+  });
+
+  it("is never named without the secret, nor as the browser claims it", async () => {
+    const { calls, fetchImpl } = backend(() => status("not_started", "/onboarding/profile"));
+    const proxy = createOnboardingProxy(options(fetchImpl));
+    await proxy(visitor("/onboarding/profile", { "x-forwarded-for": "203.0.113.9", cookie: "onboarding_session=s1" }));
+    for (const call of calls) {
+      expect(call.headers.get("x-onboarding-client-ip")).toBeNull();
+      expect(call.headers.get("x-onboarding-proxy-secret")).toBeNull();
+    }
+    const rewrite = await proxy(
+      visitor("/api/onboarding/status", { "x-onboarding-client-ip": "1.2.3.4", "x-onboarding-proxy-secret": "guess" }),
+    );
+    expect(rewrite.headers.get("x-middleware-request-x-onboarding-client-ip")).toBeNull();
+    expect(rewrite.headers.get("x-middleware-request-x-onboarding-proxy-secret")).toBeNull();
+  });
+});
+
 describe("pages", () => {
   it("starts the anonymous session once and redirects to the step status names", async () => {
     const { calls, fetchImpl } = backend((request) =>

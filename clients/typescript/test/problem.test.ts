@@ -18,7 +18,7 @@ describe("problems", () => {
         requestId: "req-1",
         errors: [
           { pointer: "/fullName", code: "required", message: "required" },
-          { pointer: "/steps/organization/slug", code: "taken", message: "this URL handle is taken" },
+          { step: "organization", pointer: "/slug", code: "taken", message: "this URL handle is taken" },
           { pointer: "/invites/2", code: "invalid_email", message: "not an e-mail address" },
         ],
       }),
@@ -36,7 +36,7 @@ describe("problems", () => {
   it("tells an idempotency-key reuse (no errors[]) from field errors", async () => {
     const problem = await problemOf(
       problemResponse(422, {
-        type: "https://onboarding.dev/problems/validation-failed",
+        type: "https://onboarding.dev/problems/idempotency-key-reused",
         title: "Unprocessable Entity",
         status: 422,
         detail: "this Idempotency-Key was used for a different request",
@@ -55,15 +55,15 @@ describe("problems", () => {
           title: "Precondition Failed",
           status: 412,
           detail: "stale",
-          etag: '"4"',
-          answers: { fullName: "Ada" },
+          currentVersion: 4,
+          currentAnswers: { fullName: "Ada" },
         },
         { "retry-after": "2" },
       ),
     );
     expect(problem.isConflict).toBe(true);
     expect(problem.retryAfter).toBe(2);
-    expect(problem.extension("etag")).toBe('"4"');
+    expect(problem.extension("currentVersion")).toBe(4);
   });
 
   it("turns a non-problem body into a problem", async () => {

@@ -12,26 +12,38 @@ const json = (status: number, body: unknown, headers: Record<string, string> = {
 function store(initial: { answers: Record<string, unknown> | null; version: number }) {
   const state = { ...initial };
   const writes: { ifMatch: string | null; key: string | null; body: unknown }[] = [];
+  const counts = { reads: 0 };
   const view = () => ({ step: "profile", answers: state.answers, version: state.version, completed: false, flowVersion: 1 });
   const fetchImpl: typeof fetch = async (input, init) => {
     const request = new Request(input, init);
-    if (request.method === "GET") return json(200, view(), { etag: `"${state.version}"` });
+    if (request.method === "GET") {
+      counts.reads += 1;
+      return json(200, view(), { etag: `"${state.version}"` });
+    }
     const body: { answers: Record<string, unknown> } = await request.json();
     const ifMatch = request.headers.get("if-match");
     writes.push({ ifMatch, key: request.headers.get("idempotency-key"), body });
     if (ifMatch !== `"${state.version}"`) {
-      return json(412, {
-        type: "https://onboarding.dev/problems/precondition-failed",
-        title: "Precondition Failed",
-        status: 412,
-        detail: "another tab saved first",
-      });
+      // As the backend answers: the stored version and answer travel with the 412.
+      return json(
+        412,
+        {
+          type: "https://onboarding.dev/problems/precondition-failed",
+          title: "Precondition Failed",
+          status: 412,
+          detail: "another tab saved first",
+          currentVersion: state.version,
+          currentAnswers: state.answers,
+          currentCompleted: false,
+        },
+        { etag: `"${state.version}"` },
+      );
     }
     state.version += 1;
     state.answers = body.answers;
     return json(200, { ...view(), status: {} }, { etag: `"${state.version}"` });
   };
-  return { state, writes, fetchImpl };
+  return { state, writes, counts, fetchImpl };
 }
 
 function wrapper(fetchImpl: typeof fetch) {
@@ -72,6 +84,8 @@ describe("useStep", () => {
     });
     expect(result.current.conflict?.theirs).toEqual({ fullName: "Grace" });
     expect(result.current.conflict?.mine).toEqual({ fullName: "Mine" });
+    // The 412 said what is stored: no read beyond the first.
+    expect(backend.counts.reads).toBe(1);
     expect(result.current.conflict?.etag).toBe('"2"');
     await act(async () => {
       await result.current.resolveConflict("mine");

@@ -160,11 +160,13 @@ function Review(props: { steps: FlowStep[]; authenticated: boolean }) {
       if (!(caught instanceof ProblemError)) throw caught;
       setProblem(caught);
       if (caught.isValidation) {
-        // `/steps/<step>/<field>`: show each error under its field, on its step.
+        // `{step, pointer: "/<field>"}`: show each error under its field, on its step.
         const byStep: Record<string, Record<string, FieldError[]>> = {};
         for (const error of caught.errors) {
-          const { step: stepId, field } = fieldOfPointer(error.pointer);
-          if (stepId === undefined) continue;
+          const pointed = fieldOfPointer(error.pointer);
+          const stepId = error.step ?? pointed.step;
+          const field = pointed.field;
+          if (stepId === undefined || stepId === null) continue;
           ((byStep[stepId] ??= {})[field] ??= []).push(error);
         }
         setServerErrors(byStep);
