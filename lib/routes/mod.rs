@@ -7,6 +7,7 @@
 pub mod ai;
 pub mod analytics;
 pub mod complete;
+pub mod deliver;
 pub mod events;
 pub mod flow;
 pub mod health;
@@ -41,6 +42,7 @@ pub fn all() -> Router<AppState> {
         .merge(ai::accept_router())
         .merge(ai::reject_router())
         .merge(purge::router())
+        .merge(deliver::router())
         .merge(me::erase_router())
         .merge(me::export_router())
         .merge(webhooks::clerk_router())

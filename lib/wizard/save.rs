@@ -205,6 +205,8 @@ pub async fn write_answer(
     let stored = answers::all_for_progress(tx, record.id).await?;
     let existing = stored.get(step);
     let precondition = precondition(existing, write.expected)?;
+    let newly_completed =
+        completion == Completion::Complete && !existing.is_some_and(|answer| answer.completed);
     let complete = match completion {
         Completion::Draft => false,
         Completion::Complete => true,
@@ -278,6 +280,9 @@ pub async fn write_answer(
         flow.version() as i32,
     )
     .await?;
+    if newly_completed {
+        crate::outbox::step_completed(tx, &record, step).await?;
+    }
     let status = status::compute(
         flow,
         write.flags,

@@ -38,6 +38,7 @@ const SUGGEST: &str = "/api/onboarding/ai/suggest";
 const ACCEPT: &str = "/api/onboarding/ai/suggestions/{id}/accept";
 const REJECT: &str = "/api/onboarding/ai/suggestions/{id}/reject";
 const PURGE: &str = "/api/cron/purge";
+const DELIVER: &str = "/api/cron/deliver";
 
 /// The cron secret of the apps that run the purge.
 const CRON_SECRET: &str = "contract-cron-secret-0123456789";
