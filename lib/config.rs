@@ -15,6 +15,7 @@ use crate::db::DatabaseSettings;
 use crate::db::retention::RetentionSettings;
 use crate::flags::{EdgeConfigSource, FlagsSettings};
 use crate::monitoring::otlp::OtlpSettings;
+use crate::outbound::OutboundSettings;
 use crate::settings::{
     ConfigError, Lookup, Profile, SecretString, header_secret, parse_number, process_env,
 };
@@ -198,7 +199,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ),
     (
         "CRON_SECRET",
-        "Secret Vercel sends as `Authorization: Bearer <CRON_SECRET>` with every cron job; `GET /api/cron/purge` requires it (unset: the purge answers 503 and never runs). At least 16 characters. Never logged.",
+        "Secret Vercel sends as `Authorization: Bearer <CRON_SECRET>` with every cron job; `GET /api/cron/purge` and `GET /api/cron/deliver` require it (unset: both answer 503 and never run). At least 16 characters. Never logged.",
     ),
     (
         "ANALYTICS_RETENTION_DAYS",
@@ -276,6 +277,46 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "AI_MAX_RETRIES",
         "Retries after a 429, 5xx, Anthropic 529, timeout or network error, with jittered exponential backoff honouring Retry-After (default 2, max 10).",
     ),
+    (
+        "OUTBOUND_WEBHOOK_URLS",
+        "Comma-separated URLs that receive every outbox event as a Standard Webhooks-signed POST (https; http only for localhost). Unset: no webhooks.",
+    ),
+    (
+        "OUTBOUND_WEBHOOK_SECRET",
+        "Standard Webhooks signing secret, `whsec_<base64 of 24-64 random bytes>`; required with OUTBOUND_WEBHOOK_URLS. Receivers verify with the same secret. Never logged.",
+    ),
+    (
+        "OUTBOUND_TIMEOUT_MS",
+        "Timeout of one webhook or identity-provider call (default 3000, 100..=4000, so a whole attempt fits in the 5 s after a response and the 8 s of a scheduled run); a slower receiver counts as failed and is retried.",
+    ),
+    (
+        "OUTBOX_MAX_ATTEMPTS",
+        "Attempts after which an outbox event is dead-lettered (state `dead`) and the user's next event proceeds (default 15, 1..=100).",
+    ),
+    (
+        "OUTBOX_BACKOFF_BASE_MS",
+        "Delay before an event's second attempt, doubled per attempt up to an hour, with jitter; a longer Retry-After wins (default 10000).",
+    ),
+    (
+        "IDP_SYNC",
+        "`on` writes completion into the identity provider's user metadata (AUTH_PROVIDER clerk: public_metadata.onboardingComplete; supabase: app_metadata.onboarding_complete), through the outbox. Default off.",
+    ),
+    (
+        "CLERK_SECRET_KEY",
+        "Clerk Backend API secret key (`sk_…`), for IDP_SYNC with the clerk preset. Never logged.",
+    ),
+    (
+        "CLERK_API_URL",
+        "Clerk Backend API base URL (default https://api.clerk.com).",
+    ),
+    (
+        "SUPABASE_URL",
+        "The Supabase project URL (`https://<ref>.supabase.co`), for IDP_SYNC with the supabase preset.",
+    ),
+    (
+        "SUPABASE_SERVICE_ROLE_KEY",
+        "Supabase service-role key, for the admin API (IDP_SYNC with the supabase preset). Never logged.",
+    ),
 ];
 
 /// HTTP behaviour shared by every route.
@@ -316,6 +357,8 @@ pub struct Settings {
     pub otlp: Option<OtlpSettings>,
     /// `None` when `CLERK_WEBHOOK_SECRET` is unset: the webhook is not configured.
     pub clerk_webhook: Option<ClerkWebhookSettings>,
+    /// Where outbox events go: webhooks and the identity provider.
+    pub outbound: OutboundSettings,
 }
 
 impl Settings {
@@ -342,6 +385,7 @@ impl Settings {
             ai: AiSettings::from_lookup(lookup)?,
             otlp: OtlpSettings::from_lookup(lookup)?,
             clerk_webhook: ClerkWebhookSettings::from_lookup(lookup)?,
+            outbound: OutboundSettings::from_lookup(lookup)?,
         })
     }
 }

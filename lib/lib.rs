@@ -5,7 +5,8 @@
 //! logic that can be tested without a socket lives here, in layers that
 //! import only downwards (README: "Layers of `lib/`"; `scripts/check-layers`):
 //! [`settings`] → [`breaker`], [`monitoring`] → [`auth`] → [`db`] →
-//! [`cache`], [`flags`] → [`ai`] → [`wizard`] (the domain) → [`config`] →
+//! [`cache`], [`flags`] → [`ai`], [`outbound`] → [`outbox`] → [`wizard`] (the
+//! domain) → [`config`] →
 //! [`state`] → [`http`] → [`routes`] → [`openapi`].
 
 pub mod ai;
@@ -18,6 +19,8 @@ pub mod flags;
 pub mod http;
 pub mod monitoring;
 pub mod openapi;
+pub mod outbound;
+pub mod outbox;
 pub mod routes;
 pub mod settings;
 pub mod state;

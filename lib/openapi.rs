@@ -54,12 +54,19 @@ use crate::state::AppState;
         routes::ai_policy::read,
         routes::ai_policy::write,
         routes::purge::handle,
+        routes::deliver::handle,
         routes::me::erase,
         routes::me::download,
         routes::webhooks::clerk,
     ),
-    components(schemas(crate::http::error::Problem, crate::wizard::validation::FieldError)),
-    modifiers(&SharedLayers),
+    components(schemas(
+        crate::http::error::Problem,
+        crate::wizard::validation::FieldError,
+        crate::outbox::CompletedEvent,
+        crate::outbox::StepCompletedEvent,
+        crate::outbox::MergedEvent,
+    )),
+    modifiers(&SharedLayers, &OutboundWebhooks),
     tags(
         (name = "onboarding", description = "The wizard: where the caller stands, the flow, saving steps, completing"),
         (name = "session", description = "Anonymous sessions, and moving their drafts to the user after sign-in"),
@@ -68,6 +75,7 @@ use crate::state::AppState;
         (name = "privacy", description = "A user's data erased or exported, by them or when the identity provider deletes their account"),
         (name = "health", description = "Dependencies"),
         (name = "ops", description = "Scheduled maintenance, called by Vercel's cron jobs with the cron secret"),
+        (name = "webhooks", description = "What the outbox sends to the deployment's webhook receivers"),
         (name = "meta", description = "This document"),
     )
 )]
@@ -163,6 +171,94 @@ pub fn open_free_form_objects(node: &mut serde_json::Value) {
         }
         serde_json::Value::Array(items) => items.iter_mut().for_each(open_free_form_objects),
         _ => {}
+    }
+}
+
+/// The `webhooks` section: what the outbox POSTs to `OUTBOUND_WEBHOOK_URLS`.
+struct OutboundWebhooks;
+
+impl Modify for OutboundWebhooks {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::{
+            HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItem,
+        };
+        use utoipa::openapi::request_body::RequestBodyBuilder;
+        use utoipa::openapi::{
+            ContentBuilder, ObjectBuilder, PathsBuilder, Ref, Required, ResponseBuilder, Type,
+        };
+        let header = |name: &str, description: &str| {
+            ParameterBuilder::new()
+                .name(name)
+                .parameter_in(ParameterIn::Header)
+                .required(Required::True)
+                .description(Some(description))
+                .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                .build()
+        };
+        let mut paths = PathsBuilder::new();
+        for (event, schema, summary) in [
+            (
+                crate::outbox::COMPLETED,
+                "CompletedEvent",
+                "A user completed onboarding",
+            ),
+            (
+                crate::outbox::STEP_COMPLETED,
+                "StepCompletedEvent",
+                "A signed-in user completed a step",
+            ),
+            (
+                crate::outbox::MERGED,
+                "MergedEvent",
+                "An anonymous session's drafts moved to the user after sign-in",
+            ),
+        ] {
+            let operation = OperationBuilder::new()
+                .operation_id(Some(event))
+                .tag("webhooks")
+                .summary(Some(summary))
+                .description(Some(
+                    "Sent by the transactional outbox to every `OUTBOUND_WEBHOOK_URLS` receiver, \
+                     at least once and in order per user, signed with the Standard Webhooks \
+                     scheme under `OUTBOUND_WEBHOOK_SECRET` (verify with the `standardwebhooks` \
+                     or `svix` libraries). A retry repeats `webhook-id`: receivers deduplicate on it.",
+                ))
+                .parameter(header(
+                    "webhook-id",
+                    "The event's id, the same in every delivery of it",
+                ))
+                .parameter(header(
+                    "webhook-timestamp",
+                    "Unix seconds when this attempt was signed",
+                ))
+                .parameter(header(
+                    "webhook-signature",
+                    "`v1,<base64 HMAC-SHA256 of {webhook-id}.{webhook-timestamp}.{body}>`",
+                ))
+                .request_body(Some(
+                    RequestBodyBuilder::new()
+                        .required(Some(Required::True))
+                        .content(
+                            "application/json",
+                            ContentBuilder::new()
+                                .schema(Some(Ref::from_schema_name(schema)))
+                                .build(),
+                        )
+                        .build(),
+                ))
+                .response(
+                    "2XX",
+                    ResponseBuilder::new().description(
+                        "Acknowledged. Any other status, or no answer within \
+                         `OUTBOUND_TIMEOUT_MS`, is retried with exponential backoff \
+                         (`Retry-After` on 429 and 503 is honoured) until \
+                         `OUTBOX_MAX_ATTEMPTS`.",
+                    ),
+                )
+                .build();
+            paths = paths.path(event, PathItem::new(HttpMethod::Post, operation));
+        }
+        openapi.webhooks = Some(paths.build());
     }
 }
 

@@ -12,6 +12,7 @@ use crate::db::Database;
 use crate::db::event_writer::EventWriter;
 use crate::flags::EdgeConfigStore;
 use crate::monitoring::otlp::Exporter;
+use crate::outbound::Outbound;
 use crate::wizard::flow::Flow;
 
 /// Everything a route needs besides the request.
@@ -30,6 +31,7 @@ struct Inner {
     flags: EdgeConfigStore<Flow>,
     ai: Option<AiClient>,
     spans: Option<Exporter>,
+    outbound: Outbound,
 }
 
 impl AppState {
@@ -57,6 +59,8 @@ impl AppState {
             .clone()
             .map(|otlp| Exporter::new(otlp, http.clone()));
         let events = EventWriter::new(db.clone());
+        // Its own client: its timeout is OUTBOUND_TIMEOUT_MS.
+        let outbound = Outbound::new(settings.outbound.clone())?;
         Ok(Self {
             inner: Arc::new(Inner {
                 settings,
@@ -68,6 +72,7 @@ impl AppState {
                 flags,
                 ai,
                 spans,
+                outbound,
             }),
         })
     }
@@ -125,5 +130,10 @@ impl AppState {
     /// The OpenTelemetry span exporter; `None` unless an OTLP endpoint is set.
     pub fn spans(&self) -> Option<&Exporter> {
         self.inner.spans.as_ref()
+    }
+
+    /// The webhook and identity-provider client the outbox delivers through.
+    pub fn outbound(&self) -> &Outbound {
+        &self.inner.outbound
     }
 }

@@ -87,6 +87,8 @@ async fn security_definer_functions_pin_their_path_run_under_policies_and_are_no
         [
             "erase_caller",
             "erase_user",
+            "outbox_claim",
+            "outbox_settle",
             "purge_expired_idempotency_keys",
             "purge_expired_sessions",
             "purge_old_events",

@@ -384,9 +384,11 @@ async fn erasing_me_leaves_nothing_of_the_user_in_any_table_and_nothing_else_cha
         .unwrap();
     let others_before = rows_mentioning(&admin, &other).await;
     assert!(others_before.len() >= 5, "{others_before:#?}");
-    // What is there to erase: the user in eleven tables, the session in three.
+    // What is there to erase: the user in twelve tables (the outbox's events
+    // included, which go with their progress), the session in three.
     let users_before = rows_mentioning(&admin, &user).await;
-    assert_eq!(users_before.len(), 11, "{users_before:#?}");
+    assert_eq!(users_before.len(), 12, "{users_before:#?}");
+    assert!(users_before.contains_key("outbox"), "{users_before:#?}");
     assert_eq!(rows_mentioning(&admin, &session_hash).await.len(), 3);
     assert_eq!(answers_of(&admin, &user).await.len(), 5);
     let answers_before = answers_of(&admin, &other).await;

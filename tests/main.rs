@@ -20,6 +20,7 @@ mod library;
 mod migrations;
 mod monitoring;
 mod openapi;
+mod outbox;
 mod pooler;
 mod retention;
 mod round_trips;

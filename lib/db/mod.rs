@@ -35,6 +35,7 @@ pub mod events;
 pub mod funnel;
 pub mod idempotency;
 pub mod migrate;
+pub mod outbox;
 pub mod progress;
 pub mod retention;
 pub mod sessions;

@@ -16,6 +16,7 @@ pub mod idempotency;
 #[cfg(feature = "lambda")]
 pub mod lambda;
 pub mod observe;
+pub mod outbox;
 pub mod rate_limit;
 pub mod request_id;
 pub mod vercel;
@@ -41,6 +42,11 @@ pub fn app(state: AppState, routes: Router<AppState>) -> Router {
     routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        // Innermost, so it sees whether the handler wrote an outbox event.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            outbox::deliver_after_response,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             rate_limit::writes,

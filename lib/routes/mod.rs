@@ -8,6 +8,7 @@ pub mod ai;
 pub mod ai_policy;
 pub mod analytics;
 pub mod complete;
+pub mod deliver;
 pub mod events;
 pub mod flow;
 pub mod health;
@@ -43,6 +44,7 @@ pub fn all() -> Router<AppState> {
         .merge(ai::reject_router())
         .merge(ai_policy::router())
         .merge(purge::router())
+        .merge(deliver::router())
         .merge(me::erase_router())
         .merge(me::export_router())
         .merge(webhooks::clerk_router())

@@ -188,6 +188,7 @@ pub async fn complete(
     let record = progress::mark_completed(tx, record.id, organization_id.as_deref())
         .await?
         .ok_or(crate::db::DbError::MissingRow("mark_completed"))?;
+    crate::outbox::completed(tx, &record).await?;
     let status = status::compute(flow, flags, true, Some(&record), &answer_map, paths);
     let body = Completed {
         status,

@@ -46,9 +46,11 @@ pub async fn merge(tx: &Tx<'_>) -> Result<Merged, WizardError> {
         let Some(user_row) = progress::fetch_own_for_update(tx, &session_row.flow_id).await? else {
             let session_answers = answers::all_for_progress(tx, session_row.id).await?;
             progress::adopt(tx, session_row.id).await?;
+            let from_session: Vec<String> = session_answers.into_keys().collect();
+            crate::outbox::merged(tx, &session_row, &from_session, &[]).await?;
             merged.push(MergedFlow {
                 flow_id: session_row.flow_id,
-                from_session: session_answers.into_keys().collect(),
+                from_session,
                 kept: Vec::new(),
             });
             continue;
@@ -91,6 +93,7 @@ pub async fn merge(tx: &Tx<'_>) -> Result<Merged, WizardError> {
             .unwrap_or_default();
         progress::record_step(tx, user_row.id, &completed, &current, user_row.flow_version).await?;
         progress::delete(tx, session_row.id).await?;
+        crate::outbox::merged(tx, &user_row, &from_session, &kept).await?;
         merged.push(MergedFlow {
             flow_id: session_row.flow_id,
             from_session,

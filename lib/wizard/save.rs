@@ -218,6 +218,8 @@ pub async fn write_answer(
     let existing = stored.get(step);
     let precondition = precondition(existing, write.expected)
         .map_err(|error| error.with_current(current_answer(step, existing, flow)))?;
+    let newly_completed =
+        completion == Completion::Complete && !existing.is_some_and(|answer| answer.completed);
     let complete = match completion {
         Completion::Draft => false,
         Completion::Complete => true,
@@ -297,6 +299,9 @@ pub async fn write_answer(
         flow.version() as i32,
     )
     .await?;
+    if newly_completed {
+        crate::outbox::step_completed(tx, &record, step).await?;
+    }
     let status = status::compute(
         flow,
         write.flags,

@@ -9,8 +9,8 @@ use super::probe::{
 };
 use super::working::signed;
 use super::{
-    ACCEPT, CLERK, COMPLETE, CRON_SECRET, Contract, EVENTS, EXPORT, FLOW, FUNNEL, HEALTH, ME,
-    MERGE, POLICY, PREFERENCES, PURGE, REJECT, SESSION, STATUS, STEP, SUGGEST,
+    ACCEPT, CLERK, COMPLETE, CRON_SECRET, Contract, DELIVER, EVENTS, EXPORT, FLOW, FUNNEL, HEALTH,
+    ME, MERGE, POLICY, PREFERENCES, PURGE, REJECT, SESSION, STATUS, STEP, SUGGEST,
 };
 use crate::support::api::{Auth, valid_answer};
 use crate::support::webhook::TEST_WEBHOOK_SECRET;
@@ -55,6 +55,7 @@ pub async fn answers_at_the_rate_limit(contract: &Contract) {
         case(429, PUT, POLICY, POLICY, &user, Json(json!({ "aiAllowed": false }))),
         // This deployment has no CRON_SECRET: the purge never runs.
         case(503, GET, PURGE, PURGE, &scheduler, Empty),
+        case(503, GET, DELIVER, DELIVER, &scheduler, Empty),
         case(429, DELETE, ME, ME, &user, Empty),
     ];
     probe.run_all(cases).await;
@@ -138,6 +139,7 @@ async fn every_database_route_answers(probe: &Probe<'_>, status: u16) {
         case(status, POST, ACCEPT, decision_path(&id, "accept"), &user, Empty),
         case(status, POST, REJECT, decision_path(&id, "reject"), &user, Empty),
         case(status, GET, PURGE, PURGE, &scheduler, Empty),
+        case(status, GET, DELIVER, DELIVER, &scheduler, Empty),
         case(status, DELETE, ME, ME, &user, Empty),
         case(status, GET, EXPORT, EXPORT, &user, Empty),
         case(status, POST, CLERK, CLERK, &nobody, Raw("application/json", USER_DELETED))

@@ -39,6 +39,7 @@ const ACCEPT: &str = "/api/onboarding/ai/suggestions/{id}/accept";
 const REJECT: &str = "/api/onboarding/ai/suggestions/{id}/reject";
 const POLICY: &str = "/api/onboarding/ai/policy";
 const PURGE: &str = "/api/cron/purge";
+const DELIVER: &str = "/api/cron/deliver";
 
 /// The cron secret of the apps that run the purge.
 const CRON_SECRET: &str = "contract-cron-secret-0123456789";

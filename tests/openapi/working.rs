@@ -11,8 +11,8 @@ use super::probe::{
     DELETE, GET, POST, PUT, Probe, case, decision_path, step_path, unique,
 };
 use super::{
-    ACCEPT, CLERK, COMPLETE, CRON_SECRET, Contract, EVENTS, EXPORT, FLOW, FUNNEL, HEALTH, ME,
-    MERGE, OPENAPI, POLICY, PREFERENCES, PURGE, REJECT, SESSION, STATUS, STEP, STEPS, SUGGEST,
+    ACCEPT, CLERK, COMPLETE, CRON_SECRET, Contract, DELIVER, EVENTS, EXPORT, FLOW, FUNNEL, HEALTH,
+    ME, MERGE, OPENAPI, POLICY, PREFERENCES, PURGE, REJECT, SESSION, STATUS, STEP, STEPS, SUGGEST,
 };
 use crate::ai::server::{self, FakeProvider};
 use crate::support::api::{Auth, valid_answer};
@@ -392,6 +392,10 @@ async fn purge(probe: &Probe<'_>, callers: &Callers) {
         case(401, GET, PURGE, PURGE, &impostor, Empty),
         // A user's token is not the cron secret.
         case(401, GET, PURGE, PURGE, member, Empty),
+        case(200, GET, DELIVER, DELIVER, &scheduler, Empty)
+            .then(|delivered| assert_eq!(delivered.body["complete"], true)),
+        case(401, GET, DELIVER, DELIVER, nobody, Empty),
+        case(401, GET, DELIVER, DELIVER, &impostor, Empty),
     ];
     probe.run_all(cases).await;
 }
