@@ -2,6 +2,33 @@
 // Do not edit by hand; CI (`npm run generate:check`) fails when it is stale.
 
 export interface paths {
+    "/api/cron/deliver": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Deliver pending outbox events
+         * @description Vercel calls it on the `crons` schedule with `Authorization: Bearer
+         *     <CRON_SECRET>`. It claims due events (the oldest pending one of each
+         *     user), sends them to the webhook receivers and, with `IDP_SYNC`, the
+         *     identity provider, and records each outcome; rounds start while 8 seconds
+         *     leave room for a whole attempt. Runs may overlap: each event is claimed
+         *     by one of them. Events are delivered at least once: a run stopped midway
+         *     leaves its events to the next run, which sends them with the same
+         *     `webhook-id`.
+         */
+        get: operations["deliverOutbox"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/cron/purge": {
         parameters: {
             query?: never;
@@ -457,7 +484,68 @@ export interface paths {
         trace?: never;
     };
 }
-export type webhooks = Record<string, never>;
+export interface webhooks {
+    "onboarding.completed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A user completed onboarding
+         * @description Sent by the transactional outbox to every `OUTBOUND_WEBHOOK_URLS` receiver, at least once and in order per user, signed with the Standard Webhooks scheme under `OUTBOUND_WEBHOOK_SECRET` (verify with the `standardwebhooks` or `svix` libraries). A retry repeats `webhook-id`: receivers deduplicate on it.
+         */
+        post: operations["onboarding.completed"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "onboarding.merged": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * An anonymous session's drafts moved to the user after sign-in
+         * @description Sent by the transactional outbox to every `OUTBOUND_WEBHOOK_URLS` receiver, at least once and in order per user, signed with the Standard Webhooks scheme under `OUTBOUND_WEBHOOK_SECRET` (verify with the `standardwebhooks` or `svix` libraries). A retry repeats `webhook-id`: receivers deduplicate on it.
+         */
+        post: operations["onboarding.merged"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "onboarding.step_completed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A signed-in user completed a step
+         * @description Sent by the transactional outbox to every `OUTBOUND_WEBHOOK_URLS` receiver, at least once and in order per user, signed with the Standard Webhooks scheme under `OUTBOUND_WEBHOOK_SECRET` (verify with the `standardwebhooks` or `svix` libraries). A retry repeats `webhook-id`: receivers deduplicate on it.
+         */
+        post: operations["onboarding.step_completed"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+}
 export interface components {
     schemas: {
         Accepted: {
@@ -502,6 +590,28 @@ export interface components {
             /** @description The organization the wizard created or filled in, if the flow has one. */
             organizationId: string | null;
             status: components["schemas"]["Status"];
+        };
+        /** @description `onboarding.completed`: the user finished onboarding. */
+        CompletedData: {
+            /** Format: date-time */
+            completedAt: string;
+            flowId: string;
+            /** Format: int32 */
+            flowVersion: number;
+            /** @description The organization the wizard created or filled in, if the flow has one. */
+            organizationId: string | null;
+            /** @description The user's id at the identity provider (the token's user claim). */
+            userId?: string;
+        };
+        /** @description The body of `onboarding.completed`. */
+        CompletedEvent: {
+            data: components["schemas"]["CompletedData"];
+            /**
+             * Format: date-time
+             * @description When the change happened (RFC 3339); the same in every delivery.
+             */
+            timestamp: string;
+            type: string;
         };
         /** @description Shows or hides a step or field. A field that has no answer compares unequal to everything. */
         Condition: {
@@ -554,6 +664,29 @@ export interface components {
          * @enum {string}
          */
         DecisionName: "accepted" | "rejected";
+        /** @description What one run did. */
+        DeliveryReport: {
+            /**
+             * @description `true`: nothing due is left. `false`: the run's time was up first;
+             *     the next run continues.
+             */
+            complete: boolean;
+            /**
+             * Format: int32
+             * @description Events dead-lettered by this run (`OUTBOX_MAX_ATTEMPTS` reached).
+             */
+            dead: number;
+            /**
+             * Format: int32
+             * @description Events every destination acknowledged.
+             */
+            delivered: number;
+            /**
+             * Format: int32
+             * @description Events that failed somewhere and wait for their next attempt (backoff).
+             */
+            retried: number;
+        };
         /**
          * @description What an erasure did, per table (camelCase names, e.g. `stepAnswers`).
          *     Erasing again finds nothing: every count is 0.
@@ -948,6 +1081,28 @@ export interface components {
         Merged: {
             merged: components["schemas"]["MergedFlow"][];
         };
+        /**
+         * @description `onboarding.merged`: an anonymous session's drafts moved to the user
+         *     after sign-in (one event per flow that received answers).
+         */
+        MergedData: {
+            flowId: string;
+            /** @description Steps whose answer now comes from the session. */
+            fromSession: string[];
+            /** @description Steps where the account's own answer was kept. */
+            kept: string[];
+            userId?: string;
+        };
+        /** @description The body of `onboarding.merged`. */
+        MergedEvent: {
+            data: components["schemas"]["MergedData"];
+            /**
+             * Format: date-time
+             * @description When the change happened (RFC 3339); the same in every delivery.
+             */
+            timestamp: string;
+            type: string;
+        };
         /** @description What a merge did to one flow's answers. */
         MergedFlow: {
             flowId: string;
@@ -1141,6 +1296,27 @@ export interface components {
              */
             version: number;
         };
+        /**
+         * @description `onboarding.step_completed`: a signed-in user completed a step (sent
+         *     when it becomes completed, not for every later save of it).
+         */
+        StepCompletedData: {
+            flowId: string;
+            /** Format: int32 */
+            flowVersion: number;
+            step: string;
+            userId?: string;
+        };
+        /** @description The body of `onboarding.step_completed`. */
+        StepCompletedEvent: {
+            data: components["schemas"]["StepCompletedData"];
+            /**
+             * Format: date-time
+             * @description When the change happened (RFC 3339); the same in every delivery.
+             */
+            timestamp: string;
+            type: string;
+        };
         /** @description One step's figures. */
         StepFunnel: {
             /**
@@ -1229,6 +1405,71 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    deliverOutbox: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Your id for this request, echoed back and logged; honoured when it is 1 to 128 of `[A-Za-z0-9._-]`, else replaced. */
+                "x-request-id"?: components["parameters"]["RequestId"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description What was delivered, retried and dead-lettered, and whether the run got to the end */
+            200: {
+                headers: {
+                    "Cache-Control": components["headers"]["Cache-Control"];
+                    "Server-Timing": components["headers"]["Server-Timing"];
+                    "x-request-id": components["headers"]["x-request-id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeliveryReport"];
+                };
+            };
+            /** @description No `Authorization: Bearer <CRON_SECRET>`, or another secret */
+            401: {
+                headers: {
+                    "Cache-Control": components["headers"]["Cache-Control"];
+                    "Server-Timing": components["headers"]["Server-Timing"];
+                    "Set-Cookie": components["headers"]["Set-Cookie"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    "x-request-id": components["headers"]["x-request-id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An unexpected database error; outcomes recorded before it stay recorded */
+            500: {
+                headers: {
+                    "Cache-Control": components["headers"]["Cache-Control"];
+                    "Server-Timing": components["headers"]["Server-Timing"];
+                    "x-request-id": components["headers"]["x-request-id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `CRON_SECRET` is unset (scheduled jobs are not configured and never run), or the database is unavailable */
+            503: {
+                headers: {
+                    "Cache-Control": components["headers"]["Cache-Control"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "Server-Timing": components["headers"]["Server-Timing"];
+                    "x-request-id": components["headers"]["x-request-id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     purgeExpiredData: {
         parameters: {
             query?: never;
@@ -3612,6 +3853,93 @@ export interface operations {
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
+            };
+        };
+    };
+    "onboarding.completed": {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id, the same in every delivery of it */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed */
+                "webhook-timestamp": string;
+                /** @description `v1,<base64 HMAC-SHA256 of {webhook-id}.{webhook-timestamp}.{body}>` */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CompletedEvent"];
+            };
+        };
+        responses: {
+            /** @description Acknowledged. Any other status, or no answer within `OUTBOUND_TIMEOUT_MS`, is retried with exponential backoff (`Retry-After` on 429 and 503 is honoured) until `OUTBOX_MAX_ATTEMPTS`. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    "onboarding.merged": {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id, the same in every delivery of it */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed */
+                "webhook-timestamp": string;
+                /** @description `v1,<base64 HMAC-SHA256 of {webhook-id}.{webhook-timestamp}.{body}>` */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MergedEvent"];
+            };
+        };
+        responses: {
+            /** @description Acknowledged. Any other status, or no answer within `OUTBOUND_TIMEOUT_MS`, is retried with exponential backoff (`Retry-After` on 429 and 503 is honoured) until `OUTBOX_MAX_ATTEMPTS`. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    "onboarding.step_completed": {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id, the same in every delivery of it */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed */
+                "webhook-timestamp": string;
+                /** @description `v1,<base64 HMAC-SHA256 of {webhook-id}.{webhook-timestamp}.{body}>` */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["StepCompletedEvent"];
+            };
+        };
+        responses: {
+            /** @description Acknowledged. Any other status, or no answer within `OUTBOUND_TIMEOUT_MS`, is retried with exponential backoff (`Retry-After` on 429 and 503 is honoured) until `OUTBOX_MAX_ATTEMPTS`. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };
