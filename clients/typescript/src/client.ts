@@ -31,16 +31,15 @@ export type FunnelEvent = components["schemas"]["Event"];
 export type FunnelEventType = components["schemas"]["EventType"];
 
 /**
- * An organization's AI policy (`onboarding.organization_ai_policies`): when
- * `aiAllowed` is false, AI is off for every member. The route is not in the
- * OpenAPI document yet; its path is `aiPolicyPath` (option).
+ * An organization's AI policy (`GET /api/onboarding/ai/policy`, for its
+ * admins): when `aiAllowed` is false, AI is off for every member.
  */
-export interface AiPolicy {
-  aiAllowed: boolean;
-}
+export type AiPolicy = components["schemas"]["OrganizationAiPolicy"];
+/** What an admin sets (`PUT /api/onboarding/ai/policy`). */
+export type AiPolicyChange = components["schemas"]["PolicyBody"];
 
-/** Where the organization AI policy route is expected (override with `aiPolicyPath`). */
-export const DEFAULT_AI_POLICY_PATH = "/api/onboarding/ai/organization-policy";
+/** Where the backend serves the organization AI policy (override with `aiPolicyPath`). */
+export const DEFAULT_AI_POLICY_PATH = "/api/onboarding/ai/policy";
 
 /** A step as read, with the `ETag` to send back in `If-Match`. */
 export interface StepState {
@@ -207,8 +206,8 @@ export function createOnboardingClient(options: OnboardingClientOptions = {}) {
     },
 
     /**
-     * The organization's AI policy. `undefined` when the backend has no such
-     * route yet (404), so an admin page can say so instead of failing.
+     * The organization's AI policy. `undefined` when the backend serves no
+     * such route (404, an older backend), so an admin page can say so.
      */
     async aiPolicy(): Promise<AiPolicy | undefined> {
       const response = await recovering(aiPolicyUrl, {
@@ -221,7 +220,7 @@ export function createOnboardingClient(options: OnboardingClientOptions = {}) {
       return body;
     },
 
-    async setAiPolicy(policy: AiPolicy, ifMatch?: string): Promise<AiPolicy | undefined> {
+    async setAiPolicy(policy: AiPolicyChange, ifMatch?: string): Promise<AiPolicy | undefined> {
       const header: Record<string, string> = {
         ...headers,
         "content-type": "application/json",

@@ -179,7 +179,12 @@ const scenarios = {
       if (reached.length === 0) await page.waitForTimeout(300);
     }
     assert(reached.includes("preferences"), `the funnel lists the steps viewed after sign-in (${reached.join(", ")})`);
-    await page.locator('[data-testid="ai-policy"], [data-testid="ai-policy-unavailable"]').first().waitFor({ timeout: TIMEOUT });
+    // The owner forbids AI for the organization's members, and the page says so.
+    const policy = page.getByTestId("ai-policy");
+    await policy.waitFor({ timeout: TIMEOUT });
+    assert((await policy.innerText()).includes("allowed"), "AI is allowed until an admin says otherwise");
+    await policy.getByRole("button", { name: "Forbid AI" }).click();
+    await policy.getByText("forbidden for every member").waitFor({ timeout: TIMEOUT });
   },
 
   /** Two tabs save the same step: the second gets the 412, sees the other answer, keeps its own. */
