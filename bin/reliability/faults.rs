@@ -12,6 +12,7 @@ use crate::Args;
 use crate::ai_provider::{AI_ERROR, AI_HANG, AI_OK};
 use crate::load::Shared;
 use crate::services::{Postgres, Redis, wait_until};
+use crate::webhooks::{RECEIVER_FAILING, RECEIVER_HANGING, RECEIVER_OK};
 
 /// How long PostgreSQL may take, once it accepts connections again, until a save succeeds.
 pub const PG_RECOVERY_BUDGET: Duration = Duration::from_secs(5);
@@ -63,6 +64,28 @@ pub async fn inject(
         })
     };
 
+    // The outbox's webhook receiver fails, then hangs, from 60% into the
+    // load: deliveries retry, and no route may wait for them.
+    let receiver_fault = {
+        let shared = Arc::clone(shared);
+        let at = started + Duration::from_secs(args.seconds * 6 / 10);
+        tokio::spawn(async move {
+            tokio::time::sleep_until(at.into()).await;
+            timeline(started, "webhook receiver answers 503");
+            shared
+                .receiver_mode
+                .store(RECEIVER_FAILING, Ordering::Relaxed);
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            timeline(started, "webhook receiver hangs");
+            shared
+                .receiver_mode
+                .store(RECEIVER_HANGING, Ordering::Relaxed);
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            shared.receiver_mode.store(RECEIVER_OK, Ordering::Relaxed);
+            "webhook receiver answering 503 for 3s, then hanging for 3s".to_string()
+        })
+    };
+
     tokio::time::sleep_until((started + Duration::from_secs(args.seconds / 10)).into()).await;
     timeline(started, "stop Redis");
     redis.stop();
@@ -101,8 +124,10 @@ pub async fn inject(
         .into(),
     )
     .await;
-    if let Ok(injected) = ai_fault.await {
-        faults.injected.push(injected);
+    for fault in [ai_fault, receiver_fault] {
+        if let Ok(injected) = fault.await {
+            faults.injected.push(injected);
+        }
     }
     let samples = health.await.unwrap_or_default();
 

@@ -57,6 +57,8 @@ pub struct Shared {
     pub pg_back: Mutex<Option<Instant>>,
     pub run_id: String,
     pub ai_mode: Arc<AtomicU8>,
+    /// How the outbox's webhook receiver answers (`webhooks::RECEIVER_*`).
+    pub receiver_mode: Arc<AtomicU8>,
 }
 
 impl Shared {

@@ -12,6 +12,8 @@
 //! 3. reads every acknowledged save back and checks nothing was lost or
 //!    duplicated;
 //! 4. sends a corpus of hostile tokens and bodies;
+//! 5. drains the outbox to a webhook receiver that failed and hung during
+//!    the load, and checks every event was delivered and acknowledged;
 //!
 //! and prints a summary, exiting non-zero when any figure is wrong. Every loop
 //! is bounded in count and time; every socket is on 127.0.0.1.
@@ -34,6 +36,7 @@ mod services;
 mod tokens;
 mod user;
 mod verify;
+mod webhooks;
 
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -266,7 +269,9 @@ async fn load_and_check(
     let jwks_url = tokens::serve_jwks().await?;
     let ai_mode = Arc::new(AtomicU8::new(ai_provider::AI_OK));
     let ai_url = ai_provider::serve(Arc::clone(&ai_mode)).await?;
-    let extra = vec![
+    let receiver = webhooks::Receiver::default();
+    let receiver_url = receiver.serve().await?;
+    let mut extra = vec![
         ("DATABASE_URL", database_url),
         ("AUTH_PROVIDER", "supabase".into()),
         ("AUTH_JWKS_URL", jwks_url),
@@ -288,6 +293,7 @@ async fn load_and_check(
         ("AI_TIMEOUT_MS", "300".into()),
         ("AI_DEADLINE_MS", "1000".into()),
     ];
+    extra.extend(webhooks::settings(receiver_url));
     let (address, server) = services::serve_loopback(api(pg, redis.port, extra)?).await?;
     let base = format!("http://{address}");
     println!(
@@ -309,6 +315,7 @@ async fn load_and_check(
         pg_back: Mutex::new(None),
         run_id: format!("{:x}", tokens::now()),
         ai_mode,
+        receiver_mode: Arc::clone(&receiver.mode),
     });
     let users = user::sign_in(&client, &base, args.users).await?;
     let leaver = lifecycle::prepare_leaver(&client, &base).await?;
@@ -359,6 +366,16 @@ async fn load_and_check(
     }
     println!("== hostile input");
     let hostile = hostile::send_corpus(&base, &client).await?;
+    println!("== the outbox drained to the webhook receiver");
+    let outbox = webhooks::drain_and_check(
+        &client,
+        &base,
+        lifecycle::CRON_SECRET,
+        pg,
+        &receiver,
+        Duration::from_secs(60),
+    )
+    .await?;
     let server_alive = !server.is_finished();
     server.abort();
     println!("== the purge and the erasure during the load, then anonymous floods");
@@ -368,6 +385,8 @@ async fn load_and_check(
     let erased = erasure.await.context("the erasure task panicked")?;
     lifecycle::check_erasure(pg, erased, &mut lifecycle).await?;
     lifecycle::floods(pg, redis.port, &mut lifecycle).await?;
+    lifecycle.lines.extend(outbox.lines);
+    lifecycle.failures.extend(outbox.failures);
 
     Ok(report::print(
         &shared,
