@@ -365,6 +365,12 @@ async fn a_rejected_session_cookie_is_cleared_and_post_session_starts_afresh() {
             .header("cookie", cookie)
             .send()
     };
+    let post_session = |cookie: &str| {
+        api.http
+            .post(format!("{}/api/onboarding/session", app.address))
+            .header("cookie", cookie)
+            .send()
+    };
     // Signed with another SESSION_SECRET, as after a rotation.
     let rotated = onboarding::auth::SessionCookies::new(
         "a-rotated-session-secret-of-at-least-32-bytes"
@@ -408,13 +414,7 @@ async fn a_rejected_session_cookie_is_cleared_and_post_session_starts_afresh() {
 
     // POST /session: a new session (201) in place of the stale cookie, whose
     // Set-Cookie is the new one, not the clearing.
-    let response = api
-        .http
-        .post(format!("{}/api/onboarding/session", app.address))
-        .header("cookie", &stale)
-        .send()
-        .await
-        .unwrap();
+    let response = post_session(&stale).await.unwrap();
     assert_eq!(response.status(), 201);
     let set = session_cookies_set(&response);
     assert_eq!(set.len(), 1, "{set:?}");
@@ -439,13 +439,7 @@ async fn a_rejected_session_cookie_is_cleared_and_post_session_starts_afresh() {
     let response = get("/api/onboarding/flow", &fresh).await.unwrap();
     assert_eq!(response.status(), 401);
     assert_eq!(session_cookies_set(&response), [CLEARED]);
-    let response = api
-        .http
-        .post(format!("{}/api/onboarding/session", app.address))
-        .header("cookie", &fresh)
-        .send()
-        .await
-        .unwrap();
+    let response = post_session(&fresh).await.unwrap();
     assert_eq!(response.status(), 201);
     assert_ne!(
         session_cookies_set(&response)[0].split(';').next().unwrap(),

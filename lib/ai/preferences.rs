@@ -133,20 +133,6 @@ macro_rules! upsert_own {
 const UPSERT_USER: Statement = upsert_own!("user");
 const UPSERT_SESSION: Statement = upsert_own!("session");
 
-const ORGANIZATION_ALLOWS: Statement = Statement::new(
-    "select ai_allowed from onboarding.organization_ai_policies
-     where organization_id = (select onboarding.current_organization_id())",
-    &[],
-);
-
-const SET_ORGANIZATION_POLICY: Statement = Statement::new(
-    "insert into onboarding.organization_ai_policies (organization_id, ai_allowed)
-     values (onboarding.current_organization_id(), $1)
-     on conflict (organization_id) do update set ai_allowed = excluded.ai_allowed
-     returning ai_allowed",
-    &[Type::BOOL],
-);
-
 const FETCH_ORGANIZATION_POLICY: Statement = Statement::new(
     "select ai_allowed, updated_at from onboarding.organization_ai_policies
      where organization_id = (select onboarding.current_organization_id())",
@@ -226,18 +212,14 @@ pub async fn set_own(
 /// organization, or no policy row: allowed). Only `authenticated` may read
 /// policies; anonymous visitors have no organization.
 pub async fn organization_allows(tx: &Tx<'_>) -> Result<bool, DbError> {
-    Ok(tx
-        .query_opt(&ORGANIZATION_ALLOWS, &[])
+    Ok(fetch_organization_policy(tx)
         .await?
-        .is_none_or(|row| row.get::<_, bool>(0)))
+        .is_none_or(|policy| policy.ai_allowed))
 }
 
 /// Sets the active organization's policy; only its admins may (RLS).
 pub async fn set_organization_policy(tx: &Tx<'_>, ai_allowed: bool) -> Result<bool, DbError> {
-    Ok(tx
-        .query_one(&SET_ORGANIZATION_POLICY, &[&ai_allowed])
-        .await?
-        .get(0))
+    Ok(write_organization_policy(tx, ai_allowed).await?.ai_allowed)
 }
 
 #[cfg(test)]
