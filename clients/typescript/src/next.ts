@@ -42,6 +42,16 @@ export interface OnboardingProxyOptions {
   proxySecret?: string;
   /** The visitor's address (default: the first of `x-forwarded-for`, else `x-real-ip`, as Vercel sets them). */
   clientIp?: (request: NextRequest) => string | undefined;
+  /**
+   * Reads, from the signed-in user's token, the claim the backend's
+   * identity-provider sync sets on completion (`clerkOnboardingClaim`,
+   * `supabaseOnboardingClaim`). When it says `true`, app pages are served
+   * without asking the backend (`GET /status`): one call fewer per
+   * navigation. Absent or `false`: the backend decides, as without it. A
+   * routing hint only: the token is not verified here, and every API call
+   * still is, by the backend.
+   */
+  completedClaim?: (token: string) => boolean | undefined;
   fetch?: typeof fetch;
 }
 
@@ -53,6 +63,41 @@ export const PROXY_SECRET_HEADER = "x-onboarding-proxy-secret";
 export function forwardedClientIp(request: NextRequest): string | undefined {
   const forwarded = request.headers.get("x-forwarded-for")?.split(",")[0]?.trim();
   return forwarded || request.headers.get("x-real-ip")?.trim() || undefined;
+}
+
+/** The payload of a JWT, unverified (for routing hints only), or undefined. */
+export function unverifiedClaims(token: string): Record<string, unknown> | undefined {
+  const payload = token.split(".")[1];
+  if (payload === undefined) return undefined;
+  try {
+    const json = atob(payload.replace(/-/g, "+").replace(/_/g, "/"));
+    const claims: unknown = JSON.parse(json);
+    return typeof claims === "object" && claims !== null && !Array.isArray(claims)
+      ? (claims as Record<string, unknown>)
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function member(value: unknown, key: string): unknown {
+  return typeof value === "object" && value !== null ? (value as Record<string, unknown>)[key] : undefined;
+}
+
+/**
+ * Clerk: `metadata.onboardingComplete`, once the session token is customized
+ * with `{"metadata": "{{user.public_metadata}}"}` (the backend sets
+ * `public_metadata.onboardingComplete` with `IDP_SYNC=on`).
+ */
+export function clerkOnboardingClaim(token: string): boolean | undefined {
+  const value = member(member(unverifiedClaims(token), "metadata"), "onboardingComplete");
+  return typeof value === "boolean" ? value : undefined;
+}
+
+/** Supabase: `app_metadata.onboarding_complete` (set by the backend with `IDP_SYNC=on`). */
+export function supabaseOnboardingClaim(token: string): boolean | undefined {
+  const value = member(member(unverifiedClaims(token), "app_metadata"), "onboarding_complete");
+  return typeof value === "boolean" ? value : undefined;
 }
 
 /** A credential read from a cookie (the provider's JWT). */
@@ -190,6 +235,10 @@ export function createOnboardingProxy(options: OnboardingProxyOptions) {
     if (publicPaths.some((base) => under(pathname, base))) return NextResponse.next();
 
     const inWizard = under(pathname, wizardPath);
+    // The provider's token says onboarding is done: an app page needs no question to the backend.
+    if (!inWizard && token !== undefined && options.completedClaim?.(token) === true) {
+      return NextResponse.next();
+    }
     let session = request.cookies.get(SESSION_COOKIE)?.value;
     const setCookies: string[] = [];
     let clearSession = false;

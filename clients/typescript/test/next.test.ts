@@ -1,6 +1,13 @@
 import { describe, expect, it } from "vitest";
 import { NextRequest } from "next/server.js";
-import { cookieCredential, createOnboardingProxy, isAssetPath, PROXY_MATCHER } from "../src/next.js";
+import {
+  clerkOnboardingClaim,
+  cookieCredential,
+  createOnboardingProxy,
+  isAssetPath,
+  PROXY_MATCHER,
+  supabaseOnboardingClaim,
+} from "../src/next.js";
 
 type Handler = (request: Request) => Response;
 
@@ -103,6 +110,34 @@ describe("the visitor's address", () => {
     );
     expect(rewrite.headers.get("x-middleware-request-x-onboarding-client-ip")).toBeNull();
     expect(rewrite.headers.get("x-middleware-request-x-onboarding-proxy-secret")).toBeNull();
+  });
+});
+
+/** An unsigned JWT with `claims` (the proxy reads, never verifies, it). */
+const jwt = (claims: unknown) =>
+  `${btoa(JSON.stringify({ alg: "HS256" }))}.${btoa(JSON.stringify(claims)).replace(/=+$/, "")}.signature`;
+
+describe("the provider's onboarding claim", () => {
+  it("is read from Clerk's and Supabase's shapes, and is absent otherwise", () => {
+    expect(clerkOnboardingClaim(jwt({ metadata: { onboardingComplete: true } }))).toBe(true);
+    expect(clerkOnboardingClaim(jwt({ metadata: {} }))).toBeUndefined();
+    expect(supabaseOnboardingClaim(jwt({ app_metadata: { onboarding_complete: false } }))).toBe(false);
+    expect(supabaseOnboardingClaim("not a token")).toBeUndefined();
+  });
+
+  it("spares the backend on app pages when it says done, and only then", async () => {
+    const { calls, fetchImpl } = backend(() => json(200, { state: "completed", redirectTo: "/", authenticated: true }));
+    const proxy = createOnboardingProxy({ ...options(fetchImpl), completedClaim: clerkOnboardingClaim });
+    const done = jwt({ sub: "u1", metadata: { onboardingComplete: true } });
+    const response = await proxy(page("/dashboard", `demo_token=${done}`));
+    expect(response.headers.get("x-middleware-next")).toBe("1");
+    expect(calls).toHaveLength(0);
+    // Without the claim (not yet synced), the backend is asked.
+    await proxy(page("/dashboard", `demo_token=${jwt({ sub: "u1" })}`));
+    expect(calls.map((call) => new URL(call.url).pathname)).toEqual(["/api/onboarding/status"]);
+    // Inside the wizard the backend always decides.
+    await proxy(page("/onboarding/profile", `demo_token=${done}`));
+    expect(calls).toHaveLength(2);
   });
 });
 
