@@ -2,7 +2,7 @@
 //! receivers ([`signing`], Standard Webhooks) and, opted in, the identity
 //! provider's user metadata ([`idp`]: Clerk's Backend API or Supabase's
 //! admin API). One attempt is one HTTP call bounded by `OUTBOUND_TIMEOUT_MS`;
-//! retries, backoff and order are the outbox's ([`crate::outbox`]).
+//! retries, backoff and order are the outbox's (the `outbox` module, a layer up).
 
 pub mod idp;
 pub mod signing;
