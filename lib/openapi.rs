@@ -384,7 +384,7 @@ const SHARED_HEADERS: [(&str, &str, bool); 10] = [
         "Set-Cookie",
         "`onboarding_session=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax` (`; Secure` off localhost) \
          when the request's `onboarding_session` cookie holds a session the server no longer accepts \
-         (bad signature, rotated `SESSION_SECRET`, expired): on any status, since the page \
+         (bad signature, rotated `SESSION_SECRET`, expired, merged into a user): on any status, since the page \
          cannot drop an HttpOnly cookie",
         false,
     ),

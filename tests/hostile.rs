@@ -354,6 +354,58 @@ fn session_cookies_set(response: &reqwest::Response) -> Vec<String> {
 }
 
 #[tokio::test]
+async fn a_merged_session_is_refused_afterwards_and_post_session_starts_afresh() {
+    // With Redis: the session's cached liveness must go with the merge.
+    let app = crate::support::spawn_app().await;
+    let api = Api::at(&app.address);
+    let session = api.start_session().await;
+    let visitor = Auth::session(&session);
+    let response = api
+        .put_step(
+            "profile",
+            &visitor,
+            crate::support::api::valid_answer("profile"),
+            false,
+            None,
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let user = Auth::token(&token("merged_session_user", None)).with_session(&session);
+    let response = api
+        .post("/api/onboarding/session/merge", &user, json!({}))
+        .await;
+    assert_eq!(response.status(), 200);
+
+    // Presented again alone: refused, and its cookie cleared.
+    let cookie = format!("onboarding_session={session}");
+    let response = api
+        .http
+        .get(format!("{}/api/onboarding/status", app.address))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(session_cookies_set(&response), [CLEARED]);
+    // With the user's token beside it: the user, whose drafts they now are.
+    let status = api.status(&user).await;
+    assert_eq!(status["authenticated"], true);
+    assert_eq!(status["completedSteps"], json!([]));
+    assert_eq!(status["currentStep"], "profile", "{status}");
+    // POST /session gives the browser a new session in its place.
+    let response = api
+        .http
+        .post(format!("{}/api/onboarding/session", app.address))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let set = session_cookies_set(&response);
+    assert!(set.len() == 1 && !set[0].contains("Max-Age=0"), "{set:?}");
+}
+
+#[tokio::test]
 async fn a_rejected_session_cookie_is_cleared_and_post_session_starts_afresh() {
     // No Redis, so an expired session is expired as PostgreSQL says.
     let db = crate::support::TestDb::migrated().await;

@@ -74,7 +74,7 @@ const FETCH: Statement = Statement::new(
         "select ",
         session_columns!("s"),
         " from onboarding.anonymous_sessions s
-         where s.id_hash = $1 and s.expires_at > now()"
+         where s.id_hash = $1 and s.expires_at > now() and s.merged_into_user_id is null"
     ),
     &[Type::TEXT],
 );
@@ -84,7 +84,7 @@ const TOUCH: Statement = Statement::new(
         "with touched as (
            update onboarding.anonymous_sessions
            set last_seen_at = now(), expires_at = now() + make_interval(secs => $2)
-           where id_hash = $1 and expires_at > now()
+           where id_hash = $1 and expires_at > now() and merged_into_user_id is null
            returning id_hash, created_at, last_seen_at, expires_at
          )
          select ",
@@ -108,7 +108,8 @@ pub async fn create(
     Ok(from_row(&row))
 }
 
-/// The session, unless it does not exist or has expired.
+/// The session, unless it does not exist, has expired, or was merged into
+/// a user (its drafts are theirs now: presented again, it is a new visitor's).
 pub async fn fetch(tx: &Tx<'_>, id_hash: &str) -> Result<Option<SessionRow>, DbError> {
     Ok(tx
         .query_opt(&FETCH, &[&id_hash])
@@ -118,7 +119,7 @@ pub async fn fetch(tx: &Tx<'_>, id_hash: &str) -> Result<Option<SessionRow>, DbE
 }
 
 /// Marks the session seen now and pushes its expiry to now + `ttl`;
-/// `None` when it does not exist or has expired.
+/// `None` when it does not exist, has expired or was merged.
 pub async fn touch(
     tx: &Tx<'_>,
     id_hash: &str,

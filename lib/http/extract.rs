@@ -59,7 +59,7 @@ struct Rejected(AuthError);
 /// with its 401, so routes that never ask who is calling (health) still answer.
 ///
 /// A session cookie the server no longer accepts (bad signature, a rotated
-/// `SESSION_SECRET`, expired) is cleared on the way out, whatever
+/// `SESSION_SECRET`, expired, merged) is cleared on the way out, whatever
 /// the route answers: the cookie is HttpOnly, so the page cannot drop it, and
 /// the browser's next request is a plain anonymous (or signed-in) one.
 pub async fn identify(
@@ -132,7 +132,7 @@ async fn with_live_session(state: &AppState, caller: Caller) -> Result<Caller, A
 
 /// The caller of `POST /api/onboarding/session`: as [`CallerOf`], except that
 /// a session the server no longer accepts (bad signature, a rotated
-/// `SESSION_SECRET`, expired) counts as none, so the visitor gets a fresh
+/// `SESSION_SECRET`, expired, merged) counts as none, so the visitor gets a fresh
 /// session instead of a 401 it cannot leave (the cookie is HttpOnly).
 pub struct CallerForNewSession(pub Caller);
 

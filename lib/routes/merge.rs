@@ -79,6 +79,11 @@ async fn handle(
     )
     .await?;
     forget_cached(&state.cache(), &caller).await;
+    // Merged, the session is no one's any more: its cached liveness goes too,
+    // so presented again it is refused at once, as PostgreSQL refuses it.
+    if let Some(session) = caller.session() {
+        state.sessions().forget(session).await;
+    }
     let mut response = reply.into_response();
     response.headers_mut().insert(
         header::SET_COOKIE,
