@@ -353,6 +353,21 @@ fn session_cookies_set(response: &reqwest::Response) -> Vec<String> {
         .collect()
 }
 
+/// A request carrying `cookie` (a browser's, not the test API's header session).
+async fn with_cookie(
+    app: &crate::support::TestApp,
+    method: Method,
+    path: &str,
+    cookie: &str,
+) -> reqwest::Response {
+    app.http
+        .request(method, format!("{}{path}", app.address))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn a_merged_session_is_refused_afterwards_and_post_session_starts_afresh() {
     // With Redis: the session's cached liveness must go with the merge.
@@ -378,13 +393,7 @@ async fn a_merged_session_is_refused_afterwards_and_post_session_starts_afresh()
 
     // Presented again alone: refused, and its cookie cleared.
     let cookie = format!("onboarding_session={session}");
-    let response = api
-        .http
-        .get(format!("{}/api/onboarding/status", app.address))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let response = with_cookie(&app, Method::GET, "/api/onboarding/status", &cookie).await;
     assert_eq!(response.status(), 401);
     assert_eq!(session_cookies_set(&response), [CLEARED]);
     // With the user's token beside it: the user, whose drafts they now are.
@@ -393,13 +402,7 @@ async fn a_merged_session_is_refused_afterwards_and_post_session_starts_afresh()
     assert_eq!(status["completedSteps"], json!([]));
     assert_eq!(status["currentStep"], "profile", "{status}");
     // POST /session gives the browser a new session in its place.
-    let response = api
-        .http
-        .post(format!("{}/api/onboarding/session", app.address))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let response = with_cookie(&app, Method::POST, "/api/onboarding/session", &cookie).await;
     assert_eq!(response.status(), 201);
     let set = session_cookies_set(&response);
     assert!(set.len() == 1 && !set[0].contains("Max-Age=0"), "{set:?}");
@@ -411,18 +414,6 @@ async fn a_rejected_session_cookie_is_cleared_and_post_session_starts_afresh() {
     let db = crate::support::TestDb::migrated().await;
     let app = crate::support::spawn_app_with(db, &[("REDIS_URL", String::new())]).await;
     let api = Api::at(&app.address);
-    let get = |path: &str, cookie: &str| {
-        api.http
-            .get(format!("{}{path}", app.address))
-            .header("cookie", cookie)
-            .send()
-    };
-    let post_session = |cookie: &str| {
-        api.http
-            .post(format!("{}/api/onboarding/session", app.address))
-            .header("cookie", cookie)
-            .send()
-    };
     // Signed with another SESSION_SECRET, as after a rotation.
     let rotated = onboarding::auth::SessionCookies::new(
         "a-rotated-session-secret-of-at-least-32-bytes"
@@ -434,10 +425,10 @@ async fn a_rejected_session_cookie_is_cleared_and_post_session_starts_afresh() {
     let stale = format!("onboarding_session={rotated}");
 
     // Refused (the visitor presented a credential that fails), and cleared.
-    let response = get("/api/onboarding/status", &stale).await.unwrap();
+    let response = with_cookie(&app, Method::GET, "/api/onboarding/status", &stale).await;
     assert_eq!(response.status(), 401);
     assert_eq!(session_cookies_set(&response), [CLEARED]);
-    let response = get("/api/onboarding/steps/profile", &stale).await.unwrap();
+    let response = with_cookie(&app, Method::GET, "/api/onboarding/steps/profile", &stale).await;
     assert_eq!(response.status(), 401);
     assert_eq!(session_cookies_set(&response), [CLEARED]);
     // Without the cookie the browser is a plain anonymous visitor.
@@ -466,13 +457,13 @@ async fn a_rejected_session_cookie_is_cleared_and_post_session_starts_afresh() {
 
     // POST /session: a new session (201) in place of the stale cookie, whose
     // Set-Cookie is the new one, not the clearing.
-    let response = post_session(&stale).await.unwrap();
+    let response = with_cookie(&app, Method::POST, "/api/onboarding/session", &stale).await;
     assert_eq!(response.status(), 201);
     let set = session_cookies_set(&response);
     assert_eq!(set.len(), 1, "{set:?}");
     assert!(!set[0].contains("Max-Age=0"), "{set:?}");
     let fresh = set[0].split(';').next().unwrap().to_string();
-    let response = get("/api/onboarding/status", &fresh).await.unwrap();
+    let response = with_cookie(&app, Method::GET, "/api/onboarding/status", &fresh).await;
     assert_eq!(response.status(), 200);
     assert!(
         session_cookies_set(&response).is_empty(),
@@ -488,10 +479,10 @@ async fn a_rejected_session_cookie_is_cleared_and_post_session_starts_afresh() {
         )
         .await
         .unwrap();
-    let response = get("/api/onboarding/flow", &fresh).await.unwrap();
+    let response = with_cookie(&app, Method::GET, "/api/onboarding/flow", &fresh).await;
     assert_eq!(response.status(), 401);
     assert_eq!(session_cookies_set(&response), [CLEARED]);
-    let response = post_session(&fresh).await.unwrap();
+    let response = with_cookie(&app, Method::POST, "/api/onboarding/session", &fresh).await;
     assert_eq!(response.status(), 201);
     assert_ne!(
         session_cookies_set(&response)[0].split(';').next().unwrap(),
