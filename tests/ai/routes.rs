@@ -9,6 +9,20 @@ use crate::support::api::{Api, Auth, valid_answer};
 use crate::support::{TestApp, TestDb, free_port, spawn_app_with, token};
 use onboarding::ai::ProviderKind;
 
+/// A provider whose one answer suggests `primary_goal`, and an app that calls it.
+async fn suggesting(primary_goal: &str) -> (FakeProvider, TestApp) {
+    let provider = FakeProvider::start(
+        ProviderKind::OpenAi,
+        vec![server::structured(
+            ProviderKind::OpenAi,
+            json!({ "primaryGoal": primary_goal }),
+        )],
+    )
+    .await;
+    let app = app_with_provider(&provider).await;
+    (provider, app)
+}
+
 async fn app_with_provider(provider: &FakeProvider) -> TestApp {
     let settings = provider.settings();
     spawn_app_with(
@@ -36,15 +50,7 @@ async fn suggest(api: &Api, auth: &Auth) -> reqwest::Response {
 
 #[tokio::test]
 async fn a_suggestion_is_offered_only_after_opt_in_and_written_only_on_accept() {
-    let provider = FakeProvider::start(
-        ProviderKind::OpenAi,
-        vec![server::structured(
-            ProviderKind::OpenAi,
-            json!({ "primaryGoal": "See our numbers in real time" }),
-        )],
-    )
-    .await;
-    let app = app_with_provider(&provider).await;
+    let (provider, app) = suggesting("See our numbers in real time").await;
     let api = Api::at(&app.address);
     let auth = Auth::session(&api.start_session().await);
     let goals = json!({ "useCases": ["analytics"], "primaryGoal": "numbers faster i guess" });
@@ -147,15 +153,7 @@ async fn a_suggestion_is_offered_only_after_opt_in_and_written_only_on_accept() 
 
 #[tokio::test]
 async fn a_rejected_suggestion_leaves_the_answers_alone_and_a_failing_provider_is_no_suggestion() {
-    let provider = FakeProvider::start(
-        ProviderKind::OpenAi,
-        vec![server::structured(
-            ProviderKind::OpenAi,
-            json!({ "primaryGoal": "Grow revenue" }),
-        )],
-    )
-    .await;
-    let app = app_with_provider(&provider).await;
+    let (provider, app) = suggesting("Grow revenue").await;
     let api = Api::at(&app.address);
     let auth = Auth::token(&token("ai_user", None));
     let goals = json!({ "useCases": ["analytics"], "primaryGoal": "money" });
@@ -242,15 +240,7 @@ async fn the_whole_onboarding_works_unchanged_with_the_ai_provider_down() {
 #[tokio::test]
 async fn an_organization_admin_forbids_ai_for_its_members_through_the_policy_route() {
     const POLICY: &str = "/api/onboarding/ai/policy";
-    let provider = FakeProvider::start(
-        ProviderKind::OpenAi,
-        vec![server::structured(
-            ProviderKind::OpenAi,
-            json!({ "primaryGoal": "See our numbers in real time" }),
-        )],
-    )
-    .await;
-    let app = app_with_provider(&provider).await;
+    let (provider, app) = suggesting("See our numbers in real time").await;
     let api = Api::at(&app.address);
 
     // Completing onboarding with an organization makes the caller its owner.
