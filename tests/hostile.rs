@@ -253,14 +253,7 @@ async fn an_expired_session_is_refused_on_every_route_and_replaced_by_post_sessi
         .put_step("profile", &session, valid_answer("profile"), false, None)
         .await;
     assert_eq!(saved.status(), 200);
-    let admin = connect(&app.db.admin_url()).await;
-    admin
-        .execute(
-            "update onboarding.anonymous_sessions set expires_at = now() - interval '1 second'",
-            &[],
-        )
-        .await
-        .unwrap();
+    expire_every_session(&app).await;
 
     let requests = [
         (Method::GET, "/api/onboarding/status", None),
@@ -351,6 +344,18 @@ fn session_cookies_set(response: &reqwest::Response) -> Vec<String> {
         .map(|value| value.to_str().unwrap().to_string())
         .filter(|value| value.starts_with("onboarding_session="))
         .collect()
+}
+
+/// Ends every anonymous session of `app`'s database, as time would.
+async fn expire_every_session(app: &crate::support::TestApp) {
+    connect(&app.db.admin_url())
+        .await
+        .execute(
+            "update onboarding.anonymous_sessions set expires_at = now() - interval '1 second'",
+            &[],
+        )
+        .await
+        .unwrap();
 }
 
 /// A request carrying `cookie` (a browser's, not the test API's header session).
@@ -471,14 +476,7 @@ async fn a_rejected_session_cookie_is_cleared_and_post_session_starts_afresh() {
     );
 
     // The same session once expired: refused and cleared, then replaced.
-    let admin = connect(&app.db.admin_url()).await;
-    admin
-        .execute(
-            "update onboarding.anonymous_sessions set expires_at = now() - interval '1 second'",
-            &[],
-        )
-        .await
-        .unwrap();
+    expire_every_session(&app).await;
     let response = with_cookie(&app, Method::GET, "/api/onboarding/flow", &fresh).await;
     assert_eq!(response.status(), 401);
     assert_eq!(session_cookies_set(&response), [CLEARED]);

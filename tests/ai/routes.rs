@@ -9,6 +9,15 @@ use crate::support::api::{Api, Auth, valid_answer};
 use crate::support::{TestApp, TestDb, free_port, spawn_app_with, token};
 use onboarding::ai::ProviderKind;
 
+/// `PUT /api/onboarding/ai/policy` with `body`, as `admin`.
+async fn put_policy(api: &Api, admin: &Auth, body: Value) -> reqwest::Response {
+    api.request(Method::PUT, "/api/onboarding/ai/policy", admin)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
 /// A provider whose one answer suggests `primary_goal`, and an app that calls it.
 async fn suggesting(primary_goal: &str) -> (FakeProvider, TestApp) {
     let provider = FakeProvider::start(
@@ -312,12 +321,7 @@ async fn an_organization_admin_forbids_ai_for_its_members_through_the_policy_rou
         .await
         .unwrap();
     assert_eq!(response.status(), 401);
-    let response = api
-        .request(Method::PUT, POLICY, &admin)
-        .json(&json!({ "aiAllowed": "no" }))
-        .send()
-        .await
-        .unwrap();
+    let response = put_policy(&api, &admin, json!({ "aiAllowed": "no" })).await;
     assert_eq!(response.status(), 422);
 
     // The member opts in; AI is allowed until the admin forbids it.
@@ -329,12 +333,7 @@ async fn an_organization_admin_forbids_ai_for_its_members_through_the_policy_rou
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    let response = api
-        .request(Method::PUT, POLICY, &admin)
-        .json(&json!({ "aiAllowed": false }))
-        .send()
-        .await
-        .unwrap();
+    let response = put_policy(&api, &admin, json!({ "aiAllowed": false })).await;
     assert_eq!(response.status(), 200);
     let policy: Value = response.json().await.unwrap();
     assert_eq!(policy["aiAllowed"], false);
@@ -355,12 +354,7 @@ async fn an_organization_admin_forbids_ai_for_its_members_through_the_policy_rou
     assert_eq!(provider.count(), 0, "the provider must receive nothing");
 
     // Allowed again: the member's own opt-in still holds.
-    let response = api
-        .request(Method::PUT, POLICY, &admin)
-        .json(&json!({ "aiAllowed": true }))
-        .send()
-        .await
-        .unwrap();
+    let response = put_policy(&api, &admin, json!({ "aiAllowed": true })).await;
     assert_eq!(response.status(), 200);
     let policy: Value = api
         .request(Method::GET, POLICY, &admin)
