@@ -628,13 +628,7 @@ impl Database {
     {
         let _timer = Timer::start(Dependency::Database);
         let evidence = AtomicBool::new(false);
-        let noted = |error: tokio_postgres::Error| {
-            let error = DbError::from(error);
-            if error.pooler_evidence() {
-                evidence.store(true, Ordering::Relaxed);
-            }
-            error
-        };
+        let noted = |error| noting_evidence(&evidence, error);
         let mut checkout = match self.checkout().await {
             Ok(client) => Checkout::new(client),
             Err(error) => return (Err(E::from(DbError::from(error))), false),
@@ -815,6 +809,16 @@ impl<'a> Framing<'a> {
     }
 }
 
+/// The error as [`DbError`], with `evidence` set when it is the pooler's
+/// signature ([`DbError::pooler_evidence`]).
+fn noting_evidence(evidence: &AtomicBool, error: tokio_postgres::Error) -> DbError {
+    let error = DbError::from(error);
+    if error.pooler_evidence() {
+        evidence.store(true, Ordering::Relaxed);
+    }
+    error
+}
+
 fn typed_params<'a>(
     stmt: &Statement,
     params: &'a [&'a (dyn ToSql + Sync)],
@@ -860,13 +864,7 @@ impl Tx<'_> {
                     .await
             }
         };
-        rows.map_err(|error| {
-            let error = DbError::from(error);
-            if error.pooler_evidence() {
-                self.evidence.store(true, Ordering::Relaxed);
-            }
-            error
-        })
+        rows.map_err(|error| noting_evidence(self.evidence, error))
     }
 
     /// Runs a statement that returns at most one row.

@@ -337,7 +337,11 @@ fn client_config(
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let chain = match roots {
         Roots::Unset => None,
-        Roots::System => Some(root_store(webpki_roots::TLS_SERVER_ROOTS.iter().cloned())),
+        Roots::System => {
+            let mut store = rustls::RootCertStore::empty();
+            store.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            Some(store)
+        }
         Roots::Certificates(certificates) => {
             let mut store = rustls::RootCertStore::empty();
             for certificate in certificates {
@@ -370,14 +374,6 @@ fn client_config(
             .map_err(|error| format!("sslcert/sslkey: {error}")),
         None => Ok(builder.with_no_client_auth()),
     }
-}
-
-fn root_store(
-    anchors: impl Iterator<Item = rustls::pki_types::TrustAnchor<'static>>,
-) -> rustls::RootCertStore {
-    let mut store = rustls::RootCertStore::empty();
-    store.extend(anchors);
-    store
 }
 
 /// What libpq checks of the server's certificate. Without a root (modes up
