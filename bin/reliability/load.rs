@@ -86,38 +86,37 @@ impl Shared {
             .push((Instant::now(), what));
     }
 
-    /// Sends a request; 5xx answers and transport errors are recorded.
+    /// Sends a request; 5xx answers and transport errors (also those that
+    /// cut the body off after the status line) are recorded.
     pub async fn send(
         &self,
         what: &str,
         request: reqwest::RequestBuilder,
     ) -> Option<(StatusCode, HeaderMap, Vec<u8>)> {
         self.counters.requests.fetch_add(1, Ordering::Relaxed);
-        match request.send().await {
-            Ok(response) => Some(self.receive(what, response).await),
-            Err(error) => {
-                self.transport_error(format!("{what}: {error}"));
-                None
-            }
-        }
+        let outcome = match request.send().await {
+            Ok(response) => self.receive(what, response).await,
+            Err(error) => Err(error),
+        };
+        outcome
+            .map_err(|error| self.transport_error(format!("{what}: {error}")))
+            .ok()
     }
 
-    /// Reads a whole answer; a 5xx answer is recorded.
+    /// Reads a whole answer; a 5xx answer is recorded. A body that does not
+    /// arrive in full (a timeout or a reset after the headers) is an error,
+    /// never an empty body.
     pub async fn receive(
         &self,
         what: &str,
         response: reqwest::Response,
-    ) -> (StatusCode, HeaderMap, Vec<u8>) {
+    ) -> Result<(StatusCode, HeaderMap, Vec<u8>), reqwest::Error> {
         let status = response.status();
         let headers = response.headers().clone();
-        let body = response
-            .bytes()
-            .await
-            .map(|b| b.to_vec())
-            .unwrap_or_default();
         if status.is_server_error() {
             self.server_error(status.as_u16(), headers.contains_key("retry-after"), what);
         }
-        (status, headers, body)
+        let body = response.bytes().await?.to_vec();
+        Ok((status, headers, body))
     }
 }

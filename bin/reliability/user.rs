@@ -356,7 +356,13 @@ impl User {
                 // a bad network would; the write may or may not land.
                 let timeout = Duration::from_millis(1 + self.rng.below(150));
                 shared.counters.requests.fetch_add(1, Ordering::Relaxed);
-                match request.timeout(timeout).send().await {
+                // The timeout covers the body too: an answer whose headers
+                // arrived in time and whose body did not is given up on as well.
+                let outcome = match request.timeout(timeout).send().await {
+                    Ok(response) => shared.receive("PUT step", response).await,
+                    Err(error) => Err(error),
+                };
+                match outcome {
                     Err(error) if error.is_timeout() => {
                         shared
                             .counters
@@ -369,7 +375,7 @@ impl User {
                         shared.transport_error(format!("PUT step: {error}"));
                         continue;
                     }
-                    Ok(response) => shared.receive("PUT step", response).await,
+                    Ok(answer) => answer,
                 }
             } else {
                 let Some(answer) = shared.send("PUT step", request).await else {
