@@ -3,8 +3,9 @@
 
 use std::collections::BTreeSet;
 
+use onboarding::db::answers;
 use onboarding::db::progress::{self, ProgressRecord};
-use onboarding::db::{Database, DbError, RlsContext, Statement};
+use onboarding::db::{Database, DbError, RlsContext, Statement, StatementMode};
 use proptest::prelude::*;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::Type;
@@ -194,6 +195,81 @@ async fn a_signed_in_user_sees_no_anonymous_drafts_but_the_session_they_present(
     assert!(visible(&db, &user("dave", None)).await.is_empty());
     let presenting = RlsContext::user("dave", None, Some(&hash));
     assert_eq!(visible(&db, &presenting).await, vec![draft]);
+}
+
+/// Behind a pooler the status and step reads call PL/pgSQL functions
+/// (`Statement::when_unnamed`). For every kind of caller they answer exactly
+/// what the queries answer with prepared statements, and only the caller's
+/// own row: the admin of an organization, whose policies show them its
+/// members' progress, gets no member's row from either.
+#[tokio::test]
+async fn the_reads_sent_behind_a_pooler_answer_as_the_prepared_ones_and_only_the_callers_own() {
+    let test_db = TestDb::migrated().await;
+    let in_mode = |mode| {
+        let settings = test_db.settings().database.with_statement_mode(mode);
+        test_db.database_at(&settings, test_db.app_url())
+    };
+    let (prepared, unnamed) = (
+        in_mode(StatementMode::Prepared),
+        in_mode(StatementMode::Unnamed),
+    );
+    let admin = user("admin_h", Some("org_h"));
+    create_organization_owned_by(&prepared, &admin, "org_h").await;
+    let member = user("member_h", Some("org_h"));
+    let other = user("other_h", None);
+    let (_, visitor) = session('e');
+    for (caller, name) in [(&member, "Mia"), (&other, "Otto"), (&visitor, "Vic")] {
+        let row = start(&prepared, caller, "default").await;
+        prepared
+            .transaction(caller, async |tx| {
+                tx.query(
+                    &SAVE_ANSWER,
+                    &[&row.id, &"profile", &serde_json::json!({"fullName": name})],
+                )
+                .await
+            })
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        visible(&prepared, &admin).await.len(),
+        1,
+        "the member's row"
+    );
+
+    for (caller, expected) in [
+        (&admin, None),
+        (&member, Some("Mia")),
+        (&other, Some("Otto")),
+        (&visitor, Some("Vic")),
+    ] {
+        let mut reads = Vec::new();
+        for db in [&prepared, &unnamed] {
+            let own = progress::fetch_own_with_answers_in_one_trip(db, caller, "default")
+                .await
+                .unwrap();
+            let step = answers::fetch_own_in_one_trip(db, caller, "default", "profile")
+                .await
+                .unwrap();
+            reads.push((own, step));
+        }
+        assert_eq!(
+            reads[0], reads[1],
+            "{expected:?}: prepared and unnamed differ"
+        );
+        let (own, step) = reads.pop().unwrap();
+        let name = |answers: &serde_json::Value| answers["fullName"].as_str().map(str::to_owned);
+        assert_eq!(
+            own.as_ref()
+                .and_then(|(_, answers)| answers.get("profile"))
+                .and_then(name),
+            expected.map(str::to_owned)
+        );
+        assert_eq!(
+            step.as_ref().and_then(|answer| name(&answer.answers)),
+            expected.map(str::to_owned)
+        );
+    }
 }
 
 #[tokio::test]

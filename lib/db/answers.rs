@@ -32,8 +32,10 @@ fn from_row(row: &Row) -> StoredAnswer {
     }
 }
 
-/// The caller's own answer to `step` of `flow_id` (see `progress::FETCH_OWN` for "own").
-const FETCH_OWN_STEP: Statement = Statement::new(
+/// The caller's own answer to `step` of `flow_id` (see `progress::FETCH_OWN`
+/// for "own"). Behind a pooler, the same query as the function
+/// `onboarding.own_step_answer`, whose plan the server keeps.
+pub const FETCH_OWN_STEP: Statement = Statement::new(
     concat!(
         "select a.step, a.answers, a.status, a.flow_version, a.version, a.updated_at
          from onboarding.step_answers a
@@ -42,6 +44,10 @@ const FETCH_OWN_STEP: Statement = Statement::new(
         caller_owns_progress!("p.")
     ),
     &[Type::TEXT, Type::TEXT],
+)
+.when_unnamed(
+    "select step, answers, status, flow_version, version, updated_at
+     from onboarding.own_step_answer($1, $2)",
 );
 
 /// Every answer of a progress row, ordered by step.

@@ -69,15 +69,43 @@ pub use tls::{LibpqTls, RootSources, SslMode};
 pub struct Statement {
     sql: &'static str,
     types: &'static [Type],
+    /// The same query as a call of a PL/pgSQL function, for connections
+    /// whose statements are unnamed (see [`Statement::when_unnamed`]).
+    unnamed_sql: Option<&'static str>,
 }
 
 impl Statement {
     pub const fn new(sql: &'static str, types: &'static [Type]) -> Self {
-        Self { sql, types }
+        Self {
+            sql,
+            types,
+            unnamed_sql: None,
+        }
     }
 
+    /// Sends `call` instead when statements are unnamed (behind a
+    /// transaction pooler): an unnamed statement is planned on every
+    /// execution, and planning a query with its Row Level Security policies
+    /// can cost several times running it, while the plans of the queries a
+    /// PL/pgSQL function runs are kept for the life of the server
+    /// connection. `call` must return the same columns, under the same
+    /// policies (the function is `SECURITY INVOKER`). Prepared, the query
+    /// itself is cheaper than the call.
+    pub const fn when_unnamed(self, call: &'static str) -> Self {
+        Self {
+            unnamed_sql: Some(call),
+            ..self
+        }
+    }
+
+    /// The text a connection with prepared statements sends.
     pub fn sql(&self) -> &'static str {
         self.sql
+    }
+
+    /// The text a connection with unnamed statements sends.
+    pub fn unnamed_sql(&self) -> &'static str {
+        self.unnamed_sql.unwrap_or(self.sql)
     }
 }
 
@@ -290,7 +318,15 @@ const ROLLBACK: &str = "rollback";
 /// each of its statements on the server (parameters: role, claims JSON,
 /// `statement_timeout`): a statement whose function was stopped midway
 /// still ends, and releases its locks, by the request's deadline.
-pub const SET_CONTEXT: &str = "select set_config('role', $1, true), set_config('request.jwt.claims', $2, true), set_config('statement_timeout', $3, true)";
+///
+/// It also makes the transaction's cached plans generic. By default
+/// PostgreSQL plans a prepared statement with parameters anew for each
+/// execution as long as it estimates a plan for the values to be cheaper,
+/// and for these keyed reads under Row Level Security it kept doing so: a
+/// prepared status read cost about a third more than with its plan reused
+/// (pgbench, the benchmark's status transaction, 2 clients). The same holds
+/// for the plans PL/pgSQL keeps ([`Statement::when_unnamed`]).
+pub const SET_CONTEXT: &str = "select set_config('role', $1, true), set_config('request.jwt.claims', $2, true), set_config('statement_timeout', $3, true), set_config('plan_cache_mode', 'force_generic_plan', true)";
 
 /// The application's connection pool and statement mode, built once per process.
 #[derive(Clone)]
@@ -501,7 +537,7 @@ impl Database {
                 let body = async {
                     match prepared {
                         Some(statement) => client.query(statement, params).await,
-                        None => client.query_typed(stmt.sql, &typed).await,
+                        None => client.query_typed(stmt.unnamed_sql(), &typed).await,
                     }
                 };
                 let (context_set, rows) = join(
@@ -860,7 +896,7 @@ impl Tx<'_> {
             }
             StatementMode::Unnamed => {
                 self.client
-                    .query_typed(stmt.sql, &typed_params(stmt, params))
+                    .query_typed(stmt.unnamed_sql(), &typed_params(stmt, params))
                     .await
             }
         };

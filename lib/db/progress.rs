@@ -98,6 +98,8 @@ pub const FETCH_OWN_FOR_UPDATE: Statement = Statement::new(
 
 /// The caller's own row and all its answers in one statement, so the status
 /// read (which needs answers for step conditions) stays one round trip.
+/// Behind a pooler, the same query as the function
+/// `onboarding.own_progress_with_answers`, whose plan the server keeps.
 pub const FETCH_OWN_WITH_ANSWERS: Statement = Statement::new(
     with_columns!(
         "select",
@@ -109,7 +111,11 @@ pub const FETCH_OWN_WITH_ANSWERS: Statement = Statement::new(
         )
     ),
     &[Type::TEXT],
-);
+)
+.when_unnamed(with_columns!(
+    "select",
+    ", answers from onboarding.own_progress_with_answers($1)"
+));
 
 /// Records the completed steps and the current one: the last statement of a save.
 pub const RECORD_STEP: Statement = Statement::new(
@@ -364,6 +370,7 @@ mod tests {
             super::FETCH_OWN.sql(),
             super::FETCH_OWN_FOR_UPDATE.sql(),
             super::FETCH_OWN_WITH_ANSWERS.sql(),
+            super::FETCH_OWN_WITH_ANSWERS.unnamed_sql(),
             super::RECORD_STEP.sql(),
             super::MARK_COMPLETED.sql(),
             super::PRESENTED_SESSION_ROWS.sql(),
