@@ -5,11 +5,12 @@
 //! say nothing or version 0. Writers of one caller take turns on their
 //! progress row, so two tabs never interleave and no acknowledged write is lost.
 
+use futures_util::future::try_join;
 use serde::Serialize;
 
 use crate::db::Tx;
 use crate::db::answers::{self, StoredAnswer, Write};
-use crate::db::progress::{self, ProgressState};
+use crate::db::progress::{self, ProgressRecord, ProgressState};
 use crate::wizard::WizardError;
 use crate::wizard::error::CurrentAnswer;
 use crate::wizard::flow::{AnswerMap, Flow};
@@ -291,17 +292,26 @@ pub async fn write_answer(
     } else {
         step
     };
-    let record = progress::record_step(
+    let recording = progress::record_step(
         tx,
         record.id,
         &completed_steps,
         current_step,
         flow.version() as i32,
-    )
-    .await?;
-    if newly_completed {
-        crate::outbox::step_completed(tx, &record, step).await?;
-    }
+    );
+    // The event of a step completed now needs nothing the update returns, so
+    // it goes out beside it, in the same round trip.
+    let reporting = async {
+        if !newly_completed {
+            return Ok(());
+        }
+        let reported = ProgressRecord {
+            flow_version: flow.version() as i32,
+            ..record.clone()
+        };
+        crate::outbox::step_completed(tx, &reported, step).await
+    };
+    let (record, ()) = try_join(recording, reporting).await?;
     let status = status::compute(
         flow,
         write.flags,
