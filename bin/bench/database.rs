@@ -22,6 +22,12 @@ pub fn app_url() -> String {
     format!("postgres://onboarding_app@{HOST}:{PORT}/{NAME}?sslmode=disable")
 }
 
+/// The same login through a proxy or pooler on `port`, with `parameters`
+/// (`&key=value…`) added.
+pub fn app_url_at(port: u16, parameters: &str) -> String {
+    format!("postgres://onboarding_app@{HOST}:{port}/{NAME}?sslmode=disable{parameters}")
+}
+
 /// The `sub` of seeded user `n` (1-based).
 pub fn user_id(n: u32) -> String {
     format!("bench_{n}")
@@ -77,7 +83,7 @@ pub async fn prepare(users: u32, flow: &Flow) -> anyhow::Result<Database> {
     db.seed_if_needed(users, flow).await?;
     // One by one: VACUUM cannot run in the implicit transaction of a batch.
     for statement in [
-        "truncate onboarding.analytics_events, onboarding.idempotency_keys",
+        "truncate onboarding.analytics_events, onboarding.idempotency_keys, onboarding.outbox",
         "vacuum (analyze) onboarding.progress",
         "vacuum (analyze) onboarding.step_answers",
         "vacuum (analyze) onboarding.analytics_events",
@@ -132,7 +138,7 @@ impl Database {
         transaction
             .batch_execute(
                 "truncate onboarding.step_answers, onboarding.progress, onboarding.analytics_events,
-                          onboarding.idempotency_keys, bench.users, bench.seed",
+                          onboarding.idempotency_keys, onboarding.outbox, bench.users, bench.seed",
             )
             .await
             .context("Failed to empty the bench database")?;
@@ -200,6 +206,15 @@ impl Database {
     }
 
     /// Stored analytics events.
+    /// Events in the outbox (the benchmark never delivers them).
+    pub async fn outbox_events(&self) -> anyhow::Result<i64> {
+        Ok(self
+            .client
+            .query_one("select count(*) from onboarding.outbox", &[])
+            .await?
+            .get(0))
+    }
+
     pub async fn events(&self) -> anyhow::Result<i64> {
         let row = self
             .client

@@ -171,6 +171,10 @@ impl Function {
         })
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Resident memory now and at its peak.
     pub fn memory(&self) -> anyhow::Result<Memory> {
         Memory::of(self.child.id())

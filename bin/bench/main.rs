@@ -9,24 +9,37 @@
 //!    path, pipelined and prepared, at the same concurrency as the routes;
 //! 2. the routes under `wrk` (random users, valid tokens): `status` (cache
 //!    miss and hit), `GET` and `PUT steps/{step}`, `events`;
-//! 3. the cold start of the `status` binary to its first 200;
-//! 4. each function binary's size and resident memory after 10,000 requests.
+//! 3. the status route where deployments run it: through PgBouncer in
+//!    transaction mode, with unnamed statements on a direct connection, and
+//!    with 1 ms and 5 ms added to every round trip to PostgreSQL;
+//! 4. CPU time per request of the function and of PostgreSQL, beside
+//!    pgbench's per transaction, and pgbench's status at 1 to 64 clients;
+//! 5. the cold start of the `status` binary to its first 200;
+//! 6. each function binary's size and resident memory after 10,000 requests.
 //!
 //! It prints a table and writes `target/bench/summary.json`, with every
-//! figure of issue 7's targets table, its target and whether it was met.
+//! figure of the targets tables (issues 7, 15 and 16), its target and
+//! whether it was met.
 
+mod cpu;
 mod database;
+mod delay;
 mod functions;
 mod pgbench;
 mod report;
 mod wrk;
+
+#[allow(dead_code)] // the reliability suite's clusters; the benchmark starts only PgBouncer
+#[path = "../reliability/cluster.rs"]
+mod cluster;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 
-use crate::functions::{Call, Function, FunctionEnv};
+use crate::cpu::{CpuMeter, CpuPerRequest};
+use crate::functions::{Call, Environment, Function, FunctionEnv};
 use crate::report::{LoadAverage, Summary};
 
 /// The HMAC secret the function binaries accept and the tokens are signed with.
@@ -36,6 +49,11 @@ const SESSION_SECRET: &str = "bench-session-secret-0123456789abcdef012345";
 const STEP: &str = "profile";
 /// Events per `POST /events` batch.
 const EVENTS_PER_BATCH: u64 = 3;
+/// pgbench's status transaction at each of these client counts, to find
+/// where PostgreSQL alone peaks on this machine.
+const SWEEP_CLIENTS: [usize; 7] = [1, 2, 4, 8, 16, 32, 64];
+/// Round trips added between the function and PostgreSQL.
+const ADDED_ROUND_TRIPS_MS: [u64; 2] = [1, 5];
 
 struct Args {
     seconds: u64,
@@ -43,6 +61,11 @@ struct Args {
     users: u32,
     cold_starts: usize,
     rss_requests: usize,
+    sweep_seconds: u64,
+    /// Connections of the runs across a delayed network: as many as one
+    /// instance's pool holds, so requests wait for the network, not for a
+    /// connection.
+    network_connections: usize,
     release_dir: PathBuf,
     out: PathBuf,
     label: String,
@@ -57,6 +80,8 @@ impl Args {
             users: 100_000,
             cold_starts: 20,
             rss_requests: 10_000,
+            sweep_seconds: 5,
+            network_connections: 4,
             release_dir: PathBuf::from("target/release"),
             out: PathBuf::from("target/bench"),
             label: String::new(),
@@ -73,6 +98,12 @@ impl Args {
                 "--rss-requests" => {
                     args.rss_requests = value()?.parse().context("--rss-requests")?
                 }
+                "--sweep-seconds" => {
+                    args.sweep_seconds = value()?.parse().context("--sweep-seconds")?
+                }
+                "--network-connections" => {
+                    args.network_connections = value()?.parse().context("--network-connections")?
+                }
                 "--release-dir" => args.release_dir = PathBuf::from(value()?),
                 "--out" => args.out = PathBuf::from(value()?),
                 "--label" => args.label = value()?,
@@ -85,6 +116,7 @@ impl Args {
                     println!(
                         "usage: bench [--seconds N (10)] [--connections N (64)] [--users N (100000)]\n\
                          \x20            [--cold-starts N (20)] [--rss-requests N (10000)] [--label TEXT]\n\
+                         \x20            [--sweep-seconds N (5)] [--network-connections N (4)]\n\
                          \x20            [--fn-env KEY=VALUE ...] [--release-dir DIR] [--out DIR]"
                     );
                     std::process::exit(0);
@@ -94,6 +126,10 @@ impl Args {
         }
         ensure!(args.seconds >= 1, "--seconds must be at least 1");
         ensure!(args.connections >= 1, "--connections must be at least 1");
+        ensure!(
+            args.network_connections >= 2 && args.sweep_seconds >= 1,
+            "--network-connections must be at least 2 (wrk's threads), --sweep-seconds at least 1"
+        );
         ensure!(
             args.users as usize > args.rss_requests + args.cold_starts,
             "--users must exceed --rss-requests plus --cold-starts"
@@ -134,6 +170,7 @@ async fn run() -> anyhow::Result<()> {
         );
     }
     let started_at = chrono::Utc::now();
+    let cpu = CpuMeter::new()?;
     let mut load = LoadAverage::default();
     load.sample("start")?;
 
@@ -174,8 +211,14 @@ async fn run() -> anyhow::Result<()> {
     let pgbench_run = |name: &str, script: &str| {
         pgbench::run(name, script, &flow, args.users, clients, seconds, &args.out)
     };
+    let cpu_before = cpu.snapshot(None)?;
     let pg_status_a = pgbench_run("status-a", &status_script)?;
     pg_status_a.print("pgbench status");
+    summary.cpu(
+        "pgbench_status",
+        cpu.snapshot(None)?
+            .per_request_since(&cpu_before, pg_status_a.transactions as u64),
+    );
     // No Redis: every request reads PostgreSQL (the cache is disabled, not just cold).
     let miss = Function::start(
         "status-miss",
@@ -183,14 +226,17 @@ async fn run() -> anyhow::Result<()> {
         &env.without_redis(),
     )?;
     functions::drive(&miss, &status_calls(&tokens.all, 1000), clients).await?;
-    let miss_run = wrk::run(
-        &wrk::Scenario::get("status-miss", "/api/onboarding/status", &tokens.all_file),
-        &miss.address,
-        seconds,
-        clients,
-        &args.out,
-    )?;
+    let (miss_run, miss_cpu) = measured(&cpu, &miss, || {
+        wrk::run(
+            &wrk::Scenario::get("status-miss", "/api/onboarding/status", &tokens.all_file),
+            &miss.address,
+            seconds,
+            clients,
+            &args.out,
+        )
+    })?;
     miss_run.print("status miss");
+    summary.cpu("status_miss", miss_cpu);
     summary.memory_under_load("onboarding-status (miss)", miss.memory()?);
     miss.stop();
     let pg_status_b = pgbench_run("status-b", &status_script)?;
@@ -208,14 +254,17 @@ async fn run() -> anyhow::Result<()> {
     )
     .await?;
     summary.memory_after_requests("onboarding-status", args.rss_requests, hit.memory()?);
-    let hit_run = wrk::run(
-        &wrk::Scenario::get("status-hit", "/api/onboarding/status", &tokens.warm_file),
-        &hit.address,
-        seconds,
-        clients,
-        &args.out,
-    )?;
+    let (hit_run, hit_cpu) = measured(&cpu, &hit, || {
+        wrk::run(
+            &wrk::Scenario::get("status-hit", "/api/onboarding/status", &tokens.warm_file),
+            &hit.address,
+            seconds,
+            clients,
+            &args.out,
+        )
+    })?;
     hit_run.print("status hit");
+    summary.cpu("status_hit", hit_cpu);
     summary.memory_under_load("onboarding-status (hit)", hit.memory()?);
     hit.stop();
 
@@ -232,19 +281,28 @@ async fn run() -> anyhow::Result<()> {
         .collect();
     functions::drive(&step, &gets, clients).await?;
     summary.memory_after_requests("onboarding-step", args.rss_requests, step.memory()?);
-    let get_run = wrk::run(
-        &wrk::Scenario::get("step-get", &step_path, &tokens.all_file),
-        &step.address,
-        seconds,
-        clients,
-        &args.out,
-    )?;
+    let (get_run, get_cpu) = measured(&cpu, &step, || {
+        wrk::run(
+            &wrk::Scenario::get("step-get", &step_path, &tokens.all_file),
+            &step.address,
+            seconds,
+            clients,
+            &args.out,
+        )
+    })?;
     get_run.print("GET step");
+    summary.cpu("step_get", get_cpu);
 
     let write_script = pgbench::write_script();
     let before = db.versions_of(STEP).await?;
+    let cpu_before = cpu.snapshot(None)?;
     let pg_write_a = pgbench_run("write-a", &write_script)?;
     pg_write_a.print("pgbench write");
+    summary.cpu(
+        "pgbench_write",
+        cpu.snapshot(None)?
+            .per_request_since(&cpu_before, pg_write_a.transactions as u64),
+    );
     let after_a = db.versions_of(STEP).await?;
     summary.check_writes(
         "pgbench write (a)",
@@ -252,14 +310,17 @@ async fn run() -> anyhow::Result<()> {
         after_a - before,
     );
 
-    let put_run = wrk::run(
-        &wrk::Scenario::put_step(&step_path, &tokens.all_file),
-        &step.address,
-        seconds,
-        clients,
-        &args.out,
-    )?;
+    let (put_run, put_cpu) = measured(&cpu, &step, || {
+        wrk::run(
+            &wrk::Scenario::put_step(&step_path, &tokens.all_file),
+            &step.address,
+            seconds,
+            clients,
+            &args.out,
+        )
+    })?;
     put_run.print("PUT step");
+    summary.cpu("step_put", put_cpu);
     let after_put = db.versions_of(STEP).await?;
     summary.check_writes("PUT step", put_run.succeeded(), after_put - after_a);
     summary.memory_under_load("onboarding-step", step.memory()?);
@@ -273,6 +334,124 @@ async fn run() -> anyhow::Result<()> {
         pg_write_b.transactions,
         after_b - after_put,
     );
+
+    // ---- the outbox: what a save that completes a step adds -------------------------
+    println!("== outbox: pgbench write with its step_completed event, between writes");
+    load.sample("outbox")?;
+    let events_in_outbox = db.outbox_events().await?;
+    let pg_write_event = pgbench_run("write-event", &pgbench::write_with_event_script())?;
+    pg_write_event.print("write + event");
+    let pg_write_c = pgbench_run("write-c", &write_script)?;
+    pg_write_c.print("pgbench write");
+    summary.check_writes(
+        "pgbench write + outbox event",
+        pg_write_event.transactions,
+        db.outbox_events().await? - events_in_outbox,
+    );
+
+    // ---- status where deployments run it -------------------------------------------
+    println!("== status (cache miss): pgbench at 1 to 64 clients");
+    load.sample("sweep")?;
+    let mut sweep = Vec::new();
+    for sweep_clients in SWEEP_CLIENTS {
+        let run = pgbench::run(
+            &format!("status-c{sweep_clients}"),
+            &status_script,
+            &flow,
+            args.users,
+            sweep_clients,
+            args.sweep_seconds,
+            &args.out,
+        )?;
+        run.print(&format!("{sweep_clients} clients"));
+        sweep.push(run);
+    }
+
+    println!("== status (cache miss): unnamed statements, through PgBouncer");
+    load.sample("pooled")?;
+    let unnamed_env = FunctionEnv {
+        database_url: format!("{}&pgbouncer=true", database::app_url()),
+        ..env.clone()
+    };
+    let (unnamed_run, unnamed_cpu) = status_miss_route(
+        "status-unnamed",
+        &bin,
+        &unnamed_env,
+        &tokens,
+        &cpu,
+        clients,
+        &args,
+    )
+    .await?;
+    unnamed_run.print("unnamed");
+    summary.cpu("status_miss_unnamed", unnamed_cpu);
+    // Under /tmp: when we are root, PgBouncer runs as `postgres`, which must
+    // reach its directory.
+    let bouncer_dir = std::env::temp_dir().join(format!("onboarding-bench-{}", std::process::id()));
+    let bouncer = cluster::PgBouncer::start(
+        &bouncer_dir,
+        database::PORT.parse()?,
+        cluster::PoolMode::Transaction,
+        16,
+    )?;
+    let pooled_env = FunctionEnv {
+        database_url: database::app_url_at(bouncer.port, "&pgbouncer=true"),
+        ..env.clone()
+    };
+    let (pooled_run, pooled_cpu) = status_miss_route(
+        "status-pgbouncer",
+        &bin,
+        &pooled_env,
+        &tokens,
+        &cpu,
+        clients,
+        &args,
+    )
+    .await?;
+    pooled_run.print("PgBouncer");
+    summary.cpu("status_miss_pgbouncer", pooled_cpu);
+    drop(bouncer);
+    let _ = std::fs::remove_dir_all(&bouncer_dir);
+
+    let network_clients = args.network_connections;
+    println!(
+        "== status (cache miss) at {network_clients} connections: loopback, then {ADDED_ROUND_TRIPS_MS:?} ms added per round trip"
+    );
+    load.sample("network")?;
+    let (near_run, _) = status_miss_route(
+        "status-rtt0",
+        &bin,
+        &env,
+        &tokens,
+        &cpu,
+        network_clients,
+        &args,
+    )
+    .await?;
+    near_run.print("loopback");
+    let mut far_runs = Vec::new();
+    for added_ms in ADDED_ROUND_TRIPS_MS {
+        let proxy = delay::DelayProxy::start(
+            &format!("{}:{}", database::HOST, database::PORT),
+            Duration::from_millis(added_ms),
+        )?;
+        let far_env = FunctionEnv {
+            database_url: database::app_url_at(proxy.port, ""),
+            ..env.clone()
+        };
+        let (far_run, _) = status_miss_route(
+            &format!("status-rtt{added_ms}"),
+            &bin,
+            &far_env,
+            &tokens,
+            &cpu,
+            network_clients,
+            &args,
+        )
+        .await?;
+        far_run.print(&format!("+{added_ms} ms"));
+        far_runs.push((added_ms, far_run));
+    }
 
     // ---- events ------------------------------------------------------------------
     println!("== events: route POST");
@@ -354,13 +533,22 @@ async fn run() -> anyhow::Result<()> {
 
     summary.pgbench_status = vec![pg_status_a, pg_status_b];
     summary.pgbench_write = vec![pg_write_a, pg_write_b];
+    summary.pgbench_write_around_event = vec![pg_write_c];
+    summary.pgbench_write_event = Some(pg_write_event);
+    summary.pgbench_status_sweep = sweep;
     summary.routes = vec![
         ("status_miss", miss_run),
         ("status_hit", hit_run),
         ("step_get", get_run),
         ("step_put", put_run),
         ("events", events_run),
+        ("status_miss_unnamed", unnamed_run),
+        ("status_miss_pgbouncer", pooled_run),
+        ("status_miss_near", near_run),
     ];
+    for (added_ms, run) in far_runs {
+        summary.routes_across_network.push((added_ms, run));
+    }
     summary.cold_starts = starts;
     summary.binaries = sizes;
     summary.load = load;
@@ -372,6 +560,48 @@ async fn run() -> anyhow::Result<()> {
         .with_context(|| format!("Failed to write {}", path.display()))?;
     println!("wrote {}", path.display());
     Ok(())
+}
+
+/// Runs `load` against a running function and measures the CPU it and
+/// PostgreSQL spent per request.
+fn measured(
+    cpu: &CpuMeter,
+    function: &Function,
+    load: impl FnOnce() -> anyhow::Result<wrk::WrkResult>,
+) -> anyhow::Result<(wrk::WrkResult, CpuPerRequest)> {
+    let before = cpu.snapshot(Some(function.pid()))?;
+    let run = load()?;
+    let after = cpu.snapshot(Some(function.pid()))?;
+    let per_request = after.per_request_since(&before, run.requests);
+    Ok((run, per_request))
+}
+
+/// `GET /status` on a cache miss (no Redis) with `env`'s database URL: the
+/// function started, its pool warmed, then `connections` under wrk.
+async fn status_miss_route(
+    name: &str,
+    bin: &dyn Fn(&str) -> PathBuf,
+    env: &FunctionEnv,
+    tokens: &Tokens,
+    cpu: &CpuMeter,
+    connections: usize,
+    args: &Args,
+) -> anyhow::Result<(wrk::WrkResult, CpuPerRequest)> {
+    let env: &dyn Environment = &env.without_redis();
+    let function = Function::start(name, &bin("onboarding-status"), env)?;
+    functions::drive(&function, &status_calls(&tokens.all, 1000), connections).await?;
+    let scenario = wrk::Scenario::get(name, "/api/onboarding/status", &tokens.all_file);
+    let outcome = measured(cpu, &function, || {
+        wrk::run(
+            &scenario,
+            &function.address,
+            args.seconds,
+            connections,
+            &args.out,
+        )
+    });
+    function.stop();
+    outcome
 }
 
 fn on_path(tool: &str) -> bool {

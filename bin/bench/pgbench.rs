@@ -19,7 +19,7 @@ use std::path::Path;
 use std::process::Command;
 
 use anyhow::{Context, bail, ensure};
-use onboarding::db::{BEGIN, COMMIT, SET_CONTEXT, Statement, answers, progress};
+use onboarding::db::{BEGIN, COMMIT, SET_CONTEXT, Statement, answers, outbox, progress};
 use serde::Serialize;
 
 use crate::database::{self, Flow};
@@ -34,6 +34,7 @@ pub const WRITE_ANSWERS: &str = r#"{"fullName": "Bench User", "jobRole": "engine
 #[derive(Debug, Clone, Serialize)]
 pub struct PgbenchResult {
     pub name: String,
+    pub clients: usize,
     pub tps: f64,
     pub latency_avg_ms: f64,
     /// From pgbench's per-transaction log (`-l`).
@@ -98,8 +99,28 @@ pub fn status_script() -> String {
 /// `PUT /steps/{step}` without an idempotency key: BEGIN, the context and the
 /// locked progress row in one pipeline (`Database::transaction`), then the
 /// stored answers, the replacement at the version read, the progress update
-/// and COMMIT, each a round trip (`wizard::save::write_answer`).
+/// and COMMIT, each a round trip (`wizard::save::write_answer`; the update is
+/// in a pipeline of its own, as the event of a completed step joins it).
 pub fn write_script() -> String {
+    write_then("")
+}
+
+/// The same write when it completes the step for the first time: the
+/// `onboarding.step_completed` event goes into the outbox in the same
+/// transaction, pipelined with the progress update (`wizard::save`).
+pub fn write_with_event_script() -> String {
+    write_then(&format!(
+        "{};\n",
+        statement(
+            &outbox::ENQUEUE,
+            &["gen_random_uuid()", ":b_pid", ":b_event_type", ":b_event"],
+        )
+    ))
+}
+
+/// The write script with `with_update` (whole statements) pipelined with the
+/// progress update.
+fn write_then(with_update: &str) -> String {
     let context = bind(SET_CONTEXT, &[":b_role", &claims(), "'5000'"]);
     format!(
         "\\set k :k + 1\n\
@@ -114,7 +135,10 @@ pub fn write_script() -> String {
          \\endpipeline\n\
          {} \\aset\n\
          {};\n\
+         \\startpipeline\n\
          {};\n\
+         {with_update}\
+         \\endpipeline\n\
          {COMMIT};\n",
         statement(&progress::FETCH_OWN_FOR_UPDATE, &[":b_flow"]),
         // Ordered by step, so the last row (what \aset keeps) is the profile
@@ -136,6 +160,21 @@ pub fn write_script() -> String {
             &[":b_pid", ":b_completed", ":b_current", ":b_flow_version"],
         ),
     )
+}
+
+/// The body `outbox::step_completed` writes for the step the script saves.
+fn event_body(flow: &Flow) -> String {
+    serde_json::to_string(&onboarding::outbox::Envelope {
+        event_type: onboarding::outbox::STEP_COMPLETED.to_string(),
+        timestamp: chrono::Utc::now(),
+        data: onboarding::outbox::StepCompletedData {
+            user_id: String::new(),
+            flow_id: flow.id.clone(),
+            flow_version: flow.version,
+            step: crate::STEP.to_string(),
+        },
+    })
+    .expect("events serialize")
 }
 
 /// Runs a script for `seconds` at `clients` connections and parses the result.
@@ -161,6 +200,11 @@ pub fn run(
         ("b_completed", format!("{{{}}}", crate::STEP)),
         ("b_current", "organization".to_string()),
         ("k", "0".to_string()),
+        (
+            "b_event_type",
+            onboarding::outbox::STEP_COMPLETED.to_string(),
+        ),
+        ("b_event", event_body(flow)),
     ];
     let log_dir = out.join(format!("pgbench-{name}-log"));
     let _ = std::fs::remove_dir_all(&log_dir);
@@ -198,6 +242,7 @@ pub fn run(
         "pgbench {name} failed:\n{stdout}\n{stderr}"
     );
     let mut result = parse(name, &stdout)?;
+    result.clients = clients;
     let mut latencies = transaction_latencies(&log_dir)?;
     let _ = std::fs::remove_dir_all(&log_dir);
     latencies.sort_unstable();
@@ -244,6 +289,7 @@ fn parse(name: &str, output: &str) -> anyhow::Result<PgbenchResult> {
     };
     let result = PgbenchResult {
         name: name.to_string(),
+        clients: 0,
         tps: number("tps = ")?,
         latency_avg_ms: number("latency average = ")?,
         p50_ms: f64::NAN,
@@ -261,6 +307,8 @@ fn parse(name: &str, output: &str) -> anyhow::Result<PgbenchResult> {
 mod tests {
     use super::*;
 
+    const COMMIT_LINE: &str = "commit;";
+
     #[test]
     fn percentiles_are_nearest_rank() {
         let sorted: Vec<u64> = (1..=100).map(|n| n * 1000).collect();
@@ -273,6 +321,31 @@ mod tests {
     fn parameters_are_bound_from_the_highest_number_down() {
         assert_eq!(bind("a = $1 and b = $10", &["x"; 10]), "a = x and b = x");
         assert_eq!(bind("$2, $1", &[":a", ":b"]), ":b, :a");
+    }
+
+    #[test]
+    fn the_event_script_is_the_write_script_with_the_outbox_insert_beside_the_update() {
+        let write = write_script();
+        let with_event = write_with_event_script();
+        let insert = with_event
+            .lines()
+            .position(|line| line.starts_with("insert into onboarding.outbox"))
+            .expect("the event script inserts into the outbox");
+        let lines: Vec<&str> = with_event.lines().collect();
+        let end = insert
+            + lines[insert..]
+                .iter()
+                .position(|line| line.ends_with(';'))
+                .unwrap();
+        assert!(lines[insert..=end].join("\n").contains(":b_event"));
+        assert!(lines[insert - 1].ends_with(';'), "after the update");
+        assert_eq!(lines[end + 1..], ["\\endpipeline", COMMIT_LINE]);
+        let without: Vec<&str> = lines[..insert]
+            .iter()
+            .chain(&lines[end + 1..])
+            .copied()
+            .collect();
+        assert_eq!(without, write.lines().collect::<Vec<_>>());
     }
 
     #[test]

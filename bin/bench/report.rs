@@ -1,9 +1,11 @@
-//! The figures of issue 7's targets table, printed and written to
-//! `summary.json` under stable keys, each with its target and whether it was met.
+//! The figures of the benchmark's targets (issues 7, 15 and 16), printed and
+//! written to `summary.json` under stable keys, each with its target and
+//! whether it was met.
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
+use crate::cpu::CpuPerRequest;
 use crate::functions::{BinarySize, ColdStart, Memory};
 use crate::pgbench::PgbenchResult;
 use crate::wrk::WrkResult;
@@ -82,7 +84,15 @@ pub struct Summary {
     pub function_env: Vec<(String, String)>,
     pub pgbench_status: Vec<PgbenchResult>,
     pub pgbench_write: Vec<PgbenchResult>,
+    /// The write run right after the one with the outbox event.
+    pub pgbench_write_around_event: Vec<PgbenchResult>,
+    pub pgbench_write_event: Option<PgbenchResult>,
+    /// pgbench's status transaction at each client count.
+    pub pgbench_status_sweep: Vec<PgbenchResult>,
     pub routes: Vec<(&'static str, WrkResult)>,
+    /// `status_miss` with this many ms added to every round trip to PostgreSQL.
+    pub routes_across_network: Vec<(u64, WrkResult)>,
+    cpu: Vec<(String, CpuPerRequest)>,
     pub cold_starts: Vec<ColdStart>,
     pub binaries: Vec<BinarySize>,
     pub load: LoadAverage,
@@ -125,7 +135,12 @@ impl Summary {
             function_env: Vec::new(),
             pgbench_status: Vec::new(),
             pgbench_write: Vec::new(),
+            pgbench_write_around_event: Vec::new(),
+            pgbench_write_event: None,
+            pgbench_status_sweep: Vec::new(),
             routes: Vec::new(),
+            routes_across_network: Vec::new(),
+            cpu: Vec::new(),
             cold_starts: Vec::new(),
             binaries: Vec::new(),
             load: LoadAverage::default(),
@@ -151,6 +166,18 @@ impl Summary {
         let acknowledged = acknowledged.try_into().unwrap_or(i64::MAX);
         self.write_checks
             .push((what.to_string(), acknowledged, stored));
+    }
+
+    /// CPU per request of one run (`status_miss`, `pgbench_status` …).
+    pub fn cpu(&mut self, run: &str, per_request: CpuPerRequest) {
+        self.cpu.push((run.to_string(), per_request));
+    }
+
+    fn cpu_of(&self, run: &str) -> CpuPerRequest {
+        self.cpu
+            .iter()
+            .find(|(name, _)| name == run)
+            .map_or(CpuPerRequest::default(), |(_, per_request)| *per_request)
     }
 
     pub fn events_stored(&mut self, accepted: u64, stored: u64) {
@@ -215,6 +242,30 @@ impl Summary {
             self.rps("status_hit"),
             self.rps("step_put"),
         );
+        let best = self
+            .pgbench_status_sweep
+            .iter()
+            .max_by(|a, b| a.tps.total_cmp(&b.tps));
+        let (best_tps, best_clients) = best.map_or((f64::NAN, 0), |run| (run.tps, run.clients));
+        let miss_cpu = self.cpu_of("status_miss");
+        let miss_function_us = miss_cpu.function_us.unwrap_or(f64::NAN);
+        let pgbench_cpu = self.cpu_of("pgbench_status");
+        let pooled = self.rps("status_miss_pgbouncer");
+        let across = |added_ms: u64| {
+            self.routes_across_network
+                .iter()
+                .find(|(ms, _)| *ms == added_ms)
+                .map_or(f64::NAN, |(_, run)| run.p50_ms)
+        };
+        let write_plain = mean(
+            self.pgbench_write
+                .iter()
+                .skip(1)
+                .chain(&self.pgbench_write_around_event)
+                .map(|run| run.tps),
+        );
+        let write_event = self.pgbench_write_event.as_ref();
+        let write_event_tps = write_event.map_or(f64::NAN, |run| run.tps);
         self.figures = vec![
             Figure {
                 key: "status_miss_vs_pgbench",
@@ -228,14 +279,100 @@ impl Summary {
                 ),
             },
             Figure {
-                key: "status_miss_p99_ms",
-                what: "status miss p99 at 64 connections",
-                value: miss_p99,
+                key: "status_miss_vs_pgbench_best",
+                what: "status miss throughput / pgbench status at its best",
+                value: miss / best_tps,
+                unit: "",
+                at_least: true,
+                threshold: 0.5,
+                context: format!(
+                    "{miss:.0} rps / {best_tps:.0} tps (pgbench at {best_clients} clients)"
+                ),
+            },
+            Figure {
+                key: "status_miss_p99_vs_pgbench",
+                what: "status miss p99 / pgbench status p99, same clients",
+                value: miss_p99 / pg_status_p99,
+                unit: "",
+                at_least: false,
+                threshold: 1.2,
+                context: format!("{miss_p99:.2} ms / {pg_status_p99:.2} ms"),
+            },
+            Figure {
+                key: "status_function_cpu_vs_postgres_cpu",
+                what: "function CPU / PostgreSQL CPU per status miss",
+                value: miss_function_us / miss_cpu.postgres_us,
+                unit: "",
+                at_least: false,
+                threshold: 0.3,
+                context: format!(
+                    "{miss_function_us:.0} µs / {:.0} µs per request",
+                    miss_cpu.postgres_us
+                ),
+            },
+            Figure {
+                key: "status_postgres_cpu_vs_pgbench",
+                what: "PostgreSQL CPU per status miss / per pgbench status",
+                value: miss_cpu.postgres_us / pgbench_cpu.postgres_us,
+                unit: "",
+                at_least: false,
+                threshold: 1.1,
+                context: format!(
+                    "{:.0} µs / {:.0} µs",
+                    miss_cpu.postgres_us, pgbench_cpu.postgres_us
+                ),
+            },
+            Figure {
+                key: "status_pgbouncer_vs_direct",
+                what: "status miss through PgBouncer / direct",
+                value: pooled / miss,
+                unit: "",
+                at_least: true,
+                threshold: 0.7,
+                context: format!(
+                    "{pooled:.0} rps / {miss:.0} rps (transaction mode; unnamed statements on a direct connection: {:.0} rps)",
+                    self.rps("status_miss_unnamed")
+                ),
+            },
+            Figure {
+                key: "status_p50_with_1ms_round_trips_ms",
+                what: "status miss p50, 1 ms added per round trip",
+                value: across(1),
                 unit: " ms",
                 at_least: false,
-                threshold: 10.0,
+                threshold: 2.5,
                 context: format!(
-                    "pgbench status p99 at the same concurrency: {pg_status_p99:.2} ms"
+                    "{:.2} ms on loopback at the same connections",
+                    self.route("status_miss_near")
+                        .map_or(f64::NAN, |run| run.p50_ms)
+                ),
+            },
+            Figure {
+                key: "status_p50_with_5ms_round_trips_ms",
+                what: "status miss p50, 5 ms added per round trip",
+                value: across(5),
+                unit: " ms",
+                at_least: false,
+                threshold: 6.5,
+                context: "one round trip plus 1.5 ms".to_string(),
+            },
+            Figure {
+                key: "outbox_event_write_cost",
+                what: "time a step_completed event adds to a save",
+                value: write_plain / write_event_tps - 1.0,
+                unit: "",
+                at_least: false,
+                threshold: 0.25,
+                context: format!(
+                    "pgbench write {write_plain:.0} tps, with the outbox insert {write_event_tps:.0} tps (p50 {:.2} ms with, {:.2} ms without)",
+                    write_event.map_or(f64::NAN, |run| run.p50_ms),
+                    mean(
+                        self.pgbench_write
+                            .iter()
+                            .skip(1)
+                            .chain(&self.pgbench_write_around_event)
+                            .map(|run| run.p50_ms)
+                    )
                 ),
             },
             Figure {
@@ -310,7 +447,14 @@ impl Summary {
             "{:<18} {:>10} {:>9} {:>9} {:>9} {:>8}",
             "run", "per s", "p50 ms", "p99 ms", "avg ms", "errors"
         );
-        for run in self.pgbench_status.iter().chain(&self.pgbench_write) {
+        for run in self
+            .pgbench_status
+            .iter()
+            .chain(&self.pgbench_write)
+            .chain(&self.pgbench_write_event)
+            .chain(&self.pgbench_write_around_event)
+            .chain(&self.pgbench_status_sweep)
+        {
             println!(
                 "{:<18} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>8}",
                 format!("pgbench {}", run.name),
@@ -321,7 +465,17 @@ impl Summary {
                 run.failed
             );
         }
-        for (name, run) in &self.routes {
+        let across: Vec<(String, &WrkResult)> = self
+            .routes_across_network
+            .iter()
+            .map(|(ms, run)| (format!("status_miss_+{ms}ms"), run))
+            .collect();
+        for (name, run) in self
+            .routes
+            .iter()
+            .map(|(name, run)| (name.to_string(), run))
+            .chain(across)
+        {
             println!(
                 "{:<18} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>8}",
                 name,
@@ -333,6 +487,15 @@ impl Summary {
             );
         }
         println!();
+        for (run, per_request) in &self.cpu {
+            println!(
+                "CPU per request, {run}: function {}, PostgreSQL {:.0} µs",
+                per_request
+                    .function_us
+                    .map_or("-".to_string(), |us| format!("{us:.0} µs")),
+                per_request.postgres_us
+            );
+        }
         for (what, acknowledged, stored) in &self.write_checks {
             println!("{what}: {acknowledged} acknowledged, {stored} stored");
         }
@@ -436,8 +599,13 @@ impl Summary {
             "pgbench": {
                 "status": self.pgbench_status,
                 "write": self.pgbench_write,
+                "write_with_event": self.pgbench_write_event,
+                "write_after_event": self.pgbench_write_around_event,
+                "status_by_clients": self.pgbench_status_sweep,
             },
             "routes": self.routes.iter().map(|(name, run)| (name.to_string(), json!(run))).collect::<serde_json::Map<_, _>>(),
+            "status_miss_across_network": self.routes_across_network.iter().map(|(ms, run)| json!({"added_round_trip_ms": ms, "run": run})).collect::<Vec<_>>(),
+            "cpu_per_request_us": self.cpu.iter().map(|(run, per_request)| (run.clone(), json!(per_request))).collect::<serde_json::Map<_, _>>(),
             "errors": errors,
             "write_checks": self.write_checks.iter().map(|(what, acknowledged, stored)| json!({"what": what, "acknowledged": acknowledged, "stored": stored})).collect::<Vec<_>>(),
             "events": self.events.map(|(accepted, stored)| json!({"accepted": accepted, "stored": stored})),

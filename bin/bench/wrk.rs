@@ -10,7 +10,7 @@ use serde::Serialize;
 
 /// One load scenario: a request shape and the tokens to draw callers from.
 pub struct Scenario {
-    pub name: &'static str,
+    pub name: String,
     method: &'static str,
     path: String,
     headers: Vec<(&'static str, &'static str)>,
@@ -19,9 +19,9 @@ pub struct Scenario {
 }
 
 impl Scenario {
-    pub fn get(name: &'static str, path: &str, tokens: &Path) -> Self {
+    pub fn get(name: &str, path: &str, tokens: &Path) -> Self {
         Self {
-            name,
+            name: name.to_string(),
             method: "GET",
             path: path.to_string(),
             headers: Vec::new(),
@@ -35,7 +35,7 @@ impl Scenario {
     /// save of a seeded user, who already has an answer, succeeds.
     pub fn put_step(path: &str, tokens: &Path) -> Self {
         Self {
-            name: "step-put",
+            name: "step-put".into(),
             method: "PUT",
             path: path.to_string(),
             headers: vec![("Content-Type", "application/json"), ("If-Match", "*")],
@@ -46,7 +46,7 @@ impl Scenario {
 
     pub fn post_events(tokens: &Path) -> Self {
         Self {
-            name: "events",
+            name: "events".into(),
             method: "POST",
             path: "/api/onboarding/events".into(),
             headers: vec![("Content-Type", "application/json")],
@@ -217,7 +217,7 @@ pub fn run(
     let seconds = number("duration_us") / 1e6;
     let requests = number("requests") as u64;
     Ok(WrkResult {
-        name: scenario.name.to_string(),
+        name: scenario.name.clone(),
         requests,
         seconds,
         rps: requests as f64 / seconds,

@@ -11,7 +11,7 @@ use crate::db::{DbError, Statement, Tx};
 /// Writes an event for the signed-in caller of the transaction; the owner
 /// comes from the context, never from the arguments (also as the body's
 /// `data.userId`). Writes nothing for an anonymous caller.
-const ENQUEUE: Statement = Statement::new(
+pub const ENQUEUE: Statement = Statement::new(
     "insert into onboarding.outbox (event_id, user_id, progress_id, event_type, payload)
      select $1, onboarding.current_user_id(), $2, $3,
             jsonb_set($4, '{data,userId}', to_jsonb(onboarding.current_user_id()))
