@@ -367,22 +367,16 @@ async fn run() -> anyhow::Result<()> {
         sweep.push(run);
     }
 
+    let status_miss = async |name: &str, env: &FunctionEnv, connections: usize| {
+        status_miss_route(name, &bin, env, &tokens, &cpu, connections, &args).await
+    };
     println!("== status (cache miss): unnamed statements, through PgBouncer");
     load.sample("pooled")?;
     let unnamed_env = FunctionEnv {
         database_url: format!("{}&pgbouncer=true", database::app_url()),
         ..env.clone()
     };
-    let (unnamed_run, unnamed_cpu) = status_miss_route(
-        "status-unnamed",
-        &bin,
-        &unnamed_env,
-        &tokens,
-        &cpu,
-        clients,
-        &args,
-    )
-    .await?;
+    let (unnamed_run, unnamed_cpu) = status_miss("status-unnamed", &unnamed_env, clients).await?;
     unnamed_run.print("unnamed");
     summary.cpu("status_miss_unnamed", unnamed_cpu);
     // Under /tmp: when we are root, PgBouncer runs as `postgres`, which must
@@ -398,16 +392,7 @@ async fn run() -> anyhow::Result<()> {
         database_url: database::app_url_at(bouncer.port, "&pgbouncer=true"),
         ..env.clone()
     };
-    let (pooled_run, pooled_cpu) = status_miss_route(
-        "status-pgbouncer",
-        &bin,
-        &pooled_env,
-        &tokens,
-        &cpu,
-        clients,
-        &args,
-    )
-    .await?;
+    let (pooled_run, pooled_cpu) = status_miss("status-pgbouncer", &pooled_env, clients).await?;
     pooled_run.print("PgBouncer");
     summary.cpu("status_miss_pgbouncer", pooled_cpu);
     drop(bouncer);
@@ -418,16 +403,7 @@ async fn run() -> anyhow::Result<()> {
         "== status (cache miss) at {network_clients} connections: loopback, then {ADDED_ROUND_TRIPS_MS:?} ms added per round trip"
     );
     load.sample("network")?;
-    let (near_run, _) = status_miss_route(
-        "status-rtt0",
-        &bin,
-        &env,
-        &tokens,
-        &cpu,
-        network_clients,
-        &args,
-    )
-    .await?;
+    let (near_run, _) = status_miss("status-rtt0", &env, network_clients).await?;
     near_run.print("loopback");
     let mut far_runs = Vec::new();
     for added_ms in ADDED_ROUND_TRIPS_MS {
@@ -439,16 +415,8 @@ async fn run() -> anyhow::Result<()> {
             database_url: database::app_url_at(proxy.port, ""),
             ..env.clone()
         };
-        let (far_run, _) = status_miss_route(
-            &format!("status-rtt{added_ms}"),
-            &bin,
-            &far_env,
-            &tokens,
-            &cpu,
-            network_clients,
-            &args,
-        )
-        .await?;
+        let (far_run, _) =
+            status_miss(&format!("status-rtt{added_ms}"), &far_env, network_clients).await?;
         far_run.print(&format!("+{added_ms} ms"));
         far_runs.push((added_ms, far_run));
     }
