@@ -202,6 +202,13 @@ async fn run() -> anyhow::Result<()> {
     let seconds = args.seconds;
     let clients = args.connections;
 
+    // A route under wrk at the benchmark's connections, with its CPU per request.
+    let under_load = |function: &Function, scenario: wrk::Scenario| {
+        measured(&cpu, function, || {
+            wrk::run(&scenario, &function.address, seconds, clients, &args.out)
+        })
+    };
+
     // ---- status: the database's limit, then the route on a cache miss ------------
     println!("== status: pgbench, route (cache miss), pgbench");
     load.sample("status")?;
@@ -226,15 +233,10 @@ async fn run() -> anyhow::Result<()> {
         &env.without_redis(),
     )?;
     functions::drive(&miss, &status_calls(&tokens.all, 1000), clients).await?;
-    let (miss_run, miss_cpu) = measured(&cpu, &miss, || {
-        wrk::run(
-            &wrk::Scenario::get("status-miss", "/api/onboarding/status", &tokens.all_file),
-            &miss.address,
-            seconds,
-            clients,
-            &args.out,
-        )
-    })?;
+    let (miss_run, miss_cpu) = under_load(
+        &miss,
+        wrk::Scenario::get("status-miss", "/api/onboarding/status", &tokens.all_file),
+    )?;
     miss_run.print("status miss");
     summary.cpu("status_miss", miss_cpu);
     summary.memory_under_load("onboarding-status (miss)", miss.memory()?);
@@ -254,15 +256,10 @@ async fn run() -> anyhow::Result<()> {
     )
     .await?;
     summary.memory_after_requests("onboarding-status", args.rss_requests, hit.memory()?);
-    let (hit_run, hit_cpu) = measured(&cpu, &hit, || {
-        wrk::run(
-            &wrk::Scenario::get("status-hit", "/api/onboarding/status", &tokens.warm_file),
-            &hit.address,
-            seconds,
-            clients,
-            &args.out,
-        )
-    })?;
+    let (hit_run, hit_cpu) = under_load(
+        &hit,
+        wrk::Scenario::get("status-hit", "/api/onboarding/status", &tokens.warm_file),
+    )?;
     hit_run.print("status hit");
     summary.cpu("status_hit", hit_cpu);
     summary.memory_under_load("onboarding-status (hit)", hit.memory()?);
@@ -281,15 +278,10 @@ async fn run() -> anyhow::Result<()> {
         .collect();
     functions::drive(&step, &gets, clients).await?;
     summary.memory_after_requests("onboarding-step", args.rss_requests, step.memory()?);
-    let (get_run, get_cpu) = measured(&cpu, &step, || {
-        wrk::run(
-            &wrk::Scenario::get("step-get", &step_path, &tokens.all_file),
-            &step.address,
-            seconds,
-            clients,
-            &args.out,
-        )
-    })?;
+    let (get_run, get_cpu) = under_load(
+        &step,
+        wrk::Scenario::get("step-get", &step_path, &tokens.all_file),
+    )?;
     get_run.print("GET step");
     summary.cpu("step_get", get_cpu);
 
@@ -310,15 +302,8 @@ async fn run() -> anyhow::Result<()> {
         after_a - before,
     );
 
-    let (put_run, put_cpu) = measured(&cpu, &step, || {
-        wrk::run(
-            &wrk::Scenario::put_step(&step_path, &tokens.all_file),
-            &step.address,
-            seconds,
-            clients,
-            &args.out,
-        )
-    })?;
+    let (put_run, put_cpu) =
+        under_load(&step, wrk::Scenario::put_step(&step_path, &tokens.all_file))?;
     put_run.print("PUT step");
     summary.cpu("step_put", put_cpu);
     let after_put = db.versions_of(STEP).await?;
