@@ -14,10 +14,10 @@ use super::{
 };
 use crate::support::api::{Auth, valid_answer};
 use crate::support::webhook::TEST_WEBHOOK_SECRET;
-use crate::support::{TestDb, free_port, spawn_app_with, token};
+use crate::support::{TestApp, TestDb, free_port, spawn_app_with, token};
 
 /// One write per minute: a caller's second write of any kind is a 429.
-pub async fn answers_at_the_rate_limit(contract: &Contract) {
+pub async fn answers_at_the_rate_limit(contract: &Contract) -> TestApp {
     let app = spawn_app_with(
         TestDb::migrated().await,
         &[
@@ -59,10 +59,11 @@ pub async fn answers_at_the_rate_limit(contract: &Contract) {
         case(429, DELETE, ME, ME, &user, Empty),
     ];
     probe.run_all(cases).await;
+    app
 }
 
 /// PostgreSQL unreachable: 503 wherever the database is needed.
-pub async fn answers_with_the_database_down(contract: &Contract) {
+pub async fn answers_with_the_database_down(contract: &Contract) -> TestApp {
     let closed = free_port();
     let app = spawn_app_with(
         TestDb::migrated().await,
@@ -85,11 +86,12 @@ pub async fn answers_with_the_database_down(contract: &Contract) {
         ])
         .await;
     every_database_route_answers(&probe, 503).await;
+    app
 }
 
 /// The schema is gone: every statement fails, which is a 500 with nothing
 /// of the cause in the body.
-pub async fn answers_with_a_broken_database(contract: &Contract) {
+pub async fn answers_with_a_broken_database(contract: &Contract) -> TestApp {
     let app = spawn_app_with(
         TestDb::migrated().await,
         &[
@@ -111,6 +113,7 @@ pub async fn answers_with_a_broken_database(contract: &Contract) {
     });
     probe.run(started).await;
     every_database_route_answers(&probe, 500).await;
+    app
 }
 
 /// Sends a request the database must serve to every route that uses it.
@@ -152,7 +155,7 @@ const USER_DELETED: &str = r#"{"type": "user.deleted", "data": {"id": "user_stra
 
 /// The webhook is limited per client address like every write: Svix
 /// retries a 429 later.
-pub async fn answers_of_the_webhook_at_the_address_limit(contract: &Contract) {
+pub async fn answers_of_the_webhook_at_the_address_limit(contract: &Contract) -> TestApp {
     let app = spawn_app_with(
         TestDb::migrated().await,
         &[
@@ -171,11 +174,12 @@ pub async fn answers_of_the_webhook_at_the_address_limit(contract: &Contract) {
             case(429, POST, CLERK, CLERK, &nobody, delivery()).headers(signed(USER_DELETED)),
         ])
         .await;
+    app
 }
 
 /// The identity provider's key set cannot be fetched: a token cannot be
 /// verified, which is the provider's outage (503), not the caller's fault.
-pub async fn answers_with_the_identity_providers_keys_unavailable(contract: &Contract) {
+pub async fn answers_with_the_identity_providers_keys_unavailable(contract: &Contract) -> TestApp {
     let closed = free_port();
     let app = spawn_app_with(
         TestDb::migrated().await,
@@ -196,6 +200,7 @@ pub async fn answers_with_the_identity_providers_keys_unavailable(contract: &Con
     probe
         .run(case(503, POST, EVENTS, EVENTS, &unverifiable, Json(events)))
         .await;
+    app
 }
 
 /// A well-formed RS256 token whose key must be fetched to check it.

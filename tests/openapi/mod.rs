@@ -176,7 +176,11 @@ async fn the_openapi_function_binary_serves_the_document_the_dev_server_serves()
 async fn every_documented_status_is_answered_and_every_body_fits_its_schema() {
     let document = serde_json::from_str(onboarding::openapi::document_json()).unwrap();
     let contract = Contract::new(document);
-    tokio::join!(
+    // The phases share this test's one thread, and dropping a test
+    // database blocks it until PostgreSQL has dropped it (seconds on a busy
+    // disk): the apps are dropped only once every phase is done, so no
+    // request of one phase waits out its deadline behind another's cleanup.
+    let _apps = tokio::join!(
         working::answers_of_a_working_app(&contract),
         faults::answers_at_the_rate_limit(&contract),
         faults::answers_with_the_database_down(&contract),

@@ -30,7 +30,7 @@ struct Callers {
     member: Auth,
 }
 
-pub async fn answers_of_a_working_app(contract: &Contract) {
+pub async fn answers_of_a_working_app(contract: &Contract) -> TestApp {
     let (app, _provider) = working_app().await;
     let probe = Probe::new(contract, &app);
     healthy(&probe).await;
@@ -45,6 +45,7 @@ pub async fn answers_of_a_working_app(contract: &Contract) {
     funnel(&probe, &app, &callers).await;
     purge(&probe, &callers).await;
     privacy(&probe, &callers).await;
+    app
 }
 
 /// An app whose AI provider suggests twice, then fails for good.
