@@ -28,3 +28,10 @@ pub mod wizard;
 
 pub use http::error::{ApiError, Result};
 pub use state::AppState;
+
+/// mimalloc instead of glibc's malloc, for every binary of the crate: a
+/// status read on a cache miss cost the function 88 µs of CPU instead of
+/// 106 µs (malloc, free and their consolidation were about a seventh of its
+/// samples), at 7 MB more resident memory (README: Benchmark).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
