@@ -35,7 +35,7 @@ fn from_row(row: &Row) -> StoredAnswer {
 /// The caller's own answer to `step` of `flow_id` (see `progress::FETCH_OWN`
 /// for "own"). Behind a pooler, the same query as the function
 /// `onboarding.own_step_answer`, whose plan the server keeps.
-pub const FETCH_OWN_STEP: Statement = Statement::new(
+const FETCH_OWN_STEP: Statement = Statement::new(
     concat!(
         "select a.step, a.answers, a.status, a.flow_version, a.version, a.updated_at
          from onboarding.step_answers a
