@@ -205,7 +205,6 @@ impl Database {
         Ok(row.get(0))
     }
 
-    /// Stored analytics events.
     /// Events in the outbox (the benchmark never delivers them).
     pub async fn outbox_events(&self) -> anyhow::Result<i64> {
         Ok(self
@@ -215,6 +214,7 @@ impl Database {
             .get(0))
     }
 
+    /// Stored analytics events.
     pub async fn events(&self) -> anyhow::Result<i64> {
         let row = self
             .client

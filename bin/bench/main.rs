@@ -218,14 +218,18 @@ async fn run() -> anyhow::Result<()> {
     let pgbench_run = |name: &str, script: &str| {
         pgbench::run(name, script, &flow, args.users, clients, seconds, &args.out)
     };
-    let cpu_before = cpu.snapshot(None)?;
-    let pg_status_a = pgbench_run("status-a", &status_script)?;
+    // The same, with PostgreSQL's CPU per transaction.
+    let pgbench_measured = |name: &str, script: &str| {
+        let before = cpu.snapshot(None)?;
+        let run = pgbench_run(name, script)?;
+        let per_transaction = cpu
+            .snapshot(None)?
+            .per_request_since(&before, run.transactions as u64);
+        anyhow::Ok((run, per_transaction))
+    };
+    let (pg_status_a, pg_status_cpu) = pgbench_measured("status-a", &status_script)?;
     pg_status_a.print("pgbench status");
-    summary.cpu(
-        "pgbench_status",
-        cpu.snapshot(None)?
-            .per_request_since(&cpu_before, pg_status_a.transactions as u64),
-    );
+    summary.cpu("pgbench_status", pg_status_cpu);
     // No Redis: every request reads PostgreSQL (the cache is disabled, not just cold).
     let miss = Function::start(
         "status-miss",
@@ -287,14 +291,9 @@ async fn run() -> anyhow::Result<()> {
 
     let write_script = pgbench::write_script();
     let before = db.versions_of(STEP).await?;
-    let cpu_before = cpu.snapshot(None)?;
-    let pg_write_a = pgbench_run("write-a", &write_script)?;
+    let (pg_write_a, pg_write_cpu) = pgbench_measured("write-a", &write_script)?;
     pg_write_a.print("pgbench write");
-    summary.cpu(
-        "pgbench_write",
-        cpu.snapshot(None)?
-            .per_request_since(&cpu_before, pg_write_a.transactions as u64),
-    );
+    summary.cpu("pgbench_write", pg_write_cpu);
     let after_a = db.versions_of(STEP).await?;
     summary.check_writes(
         "pgbench write (a)",
@@ -499,9 +498,7 @@ async fn run() -> anyhow::Result<()> {
         ("status_miss_pgbouncer", pooled_run),
         ("status_miss_near", near_run),
     ];
-    for (added_ms, run) in far_runs {
-        summary.routes_across_network.push((added_ms, run));
-    }
+    summary.routes_across_network = far_runs;
     summary.cold_starts = starts;
     summary.binaries = sizes;
     summary.load = load;

@@ -241,8 +241,7 @@ pub fn run(
         output.status.success(),
         "pgbench {name} failed:\n{stdout}\n{stderr}"
     );
-    let mut result = parse(name, &stdout)?;
-    result.clients = clients;
+    let mut result = parse(name, clients, &stdout)?;
     let mut latencies = transaction_latencies(&log_dir)?;
     let _ = std::fs::remove_dir_all(&log_dir);
     latencies.sort_unstable();
@@ -273,7 +272,7 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1] as f64 / 1000.0
 }
 
-fn parse(name: &str, output: &str) -> anyhow::Result<PgbenchResult> {
+fn parse(name: &str, clients: usize, output: &str) -> anyhow::Result<PgbenchResult> {
     let number = |prefix: &str| -> anyhow::Result<f64> {
         let line = output
             .lines()
@@ -289,7 +288,7 @@ fn parse(name: &str, output: &str) -> anyhow::Result<PgbenchResult> {
     };
     let result = PgbenchResult {
         name: name.to_string(),
-        clients: 0,
+        clients,
         tps: number("tps = ")?,
         latency_avg_ms: number("latency average = ")?,
         p50_ms: f64::NAN,
@@ -306,8 +305,6 @@ fn parse(name: &str, output: &str) -> anyhow::Result<PgbenchResult> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const COMMIT_LINE: &str = "commit;";
 
     #[test]
     fn percentiles_are_nearest_rank() {
@@ -339,7 +336,7 @@ mod tests {
                 .unwrap();
         assert!(lines[insert..=end].join("\n").contains(":b_event"));
         assert!(lines[insert - 1].ends_with(';'), "after the update");
-        assert_eq!(lines[end + 1..], ["\\endpipeline", COMMIT_LINE]);
+        assert_eq!(lines[end + 1..], ["\\endpipeline", &format!("{COMMIT};")]);
         let without: Vec<&str> = lines[..insert]
             .iter()
             .chain(&lines[end + 1..])

@@ -257,13 +257,14 @@ impl Summary {
                 .find(|(ms, _)| *ms == added_ms)
                 .map_or(f64::NAN, |(_, run)| run.p50_ms)
         };
-        let write_plain = mean(
+        // The plain writes on either side of the one with the event.
+        let plain_writes = || {
             self.pgbench_write
                 .iter()
                 .skip(1)
                 .chain(&self.pgbench_write_around_event)
-                .map(|run| run.tps),
-        );
+        };
+        let write_plain = mean(plain_writes().map(|run| run.tps));
         let write_event = self.pgbench_write_event.as_ref();
         let write_event_tps = write_event.map_or(f64::NAN, |run| run.tps);
         self.figures = vec![
@@ -366,13 +367,7 @@ impl Summary {
                 context: format!(
                     "pgbench write {write_plain:.0} tps, with the outbox insert {write_event_tps:.0} tps (p50 {:.2} ms with, {:.2} ms without)",
                     write_event.map_or(f64::NAN, |run| run.p50_ms),
-                    mean(
-                        self.pgbench_write
-                            .iter()
-                            .skip(1)
-                            .chain(&self.pgbench_write_around_event)
-                            .map(|run| run.p50_ms)
-                    )
+                    mean(plain_writes().map(|run| run.p50_ms))
                 ),
             },
             Figure {
