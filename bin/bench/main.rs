@@ -70,6 +70,9 @@ struct Args {
     out: PathBuf,
     label: String,
     fn_env: Vec<(String, String)>,
+    /// `--only status`: the status miss section alone, for comparing a
+    /// change to the function in a minute; nothing else runs, no summary.
+    only_status: bool,
 }
 
 impl Args {
@@ -86,6 +89,7 @@ impl Args {
             out: PathBuf::from("target/bench"),
             label: String::new(),
             fn_env: Vec::new(),
+            only_status: false,
         };
         let mut it = std::env::args().skip(1);
         while let Some(arg) = it.next() {
@@ -112,12 +116,18 @@ impl Args {
                     let (key, val) = pair.split_once('=').context("--fn-env takes KEY=VALUE")?;
                     args.fn_env.push((key.to_string(), val.to_string()));
                 }
+                "--only" => {
+                    let section = value()?;
+                    ensure!(section == "status", "--only takes `status`, not {section}");
+                    args.only_status = true;
+                }
                 "-h" | "--help" => {
                     println!(
                         "usage: bench [--seconds N (10)] [--connections N (64)] [--users N (100000)]\n\
                          \x20            [--cold-starts N (20)] [--rss-requests N (10000)] [--label TEXT]\n\
                          \x20            [--sweep-seconds N (5)] [--network-connections N (4)]\n\
-                         \x20            [--fn-env KEY=VALUE ...] [--release-dir DIR] [--out DIR]"
+                         \x20            [--fn-env KEY=VALUE ...] [--release-dir DIR] [--out DIR]\n\
+                         \x20            [--only status]"
                     );
                     std::process::exit(0);
                 }
@@ -162,6 +172,9 @@ async fn run() -> anyhow::Result<()> {
     std::fs::create_dir_all(args.out.join("logs")).context("Failed to create the output dir")?;
     let binaries = functions::api_binaries(Path::new("Cargo.toml"))?;
     for (name, _) in &binaries {
+        if args.only_status && name != "onboarding-status" {
+            continue;
+        }
         let path = args.release_dir.join(name);
         ensure!(
             path.exists(),
@@ -247,6 +260,19 @@ async fn run() -> anyhow::Result<()> {
     miss.stop();
     let pg_status_b = pgbench_run("status-b", &status_script)?;
     pg_status_b.print("pgbench status");
+    if args.only_status {
+        let pgbench_tps = (pg_status_a.tps + pg_status_b.tps) / 2.0;
+        let function_us = miss_cpu.function_us.unwrap_or_default();
+        println!(
+            "status miss ÷ pgbench (same clients) {:.2}; function CPU {function_us:.1} µs ÷ PostgreSQL's {:.1} µs = {:.2}; PostgreSQL ÷ pgbench's {:.1} µs = {:.2}",
+            miss_run.rps / pgbench_tps,
+            miss_cpu.postgres_us,
+            function_us / miss_cpu.postgres_us,
+            pg_status_cpu.postgres_us,
+            miss_cpu.postgres_us / pg_status_cpu.postgres_us,
+        );
+        return Ok(());
+    }
 
     // ---- status: cache hit --------------------------------------------------------
     println!("== status: route (cache hit)");

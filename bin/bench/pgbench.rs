@@ -210,7 +210,11 @@ pub fn run(
     let _ = std::fs::remove_dir_all(&log_dir);
     std::fs::create_dir_all(&log_dir)?;
     let mut command = Command::new("pgbench");
+    // The functions connect with `sslmode=disable`; pgbench's default
+    // (`prefer`) would encrypt on a server with TLS on (Debian's default) and
+    // charge both pgbench and PostgreSQL for it.
     command
+        .env("PGSSLMODE", "disable")
         .args(["-n", "-M", "prepared", "-r", "-l"])
         .arg(format!("--log-prefix={}", log_dir.join("txn").display()))
         .args([
