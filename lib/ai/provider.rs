@@ -196,7 +196,7 @@ impl AiClient {
     }
 
     /// Asks for structured output, retrying transient failures within the deadline.
-    #[tracing::instrument(skip_all, fields(ai.provider = self.provider().as_str(), ai.model = %self.model(), ai.attempts))]
+    #[tracing::instrument(level = "debug", skip_all, fields(ai.provider = self.provider().as_str(), ai.model = %self.model(), ai.attempts))]
     pub async fn complete(&self, request: &CompletionRequest) -> Result<Completion, AiError> {
         let settings = &self.inner.settings;
         let started = Instant::now();

@@ -332,7 +332,7 @@ impl<'a> RateLimiter<'a> {
     /// `@upstash/ratelimit`'s `rate` does: denied when they would take the
     /// window past its limit, and counted even then. Never fails on a Redis
     /// error: that is a degraded allow (see "Fail open").
-    #[tracing::instrument(skip_all, fields(policy = %policy.name))]
+    #[tracing::instrument(level = "debug", skip_all, fields(policy = %policy.name))]
     pub async fn count_at(
         &self,
         policy: &Policy,

@@ -140,7 +140,7 @@ impl<'a> Sessions<'a> {
     }
 
     /// Records a new session in PostgreSQL (the source of truth), then caches it.
-    #[tracing::instrument(skip_all)]
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn create(&self, session: &SessionId) -> Result<SessionRecord, DbError> {
         let hash = session.hash_hex();
         let ttl = self.settings.ttl;
@@ -156,7 +156,7 @@ impl<'a> Sessions<'a> {
 
     /// The session, from Redis or else PostgreSQL (refilling Redis);
     /// `None` when it does not exist or has expired. Does not mark it seen.
-    #[tracing::instrument(skip_all)]
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn find(&self, session: &SessionId) -> Result<Option<SessionRecord>, DbError> {
         let redis_answered = match self.read_cached(session).await {
             Ok(Some(cached)) => return Ok(Some(cached.record)),
@@ -178,7 +178,7 @@ impl<'a> Sessions<'a> {
 
     /// Marks the session seen now and slides its expiry (see the module docs);
     /// `None` when it does not exist or has expired.
-    #[tracing::instrument(skip_all)]
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn touch(&self, session: &SessionId) -> Result<Option<SessionRecord>, DbError> {
         let now = Utc::now();
         let hash = session.hash_hex();

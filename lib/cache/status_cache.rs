@@ -155,7 +155,7 @@ impl<'a> Cache<'a> {
 
     /// The cached value, or a miss with the ticket to fill it with.
     /// An entry that no longer deserializes as `T` is a miss.
-    #[tracing::instrument(skip_all, fields(entry = ?entry))]
+    #[tracing::instrument(level = "debug", skip_all, fields(entry = ?entry))]
     pub async fn get_json<T: DeserializeOwned>(
         &self,
         entry: CacheEntry,
@@ -190,7 +190,7 @@ impl<'a> Cache<'a> {
     }
 
     /// Stores `value` if no invalidation happened since `ticket` was taken.
-    #[tracing::instrument(skip_all, fields(entry = ?entry))]
+    #[tracing::instrument(level = "debug", skip_all, fields(entry = ?entry))]
     pub async fn set_json<T: Serialize>(
         &self,
         entry: CacheEntry,
@@ -228,7 +228,7 @@ impl<'a> Cache<'a> {
     /// Drops every cached answer of `subject` and refuses fills that started
     /// before now. Call it **after** the write's transaction has committed.
     /// Best effort: returns whether Redis confirmed it.
-    #[tracing::instrument(skip_all)]
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn invalidate(&self, subject: &Subject) -> bool {
         let Some(redis) = self.redis else {
             return false;

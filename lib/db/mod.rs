@@ -468,7 +468,7 @@ impl Database {
 
     /// Runs one statement in its own transaction, in one network round trip:
     /// BEGIN, the context, the statement and COMMIT are written together.
-    #[tracing::instrument(skip_all, fields(db.statement = stmt.sql.split_whitespace().take(4).collect::<Vec<_>>().join(" ")))]
+    #[tracing::instrument(level = "debug", skip_all, fields(db.statement = stmt.sql.split_whitespace().take(4).collect::<Vec<_>>().join(" ")))]
     pub async fn one_trip(
         &self,
         context: &RlsContext,
@@ -534,11 +534,14 @@ impl Database {
         let writes = items.iter().map(|(context, params)| {
             let (framing, prepared) = (&framing, &prepared);
             async move {
-                let typed = typed_params(stmt, params);
                 let body = async {
                     match prepared {
                         Some(statement) => client.query(statement, params).await,
-                        None => client.query_typed(stmt.unnamed_sql(), &typed).await,
+                        None => {
+                            client
+                                .query_typed(stmt.unnamed_sql(), &typed_params(stmt, params))
+                                .await
+                        }
                     }
                 };
                 let (context_set, rows) = join(

@@ -202,7 +202,7 @@ const DELETE: Statement = Statement::new(
 
 /// Reads the caller's progress in one network round trip (the hot path of
 /// `GET /api/onboarding/status`).
-#[tracing::instrument(skip_all, fields(flow_id))]
+#[tracing::instrument(level = "debug", skip_all, fields(flow_id))]
 pub async fn fetch_own_in_one_trip(
     db: &Database,
     context: &RlsContext,
@@ -213,7 +213,7 @@ pub async fn fetch_own_in_one_trip(
 }
 
 /// The caller's row for a flow and its answers (step → stored object), in one round trip.
-#[tracing::instrument(skip_all, fields(flow_id))]
+#[tracing::instrument(level = "debug", skip_all, fields(flow_id))]
 pub async fn fetch_own_with_answers_in_one_trip(
     db: &Database,
     context: &RlsContext,

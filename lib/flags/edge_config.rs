@@ -103,7 +103,7 @@ impl EdgeConfigClient {
     }
 
     /// `GET /items`, conditional on `etag` when there is one.
-    #[tracing::instrument(skip_all, fields(conditional = etag.is_some()))]
+    #[tracing::instrument(level = "debug", skip_all, fields(conditional = etag.is_some()))]
     pub async fn items(&self, etag: Option<&str>) -> Result<Items, EdgeConfigError> {
         let (status, headers, body) = self.get(&["items"], etag).await?;
         match status {
@@ -122,7 +122,7 @@ impl EdgeConfigClient {
     }
 
     /// `GET /item/<key>`: `Ok(None)` when the config exists but the key does not.
-    #[tracing::instrument(skip_all, fields(key = %key))]
+    #[tracing::instrument(level = "debug", skip_all, fields(key = %key))]
     pub async fn item(&self, key: &str) -> Result<Option<serde_json::Value>, EdgeConfigError> {
         let (status, headers, body) = self.get(&["item", key], None).await?;
         match status {
@@ -136,7 +136,7 @@ impl EdgeConfigClient {
     }
 
     /// `GET /digest`: changes whenever any item changes.
-    #[tracing::instrument(skip_all)]
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn digest(&self) -> Result<String, EdgeConfigError> {
         let (status, _, body) = self.get(&["digest"], None).await?;
         match status {

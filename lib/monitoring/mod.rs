@@ -9,6 +9,7 @@
 //! middleware that measures a request is `http::observe`; this module knows
 //! nothing of HTTP frameworks or callers.
 
+mod json_line;
 pub mod otlp;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,9 +32,8 @@ pub fn init() {
             builder.try_init()
         } else {
             builder
-                .json()
-                .flatten_event(true)
-                .with_current_span(false)
+                .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+                .event_format(json_line::JsonLine)
                 .try_init()
         };
     });
@@ -135,14 +135,27 @@ pub struct Served {
 }
 
 impl Served {
-    /// `Server-Timing` (W3C): database, cache and total, in milliseconds.
+    /// `Server-Timing` (W3C): database, cache and total, in milliseconds
+    /// with two decimals.
     pub fn server_timing(&self) -> String {
         format!(
-            "db;dur={:.2}, cache;dur={:.2}, total;dur={:.2}",
-            millis(self.db),
-            millis(self.cache),
-            millis(self.total)
+            "db;dur={}, cache;dur={}, total;dur={}",
+            TwoDecimalMillis(self.db),
+            TwoDecimalMillis(self.cache),
+            TwoDecimalMillis(self.total)
         )
+    }
+}
+
+/// A duration as milliseconds with two decimals, rounded half up, in
+/// integer arithmetic: formatting a float with a precision costs more than
+/// the rest of the header.
+struct TwoDecimalMillis(Duration);
+
+impl std::fmt::Display for TwoDecimalMillis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hundredths = (self.0.as_micros() + 5) / 10;
+        write!(f, "{}.{:02}", hundredths / 100, hundredths % 100)
     }
 }
 
@@ -150,4 +163,35 @@ impl Served {
 /// `0.16699999999999998`.
 pub fn millis(duration: Duration) -> f64 {
     duration.as_micros() as f64 / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_timing_shows_milliseconds_with_two_decimals() {
+        let served = Served {
+            method: "GET".into(),
+            path: "/".into(),
+            route: None,
+            status: 200,
+            caller: "user",
+            request_id: String::new(),
+            started: std::time::SystemTime::UNIX_EPOCH,
+            total: Duration::from_micros(12_345_678),
+            db: Duration::from_micros(504),
+            cache: Duration::ZERO,
+            traceparent: None,
+        };
+        assert_eq!(
+            served.server_timing(),
+            "db;dur=0.50, cache;dur=0.00, total;dur=12345.68"
+        );
+        let rounded = |micros| TwoDecimalMillis(Duration::from_micros(micros)).to_string();
+        assert_eq!(rounded(4), "0.00");
+        assert_eq!(rounded(5), "0.01");
+        assert_eq!(rounded(995), "1.00");
+        assert_eq!(rounded(1_009), "1.01");
+    }
 }

@@ -43,7 +43,7 @@ pub fn router() -> Router<AppState> {
         DatabaseProblems,
     )
 )]
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn handle(
     request: WizardRequest,
     IdempotencyKey(key): IdempotencyKey,

@@ -72,7 +72,7 @@ impl From<Delivered> for DeliveryReport {
         (status = 503, description = "`CRON_SECRET` is unset (scheduled jobs are not configured and never run), or the database is unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 pub(crate) async fn handle(
     State(state): State<AppState>,
     _: CronJob,

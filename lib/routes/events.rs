@@ -94,7 +94,7 @@ pub struct Accepted {
         (status = 503, description = "Not accepted, retry after `Retry-After`: the event queue stayed full for 2 s, the database is unreachable, or the identity provider's keys are unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn handle(
     request: WizardRequest,
     ClientIp(client): ClientIp,

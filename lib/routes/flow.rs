@@ -32,7 +32,7 @@ pub fn router() -> Router<AppState> {
         DatabaseProblems,
     )
 )]
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn flow(request: WizardRequest) -> Result<Json<FlowView>, ApiError> {
     let flags = request.flags();
     let view = request.reader(&flags).flow().await?;

@@ -196,7 +196,7 @@ async fn within<T, E: std::fmt::Display>(
         (status = 503, description = "The database is down (`unavailable`)", body = HealthReport),
     )
 )]
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn health(State(state): State<AppState>) -> Response {
     let database = within(state.db().probe());
     let redis = async {

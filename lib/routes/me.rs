@@ -54,7 +54,7 @@ pub fn export_router() -> Router<AppState> {
         DatabaseProblems,
     )
 )]
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn erase(request: WizardRequest) -> Result<Json<Erasure>, ApiError> {
     let Caller::User(_) = &request.caller else {
         return Err(ApiError::sign_in_required(
@@ -91,7 +91,7 @@ async fn erase(request: WizardRequest) -> Result<Json<Erasure>, ApiError> {
         DatabaseProblems,
     )
 )]
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn download(request: WizardRequest) -> Result<Response, ApiError> {
     let Caller::User(user) = &request.caller else {
         return Err(ApiError::sign_in_required(

@@ -52,7 +52,7 @@ pub fn router() -> Router<AppState> {
         DatabaseProblems,
     )
 )]
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn handle(
     State(state): State<AppState>,
     CallerOf(caller): CallerOf,

@@ -76,7 +76,7 @@ impl From<Purged> for PurgeReport {
         (status = 503, description = "`CRON_SECRET` is unset (the purge is not configured and never runs), or the database is unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn handle(State(state): State<AppState>, _: CronJob) -> Result<Json<PurgeReport>, ApiError> {
     let purged = retention::purge(
         state.db(),

@@ -59,7 +59,7 @@ pub struct SessionStarted {
         DatabaseProblems,
     )
 )]
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn handle(
     State(state): State<AppState>,
     CallerForNewSession(caller): CallerForNewSession,

@@ -32,7 +32,7 @@ pub fn router() -> Router<AppState> {
         DatabaseProblems,
     )
 )]
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn status(request: WizardRequest) -> Result<Json<Status>, ApiError> {
     let flags = request.flags();
     let status = request.reader(&flags).status(request.paths()).await?;

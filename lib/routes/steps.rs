@@ -90,7 +90,7 @@ fn unknown_step(step: &str) -> ApiError {
         DatabaseProblems,
     )
 )]
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn read(
     request: WizardRequest,
     PathParam(path): PathParam<String>,
@@ -141,7 +141,7 @@ async fn read(
         DatabaseProblems,
     )
 )]
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn write(
     request: WizardRequest,
     IfMatch(expected): IfMatch,

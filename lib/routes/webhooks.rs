@@ -71,7 +71,7 @@ pub struct WebhookReceipt {
         (status = 503, description = "The webhook is not configured (`CLERK_WEBHOOK_SECRET` unset), or the database is unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn clerk(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -87,7 +87,7 @@ pub enum SuggestError {
 }
 
 /// Asks for a suggestion for one field. See the module docs for the steps.
-#[tracing::instrument(skip_all, fields(step = request.step, field = request.field, outcome))]
+#[tracing::instrument(level = "debug", skip_all, fields(step = request.step, field = request.field, outcome))]
 pub async fn suggest(
     db: &Database,
     context: &RlsContext,
