@@ -53,25 +53,23 @@ impl FromRequestParts<AppState> for CallerOf {
 #[derive(Clone, Copy)]
 struct Rejected(AuthError);
 
-/// Middleware: verifies the credential once and leaves the [`Caller`] in the
-/// request's extensions, where the rate limiter and [`CallerOf`] find it. A
-/// credential that fails is left, with the reason, for [`CallerOf`] to reject
-/// with its 401, so routes that never ask who is calling (health) still answer.
+/// Verifies the credential once and leaves the [`Caller`] in the request's
+/// extensions, where the rate limiter and [`CallerOf`] find it (run by
+/// [`crate::http::admit`]). A credential that fails is left, with the
+/// reason, for [`CallerOf`] to reject with its 401, so routes that never ask
+/// who is calling (health) still answer.
 ///
 /// A session cookie the server no longer accepts (bad signature, a rotated
-/// `SESSION_SECRET`, expired, merged) is cleared on the way out, whatever
-/// the route answers: the cookie is HttpOnly, so the page cannot drop it, and
-/// the browser's next request is a plain anonymous (or signed-in) one.
-pub async fn identify(
-    axum::extract::State(state): axum::extract::State<AppState>,
-    mut request: Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
+/// `SESSION_SECRET`, expired, merged) is cleared on the way out
+/// ([`StaleCookie::clear_in`]), whatever the route answers: the cookie is
+/// HttpOnly, so the page cannot drop it, and the browser's next request is a
+/// plain anonymous (or signed-in) one.
+pub async fn identify(state: &AppState, request: &mut Request) -> StaleCookie {
     let detected = match state.authenticator().detect(request.headers()).await {
-        Ok(caller) => with_live_session(&state, caller).await,
+        Ok(caller) => with_live_session(state, caller).await,
         Err(error) => Err(error),
     };
-    let stale_cookie = crate::auth::session_cookie_presented(request.headers())
+    let stale = crate::auth::session_cookie_presented(request.headers())
         && match &detected {
             Ok(caller) => caller.session().is_none(),
             Err(error) => matches!(error, AuthError::BadSession | AuthError::SessionExpired),
@@ -86,14 +84,26 @@ pub async fn identify(
             request.extensions_mut().insert(Rejected(error));
         }
     }
-    let mut response = next.run(request).await;
-    if stale_cookie && !sets_session_cookie(response.headers()) {
-        response.headers_mut().append(
-            header::SET_COOKIE,
-            crate::auth::SessionCookies::clear_cookie_header(secure),
-        );
+    StaleCookie { stale, secure }
+}
+
+/// Whether the request presented a session cookie the server no longer
+/// accepts, which the response then clears.
+pub struct StaleCookie {
+    stale: bool,
+    secure: bool,
+}
+
+impl StaleCookie {
+    /// Clears the stale cookie, unless the route set (or cleared) it itself.
+    pub fn clear_in(self, response: &mut axum::response::Response) {
+        if self.stale && !sets_session_cookie(response.headers()) {
+            response.headers_mut().append(
+                header::SET_COOKIE,
+                crate::auth::SessionCookies::clear_cookie_header(self.secure),
+            );
+        }
     }
-    response
 }
 
 /// Whether a response already sets (or clears) the session cookie itself.

@@ -7,6 +7,7 @@
 //! (on Vercel, or on AWS Lambda with the `lambda` feature). Below it is the
 //! domain, which knows nothing of this.
 
+pub mod admit;
 pub mod background;
 pub mod context;
 pub mod cron;
@@ -25,8 +26,6 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, header};
 use axum::response::IntoResponse;
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::config::Settings;
 use crate::http::error::ApiError;
@@ -39,42 +38,26 @@ use crate::state::AppState;
 pub fn app(state: AppState, routes: Router<AppState>) -> Router {
     let body_limit = state.settings().http.body_limit_bytes;
     let cors = cors(&state.settings().http.allowed_origins);
-    routes
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        // Innermost, so it sees whether the handler wrote an outbox event.
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            outbox::deliver_after_response,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            rate_limit::writes,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            extract::identify,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            rate_limit::client_address,
-        ))
-        .layer(DefaultBodyLimit::max(body_limit))
-        // Personal data: nothing may be cached by a browser or CDN unless a
-        // route says otherwise.
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("no-store"),
-        ))
-        .layer(cors)
-        .layer(CatchPanicLayer::custom(answer_panic))
+    // One composed layer, outermost first: axum boxes each `Router::layer`
+    // separately and clones and re-boxes every one on each request.
+    let layers = tower::ServiceBuilder::new()
         // Outside the others, so `Server-Timing` and the log line count the
-        // time spent verifying credentials and checking rate limits too.
+        // time spent verifying credentials and checking rate limits too, and
+        // a panic anywhere inside is logged as the 500 it is answered with.
         .layer(axum::middleware::from_fn_with_state(
             state.spans().cloned(),
             observe::observe,
         ))
-        .layer(axum::middleware::from_fn(request_id::assign))
+        .layer(cors)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            admit::admit,
+        ));
+    routes
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(layers)
         .with_state(state)
 }
 
@@ -83,12 +66,16 @@ pub fn app(state: AppState, routes: Router<AppState>) -> Router {
 fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
     use axum::http::{HeaderName, Method};
     use tower_http::cors::{AllowOrigin, CorsLayer};
-    let origins: Vec<HeaderValue> = origins
+    let origins: std::sync::Arc<[HeaderValue]> = origins
         .iter()
         .filter_map(|origin| HeaderValue::from_str(origin).ok())
         .collect();
+    // A predicate over a shared list rather than `AllowOrigin::list`: the
+    // layer is cloned on every request, and a list is cloned with it.
     CorsLayer::new()
-        .allow_origin(AllowOrigin::list(origins))
+        .allow_origin(AllowOrigin::predicate(move |origin, _| {
+            origins.contains(origin)
+        }))
         .allow_credentials(true)
         .allow_methods([
             Method::GET,
@@ -116,17 +103,6 @@ fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
             HeaderName::from_static("ratelimit-reset"),
         ])
         .max_age(std::time::Duration::from_secs(600))
-}
-
-/// A panic in a handler is answered as any internal error is, a 500 with the
-/// request id whose cause goes to the log, instead of a closed connection.
-fn answer_panic(panic: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
-    let message = panic
-        .downcast_ref::<&str>()
-        .map(|message| message.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "no message".into());
-    ApiError::Internal(anyhow::anyhow!("a handler panicked: {message}")).into_response()
 }
 
 async fn not_found() -> impl IntoResponse {

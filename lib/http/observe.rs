@@ -1,22 +1,54 @@
-//! The middleware that measures each request: `Server-Timing`, one log line,
-//! and, when configured, an OpenTelemetry span.
+//! The outermost middleware: it gives each request its id, measures it
+//! (`Server-Timing`, one log line and, when configured, an OpenTelemetry
+//! span), answers a panic as a 500, and marks every answer
+//! `Cache-Control: no-store` unless the route said otherwise.
 
+use std::panic::AssertUnwindSafe;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, State};
-use axum::http::HeaderValue;
+use axum::http::{HeaderValue, header};
+use axum::response::IntoResponse;
+use futures_util::FutureExt;
 
 use crate::http::background::Background;
+use crate::http::error::ApiError;
 use crate::http::request_id;
 use crate::monitoring::otlp::Exporter;
 use crate::monitoring::{self, Served, millis};
 
-/// Middleware: measures the request, adds `Server-Timing`, writes one log
-/// line (request id, method, path without the query string, route, status,
-/// latency, caller kind; never tokens, emails or answers) and, when
-/// configured, exports the request as a span.
+/// Middleware: assigns the request id ([`request_id::assign`]) and serves
+/// the request in its scope, measures it, adds `Server-Timing`, echoes the
+/// id, writes one log line (request id, method, path without the query
+/// string, route, status, latency, caller kind; never tokens, emails or
+/// answers) and, when configured, exports the request as a span.
+///
+/// One layer instead of one per concern: each layer of the router is cloned
+/// and boxed on every request.
 pub async fn observe(
     State(exporter): State<Option<Exporter>>,
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let (request_id, id_header) = request_id::assign(&mut request);
+    let mut response = request_id::scope(
+        request_id.clone(),
+        measured(exporter, request_id, request, next),
+    )
+    .await;
+    let headers = response.headers_mut();
+    headers.insert(request_id::HEADER.clone(), id_header);
+    // Personal data: nothing may be cached by a browser or CDN unless a
+    // route says otherwise.
+    headers
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    response
+}
+
+async fn measured(
+    exporter: Option<Exporter>,
+    request_id: String,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
@@ -38,14 +70,14 @@ pub async fn observe(
         .get::<Background>()
         .cloned()
         .unwrap_or_default();
-    let (mut response, figures) = monitoring::record(next.run(request)).await;
+    let (mut response, figures) = monitoring::record(answering_panics(next.run(request))).await;
     let served = Served {
         method,
         path,
         route,
         status: response.status().as_u16(),
         caller: figures.caller,
-        request_id: request_id::current().unwrap_or_default(),
+        request_id,
         started: started_at,
         total: started.elapsed(),
         db: figures.db,
@@ -81,4 +113,22 @@ pub async fn observe(
         background.spawn(exporter.export(served));
     }
     response
+}
+
+/// A panic in a handler is answered as any internal error is, a 500 with the
+/// request id whose cause goes to the log, instead of a closed connection.
+async fn answering_panics(
+    serve: impl Future<Output = axum::response::Response>,
+) -> axum::response::Response {
+    match AssertUnwindSafe(serve).catch_unwind().await {
+        Ok(response) => response,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|message| message.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".into());
+            ApiError::Internal(anyhow::anyhow!("a handler panicked: {message}")).into_response()
+        }
+    }
 }

@@ -5,7 +5,7 @@
 //! slowing its request; the scheduled run (`GET /api/cron/deliver`) catches
 //! whatever this one could not deliver.
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::Response;
 
@@ -13,13 +13,10 @@ use crate::http::background::Background;
 use crate::outbox;
 use crate::state::AppState;
 
-/// Middleware: starts [`outbox::deliver`] after a successful response whose
-/// handler wrote an event, when any destination is configured.
-pub async fn deliver_after_response(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
+/// Serves the request with `next`, then starts [`outbox::deliver`] after a
+/// successful response whose handler wrote an event, when any destination
+/// is configured (run by [`crate::http::admit`], next to the handler).
+pub async fn deliver_after_response(state: &AppState, request: Request, next: Next) -> Response {
     let background = request
         .extensions()
         .get::<Background>()
@@ -27,6 +24,7 @@ pub async fn deliver_after_response(
         .unwrap_or_default();
     let (response, written) = outbox::noting_writes(next.run(request)).await;
     if written && response.status().is_success() && state.outbound().is_configured() {
+        let state = state.clone();
         background.spawn(async move {
             match outbox::deliver(
                 state.db(),

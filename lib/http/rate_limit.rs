@@ -1,17 +1,18 @@
-//! The rate limits as HTTP: the middleware that limits every write and the
-//! client's address, from a hop the deployment trusts. The counting itself is Redis's
+//! The rate limits as HTTP: the check that limits every write (run by
+//! [`crate::http::admit`]) and the client's address, from a hop the
+//! deployment trusts. The counting itself is Redis's
 //! ([`crate::cache::rate_limit`]); the `RateLimit-*` headers are written by
 //! [`crate::http::error::apply_rate_limit_headers`].
 
 use std::net::{IpAddr, SocketAddr};
 
-use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{Extensions, HeaderValue, Method};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::auth::Caller;
+use crate::cache::Decision;
 use crate::cache::rate_limit::Kind;
 use crate::http::error::{ApiError, apply_rate_limit_headers as apply};
 use crate::settings::secret_matches;
@@ -69,15 +70,11 @@ fn named_by_trusted_proxy(state: &AppState, request: &Request) -> Option<IpAddr>
         .and_then(first_address)
 }
 
-/// Middleware: the client address the app's trusted proxy named, else the
-/// one the adapter in front (Vercel, Lambda) set, else the configured proxy
-/// header or the TCP peer.
-pub async fn client_address(
-    State(state): State<AppState>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    if let Some(address) = named_by_trusted_proxy(&state, &request) {
+/// Notes the client address the app's trusted proxy named, else the one the
+/// adapter in front (Vercel, Lambda) set, else the configured proxy header or
+/// the TCP peer, in the request's extensions.
+pub fn note_client_address(state: &AppState, request: &mut Request) {
+    if let Some(address) = named_by_trusted_proxy(state, request) {
         request.extensions_mut().insert(ClientAddress(address));
     } else if request.extensions().get::<ClientAddress>().is_none() {
         let address = match &state.settings().http.client_ip_header {
@@ -91,41 +88,47 @@ pub async fn client_address(
             request.extensions_mut().insert(ClientAddress(address));
         }
     }
-    next.run(request).await
 }
 
-/// Axum middleware for write routes (`from_fn_with_state(state, rate_limit::writes)`).
-/// Limits `POST`, `PUT`, `PATCH` and `DELETE` per client IP and, when an
-/// earlier layer put the verified [`Caller`] in the request extensions, per
-/// user or session; answers 429 with `Retry-After` when a limit is reached,
-/// and adds the `RateLimit-*` headers to the responses it lets through.
-pub async fn writes(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    limited(Kind::Writes, &state, request, next).await
-}
+/// What the write limits decided for a request that may go on.
+pub struct WriteAllowance(Option<Decision>);
 
-async fn limited(kind: Kind, state: &AppState, request: Request, next: Next) -> Response {
+/// Counts a `POST`, `PUT`, `PATCH` or `DELETE` against the write limits per
+/// client IP and, when the verified [`Caller`] is in the request's
+/// extensions, per user or session. A reached limit is the 429 (with
+/// `Retry-After`) to answer instead; other methods pass uncounted.
+/// Takes the request's method and extensions, not the request: a body is
+/// not `Sync`, so a borrowed request would make the middleware's future not `Send`.
+pub async fn check_writes(
+    state: &AppState,
+    method: &Method,
+    extensions: &Extensions,
+) -> Result<WriteAllowance, Response> {
     let is_write = matches!(
-        *request.method(),
+        *method,
         Method::POST | Method::PUT | Method::PATCH | Method::DELETE
     );
-    if kind == Kind::Writes && !is_write {
-        return next.run(request).await;
+    if !is_write {
+        return Ok(WriteAllowance(None));
     }
     let checks = state.settings().rate_limits.checks(
-        kind,
-        request.extensions().get::<Caller>(),
-        client_ip(request.extensions()),
+        Kind::Writes,
+        extensions.get::<Caller>(),
+        client_ip(extensions),
     );
     match state.rate_limiter().enforce(&checks).await {
-        Err(denied) => ApiError::RateLimited(denied).into_response(),
-        Ok(decision) => {
-            let mut response = next.run(request).await;
-            // A route with limits of its own (events, AI) reports those.
-            let route_reported = response.headers().contains_key("ratelimit-remaining");
-            if let Some(decision) = decision.filter(|_| !route_reported) {
-                apply(&decision.headers(), response.headers_mut());
-            }
-            response
+        Err(denied) => Err(ApiError::RateLimited(denied).into_response()),
+        Ok(decision) => Ok(WriteAllowance(decision)),
+    }
+}
+
+impl WriteAllowance {
+    /// Adds the `RateLimit-*` headers to the response, unless the route
+    /// reported limits of its own (events, AI).
+    pub fn report(self, response: &mut Response) {
+        let route_reported = response.headers().contains_key("ratelimit-remaining");
+        if let Some(decision) = self.0.filter(|_| !route_reported) {
+            apply(&decision.headers(), response.headers_mut());
         }
     }
 }
@@ -133,7 +136,6 @@ async fn limited(kind: Kind, state: &AppState, request: Request, next: Next) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::Decision;
     use axum::http::HeaderMap;
 
     #[test]

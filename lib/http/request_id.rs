@@ -4,8 +4,6 @@
 
 use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue};
-use axum::middleware::Next;
-use axum::response::Response;
 
 pub static HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -26,8 +24,9 @@ pub fn is_well_formed(candidate: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
-/// Middleware: assigns the id, runs the request in its scope, echoes it back.
-pub async fn assign(mut request: Request, next: Next) -> Response {
+/// The caller's id when it is well formed, else a new one; written into the
+/// request's header so that handlers and logs see the same value.
+pub fn assign(request: &mut Request) -> (String, HeaderValue) {
     let id = request
         .headers()
         .get(&HEADER)
@@ -37,9 +36,12 @@ pub async fn assign(mut request: Request, next: Next) -> Response {
         .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
     let header = HeaderValue::from_str(&id).expect("a well-formed id is a valid header value");
     request.headers_mut().insert(HEADER.clone(), header.clone());
-    let mut response = REQUEST_ID.scope(id, next.run(request)).await;
-    response.headers_mut().insert(HEADER.clone(), header);
-    response
+    (id, header)
+}
+
+/// Runs `serve` with `id` as the [`current`] request id.
+pub async fn scope<F: Future>(id: String, serve: F) -> F::Output {
+    REQUEST_ID.scope(id, serve).await
 }
 
 #[cfg(test)]
