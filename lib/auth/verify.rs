@@ -49,6 +49,9 @@ pub(crate) struct Verifier {
     hmac_key: Option<HmacKey>,
     jwks: Option<JwksCache>,
     algorithms: Vec<Algorithm>,
+    /// `jsonwebtoken`'s rules for each allowed algorithm, built once: only
+    /// the signature is left to it.
+    validations: Vec<(Algorithm, Validation)>,
     issuer: Option<String>,
     audiences: Vec<String>,
     skew_secs: f64,
@@ -75,6 +78,11 @@ impl Verifier {
                 )
             }),
             algorithms: settings.algorithms.clone(),
+            validations: settings
+                .algorithms
+                .iter()
+                .map(|&alg| (alg, signature_only(alg)))
+                .collect(),
             issuer: settings.issuer.clone(),
             audiences: settings.audiences.clone(),
             skew_secs: settings.clock_skew.as_secs_f64(),
@@ -143,14 +151,12 @@ impl Verifier {
             &jwks_key.key
         };
 
-        let mut validation = Validation::new(alg);
-        // Time, issuer and audience rules are applied below, with our skew and error kinds.
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        validation.validate_aud = false;
-        validation.required_spec_claims.clear();
-        validation.leeway = 0;
-        let data = jsonwebtoken::decode::<Map<String, Value>>(token, key, &validation)
+        let validation = self
+            .validations
+            .iter()
+            .find_map(|(allowed, validation)| (*allowed == alg).then_some(validation))
+            .ok_or(AuthError::DisallowedAlgorithm)?;
+        let data = jsonwebtoken::decode::<Map<String, Value>>(token, key, validation)
             .map_err(|e| map_jwt_error(e.kind()))?;
         let claims = data.claims;
 
@@ -292,6 +298,19 @@ fn now_secs() -> f64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0)
+}
+
+/// `jsonwebtoken`'s rules for `alg` with only the signature checked: time,
+/// issuer and audience rules are applied by [`Verifier`], with its skew and
+/// error kinds.
+fn signature_only(alg: Algorithm) -> Validation {
+    let mut validation = Validation::new(alg);
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.validate_aud = false;
+    validation.required_spec_claims.clear();
+    validation.leeway = 0;
+    validation
 }
 
 fn map_jwt_error(kind: &ErrorKind) -> AuthError {
