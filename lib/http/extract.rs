@@ -42,7 +42,7 @@ impl FromRequestParts<AppState> for CallerOf {
         if let Some(Rejected(error)) = parts.extensions.get::<Rejected>() {
             return Err(ApiError::from(*error));
         }
-        // Only a router mounted without `identify` gets here.
+        // Only a router mounted without `admit` (which runs `identify`) gets here.
         Ok(CallerOf(
             state.authenticator().detect(&parts.headers).await?,
         ))

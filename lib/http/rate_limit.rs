@@ -97,6 +97,7 @@ pub struct WriteAllowance(Option<Decision>);
 /// client IP and, when the verified [`Caller`] is in the request's
 /// extensions, per user or session. A reached limit is the 429 (with
 /// `Retry-After`) to answer instead; other methods pass uncounted.
+///
 /// Takes the request's method and extensions, not the request: a body is
 /// not `Sync`, so a borrowed request would make the middleware's future not `Send`.
 pub async fn check_writes(
