@@ -197,13 +197,15 @@ async fn a_signed_in_user_sees_no_anonymous_drafts_but_the_session_they_present(
     assert_eq!(visible(&db, &presenting).await, vec![draft]);
 }
 
-/// Behind a pooler the status and step reads call PL/pgSQL functions
-/// (`Statement::when_unnamed`). For every kind of caller they answer exactly
-/// what the queries answer with prepared statements, and only the caller's
-/// own row: the admin of an organization, whose policies show them its
-/// members' progress, gets no member's row from either.
+/// The status and step reads are sent as one call of a function that sets
+/// the caller's context itself (`Statement::in_one_call`), with prepared
+/// statements and behind a pooler (unnamed). For every kind of caller both
+/// answer exactly what the queries answer inside a transaction with the
+/// caller's context, and only the caller's own row: the admin of an
+/// organization, whose policies show them its members' progress, gets no
+/// member's row from any of them.
 #[tokio::test]
-async fn the_reads_sent_behind_a_pooler_answer_as_the_prepared_ones_and_only_the_callers_own() {
+async fn the_reads_sent_as_one_call_answer_as_the_queries_and_only_the_callers_own() {
     let test_db = TestDb::migrated().await;
     let in_mode = |mode| {
         let settings = test_db.settings().database.with_statement_mode(mode);
@@ -237,13 +239,37 @@ async fn the_reads_sent_behind_a_pooler_answer_as_the_prepared_ones_and_only_the
         "the member's row"
     );
 
+    // The same queries, run inside a transaction that carries the context.
+    let status_query = Statement::new(progress::FETCH_OWN_WITH_ANSWERS.sql(), &[Type::TEXT]);
+    let step_query = Statement::new(answers::FETCH_OWN_STEP.sql(), &[Type::TEXT, Type::TEXT]);
     for (caller, expected) in [
         (&admin, None),
         (&member, Some("Mia")),
         (&other, Some("Otto")),
         (&visitor, Some("Vic")),
     ] {
-        let mut reads = Vec::new();
+        let (status_rows, step_rows) = prepared
+            .transaction(caller, async |tx| {
+                let status = tx.query(&status_query, &[&"default"]).await?;
+                let step = tx.query(&step_query, &[&"default", &"profile"]).await?;
+                Ok::<_, DbError>((status, step))
+            })
+            .await
+            .unwrap();
+        let queried = (
+            status_rows.first().map(|row| {
+                (
+                    row.get::<_, uuid::Uuid>("id"),
+                    row.get::<_, serde_json::Value>("answers"),
+                )
+            }),
+            step_rows.first().map(|row| {
+                (
+                    row.get::<_, serde_json::Value>("answers"),
+                    row.get::<_, i64>("version"),
+                )
+            }),
+        );
         for db in [&prepared, &unnamed] {
             let own = progress::fetch_own_with_answers_in_one_trip(db, caller, "default")
                 .await
@@ -251,25 +277,99 @@ async fn the_reads_sent_behind_a_pooler_answer_as_the_prepared_ones_and_only_the
             let step = answers::fetch_own_in_one_trip(db, caller, "default", "profile")
                 .await
                 .unwrap();
-            reads.push((own, step));
+            let called = (
+                own.as_ref()
+                    .map(|(row, answers)| (row.id, serde_json::Value::Object(answers.clone()))),
+                step.as_ref()
+                    .map(|answer| (answer.answers.clone(), answer.version)),
+            );
+            assert_eq!(
+                called, queried,
+                "{expected:?}: the call and the query differ"
+            );
+            let name =
+                |answers: &serde_json::Value| answers["fullName"].as_str().map(str::to_owned);
+            assert_eq!(
+                own.as_ref()
+                    .and_then(|(_, answers)| answers.get("profile"))
+                    .and_then(name),
+                expected.map(str::to_owned)
+            );
+            assert_eq!(
+                step.as_ref().and_then(|answer| name(&answer.answers)),
+                expected.map(str::to_owned)
+            );
         }
-        assert_eq!(
-            reads[0], reads[1],
-            "{expected:?}: prepared and unnamed differ"
-        );
-        let (own, step) = reads.pop().unwrap();
-        let name = |answers: &serde_json::Value| answers["fullName"].as_str().map(str::to_owned);
-        assert_eq!(
-            own.as_ref()
-                .and_then(|(_, answers)| answers.get("profile"))
-                .and_then(name),
-            expected.map(str::to_owned)
-        );
-        assert_eq!(
-            step.as_ref().and_then(|answer| name(&answer.answers)),
-            expected.map(str::to_owned)
-        );
     }
+}
+
+/// A read sent as one call switches role and claims for its query only:
+/// the next statement on the same connection runs as the login role with no
+/// claims, and inside a longer transaction the call leaves the role, claims
+/// and plan cache mode as they were before it.
+#[tokio::test]
+async fn a_read_in_one_call_leaves_no_context_behind() {
+    let test_db = TestDb::migrated().await;
+    let member = user("member_k", None);
+    let row = start(&test_db.database(), &member, "default").await;
+    let client = crate::support::connect(&test_db.app_url()).await;
+    let call = "select id from onboarding.own_progress_with_answers_as($1, $2, $3)";
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
+        [&"authenticated", &member.claims(), &"default"];
+    let context = "select current_user::text,
+                          coalesce(current_setting('request.jwt.claims', true), ''),
+                          current_setting('plan_cache_mode')";
+    let ids = |rows: Vec<tokio_postgres::Row>| {
+        rows.iter()
+            .map(|r| r.get::<_, uuid::Uuid>(0))
+            .collect::<Vec<_>>()
+    };
+
+    // In its own implicit transaction, as the application sends it.
+    assert_eq!(
+        ids(client.query(call, &params).await.unwrap()),
+        vec![row.id]
+    );
+    let after = client.query_one(context, &[]).await.unwrap();
+    assert_eq!(
+        (
+            after.get::<_, String>(0),
+            after.get::<_, String>(1),
+            after.get::<_, String>(2)
+        ),
+        ("onboarding_app".into(), String::new(), "auto".into())
+    );
+    let hidden = client
+        .query("select id from onboarding.progress", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(hidden.code(), Some(&SqlState::INSUFFICIENT_PRIVILEGE));
+
+    // Inside a transaction that already carries settings of its own.
+    client
+        .batch_execute(
+            "begin; select set_config('request.jwt.claims', '{\"sub\":\"someone_else\"}', true)",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(client.query(call, &params).await.unwrap()),
+        vec![row.id]
+    );
+    let after = client.query_one(context, &[]).await.unwrap();
+    assert_eq!(
+        (
+            after.get::<_, String>(0),
+            after.get::<_, String>(1),
+            after.get::<_, String>(2)
+        ),
+        (
+            "onboarding_app".into(),
+            r#"{"sub":"someone_else"}"#.into(),
+            "auto".into()
+        )
+    );
+    client.batch_execute("rollback").await.unwrap();
 }
 
 #[tokio::test]

@@ -33,9 +33,9 @@ fn from_row(row: &Row) -> StoredAnswer {
 }
 
 /// The caller's own answer to `step` of `flow_id` (see `progress::FETCH_OWN`
-/// for "own"). Behind a pooler, the same query as the function
-/// `onboarding.own_step_answer`, whose plan the server keeps.
-const FETCH_OWN_STEP: Statement = Statement::new(
+/// for "own"). Sent as one call of `onboarding.own_step_answer_as`, which
+/// sets the caller's context and runs this query ([`Statement::in_one_call`]).
+pub const FETCH_OWN_STEP: Statement = Statement::new(
     concat!(
         "select a.step, a.answers, a.status, a.flow_version, a.version, a.updated_at
          from onboarding.step_answers a
@@ -45,9 +45,10 @@ const FETCH_OWN_STEP: Statement = Statement::new(
     ),
     &[Type::TEXT, Type::TEXT],
 )
-.when_unnamed(
+.in_one_call(
     "select step, answers, status, flow_version, version, updated_at
-     from onboarding.own_step_answer($1, $2)",
+     from onboarding.own_step_answer_as($1, $2, $3, $4)",
+    &[Type::TEXT, Type::TEXT, Type::TEXT, Type::TEXT],
 );
 
 /// Every answer of a progress row, ordered by step.

@@ -3,7 +3,7 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{Hook, HookError, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 
 use super::tls::{LibpqTls, RootSources, TlsParameters};
 use url::Url;
@@ -11,6 +11,9 @@ use url::Url;
 use crate::settings::{
     ConfigError, ExposeSecret, Lookup, Profile, SecretString, parse_millis, parse_number,
 };
+
+/// How much longer the server lets a statement run than the client waits.
+const STATEMENT_TIMEOUT_MARGIN: Duration = Duration::from_millis(500);
 
 /// How statements reach the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,6 +199,14 @@ impl DatabaseSettings {
         self.query_timeout
     }
 
+    /// How long the server lets a statement run: half a second past the
+    /// client's deadline, which normally ends the request first; this bound
+    /// is for the statement whose function was stopped and can no longer
+    /// cancel it.
+    pub fn statement_timeout(&self) -> Duration {
+        self.query_timeout + STATEMENT_TIMEOUT_MARGIN
+    }
+
     pub fn with_lifecycle(mut self, lifecycle: PoolLifecycle) -> Self {
         self.lifecycle = lifecycle;
         self
@@ -227,7 +238,29 @@ impl DatabaseSettings {
                 recycling_method: RecyclingMethod::Fast,
             },
         );
-        Pool::builder(manager)
+        let mut builder = Pool::builder(manager);
+        if self.statement_mode == StatementMode::Prepared {
+            // The reads sent as one call (`Statement::in_one_call`) have no
+            // transaction of ours to set `statement_timeout` in (it is armed
+            // when a statement starts, so the call cannot set its own): the
+            // connection carries it instead. Not behind an announced pooler,
+            // where a session setting would stay on a server connection that
+            // others are handed next.
+            let set_timeout = format!(
+                "set statement_timeout = {}",
+                self.statement_timeout().as_millis()
+            );
+            builder = builder.post_create(Hook::async_fn(move |client, _| {
+                let set_timeout = set_timeout.clone();
+                Box::pin(async move {
+                    client
+                        .batch_execute(&set_timeout)
+                        .await
+                        .map_err(HookError::Backend)
+                })
+            }));
+        }
+        builder
             .max_size(self.pool_max_size)
             .runtime(Runtime::Tokio1)
             .wait_timeout(Some(self.pool_timeout))

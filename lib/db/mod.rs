@@ -9,6 +9,8 @@
 //! ([`Database::one_trip`]). tokio-postgres pipelines requests that are polled
 //! concurrently; the order of the writes is the order in which the futures are
 //! first polled, which `futures_util::future::join*` makes deterministic.
+//! The two reads every navigation makes go further: each is one call of a
+//! function that sets the context itself ([`Statement::in_one_call`]).
 
 /// SQL: the `onboarding.progress` row (under `$alias`, e.g. `"p."` or `""`)
 /// belongs to the caller: theirs when signed in, else their session's. Row
@@ -68,9 +70,19 @@ pub use tls::{LibpqTls, RootSources, SslMode};
 pub struct Statement {
     sql: &'static str,
     types: &'static [Type],
-    /// The same query as a call of a PL/pgSQL function, for connections
-    /// whose statements are unnamed (see [`Statement::when_unnamed`]).
-    unnamed_sql: Option<&'static str>,
+    /// The same read as one call that sets the caller's context itself
+    /// (see [`Statement::in_one_call`]).
+    one_call: Option<OneCall>,
+}
+
+/// A call of a function that takes the caller's role and claims as its first
+/// two parameters, sets them for its own implicit transaction, and runs a
+/// statement's query under them (`migrations/V20261202000100__reads_in_one_call.sql`).
+#[derive(Debug)]
+struct OneCall {
+    sql: &'static str,
+    /// `TEXT`, `TEXT`, then the statement's parameter types.
+    types: &'static [Type],
 }
 
 impl Statement {
@@ -78,33 +90,35 @@ impl Statement {
         Self {
             sql,
             types,
-            unnamed_sql: None,
+            one_call: None,
         }
     }
 
-    /// Sends `call` instead when statements are unnamed (behind a
-    /// transaction pooler): an unnamed statement is planned on every
-    /// execution, and planning a query with its Row Level Security policies
-    /// can cost several times running it, while the plans of the queries a
-    /// PL/pgSQL function runs are kept for the life of the server
-    /// connection. `call` must return the same columns, under the same
-    /// policies (the function is `SECURITY INVOKER`). Prepared, the query
-    /// itself is cheaper than the call.
-    pub const fn when_unnamed(self, call: &'static str) -> Self {
+    /// Reads in their own transaction ([`Database::one_trip`]) send `call`
+    /// instead of BEGIN, the context, the statement and COMMIT: one
+    /// protocol exchange instead of four, each of which the server answers
+    /// with its own write and this client parses, and, behind a pooler
+    /// (unnamed statements), one statement to plan instead of four, the
+    /// query inside being planned once per server connection by PL/pgSQL.
+    /// `call`'s parameters are the role (`$1`), the claims JSON (`$2`) and
+    /// then the statement's (`types` lists all of them); it must return the
+    /// same columns under the same policies (the function is
+    /// `SECURITY INVOKER` and switches to the role itself).
+    pub const fn in_one_call(self, call: &'static str, types: &'static [Type]) -> Self {
         Self {
-            unnamed_sql: Some(call),
+            one_call: Some(OneCall { sql: call, types }),
             ..self
         }
     }
 
-    /// The text a connection with prepared statements sends.
+    /// The text sent inside a transaction.
     pub fn sql(&self) -> &'static str {
         self.sql
     }
 
-    /// The text a connection with unnamed statements sends.
-    pub fn unnamed_sql(&self) -> &'static str {
-        self.unnamed_sql.unwrap_or(self.sql)
+    /// The text sent for a read in its own transaction, when it differs.
+    pub fn one_call_sql(&self) -> Option<&'static str> {
+        self.one_call.as_ref().map(|call| call.sql)
     }
 }
 
@@ -346,8 +360,8 @@ const ROLLBACK: &str = "rollback";
 /// On a database of 20,000 users it kept doing so for the status read,
 /// which then cost about a third more than with its plan reused (pgbench,
 /// 2 clients); on the benchmark's 100,000 it chose the generic plan itself.
-/// The plans PL/pgSQL keeps follow the same setting
-/// ([`Statement::when_unnamed`]).
+/// The plans PL/pgSQL keeps follow the same setting, which the functions
+/// behind [`Statement::in_one_call`] set themselves.
 pub const SET_CONTEXT: &str = "select set_config('role', $1, true), set_config('request.jwt.claims', $2, true), set_config('statement_timeout', $3, true), set_config('plan_cache_mode', 'force_generic_plan', true)";
 
 /// The application's connection pool and statement mode, built once per process.
@@ -369,9 +383,6 @@ pub struct Database {
     sweeper_started: Arc<AtomicBool>,
 }
 
-/// How much longer the server lets a statement run than the client waits.
-const STATEMENT_TIMEOUT_MARGIN: Duration = Duration::from_millis(500);
-
 /// How often, at most, idle connections are looked over.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -383,13 +394,7 @@ impl Database {
             configured_mode: settings.statement_mode(),
             lifecycle: settings.lifecycle(),
             query_timeout: settings.query_timeout(),
-            // Half a second past the client's deadline, which normally ends
-            // the request first; this bound is for the statement whose
-            // function was stopped and can no longer cancel it.
-            statement_timeout: (settings.query_timeout() + STATEMENT_TIMEOUT_MARGIN)
-                .as_millis()
-                .to_string()
-                .into(),
+            statement_timeout: settings.statement_timeout().as_millis().to_string().into(),
             swept_at_ms: Arc::new(AtomicU64::new(0)),
             epoch: std::time::Instant::now(),
             sweeper_started: Arc::new(AtomicBool::new(false)),
@@ -524,7 +529,71 @@ impl Database {
         self.within_deadline(attempts).await.unwrap_or_else(Err)
     }
 
+    /// One item with a one-call form is sent as that call
+    /// ([`Statement::in_one_call`]); anything else is framed.
     async fn one_trip_each_unbounded(
+        &self,
+        mode: StatementMode,
+        stmt: &Statement,
+        items: &[(&RlsContext, &[&(dyn ToSql + Sync)])],
+    ) -> Result<Vec<Vec<Row>>, DbError> {
+        match (&stmt.one_call, items) {
+            (Some(call), [(context, params)]) => Ok(vec![
+                self.one_call_unbounded(mode, call, context, params).await?,
+            ]),
+            _ => self.framed_unbounded(mode, stmt, items).await,
+        }
+    }
+
+    /// The call in an implicit transaction of its own: one Bind, Execute and
+    /// Sync on a direct connection. Were the named statement missing (an
+    /// unannounced pooler), nothing ran, and it is retried unnamed.
+    async fn one_call_unbounded(
+        &self,
+        mode: StatementMode,
+        call: &OneCall,
+        context: &RlsContext,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, DbError> {
+        let _timer = Timer::start(Dependency::Database);
+        let mut checkout = Checkout::new(self.checkout().await?);
+        let client = checkout.client();
+        let (role, claims) = (context.role.as_str(), context.claims.as_str());
+        let mut args: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(2 + params.len());
+        args.extend([&role as &(dyn ToSql + Sync), &claims]);
+        args.extend_from_slice(params);
+        let rows = match mode {
+            StatementMode::Prepared => {
+                match client.prepare_typed_cached(call.sql, call.types).await {
+                    Ok(statement) => client.query(&statement, &args).await,
+                    Err(error) => Err(error),
+                }
+            }
+            StatementMode::Unnamed => {
+                let typed = args.into_iter().zip(call.types.iter().cloned());
+                client
+                    .query_typed(call.sql, &typed.collect::<Vec<_>>())
+                    .await
+            }
+        };
+        match rows {
+            Ok(rows) => {
+                checkout.release();
+                Ok(rows)
+            }
+            Err(error) => {
+                let error = DbError::from(error);
+                // A connection whose statement cache the server disowned is not reused.
+                if !matches!(error, DbError::Unavailable(_)) && !error.pooler_evidence() {
+                    checkout.release();
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// BEGIN, each item's context and statement, and COMMIT, pipelined.
+    async fn framed_unbounded(
         &self,
         mode: StatementMode,
         stmt: &Statement,
@@ -560,7 +629,7 @@ impl Database {
                         Some(statement) => client.query(statement, params).await,
                         None => {
                             client
-                                .query_typed(stmt.unnamed_sql(), &typed_params(stmt, params))
+                                .query_typed(stmt.sql, &typed_params(stmt, params))
                                 .await
                         }
                     }
@@ -925,7 +994,7 @@ impl Tx<'_> {
             }
             StatementMode::Unnamed => {
                 self.client
-                    .query_typed(stmt.unnamed_sql(), &typed_params(stmt, params))
+                    .query_typed(stmt.sql, &typed_params(stmt, params))
                     .await
             }
         };

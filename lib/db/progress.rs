@@ -97,9 +97,9 @@ pub const FETCH_OWN_FOR_UPDATE: Statement = Statement::new(
 );
 
 /// The caller's own row and all its answers in one statement, so the status
-/// read (which needs answers for step conditions) stays one round trip.
-/// Behind a pooler, the same query as the function
-/// `onboarding.own_progress_with_answers`, whose plan the server keeps.
+/// read (which needs answers for step conditions) stays one round trip. Sent
+/// as one call of `onboarding.own_progress_with_answers_as`, which sets the
+/// caller's context and runs this query ([`Statement::in_one_call`]).
 pub const FETCH_OWN_WITH_ANSWERS: Statement = Statement::new(
     with_columns!(
         "select",
@@ -112,10 +112,13 @@ pub const FETCH_OWN_WITH_ANSWERS: Statement = Statement::new(
     ),
     &[Type::TEXT],
 )
-.when_unnamed(with_columns!(
-    "select",
-    ", answers from onboarding.own_progress_with_answers($1)"
-));
+.in_one_call(
+    with_columns!(
+        "select",
+        ", answers from onboarding.own_progress_with_answers_as($1, $2, $3)"
+    ),
+    &[Type::TEXT, Type::TEXT, Type::TEXT],
+);
 
 /// Records the completed steps and the current one: the last statement of a save.
 pub const RECORD_STEP: Statement = Statement::new(
@@ -370,7 +373,7 @@ mod tests {
             super::FETCH_OWN.sql(),
             super::FETCH_OWN_FOR_UPDATE.sql(),
             super::FETCH_OWN_WITH_ANSWERS.sql(),
-            super::FETCH_OWN_WITH_ANSWERS.unnamed_sql(),
+            super::FETCH_OWN_WITH_ANSWERS.one_call_sql().unwrap(),
             super::RECORD_STEP.sql(),
             super::MARK_COMPLETED.sql(),
             super::PRESENTED_SESSION_ROWS.sql(),
