@@ -73,6 +73,9 @@ struct Args {
     /// `--only status`: the status miss section alone, for comparing a
     /// change to the function in a minute; nothing else runs, no summary.
     only_status: bool,
+    /// `--only network`: the status miss at the network connections, on
+    /// loopback and across the added round trips, alone; no summary.
+    only_network: bool,
 }
 
 impl Args {
@@ -90,6 +93,7 @@ impl Args {
             label: String::new(),
             fn_env: Vec::new(),
             only_status: false,
+            only_network: false,
         };
         let mut it = std::env::args().skip(1);
         while let Some(arg) = it.next() {
@@ -116,18 +120,18 @@ impl Args {
                     let (key, val) = pair.split_once('=').context("--fn-env takes KEY=VALUE")?;
                     args.fn_env.push((key.to_string(), val.to_string()));
                 }
-                "--only" => {
-                    let section = value()?;
-                    ensure!(section == "status", "--only takes `status`, not {section}");
-                    args.only_status = true;
-                }
+                "--only" => match value()?.as_str() {
+                    "status" => args.only_status = true,
+                    "network" => args.only_network = true,
+                    section => bail!("--only takes `status` or `network`, not {section}"),
+                },
                 "-h" | "--help" => {
                     println!(
                         "usage: bench [--seconds N (10)] [--connections N (64)] [--users N (100000)]\n\
                          \x20            [--cold-starts N (20)] [--rss-requests N (10000)] [--label TEXT]\n\
                          \x20            [--sweep-seconds N (5)] [--network-connections N (4)]\n\
                          \x20            [--fn-env KEY=VALUE ...] [--release-dir DIR] [--out DIR]\n\
-                         \x20            [--only status]"
+                         \x20            [--only status|network]"
                     );
                     std::process::exit(0);
                 }
@@ -172,7 +176,7 @@ async fn run() -> anyhow::Result<()> {
     std::fs::create_dir_all(args.out.join("logs")).context("Failed to create the output dir")?;
     let binaries = functions::api_binaries(Path::new("Cargo.toml"))?;
     for (name, _) in &binaries {
-        if args.only_status && name != "onboarding-status" {
+        if (args.only_status || args.only_network) && name != "onboarding-status" {
             continue;
         }
         let path = args.release_dir.join(name);
@@ -204,6 +208,10 @@ async fn run() -> anyhow::Result<()> {
         logs: args.out.join("logs"),
     };
     let bin = |name: &str| args.release_dir.join(name);
+    if args.only_network {
+        across_network(&args, &bin, &env, &tokens, &cpu, &mut load).await?;
+        return Ok(());
+    }
     let mut summary = Summary::new(
         &args.label,
         started_at,
@@ -408,28 +416,7 @@ async fn run() -> anyhow::Result<()> {
     drop(bouncer);
     let _ = std::fs::remove_dir_all(&bouncer_dir);
 
-    let network_clients = args.network_connections;
-    println!(
-        "== status (cache miss) at {network_clients} connections: loopback, then {ADDED_ROUND_TRIPS_MS:?} ms added per round trip"
-    );
-    load.sample("network")?;
-    let (near_run, _) = status_miss("status-rtt0", &env, network_clients).await?;
-    near_run.print("loopback");
-    let mut far_runs = Vec::new();
-    for added_ms in ADDED_ROUND_TRIPS_MS {
-        let proxy = delay::DelayProxy::start(
-            &format!("{}:{}", database::HOST, database::PORT),
-            Duration::from_millis(added_ms),
-        )?;
-        let far_env = FunctionEnv {
-            database_url: database::app_url_at(proxy.port, ""),
-            ..env.clone()
-        };
-        let (far_run, _) =
-            status_miss(&format!("status-rtt{added_ms}"), &far_env, network_clients).await?;
-        far_run.print(&format!("+{added_ms} ms"));
-        far_runs.push((added_ms, far_run));
-    }
+    let (near_run, far_runs) = across_network(&args, &bin, &env, &tokens, &cpu, &mut load).await?;
 
     // ---- events ------------------------------------------------------------------
     println!("== events: route POST");
@@ -554,6 +541,52 @@ fn measured(
 
 /// `GET /status` on a cache miss (no Redis) with `env`'s database URL: the
 /// function started, its pool warmed, then `connections` under wrk.
+/// The status miss at the network connections (one instance's pool), on
+/// loopback and through a proxy that adds each of [`ADDED_ROUND_TRIPS_MS`]
+/// to every round trip.
+async fn across_network(
+    args: &Args,
+    bin: &dyn Fn(&str) -> PathBuf,
+    env: &FunctionEnv,
+    tokens: &Tokens,
+    cpu: &CpuMeter,
+    load: &mut LoadAverage,
+) -> anyhow::Result<(wrk::WrkResult, Vec<(u64, wrk::WrkResult)>)> {
+    let network_clients = args.network_connections;
+    println!(
+        "== status (cache miss) at {network_clients} connections: loopback, then {ADDED_ROUND_TRIPS_MS:?} ms added per round trip"
+    );
+    load.sample("network")?;
+    let (near_run, _) =
+        status_miss_route("status-rtt0", bin, env, tokens, cpu, network_clients, args).await?;
+    near_run.print("loopback");
+    let mut far_runs = Vec::new();
+    for added_ms in ADDED_ROUND_TRIPS_MS {
+        let proxy = delay::DelayProxy::start(
+            &format!("{}:{}", database::HOST, database::PORT),
+            Duration::from_millis(added_ms),
+        )?;
+        let far_env = FunctionEnv {
+            database_url: database::app_url_at(proxy.port, ""),
+            ..env.clone()
+        };
+        let (far_run, _) = status_miss_route(
+            &format!("status-rtt{added_ms}"),
+            bin,
+            &far_env,
+            tokens,
+            cpu,
+            network_clients,
+            args,
+        )
+        .await?;
+        far_run.print(&format!("+{added_ms} ms"));
+        far_runs.push((added_ms, far_run));
+    }
+
+    Ok((near_run, far_runs))
+}
+
 async fn status_miss_route(
     name: &str,
     bin: &dyn Fn(&str) -> PathBuf,
