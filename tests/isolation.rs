@@ -316,9 +316,23 @@ async fn a_read_in_one_call_leaves_no_context_behind() {
     let call = "select id from onboarding.own_progress_with_answers_as($1, $2, $3)";
     let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
         [&"authenticated", &member.claims(), &"default"];
-    let context = "select current_user::text,
-                          coalesce(current_setting('request.jwt.claims', true), ''),
-                          current_setting('plan_cache_mode')";
+    // The role, the claims and the plan cache mode the connection is left with.
+    let context = async || {
+        let row = client
+            .query_one(
+                "select current_user::text,
+                        coalesce(current_setting('request.jwt.claims', true), ''),
+                        current_setting('plan_cache_mode')",
+                &[],
+            )
+            .await
+            .unwrap();
+        (
+            row.get::<_, String>(0),
+            row.get::<_, String>(1),
+            row.get::<_, String>(2),
+        )
+    };
     let ids = |rows: Vec<tokio_postgres::Row>| {
         rows.iter()
             .map(|r| r.get::<_, uuid::Uuid>(0))
@@ -330,13 +344,8 @@ async fn a_read_in_one_call_leaves_no_context_behind() {
         ids(client.query(call, &params).await.unwrap()),
         vec![row.id]
     );
-    let after = client.query_one(context, &[]).await.unwrap();
     assert_eq!(
-        (
-            after.get::<_, String>(0),
-            after.get::<_, String>(1),
-            after.get::<_, String>(2)
-        ),
+        context().await,
         ("onboarding_app".into(), String::new(), "auto".into())
     );
     let hidden = client
@@ -356,13 +365,8 @@ async fn a_read_in_one_call_leaves_no_context_behind() {
         ids(client.query(call, &params).await.unwrap()),
         vec![row.id]
     );
-    let after = client.query_one(context, &[]).await.unwrap();
     assert_eq!(
-        (
-            after.get::<_, String>(0),
-            after.get::<_, String>(1),
-            after.get::<_, String>(2)
-        ),
+        context().await,
         (
             "onboarding_app".into(),
             r#"{"sub":"someone_else"}"#.into(),

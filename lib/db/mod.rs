@@ -576,20 +576,7 @@ impl Database {
                     .await
             }
         };
-        match rows {
-            Ok(rows) => {
-                checkout.release();
-                Ok(rows)
-            }
-            Err(error) => {
-                let error = DbError::from(error);
-                // A connection whose statement cache the server disowned is not reused.
-                if !matches!(error, DbError::Unavailable(_)) && !error.pooler_evidence() {
-                    checkout.release();
-                }
-                Err(error)
-            }
-        }
+        checkout.settle(rows)
     }
 
     /// BEGIN, each item's context and statement, and COMMIT, pipelined.
@@ -650,20 +637,7 @@ impl Database {
             let rows = results.into_iter().collect::<Result<Vec<_>, _>>()?;
             committed.map(|_| rows)
         });
-        match outcome {
-            Ok(rows) => {
-                checkout.release();
-                Ok(rows)
-            }
-            Err(error) => {
-                let error = DbError::from(error);
-                // A connection whose statement cache the server disowned is not reused.
-                if !matches!(error, DbError::Unavailable(_)) && !error.pooler_evidence() {
-                    checkout.release();
-                }
-                Err(error)
-            }
-        }
+        checkout.settle(outcome)
     }
 
     /// Runs `body` in a transaction that carries `context`. BEGIN and the
@@ -1045,6 +1019,21 @@ impl Checkout {
 
     fn release(&mut self) {
         self.clean = true;
+    }
+
+    /// The outcome of the connection's work, the connection going back to
+    /// the pool unless it broke or the server disowned its statement cache
+    /// (a pooler's signature, [`DbError::pooler_evidence`]).
+    fn settle<T>(&mut self, outcome: Result<T, tokio_postgres::Error>) -> Result<T, DbError> {
+        let outcome = outcome.map_err(DbError::from);
+        let reusable = match &outcome {
+            Ok(_) => true,
+            Err(error) => !matches!(error, DbError::Unavailable(_)) && !error.pooler_evidence(),
+        };
+        if reusable {
+            self.release();
+        }
+        outcome
     }
 }
 
