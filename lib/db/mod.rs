@@ -76,8 +76,8 @@ pub struct Statement {
 }
 
 /// A call of a function that takes the caller's role and claims as its first
-/// two parameters, sets them for its own implicit transaction, and runs a
-/// statement's query under them (`migrations/V20261202000100__reads_in_one_call.sql`).
+/// two parameters, runs a statement's query under them and sets the previous
+/// ones back (`migrations/V20261202000100__reads_in_one_call.sql`).
 #[derive(Debug)]
 struct OneCall {
     sql: &'static str,
