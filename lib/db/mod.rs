@@ -562,20 +562,7 @@ impl Database {
         let mut args: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(2 + params.len());
         args.extend([&role as &(dyn ToSql + Sync), &claims]);
         args.extend_from_slice(params);
-        let rows = match mode {
-            StatementMode::Prepared => {
-                match client.prepare_typed_cached(call.sql, call.types).await {
-                    Ok(statement) => client.query(&statement, &args).await,
-                    Err(error) => Err(error),
-                }
-            }
-            StatementMode::Unnamed => {
-                let typed = args.into_iter().zip(call.types.iter().cloned());
-                client
-                    .query_typed(call.sql, &typed.collect::<Vec<_>>())
-                    .await
-            }
-        };
+        let rows = query_in_mode(client, mode, call.sql, call.types, &args).await;
         checkout.settle(rows)
     }
 
@@ -616,7 +603,7 @@ impl Database {
                         Some(statement) => client.query(statement, params).await,
                         None => {
                             client
-                                .query_typed(stmt.sql, &typed_params(stmt, params))
+                                .query_typed(stmt.sql, &typed_params(stmt.sql, stmt.types, params))
                                 .await
                         }
                     }
@@ -927,19 +914,37 @@ fn noting_evidence(evidence: &AtomicBool, error: tokio_postgres::Error) -> DbErr
     error
 }
 
+/// Runs `sql` as a named statement cached per connection, or as an unnamed
+/// one with its parameter types declared.
+async fn query_in_mode(
+    client: &deadpool_postgres::ClientWrapper,
+    mode: StatementMode,
+    sql: &str,
+    types: &[Type],
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Vec<Row>, tokio_postgres::Error> {
+    match mode {
+        StatementMode::Prepared => {
+            let statement = client.prepare_typed_cached(sql, types).await?;
+            client.query(&statement, params).await
+        }
+        StatementMode::Unnamed => {
+            client
+                .query_typed(sql, &typed_params(sql, types, params))
+                .await
+        }
+    }
+}
+
 fn typed_params<'a>(
-    stmt: &Statement,
+    sql: &str,
+    types: &[Type],
     params: &'a [&'a (dyn ToSql + Sync)],
 ) -> Vec<(&'a (dyn ToSql + Sync), Type)> {
-    debug_assert_eq!(
-        stmt.types.len(),
-        params.len(),
-        "parameter count of `{}`",
-        stmt.sql
-    );
+    debug_assert_eq!(types.len(), params.len(), "parameter count of `{sql}`");
     params
         .iter()
-        .zip(stmt.types)
+        .zip(types)
         .map(|(param, ty)| (*param, ty.clone()))
         .collect()
 }
@@ -959,19 +964,7 @@ impl Tx<'_> {
         stmt: &Statement,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Row>, DbError> {
-        let rows = match self.mode {
-            StatementMode::Prepared => {
-                match self.client.prepare_typed_cached(stmt.sql, stmt.types).await {
-                    Ok(statement) => self.client.query(&statement, params).await,
-                    Err(error) => Err(error),
-                }
-            }
-            StatementMode::Unnamed => {
-                self.client
-                    .query_typed(stmt.sql, &typed_params(stmt, params))
-                    .await
-            }
-        };
+        let rows = query_in_mode(self.client, self.mode, stmt.sql, stmt.types, params).await;
         rows.map_err(|error| noting_evidence(self.evidence, error))
     }
 
