@@ -80,19 +80,16 @@ fn claims() -> String {
     format!("{} || :uid || {}", quote(head), quote(tail))
 }
 
-/// `GET /status` on a miss: BEGIN, the context, the progress row with its
-/// answers, COMMIT, in one pipeline (`Database::one_trip`).
+/// `GET /status` on a miss: one call that sets the caller's context and
+/// reads the row with its answers (`Statement::in_one_call`), as the route
+/// sends it.
 pub fn status_script() -> String {
-    let context = bind(SET_CONTEXT, &[":b_role", &claims(), "'5000'"]);
+    let call = progress::FETCH_OWN_WITH_ANSWERS
+        .one_call_sql()
+        .expect("the status read is sent as one call");
     format!(
-        "\\set uid random(1, :b_users)\n\
-         \\startpipeline\n\
-         {BEGIN};\n\
-         {context};\n\
-         {};\n\
-         {COMMIT};\n\
-         \\endpipeline\n",
-        statement(&progress::FETCH_OWN_WITH_ANSWERS, &[":b_flow"]),
+        "\\set uid random(1, :b_users)\n{};\n",
+        bind(call, &[":b_role", &claims(), ":b_flow"]),
     )
 }
 
@@ -309,6 +306,19 @@ fn parse(name: &str, clients: usize, output: &str) -> anyhow::Result<PgbenchResu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_status_script_is_the_call_the_route_sends_with_the_drawn_users_claims() {
+        let script = status_script();
+        let call = progress::FETCH_OWN_WITH_ANSWERS.one_call_sql().unwrap();
+        let (before_params, _) = call.split_once("($1").unwrap();
+        assert!(script.contains(before_params), "{script}");
+        assert!(
+            script.contains(&format!("(:b_role, {}, :b_flow)", claims())),
+            "{script}"
+        );
+        assert!(!script.contains('$'), "{script}");
+    }
 
     #[test]
     fn percentiles_are_nearest_rank() {
