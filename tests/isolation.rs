@@ -376,6 +376,68 @@ async fn a_read_in_one_call_leaves_no_context_behind() {
     client.batch_execute("rollback").await.unwrap();
 }
 
+/// Reads of many callers in flight at once, as a busy instance sends them
+/// (on a direct connection, one behind another on the connection the reads
+/// share): each caller gets their own row and answers, never a neighbour's.
+#[tokio::test]
+async fn reads_in_flight_together_each_answer_only_their_own_caller() {
+    let test_db = TestDb::migrated().await;
+    let db = test_db.database();
+    let mut callers = Vec::new();
+    for n in 0..12 {
+        let member = user(&format!("member_{n}"), None);
+        let row = start(&db, &member, "default").await;
+        db.transaction(&member, async |tx| {
+            let answer = serde_json::json!({ "n": n });
+            answers::store(
+                tx,
+                row.id,
+                "profile",
+                &answer,
+                true,
+                1,
+                answers::Write::Insert,
+            )
+            .await
+        })
+        .await
+        .unwrap()
+        .expect("a first answer");
+        callers.push((member, row.id, Some(n)));
+    }
+    for seed in ['c', 'd', 'e', 'f'] {
+        let (_, visitor) = session(seed);
+        let row = start(&db, &visitor, "default").await;
+        callers.push((visitor, row.id, None));
+    }
+    // A caller with no row at all reads nothing.
+    callers.push((user("member_without_a_row", None), uuid::Uuid::nil(), None));
+
+    let reads = callers
+        .iter()
+        .cycle()
+        .take(callers.len() * 4)
+        .map(|(context, _, _)| async {
+            progress::fetch_own_with_answers_in_one_trip(&db, context, "default").await
+        });
+    let results = futures_util::future::join_all(reads).await;
+    for ((context, id, answer), result) in callers.iter().cycle().zip(results) {
+        let found = result.unwrap();
+        if id.is_nil() {
+            assert!(found.is_none(), "{context:?} read a row that is not theirs");
+            continue;
+        }
+        let (record, answers) = found.expect("the caller's own row");
+        assert_eq!(record.id, *id, "{context:?} read another caller's row");
+        let expected = answer.map(|n| serde_json::json!({ "profile": { "n": n } }));
+        assert_eq!(
+            serde_json::Value::Object(answers),
+            expected.unwrap_or_else(|| serde_json::json!({})),
+            "{context:?} read another caller's answers"
+        );
+    }
+}
+
 #[tokio::test]
 async fn an_organization_admin_sees_their_organizations_progress_and_nothing_else() {
     let test_db = TestDb::migrated().await;

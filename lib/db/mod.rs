@@ -10,7 +10,9 @@
 //! concurrently; the order of the writes is the order in which the futures are
 //! first polled, which `futures_util::future::join*` makes deterministic.
 //! The two reads every navigation makes go further: each is one call of a
-//! function that sets the context itself ([`Statement::in_one_call`]).
+//! function that sets the context itself ([`Statement::in_one_call`]), and
+//! on a direct connection the calls in flight share one pooled connection
+//! ([`shared_read`]).
 
 /// SQL: the `onboarding.progress` row (under `$alias`, e.g. `"p."` or `""`)
 /// belongs to the caller: theirs when signed in, else their session's. Row
@@ -43,6 +45,7 @@ pub mod outbox;
 pub mod progress;
 pub mod retention;
 pub mod sessions;
+mod shared_read;
 mod tls;
 mod tx;
 
@@ -64,6 +67,7 @@ pub use connect::{
 pub use context::{DbRole, RlsContext};
 pub use error::DbError;
 use error::with_causes;
+use shared_read::SharedRead;
 pub use tls::{LibpqTls, RootSources, SslMode};
 pub use tx::Tx;
 use tx::{Checkout, Framing, noting_evidence, query_in_mode, typed_params};
@@ -167,6 +171,11 @@ pub struct Database {
     swept_at_ms: Arc<AtomicU64>,
     epoch: std::time::Instant,
     sweeper_started: Arc<AtomicBool>,
+    /// The connection the reads in one call share (see [`shared_read`]).
+    shared_read: Arc<SharedRead>,
+    /// Whether reads share one: not with a pool of one connection, which
+    /// transactions would then wait for.
+    shares_reads: bool,
 }
 
 /// How often, at most, idle connections are looked over.
@@ -174,8 +183,10 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
 impl Database {
     pub fn new(settings: &DatabaseSettings) -> Result<Self, String> {
+        let pool = settings.pool()?;
         Ok(Self {
-            pool: settings.pool()?,
+            shares_reads: pool.status().max_size > 1,
+            pool,
             unnamed_by_evidence: Arc::new(AtomicBool::new(false)),
             configured_mode: settings.statement_mode(),
             lifecycle: settings.lifecycle(),
@@ -184,6 +195,7 @@ impl Database {
             swept_at_ms: Arc::new(AtomicU64::new(0)),
             epoch: std::time::Instant::now(),
             sweeper_started: Arc::new(AtomicBool::new(false)),
+            shared_read: Arc::new(SharedRead::new()),
         })
     }
 
@@ -332,8 +344,11 @@ impl Database {
     }
 
     /// The call in an implicit transaction of its own: one Bind, Execute and
-    /// Sync on a direct connection. Were the named statement missing (an
-    /// unannounced pooler), nothing ran, and it is retried unnamed.
+    /// Sync. With named statements (a direct connection) it goes on the
+    /// connection the reads share, behind the other reads in flight
+    /// ([`shared_read`]); unnamed, on a connection of its own. Were the named
+    /// statement missing (an unannounced pooler), nothing ran, and it is
+    /// retried unnamed.
     async fn one_call_unbounded(
         &self,
         mode: StatementMode,
@@ -342,13 +357,21 @@ impl Database {
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Row>, DbError> {
         let _timer = Timer::start(Dependency::Database);
-        let mut checkout = Checkout::new(self.checkout().await?);
-        let client = checkout.client();
         let (role, claims) = (context.role.as_str(), context.claims.as_str());
         let mut args: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(2 + params.len());
         args.extend([&role as &(dyn ToSql + Sync), &claims]);
         args.extend_from_slice(params);
-        let rows = query_in_mode(client, mode, call.sql, call.types, &args).await;
+        if mode == StatementMode::Prepared && self.shares_reads {
+            self.sweep();
+            let reading = match self.shared_read.current(self.lifecycle.max_lifetime) {
+                Some(reading) => reading,
+                None => self.shared_read.hold(self.checkout().await?),
+            };
+            let rows = query_in_mode(reading.client(), mode, call.sql, call.types, &args).await;
+            return reading.finish(rows);
+        }
+        let mut checkout = Checkout::new(self.checkout().await?);
+        let rows = query_in_mode(checkout.client(), mode, call.sql, call.types, &args).await;
         checkout.settle(rows)
     }
 
