@@ -350,11 +350,14 @@ async fn a_refused_connection_keeps_the_servers_reason() {
         .unwrap();
 }
 
-#[tokio::test]
-async fn a_stalled_query_ends_at_the_query_timeout_and_its_connection_is_not_reused() {
-    use onboarding::db::{Database, Statement};
-    const STALL: Statement = Statement::new("select pg_sleep(3)", &[]);
-    const BACKEND: Statement = Statement::new("select pg_backend_pid()", &[]);
+/// A statement that stalls ends at the query timeout as unavailable, and the
+/// connection it was on is closed, not handed to the next request while the
+/// server may still be busy with it; `backend` names the connection it runs on.
+async fn stalled_at_the_deadline(
+    stall: &onboarding::db::Statement,
+    backend: &onboarding::db::Statement,
+) {
+    use onboarding::db::Database;
     let test_db = TestDb::migrated().await;
     let settings = test_db
         .settings()
@@ -362,9 +365,9 @@ async fn a_stalled_query_ends_at_the_query_timeout_and_its_connection_is_not_reu
         .with_query_timeout(Duration::from_millis(300));
     let db = Database::new(&settings).unwrap();
     let anyone = RlsContext::anonymous(None);
-    let before: i32 = db.one_trip(&anyone, &BACKEND, &[]).await.unwrap()[0].get(0);
-    // Without a deadline this answers after 3 s; with one it is unavailable.
-    let stalled = db.one_trip(&anyone, &STALL, &[]).await;
+    let before: i32 = db.one_trip(&anyone, backend, &[]).await.unwrap()[0].get(0);
+    // Without a deadline this answers after 2 s; with one it is unavailable.
+    let stalled = db.one_trip(&anyone, stall, &[]).await;
     match stalled {
         Err(DbError::Unavailable(reason)) => {
             assert!(reason.contains("did not answer within"), "{reason}")
@@ -372,6 +375,51 @@ async fn a_stalled_query_ends_at_the_query_timeout_and_its_connection_is_not_reu
         other => panic!("expected the deadline, got {other:?}"),
     }
     // The interrupted connection went; the next request gets a fresh one.
-    let after: i32 = db.one_trip(&anyone, &BACKEND, &[]).await.unwrap()[0].get(0);
-    assert_ne!(after, before);
+    let after: i32 = db.one_trip(&anyone, backend, &[]).await.unwrap()[0].get(0);
+    assert_ne!(after, before, "the interrupted connection was used again");
+    let admin = crate::support::connect(&test_db.admin_url()).await;
+    let mut gone = false;
+    for _ in 0..50 {
+        let found = admin
+            .query_one(
+                "select count(*) from pg_stat_activity where pid = $1",
+                &[&before],
+            )
+            .await
+            .unwrap()
+            .get::<_, i64>(0);
+        if found == 0 {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(gone, "the server still has the interrupted connection");
+    assert_eq!(db.open_connections(), 1);
+}
+
+#[tokio::test]
+async fn a_stalled_query_ends_at_the_query_timeout_and_its_connection_is_not_reused() {
+    use onboarding::db::Statement;
+    const STALL: Statement = Statement::new("select pg_sleep(2)", &[]);
+    const BACKEND: Statement = Statement::new("select pg_backend_pid()", &[]);
+    stalled_at_the_deadline(&STALL, &BACKEND).await;
+}
+
+/// The same for a read in one call, which on a direct connection runs on
+/// the connection the reads share (`lib/db/shared_read.rs`): abandoned, it
+/// retires that connection.
+#[tokio::test]
+async fn a_read_in_one_call_abandoned_at_its_deadline_closes_its_connection() {
+    use onboarding::db::Statement;
+    use tokio_postgres::types::Type;
+    const STALL: Statement = Statement::new("select 'framed'", &[]).in_one_call(
+        "select pg_backend_pid(), pg_sleep(2)::text, $1::text, $2::text",
+        &[Type::TEXT, Type::TEXT],
+    );
+    const BACKEND: Statement = Statement::new("select 'framed'", &[]).in_one_call(
+        "select pg_backend_pid(), $1::text, $2::text",
+        &[Type::TEXT, Type::TEXT],
+    );
+    stalled_at_the_deadline(&STALL, &BACKEND).await;
 }

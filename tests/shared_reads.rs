@@ -1,7 +1,8 @@
 //! The reads sent as one call share one pooled connection on a direct
 //! connection (`lib/db/shared_read.rs`): how many connections they open,
 //! that transactions still get theirs, and that the shared one is replaced
-//! when it breaks and given back when no read is in flight. Counts a direct connection's
+//! when it breaks and given back when no read is in flight (a read
+//! abandoned at its deadline: `tests/health.rs`). Counts a direct connection's
 //! connections, so `scripts/test-pooler` leaves it out.
 
 use std::time::Duration;
@@ -197,44 +198,4 @@ async fn the_shared_connection_is_given_back_and_closed_once_idle() {
     );
     // And the next read opens one again.
     assert_eq!(read(&db, &caller).await.unwrap(), Some(id));
-}
-
-#[tokio::test]
-async fn a_read_abandoned_at_its_deadline_closes_the_shared_connection() {
-    use onboarding::db::Statement;
-    use tokio_postgres::types::Type;
-    // A read in one call that the server is still busy with at the deadline.
-    const SLOW: Statement = Statement::new("select 'framed'", &[]).in_one_call(
-        "select pg_backend_pid(), pg_sleep(2)::text, $1::text, $2::text",
-        &[Type::TEXT, Type::TEXT],
-    );
-    const BACKEND: Statement = Statement::new("select 'framed'", &[]).in_one_call(
-        "select pg_backend_pid(), $1::text, $2::text",
-        &[Type::TEXT, Type::TEXT],
-    );
-    let test_db = TestDb::migrated().await;
-    let settings = test_db
-        .settings()
-        .database
-        .with_query_timeout(Duration::from_millis(300));
-    let db = Database::new(&settings).unwrap();
-    let caller = RlsContext::anonymous(None);
-    let first: i32 = db.one_trip(&caller, &BACKEND, &[]).await.unwrap()[0].get(0);
-    let error = db.one_trip(&caller, &SLOW, &[]).await.unwrap_err();
-    assert!(matches!(error, DbError::Unavailable(_)), "{error:?}");
-    // Not handed to the next request while the server still works on it:
-    // closed, and the next read is on a new connection.
-    let next: i32 = db.one_trip(&caller, &BACKEND, &[]).await.unwrap()[0].get(0);
-    assert_ne!(next, first, "the abandoned connection was used again");
-    let admin = connect(&test_db.admin_url()).await;
-    let mut gone = false;
-    for _ in 0..50 {
-        if !backends(&admin, &test_db.name).await.contains(&first) {
-            gone = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(gone, "the server still has the abandoned connection");
-    assert_eq!(db.open_connections(), 1);
 }
