@@ -36,6 +36,12 @@ impl DbError {
         })
     }
 
+    /// Whether the connection the error came from must not serve another
+    /// request: it broke, or a pooler disowned its named statements.
+    pub fn spoils_connection(&self) -> bool {
+        matches!(self, DbError::Unavailable(_)) || self.pooler_evidence()
+    }
+
     /// The constraint a failed statement violated.
     pub fn constraint(&self) -> Option<&str> {
         match self {

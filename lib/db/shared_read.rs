@@ -38,7 +38,7 @@ pub(super) struct SharedRead {
 
 /// A pooled connection held for shared reads: back to the pool when the
 /// last read using it is done, or closed when it was retired.
-pub(super) struct Held {
+struct Held {
     object: Option<deadpool_postgres::Object>,
     broken: AtomicBool,
 }
@@ -124,9 +124,7 @@ impl Reading<'_> {
     ) -> Result<T, DbError> {
         self.finished = true;
         let outcome = outcome.map_err(DbError::from);
-        if let Err(error) = &outcome
-            && (matches!(error, DbError::Unavailable(_)) || error.pooler_evidence())
-        {
+        if outcome.as_ref().is_err_and(DbError::spoils_connection) {
             self.shared.retire(&self.held);
         }
         outcome

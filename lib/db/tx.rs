@@ -214,11 +214,7 @@ impl Checkout {
         outcome: Result<T, tokio_postgres::Error>,
     ) -> Result<T, DbError> {
         let outcome = outcome.map_err(DbError::from);
-        let reusable = match &outcome {
-            Ok(_) => true,
-            Err(error) => !matches!(error, DbError::Unavailable(_)) && !error.pooler_evidence(),
-        };
-        if reusable {
+        if !outcome.as_ref().is_err_and(DbError::spoils_connection) {
             self.release();
         }
         outcome
