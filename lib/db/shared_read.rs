@@ -9,7 +9,7 @@
 //! The server then finds the next read waiting when it finishes one instead
 //! of going to sleep and being woken for it, and this process writes and
 //! reads several at a time. Measured on the status miss (README: Benchmark):
-//! about a third less PostgreSQL CPU per read and a quarter less in the
+//! about a third less PostgreSQL CPU per read and a fifth less in the
 //! function.
 //!
 //! The connection is taken from the pool and goes back to it as soon as no
