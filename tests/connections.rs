@@ -10,21 +10,10 @@ use std::time::Duration;
 use futures_util::future::join_all;
 
 use crate::functions::Function;
-use crate::support::{TestDb, connect};
+use crate::support::{TestDb, app_backends, connect};
 
 const INSTANCES: usize = 30;
-const LIMIT: i64 = 40;
-
-async fn connections_to(admin: &tokio_postgres::Client, database: &str) -> i64 {
-    admin
-        .query_one(
-            "select count(*) from pg_stat_activity where datname = $1 and usename = 'onboarding_app'",
-            &[&database],
-        )
-        .await
-        .unwrap()
-        .get(0)
-}
+const LIMIT: usize = 40;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_at_rest_give_their_connections_back_and_each_answers_again() {
@@ -67,7 +56,7 @@ async fn instances_at_rest_give_their_connections_back_and_each_answers_again() 
         refused > 0,
         "the load asks for more than the limit: some are refused"
     );
-    let held = connections_to(&admin, &db.name).await;
+    let held = app_backends(&admin, &db.name).await.len();
     assert!(
         held <= LIMIT,
         "the database's limit holds: {held} connections"
@@ -80,7 +69,7 @@ async fn instances_at_rest_give_their_connections_back_and_each_answers_again() 
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
-        open = connections_to(&admin, &db.name).await;
+        open = app_backends(&admin, &db.name).await.len();
     }
     assert_eq!(
         open, 0,

@@ -380,15 +380,10 @@ async fn stalled_at_the_deadline(
     let admin = crate::support::connect(&test_db.admin_url()).await;
     let mut gone = false;
     for _ in 0..50 {
-        let found = admin
-            .query_one(
-                "select count(*) from pg_stat_activity where pid = $1",
-                &[&before],
-            )
+        if !crate::support::app_backends(&admin, &test_db.name)
             .await
-            .unwrap()
-            .get::<_, i64>(0);
-        if found == 0 {
+            .contains(&before)
+        {
             gone = true;
             break;
         }

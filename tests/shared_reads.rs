@@ -11,7 +11,7 @@ use futures_util::future::join_all;
 use onboarding::db::progress::{self, ProgressRecord};
 use onboarding::db::{Database, DbError, PoolLifecycle, RlsContext, StatementMode};
 
-use crate::support::{TestDb, connect};
+use crate::support::{TestDb, app_backends, connect};
 
 async fn start(db: &Database, context: &RlsContext) -> ProgressRecord {
     db.transaction(context, async |tx| {
@@ -27,18 +27,13 @@ async fn read(db: &Database, context: &RlsContext) -> Result<Option<uuid::Uuid>,
     Ok(found.map(|(record, _)| record.id))
 }
 
-/// The application's connections to the test database, as the server counts them.
-async fn backends(admin: &tokio_postgres::Client, database: &str) -> Vec<i32> {
-    admin
-        .query(
-            "select pid from pg_stat_activity where datname = $1 and usename = 'onboarding_app'",
-            &[&database],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| row.get(0))
-        .collect()
+/// The application's database with a pool of `size` and a query timeout of `timeout`.
+fn database_with_pool(test_db: &TestDb, size: usize, timeout: Duration) -> Database {
+    let settings = test_db
+        .settings_with(&[("DATABASE_POOL_MAX_SIZE", size.to_string())])
+        .database
+        .with_query_timeout(timeout);
+    Database::new(&settings).unwrap()
 }
 
 /// 16 new callers (named after `who`), each with a row, and 48 reads of
@@ -70,7 +65,7 @@ async fn reads_in_flight_together_share_one_connection_and_unnamed_ones_do_not()
     // connection and gave it back; the reads took that one and kept it.
     assert_eq!(db.open_connections(), 1);
     let admin = connect(&test_db.admin_url()).await;
-    assert_eq!(backends(&admin, &test_db.name).await.len(), 1);
+    assert_eq!(app_backends(&admin, &test_db.name).await.len(), 1);
     // With no read in flight it is back in the pool: a transaction takes it
     // instead of opening a second one.
     start(&db, &RlsContext::user("writer", None, None)).await;
@@ -92,11 +87,7 @@ async fn reads_in_flight_together_share_one_connection_and_unnamed_ones_do_not()
 #[tokio::test]
 async fn a_transaction_gets_a_connection_while_reads_share_another() {
     let test_db = TestDb::migrated().await;
-    let settings = test_db
-        .settings_with(&[("DATABASE_POOL_MAX_SIZE", "2".into())])
-        .database
-        .with_query_timeout(Duration::from_secs(3));
-    let db = Database::new(&settings).unwrap();
+    let db = database_with_pool(&test_db, 2, Duration::from_secs(3));
     let reader = RlsContext::user("reader", None, None);
     let id = start(&db, &reader).await.id;
     let writer = RlsContext::user("writer", None, None);
@@ -110,11 +101,7 @@ async fn a_transaction_gets_a_connection_while_reads_share_another() {
 #[tokio::test]
 async fn with_a_pool_of_one_reads_and_transactions_take_turns() {
     let test_db = TestDb::migrated().await;
-    let settings = test_db
-        .settings_with(&[("DATABASE_POOL_MAX_SIZE", "1".into())])
-        .database
-        .with_query_timeout(Duration::from_secs(2));
-    let db = Database::new(&settings).unwrap();
+    let db = database_with_pool(&test_db, 1, Duration::from_secs(2));
     let first = RlsContext::user("first", None, None);
     let id = start(&db, &first).await.id;
     assert_eq!(read(&db, &first).await.unwrap(), Some(id));
@@ -134,7 +121,7 @@ async fn a_shared_connection_that_breaks_is_closed_and_the_next_read_opens_anoth
     let id = start(&db, &caller).await.id;
     assert_eq!(read(&db, &caller).await.unwrap(), Some(id));
     let admin = connect(&test_db.admin_url()).await;
-    let before = backends(&admin, &test_db.name).await;
+    let before = app_backends(&admin, &test_db.name).await;
     admin
         .execute(
             "select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and usename = 'onboarding_app'",
@@ -155,7 +142,7 @@ async fn a_shared_connection_that_breaks_is_closed_and_the_next_read_opens_anoth
         [Ok(found)] | [Err(DbError::Unavailable(_)), Ok(found)] => assert_eq!(*found, Some(id)),
         other => panic!("expected a read, or unavailable and then a read: {other:?}"),
     }
-    let after = backends(&admin, &test_db.name).await;
+    let after = app_backends(&admin, &test_db.name).await;
     assert_eq!(after.len(), 1, "{after:?}");
     assert!(
         !before.contains(&after[0]),
@@ -179,13 +166,13 @@ async fn the_shared_connection_is_given_back_and_closed_once_idle() {
     let admin = connect(&test_db.admin_url()).await;
     let mut open = (
         db.open_connections(),
-        backends(&admin, &test_db.name).await.len(),
+        app_backends(&admin, &test_db.name).await.len(),
     );
     for _ in 0..40 {
         tokio::time::sleep(Duration::from_millis(100)).await;
         open = (
             db.open_connections(),
-            backends(&admin, &test_db.name).await.len(),
+            app_backends(&admin, &test_db.name).await.len(),
         );
         if open == (0, 0) {
             break;

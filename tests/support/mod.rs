@@ -52,6 +52,21 @@ pub async fn connect(url: &str) -> tokio_postgres::Client {
         .unwrap_or_else(|error| panic!("cannot connect to {url}: {error}"))
 }
 
+/// The backend pids of the application's connections (`onboarding_app`) to
+/// `database`, as the server lists them.
+pub async fn app_backends(admin: &tokio_postgres::Client, database: &str) -> Vec<i32> {
+    admin
+        .query(
+            "select pid from pg_stat_activity where datname = $1 and usename = 'onboarding_app'",
+            &[&database],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect()
+}
+
 /// A fingerprint of the migrations, so a changed migration gets a new template.
 fn migrations_fingerprint() -> String {
     let mut entries: Vec<_> = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
