@@ -382,7 +382,30 @@ async fn a_read_in_one_call_leaves_no_context_behind() {
 #[tokio::test]
 async fn reads_in_flight_together_each_answer_only_their_own_caller() {
     let test_db = TestDb::migrated().await;
-    let db = test_db.database();
+    each_reads_only_their_own(&test_db.database()).await;
+}
+
+/// The same with unnamed statements, as behind a pooler, where the reads
+/// that queue up go as one call that runs each as its own caller
+/// (`lib/db/batched_read.rs`).
+#[tokio::test]
+async fn reads_batched_behind_a_pooler_each_answer_only_their_own_caller() {
+    let test_db = TestDb::migrated().await;
+    let unnamed = test_db.database_at(
+        &test_db
+            .settings()
+            .database
+            .with_statement_mode(StatementMode::Unnamed),
+        test_db.app_url(),
+    );
+    each_reads_only_their_own(&unnamed).await;
+}
+
+/// 17 callers (members with an answer, anonymous visitors without, one with
+/// no row), each reading their status and their profile step four times,
+/// all in flight at once.
+async fn each_reads_only_their_own(db: &Database) {
+    let db = db.clone();
     let mut callers = Vec::new();
     for n in 0..12 {
         let member = user(&format!("member_{n}"), None);
@@ -418,11 +441,21 @@ async fn reads_in_flight_together_each_answer_only_their_own_caller() {
         .cycle()
         .take(callers.len() * 4)
         .map(|(context, _, _)| async {
-            progress::fetch_own_with_answers_in_one_trip(&db, context, "default").await
+            futures_util::future::join(
+                progress::fetch_own_with_answers_in_one_trip(&db, context, "default"),
+                answers::fetch_own_in_one_trip(&db, context, "default", "profile"),
+            )
+            .await
         });
     let results = futures_util::future::join_all(reads).await;
-    for ((context, id, answer), result) in callers.iter().cycle().zip(results) {
+    for ((context, id, answer), (result, step)) in callers.iter().cycle().zip(results) {
         let found = result.unwrap();
+        let step = step.unwrap().map(|stored| stored.answers);
+        assert_eq!(
+            step,
+            answer.map(|n| serde_json::json!({ "n": n })),
+            "{context:?} read another caller's step"
+        );
         if id.is_nil() {
             assert!(found.is_none(), "{context:?} read a row that is not theirs");
             continue;

@@ -4,6 +4,7 @@
 mod support;
 
 mod ai;
+mod batched_reads;
 mod cache;
 mod catalog;
 mod connections;

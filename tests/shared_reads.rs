@@ -71,8 +71,9 @@ async fn reads_in_flight_together_share_one_connection_and_unnamed_ones_do_not()
     start(&db, &RlsContext::user("writer", None, None)).await;
     assert_eq!(db.open_connections(), 1);
 
-    // The same load with unnamed statements (as behind a pooler): each read
-    // takes a connection to itself, so the pool grows to its size.
+    // The same load with unnamed statements (as behind a pooler): the reads
+    // go in batches, as many at once as the pool has connections
+    // (`lib/db/batched_read.rs`), so the pool grows to its size.
     let unnamed = test_db.database_at(
         &test_db
             .settings()

@@ -76,6 +76,9 @@ struct Args {
     /// `--only network`: the status miss at the network connections, on
     /// loopback and across the added round trips, alone; no summary.
     only_network: bool,
+    /// `--only pooled`: the status miss direct, with unnamed statements and
+    /// through PgBouncer, alone; no summary.
+    only_pooled: bool,
 }
 
 impl Args {
@@ -94,6 +97,7 @@ impl Args {
             fn_env: Vec::new(),
             only_status: false,
             only_network: false,
+            only_pooled: false,
         };
         let mut it = std::env::args().skip(1);
         while let Some(arg) = it.next() {
@@ -123,7 +127,8 @@ impl Args {
                 "--only" => match value()?.as_str() {
                     "status" => args.only_status = true,
                     "network" => args.only_network = true,
-                    section => bail!("--only takes `status` or `network`, not {section}"),
+                    "pooled" => args.only_pooled = true,
+                    section => bail!("--only takes `status`, `network` or `pooled`, not {section}"),
                 },
                 "-h" | "--help" => {
                     println!(
@@ -131,7 +136,7 @@ impl Args {
                          \x20            [--cold-starts N (20)] [--rss-requests N (10000)] [--label TEXT]\n\
                          \x20            [--sweep-seconds N (5)] [--network-connections N (4)]\n\
                          \x20            [--fn-env KEY=VALUE ...] [--release-dir DIR] [--out DIR]\n\
-                         \x20            [--only status|network]"
+                         \x20            [--only status|network|pooled]"
                     );
                     std::process::exit(0);
                 }
@@ -176,7 +181,9 @@ async fn run() -> anyhow::Result<()> {
     std::fs::create_dir_all(args.out.join("logs")).context("Failed to create the output dir")?;
     let binaries = functions::api_binaries(Path::new("Cargo.toml"))?;
     for (name, _) in &binaries {
-        if (args.only_status || args.only_network) && name != "onboarding-status" {
+        if (args.only_status || args.only_network || args.only_pooled)
+            && name != "onboarding-status"
+        {
             continue;
         }
         let path = args.release_dir.join(name);
@@ -210,6 +217,32 @@ async fn run() -> anyhow::Result<()> {
     let bin = |name: &str| args.release_dir.join(name);
     if args.only_network {
         across_network(&args, &bin, &env, &tokens, &cpu, &mut load).await?;
+        return Ok(());
+    }
+    if args.only_pooled {
+        let status_miss = async |name: &str, env: &FunctionEnv| {
+            status_miss_route(name, &bin, env, &tokens, &cpu, args.connections, &args).await
+        };
+        let (direct, direct_cpu) = status_miss("status-miss", &env).await?;
+        direct.print("direct");
+        let pooled = behind_poolers(&env, status_miss).await?;
+        for (run, cpu) in [
+            (&direct, &direct_cpu),
+            (&pooled.unnamed.0, &pooled.unnamed.1),
+            (&pooled.pgbouncer.0, &pooled.pgbouncer.1),
+        ] {
+            println!(
+                "   {:>8.0} rps  function {:.1} µs  PostgreSQL {:.1} µs",
+                run.rps,
+                cpu.function_us.unwrap_or_default(),
+                cpu.postgres_us
+            );
+        }
+        println!(
+            "PgBouncer ÷ direct {:.2}; unnamed ÷ direct {:.2}",
+            pooled.pgbouncer.0.rps / direct.rps,
+            pooled.unnamed.0.rps / direct.rps
+        );
         return Ok(());
     }
     let mut summary = Summary::new(
@@ -385,36 +418,16 @@ async fn run() -> anyhow::Result<()> {
         sweep.push(run);
     }
 
-    let status_miss = async |name: &str, env: &FunctionEnv, connections: usize| {
-        status_miss_route(name, &bin, env, &tokens, &cpu, connections, &args).await
-    };
     println!("== status (cache miss): unnamed statements, through PgBouncer");
     load.sample("pooled")?;
-    let unnamed_env = FunctionEnv {
-        database_url: format!("{}&pgbouncer=true", database::app_url()),
-        ..env.clone()
-    };
-    let (unnamed_run, unnamed_cpu) = status_miss("status-unnamed", &unnamed_env, clients).await?;
-    unnamed_run.print("unnamed");
+    let pooled = behind_poolers(&env, async |name: &str, env: &FunctionEnv| {
+        status_miss_route(name, &bin, env, &tokens, &cpu, clients, &args).await
+    })
+    .await?;
+    let (unnamed_run, unnamed_cpu) = pooled.unnamed;
     summary.cpu("status_miss_unnamed", unnamed_cpu);
-    // Under /tmp: when we are root, PgBouncer runs as `postgres`, which must
-    // reach its directory.
-    let bouncer_dir = std::env::temp_dir().join(format!("onboarding-bench-{}", std::process::id()));
-    let bouncer = cluster::PgBouncer::start(
-        &bouncer_dir,
-        database::PORT.parse()?,
-        cluster::PoolMode::Transaction,
-        16,
-    )?;
-    let pooled_env = FunctionEnv {
-        database_url: database::app_url_at(bouncer.port, "&pgbouncer=true"),
-        ..env.clone()
-    };
-    let (pooled_run, pooled_cpu) = status_miss("status-pgbouncer", &pooled_env, clients).await?;
-    pooled_run.print("PgBouncer");
+    let (pooled_run, pooled_cpu) = pooled.pgbouncer;
     summary.cpu("status_miss_pgbouncer", pooled_cpu);
-    drop(bouncer);
-    let _ = std::fs::remove_dir_all(&bouncer_dir);
 
     let (near_run, far_runs) = across_network(&args, &bin, &env, &tokens, &cpu, &mut load).await?;
 
@@ -585,6 +598,45 @@ async fn across_network(
     }
 
     Ok((near_run, far_runs))
+}
+
+/// The status miss as deployments behind a transaction-mode pooler run it.
+struct BehindPoolers {
+    /// With `pgbouncer=true` on the direct URL: unnamed statements.
+    unnamed: (wrk::WrkResult, CpuPerRequest),
+    /// Through a PgBouncer (Debian's package, transaction mode, pool of 16).
+    pgbouncer: (wrk::WrkResult, CpuPerRequest),
+}
+
+async fn behind_poolers(
+    env: &FunctionEnv,
+    status_miss: impl AsyncFn(&str, &FunctionEnv) -> anyhow::Result<(wrk::WrkResult, CpuPerRequest)>,
+) -> anyhow::Result<BehindPoolers> {
+    let unnamed_env = FunctionEnv {
+        database_url: format!("{}&pgbouncer=true", database::app_url()),
+        ..env.clone()
+    };
+    let unnamed = status_miss("status-unnamed", &unnamed_env).await?;
+    unnamed.0.print("unnamed");
+    // Under /tmp: when we are root, PgBouncer runs as `postgres`, which must
+    // reach its directory.
+    let bouncer_dir = std::env::temp_dir().join(format!("onboarding-bench-{}", std::process::id()));
+    let bouncer = cluster::PgBouncer::start(
+        &bouncer_dir,
+        database::PORT.parse()?,
+        cluster::PoolMode::Transaction,
+        16,
+    )?;
+    let pooled_env = FunctionEnv {
+        database_url: database::app_url_at(bouncer.port, "&pgbouncer=true"),
+        ..env.clone()
+    };
+    let pgbouncer = status_miss("status-pgbouncer", &pooled_env).await;
+    drop(bouncer);
+    let _ = std::fs::remove_dir_all(&bouncer_dir);
+    let pgbouncer = pgbouncer?;
+    pgbouncer.0.print("PgBouncer");
+    Ok(BehindPoolers { unnamed, pgbouncer })
 }
 
 async fn status_miss_route(

@@ -49,6 +49,11 @@ pub const FETCH_OWN_STEP: Statement = Statement::new(
     "select step, answers, status, flow_version, version, updated_at
      from onboarding.own_step_answer_as($1, $2, $3, $4)",
     &[Type::TEXT, Type::TEXT, Type::TEXT, Type::TEXT],
+)
+.each_in_one_call(
+    "select ord, step, answers, status, flow_version, version, updated_at
+     from onboarding.own_step_answer_each_as($1, $2, $3, $4)",
+    2,
 );
 
 /// Every answer of a progress row, ordered by step.
@@ -95,7 +100,7 @@ pub async fn fetch_own_in_one_trip(
     step: &str,
 ) -> Result<Option<StoredAnswer>, DbError> {
     let rows = db
-        .one_trip(context, &FETCH_OWN_STEP, &[&flow_id, &step])
+        .read_own(context, &FETCH_OWN_STEP, &[flow_id, step])
         .await?;
     Ok(rows.first().map(from_row))
 }

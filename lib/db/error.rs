@@ -1,18 +1,21 @@
 //! What a database failure means for the caller: unavailable (503, retry),
 //! a failed statement, or a bug.
 
+use std::sync::Arc;
+
 use deadpool_postgres::PoolError;
 use tokio_postgres::error::SqlState;
 
-/// A database failure, split by what the client should be told.
-#[derive(Debug, thiserror::Error)]
+/// A database failure, split by what the client should be told. Cloned
+/// when one statement answered several callers ([`super::batched_read`]).
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum DbError {
     /// The database cannot be reached or is restarting: answer 503 and retry.
     #[error("database unavailable: {0}")]
     Unavailable(String),
     /// The statement failed; the caller maps constraint violations, the rest is a bug.
     #[error(transparent)]
-    Query(tokio_postgres::Error),
+    Query(Arc<tokio_postgres::Error>),
     /// A statement that always returns a row returned none: a bug, not a client error.
     #[error("`{0}` returned no row")]
     MissingRow(&'static str),
@@ -56,7 +59,7 @@ impl From<tokio_postgres::Error> for DbError {
         if is_unavailable(&error) {
             DbError::Unavailable(with_causes(&error))
         } else {
-            DbError::Query(error)
+            DbError::Query(Arc::new(error))
         }
     }
 }

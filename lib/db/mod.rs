@@ -12,7 +12,8 @@
 //! The two reads every navigation makes go further: each is one call of a
 //! function that sets the context itself ([`Statement::in_one_call`]), and
 //! on a direct connection the calls in flight share one pooled connection
-//! ([`shared_read`]).
+//! ([`shared_read`]); behind a pooler the ones that queue up go as one call
+//! ([`batched_read`]).
 
 /// SQL: the `onboarding.progress` row (under `$alias`, e.g. `"p."` or `""`)
 /// belongs to the caller: theirs when signed in, else their session's. Row
@@ -31,6 +32,7 @@ macro_rules! caller_owns_progress {
 }
 
 pub mod answers;
+mod batched_read;
 mod connect;
 mod context;
 pub mod domain;
@@ -60,6 +62,7 @@ use tokio_postgres::types::{ToSql, Type};
 
 use crate::monitoring::{Dependency, Timer};
 
+use batched_read::{Batches, EachCall};
 pub use connect::{
     DatabaseSettings, LOCAL_DATABASE_URL, LOCAL_MIGRATION_DATABASE_URL, PgTarget, PoolLifecycle,
     StatementMode, parse_pg_url,
@@ -84,6 +87,9 @@ pub struct Statement {
     /// The same read as one call that sets the caller's context itself
     /// (see [`Statement::in_one_call`]).
     one_call: Option<OneCall>,
+    /// The same read for several callers in one call, behind a pooler
+    /// (see [`Statement::each_in_one_call`]).
+    each: Option<EachCall>,
 }
 
 /// A call of a function that takes the caller's role and claims as its first
@@ -102,6 +108,7 @@ impl Statement {
             sql,
             types,
             one_call: None,
+            each: None,
         }
     }
 
@@ -118,6 +125,23 @@ impl Statement {
     pub const fn in_one_call(self, call: &'static str, types: &'static [Type]) -> Self {
         Self {
             one_call: Some(OneCall { sql: call, types }),
+            ..self
+        }
+    }
+
+    /// Behind a pooler (unnamed statements), the reads of this statement
+    /// that queue up in one instance are sent together as `call`
+    /// ([`Database::read_own`], [`batched_read`]). `call` takes the roles,
+    /// the claims and then the statement's `arguments` parameters, each as a
+    /// `TEXT[]` with one element per read, runs each read as its own caller
+    /// under the same policies, and returns the statement's columns after an
+    /// `ord` column, the 1-based position of the read a row answers.
+    pub const fn each_in_one_call(self, call: &'static str, arguments: usize) -> Self {
+        Self {
+            each: Some(EachCall {
+                sql: call,
+                arguments,
+            }),
             ..self
         }
     }
@@ -176,6 +200,8 @@ pub struct Database {
     /// Whether reads share one: not with a pool of one connection, which
     /// transactions would then wait for.
     shares_reads: bool,
+    /// The reads behind a pooler that wait to go together (see [`batched_read`]).
+    batches: Arc<Batches>,
 }
 
 /// How often, at most, idle connections are looked over.
@@ -185,6 +211,7 @@ impl Database {
     pub fn new(settings: &DatabaseSettings) -> Result<Self, String> {
         let pool = settings.pool()?;
         Ok(Self {
+            batches: Arc::new(Batches::new(pool.status().max_size)),
             shares_reads: pool.status().max_size > 1,
             pool,
             unnamed_by_evidence: Arc::new(AtomicBool::new(false)),
@@ -327,6 +354,35 @@ impl Database {
         self.within_deadline(attempts).await.unwrap_or_else(Err)
     }
 
+    /// The caller's own rows by a read whose arguments are all text: as
+    /// [`Database::one_trip`], except that behind a pooler (unnamed
+    /// statements) the reads of a statement that has a form for several
+    /// callers ([`Statement::each_in_one_call`]) go together when they
+    /// queue up ([`batched_read`]).
+    pub async fn read_own(
+        &self,
+        context: &RlsContext,
+        stmt: &Statement,
+        arguments: &[&str],
+    ) -> Result<Vec<Row>, DbError> {
+        if let Some(call) = stmt.each
+            && self.statement_mode() == StatementMode::Unnamed
+        {
+            let _timer = Timer::start(Dependency::Database);
+            let answered = Batches::submit(self, call, context, arguments);
+            return self.within_deadline(answered).await?.unwrap_or_else(|_| {
+                Err(DbError::Unavailable(
+                    "the read's batch ended without answering it".into(),
+                ))
+            });
+        }
+        let params: Vec<&(dyn ToSql + Sync)> = arguments
+            .iter()
+            .map(|argument| argument as &(dyn ToSql + Sync))
+            .collect();
+        self.one_trip(context, stmt, &params).await
+    }
+
     /// One item with a one-call form is sent as that call
     /// ([`Statement::in_one_call`]); anything else is framed.
     async fn one_trip_each_unbounded(
@@ -346,7 +402,8 @@ impl Database {
     /// The call in an implicit transaction of its own: one Bind, Execute and
     /// Sync. With named statements (a direct connection) it goes on the
     /// connection the reads share, behind the other reads in flight
-    /// ([`shared_read`]); unnamed, on a connection of its own. Were the named
+    /// ([`shared_read`]); unnamed, on a connection of its own (the status
+    /// and step reads are batched before this: [`Database::read_own`]). Were the named
     /// statement missing (an unannounced pooler), nothing ran, and it is
     /// retried unnamed.
     async fn one_call_unbounded(
@@ -604,7 +661,9 @@ impl Database {
             .ok_or(DbError::MissingRow(SCHEMA_VERSION.sql))?;
         Ok(Probe {
             latency: started.elapsed(),
-            schema_version: row.try_get(0).map_err(DbError::Query)?,
+            schema_version: row
+                .try_get(0)
+                .map_err(|error| DbError::Query(Arc::new(error)))?,
         })
     }
 

@@ -118,6 +118,13 @@ pub const FETCH_OWN_WITH_ANSWERS: Statement = Statement::new(
         ", answers from onboarding.own_progress_with_answers_as($1, $2, $3)"
     ),
     &[Type::TEXT, Type::TEXT, Type::TEXT],
+)
+.each_in_one_call(
+    with_columns!(
+        "select ord,",
+        ", answers from onboarding.own_progress_with_answers_each_as($1, $2, $3)"
+    ),
+    1,
 );
 
 /// Records the completed steps and the current one: the last statement of a save.
@@ -223,7 +230,7 @@ pub async fn fetch_own_with_answers_in_one_trip(
     flow_id: &str,
 ) -> Result<Option<(ProgressRecord, StoredAnswers)>, DbError> {
     let rows = db
-        .one_trip(context, &FETCH_OWN_WITH_ANSWERS, &[&flow_id])
+        .read_own(context, &FETCH_OWN_WITH_ANSWERS, &[flow_id])
         .await?;
     Ok(rows.first().map(|row| {
         let answers = match row.get::<_, serde_json::Value>("answers") {

@@ -18,8 +18,8 @@
 //! apply to it as to any other. While reads keep it busy it stays shared
 //! until it reaches the pool's maximum lifetime; then the next read takes a
 //! fresh one. It is detached (closed) when it breaks, when a pooler shows
-//! itself (statements are then unnamed, and reads go through the pool one
-//! by one), or when a read on it is abandoned midway (its deadline passed),
+//! itself (statements are then unnamed, and the reads that queue up go as
+//! one call instead: [`super::batched_read`]), or when a read on it is abandoned midway (its deadline passed),
 //! as a transaction's connection is: the server may still be busy with it.
 //! With a pool of one connection nothing is shared, so a transaction never
 //! waits for a stream of reads to let go.

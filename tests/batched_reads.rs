@@ -1,0 +1,196 @@
+//! Behind a pooler (unnamed statements) the reads that queue up go as one
+//! call (`lib/db/batched_read.rs`): how many calls the server runs, and what
+//! a batch past its deadline leaves behind. Whose rows each read gets, in
+//! batches: `tests/isolation.rs`. Counts a direct connection's connections,
+//! so `scripts/test-pooler` leaves it out.
+
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use onboarding::db::progress::{self, ProgressRecord};
+use onboarding::db::{Database, DbError, RlsContext, Statement, StatementMode};
+use tokio_postgres::types::Type;
+
+use crate::support::{TestDb, app_backends, connect};
+
+/// The application's database, sending unnamed statements as behind a
+/// pooler, with a pool of `size` and a query timeout of `timeout`.
+fn unnamed_database(test_db: &TestDb, extra: &[(&str, String)], timeout: Duration) -> Database {
+    let settings = test_db
+        .settings_with(extra)
+        .database
+        .with_statement_mode(StatementMode::Unnamed)
+        .with_query_timeout(timeout);
+    test_db.database_at(&settings, test_db.app_url())
+}
+
+async fn start(db: &Database, context: &RlsContext) -> ProgressRecord {
+    db.transaction(context, async |tx| {
+        progress::start(tx, "default", 1, "profile").await
+    })
+    .await
+    .unwrap()
+    .expect("a first start creates the row")
+}
+
+/// Calls of the status read's functions by the application's connections,
+/// once those have closed (a backend reports its counts as it exits) and
+/// the calls for several reads are at least `at_least`: (calls for one
+/// read, calls for several).
+async fn status_read_calls(
+    test_db: &TestDb,
+    admin: &tokio_postgres::Client,
+    at_least: i64,
+) -> (i64, i64) {
+    for _ in 0..100 {
+        if app_backends(admin, &test_db.name).await.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        app_backends(admin, &test_db.name).await.is_empty(),
+        "the application's connections did not close"
+    );
+    let calls = async |name: &str| -> i64 {
+        admin
+            .query_one(
+                "select coalesce(sum(calls), 0)::int8 from pg_stat_user_functions
+                 where schemaname = 'onboarding' and funcname = $1",
+                &[&name],
+            )
+            .await
+            .unwrap()
+            .get(0)
+    };
+    // Counts reach the statistics shortly after the backend exits.
+    let mut seen = (0, 0);
+    for _ in 0..100 {
+        admin
+            .execute("select pg_stat_clear_snapshot()", &[])
+            .await
+            .unwrap();
+        seen = (
+            calls("own_progress_with_answers_as").await,
+            calls("own_progress_with_answers_each_as").await,
+        );
+        if seen.1 >= at_least {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    seen
+}
+
+#[tokio::test]
+async fn reads_that_queue_up_behind_a_pooler_go_as_a_few_calls() {
+    let test_db = TestDb::migrated().await;
+    let admin = connect(&test_db.admin_url()).await;
+    admin
+        .batch_execute(&format!(
+            "alter database \"{}\" set track_functions = 'pl'",
+            test_db.name
+        ))
+        .await
+        .unwrap();
+    // Idle connections close after 200 ms, so the counts reach the
+    // statistics while the test runs.
+    let db = unnamed_database(
+        &test_db,
+        &[("DATABASE_POOL_IDLE_TIMEOUT_MS", "200".into())],
+        Duration::from_secs(5),
+    );
+    let mut callers = Vec::new();
+    for n in 0..16 {
+        let caller = RlsContext::user(&format!("reader_{n}"), None, None);
+        let id = start(&db, &caller).await.id;
+        callers.push((caller, id));
+    }
+    let reads =
+        callers.iter().cycle().take(48).map(|(caller, _)| {
+            progress::fetch_own_with_answers_in_one_trip(&db, caller, "default")
+        });
+    for ((_, id), found) in callers.iter().cycle().zip(join_all(reads).await) {
+        assert_eq!(found.unwrap().map(|(record, _)| record.id), Some(*id));
+    }
+    // The pool's 4 connections each took a batch at once, the first reads
+    // alone; the rest queued and went together.
+    let (single, batched) = status_read_calls(&test_db, &admin, 1).await;
+    assert_eq!(single, 0, "no read went on its own call");
+    assert!(
+        (2..=8).contains(&batched),
+        "48 reads in flight together took {batched} calls"
+    );
+
+    // One read with nothing queued goes at once, as a call of its own.
+    let (caller, id) = &callers[0];
+    let found = progress::fetch_own_with_answers_in_one_trip(&db, caller, "default")
+        .await
+        .unwrap();
+    assert_eq!(found.map(|(record, _)| record.id), Some(*id));
+    let (_, after) = status_read_calls(&test_db, &admin, batched + 1).await;
+    assert_eq!(after, batched + 1);
+}
+
+/// A batch that stalls ends at the query timeout: each of its reads is told
+/// the database is unavailable (a 503), the connection it was on is closed,
+/// not pooled again while the server may still be busy with it, and the
+/// next read gets a fresh one.
+#[tokio::test]
+async fn a_batch_past_its_deadline_fails_its_reads_and_closes_its_connection() {
+    // Reads that name no one: their rows carry the backend's pid.
+    const BACKEND: Statement = Statement::new("select 'framed'", &[]).each_in_one_call(
+        "select o as ord, pg_backend_pid() as pid
+         from generate_series(1, cardinality($1::text[])) as o where $2::text[] is not null",
+        0,
+    );
+    const STALL: Statement = Statement::new("select 'framed'", &[]).each_in_one_call(
+        "select o as ord, pg_sleep(2)::text
+         from generate_series(1, cardinality($1::text[])) as o where $2::text[] is not null",
+        0,
+    );
+    let test_db = TestDb::migrated().await;
+    let db = unnamed_database(&test_db, &[], Duration::from_millis(300));
+    let anyone = RlsContext::anonymous(None);
+    let pid = async || -> i32 { db.read_own(&anyone, &BACKEND, &[]).await.unwrap()[0].get("pid") };
+    let before = pid().await;
+
+    let stalled = join_all((0..3).map(|_| db.read_own(&anyone, &STALL, &[]))).await;
+    for outcome in stalled {
+        match outcome {
+            Err(DbError::Unavailable(reason)) => {
+                assert!(reason.contains("did not answer within"), "{reason}")
+            }
+            other => panic!("expected the deadline, got {other:?}"),
+        }
+    }
+    let after = pid().await;
+    assert_ne!(after, before, "the interrupted connection was used again");
+    let admin = connect(&test_db.admin_url()).await;
+    let mut backends = app_backends(&admin, &test_db.name).await;
+    for _ in 0..100 {
+        if backends == [after] {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        backends = app_backends(&admin, &test_db.name).await;
+    }
+    assert_eq!(
+        backends,
+        [after],
+        "the server still has an interrupted connection"
+    );
+    assert_eq!(db.open_connections(), 1);
+}
+
+/// `read_own` sends the reads of a statement without a form for several
+/// callers as before, one call each, in unnamed mode too.
+#[tokio::test]
+async fn a_read_without_a_batched_form_goes_alone() {
+    const ALONE: Statement = Statement::new("select $1::text as said", &[Type::TEXT]);
+    let test_db = TestDb::migrated().await;
+    let db = unnamed_database(&test_db, &[], Duration::from_secs(5));
+    let anyone = RlsContext::anonymous(None);
+    let rows = db.read_own(&anyone, &ALONE, &["hello"]).await.unwrap();
+    assert_eq!(rows[0].get::<_, String>("said"), "hello");
+}
