@@ -1,25 +1,32 @@
-//! Behind a pooler (unnamed statements) the reads that queue up go as one
-//! call (`lib/db/batched_read.rs`): how many calls the server runs, and what
-//! a batch past its deadline leaves behind. Whose rows each read gets, in
-//! batches: `tests/isolation.rs`. Counts a direct connection's connections,
-//! so `scripts/test-pooler` leaves it out.
+//! The reads in one call that queue up go as one call
+//! (`lib/db/batched_read.rs`): how many calls the server runs, with named
+//! statements and unnamed ones (as behind a pooler), that transactions still
+//! get their connections, and what a broken connection or a batch past its
+//! deadline leaves behind. Whose rows each read gets, in batches:
+//! `tests/isolation.rs`. Counts a direct connection's connections, so
+//! `scripts/test-pooler` leaves it out.
 
 use std::time::Duration;
 
-use futures_util::future::join_all;
+use futures_util::future::{join, join_all};
 use onboarding::db::progress::{self, ProgressRecord};
 use onboarding::db::{Database, DbError, RlsContext, Statement, StatementMode};
 use tokio_postgres::types::Type;
 
 use crate::support::{TestDb, app_backends, connect};
 
-/// The application's database, sending unnamed statements as behind a
-/// pooler, with a pool of `size` and a query timeout of `timeout`.
-fn unnamed_database(test_db: &TestDb, extra: &[(&str, String)], timeout: Duration) -> Database {
+/// The application's database in `mode`, with the settings `extra` and a
+/// query timeout of `timeout`.
+fn database(
+    test_db: &TestDb,
+    mode: StatementMode,
+    extra: &[(&str, String)],
+    timeout: Duration,
+) -> Database {
     let settings = test_db
         .settings_with(extra)
         .database
-        .with_statement_mode(StatementMode::Unnamed)
+        .with_statement_mode(mode)
         .with_query_timeout(timeout);
     test_db.database_at(&settings, test_db.app_url())
 }
@@ -31,6 +38,11 @@ async fn start(db: &Database, context: &RlsContext) -> ProgressRecord {
     .await
     .unwrap()
     .expect("a first start creates the row")
+}
+
+async fn read(db: &Database, context: &RlsContext) -> Result<Option<uuid::Uuid>, DbError> {
+    let found = progress::fetch_own_with_answers_in_one_trip(db, context, "default").await?;
+    Ok(found.map(|(record, _)| record.id))
 }
 
 /// Calls of the status read's functions by the application's connections,
@@ -83,7 +95,16 @@ async fn status_read_calls(
 }
 
 #[tokio::test]
+async fn reads_that_queue_up_go_as_a_few_calls() {
+    queued_reads_go_as_a_few_calls(StatementMode::Prepared).await;
+}
+
+#[tokio::test]
 async fn reads_that_queue_up_behind_a_pooler_go_as_a_few_calls() {
+    queued_reads_go_as_a_few_calls(StatementMode::Unnamed).await;
+}
+
+async fn queued_reads_go_as_a_few_calls(mode: StatementMode) {
     let test_db = TestDb::migrated().await;
     let admin = connect(&test_db.admin_url()).await;
     admin
@@ -95,8 +116,9 @@ async fn reads_that_queue_up_behind_a_pooler_go_as_a_few_calls() {
         .unwrap();
     // Idle connections close after 200 ms, so the counts reach the
     // statistics while the test runs.
-    let db = unnamed_database(
+    let db = database(
         &test_db,
+        mode,
         &[("DATABASE_POOL_IDLE_TIMEOUT_MS", "200".into())],
         Duration::from_secs(5),
     );
@@ -106,13 +128,15 @@ async fn reads_that_queue_up_behind_a_pooler_go_as_a_few_calls() {
         let id = start(&db, &caller).await.id;
         callers.push((caller, id));
     }
-    let reads =
-        callers.iter().cycle().take(48).map(|(caller, _)| {
-            progress::fetch_own_with_answers_in_one_trip(&db, caller, "default")
-        });
+    let reads = callers
+        .iter()
+        .cycle()
+        .take(48)
+        .map(|(caller, _)| read(&db, caller));
     for ((_, id), found) in callers.iter().cycle().zip(join_all(reads).await) {
-        assert_eq!(found.unwrap().map(|(record, _)| record.id), Some(*id));
+        assert_eq!(found.unwrap(), Some(*id));
     }
+    assert!(db.open_connections() <= 4);
     // The pool's 4 connections each took a batch at once, the first reads
     // alone; the rest queued and went together.
     let (single, batched) = status_read_calls(&test_db, &admin, 1).await;
@@ -124,12 +148,88 @@ async fn reads_that_queue_up_behind_a_pooler_go_as_a_few_calls() {
 
     // One read with nothing queued goes at once, as a call of its own.
     let (caller, id) = &callers[0];
-    let found = progress::fetch_own_with_answers_in_one_trip(&db, caller, "default")
-        .await
-        .unwrap();
-    assert_eq!(found.map(|(record, _)| record.id), Some(*id));
+    assert_eq!(read(&db, caller).await.unwrap(), Some(*id));
     let (_, after) = status_read_calls(&test_db, &admin, batched + 1).await;
     assert_eq!(after, batched + 1);
+}
+
+#[tokio::test]
+async fn a_transaction_gets_a_connection_while_reads_queue_up() {
+    let test_db = TestDb::migrated().await;
+    let db = database(
+        &test_db,
+        StatementMode::Prepared,
+        &[("DATABASE_POOL_MAX_SIZE", "2".into())],
+        Duration::from_secs(3),
+    );
+    let reader = RlsContext::user("reader", None, None);
+    let id = start(&db, &reader).await.id;
+    let writer = RlsContext::user("writer", None, None);
+    let reads = join_all((0..20).map(|_| read(&db, &reader)));
+    let (reads, written) = join(reads, start(&db, &writer)).await;
+    assert!(reads.into_iter().all(|read| read.unwrap() == Some(id)));
+    assert_eq!(written.user_id.as_deref(), Some("writer"));
+    assert_eq!(db.open_connections(), 2);
+}
+
+/// With a pool of one connection each call gives it back, so a transaction
+/// gets its turn between calls; were a batch to hold it while reads keep
+/// coming, the transaction would wait out the query timeout and fail.
+#[tokio::test]
+async fn with_a_pool_of_one_reads_and_transactions_take_turns() {
+    let test_db = TestDb::migrated().await;
+    let db = database(
+        &test_db,
+        StatementMode::Prepared,
+        &[("DATABASE_POOL_MAX_SIZE", "1".into())],
+        Duration::from_secs(2),
+    );
+    let first = RlsContext::user("first", None, None);
+    let id = start(&db, &first).await.id;
+    let second = RlsContext::user("second", None, None);
+    let reads = join_all((0..10).map(|_| read(&db, &first)));
+    let (reads, other) = join(reads, start(&db, &second)).await;
+    assert!(reads.into_iter().all(|read| read.unwrap() == Some(id)));
+    assert_eq!(read(&db, &second).await.unwrap(), Some(other.id));
+    assert_eq!(db.open_connections(), 1);
+}
+
+#[tokio::test]
+async fn a_connection_that_breaks_is_closed_and_the_next_read_opens_another() {
+    let test_db = TestDb::migrated().await;
+    let db = test_db.database();
+    let caller = RlsContext::user("reader", None, None);
+    let id = start(&db, &caller).await.id;
+    assert_eq!(read(&db, &caller).await.unwrap(), Some(id));
+    let admin = connect(&test_db.admin_url()).await;
+    let before = app_backends(&admin, &test_db.name).await;
+    admin
+        .execute(
+            "select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and usename = 'onboarding_app'",
+            &[&test_db.name],
+        )
+        .await
+        .unwrap();
+    // The read that finds the connection gone is told the database is
+    // unavailable (a 503 to the client); the next one reads again.
+    let mut outcomes = Vec::new();
+    for _ in 0..2 {
+        outcomes.push(read(&db, &caller).await);
+        if matches!(outcomes.last(), Some(Ok(_))) {
+            break;
+        }
+    }
+    match outcomes.as_slice() {
+        [Ok(found)] | [Err(DbError::Unavailable(_)), Ok(found)] => assert_eq!(*found, Some(id)),
+        other => panic!("expected a read, or unavailable and then a read: {other:?}"),
+    }
+    let after = app_backends(&admin, &test_db.name).await;
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert!(
+        !before.contains(&after[0]),
+        "the broken connection is still used"
+    );
+    assert_eq!(db.open_connections(), 1);
 }
 
 /// A batch that stalls ends at the query timeout: each of its reads is told
@@ -150,7 +250,12 @@ async fn a_batch_past_its_deadline_fails_its_reads_and_closes_its_connection() {
         0,
     );
     let test_db = TestDb::migrated().await;
-    let db = unnamed_database(&test_db, &[], Duration::from_millis(300));
+    let db = database(
+        &test_db,
+        StatementMode::Prepared,
+        &[],
+        Duration::from_millis(300),
+    );
     let anyone = RlsContext::anonymous(None);
     let pid = async || -> i32 { db.read_own(&anyone, &BACKEND, &[]).await.unwrap()[0].get("pid") };
     let before = pid().await;
@@ -183,13 +288,18 @@ async fn a_batch_past_its_deadline_fails_its_reads_and_closes_its_connection() {
     assert_eq!(db.open_connections(), 1);
 }
 
-/// `read_own` sends the reads of a statement without a form for several
-/// callers as before, one call each, in unnamed mode too.
+/// `read_own` sends a read of a statement without a call for several
+/// readers framed, as `one_trip` does.
 #[tokio::test]
 async fn a_read_without_a_batched_form_goes_alone() {
     const ALONE: Statement = Statement::new("select $1::text as said", &[Type::TEXT]);
     let test_db = TestDb::migrated().await;
-    let db = unnamed_database(&test_db, &[], Duration::from_secs(5));
+    let db = database(
+        &test_db,
+        StatementMode::Unnamed,
+        &[],
+        Duration::from_secs(5),
+    );
     let anyone = RlsContext::anonymous(None);
     let rows = db.read_own(&anyone, &ALONE, &["hello"]).await.unwrap();
     assert_eq!(rows[0].get::<_, String>("said"), "hello");

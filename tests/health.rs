@@ -400,21 +400,3 @@ async fn a_stalled_query_ends_at_the_query_timeout_and_its_connection_is_not_reu
     const BACKEND: Statement = Statement::new("select pg_backend_pid()", &[]);
     stalled_at_the_deadline(&STALL, &BACKEND).await;
 }
-
-/// The same for a read in one call, which on a direct connection runs on
-/// the connection the reads share (`lib/db/shared_read.rs`): abandoned, it
-/// retires that connection.
-#[tokio::test]
-async fn a_read_in_one_call_abandoned_at_its_deadline_closes_its_connection() {
-    use onboarding::db::Statement;
-    use tokio_postgres::types::Type;
-    const STALL: Statement = Statement::new("select 'framed'", &[]).in_one_call(
-        "select pg_backend_pid(), pg_sleep(2)::text, $1::text, $2::text",
-        &[Type::TEXT, Type::TEXT],
-    );
-    const BACKEND: Statement = Statement::new("select 'framed'", &[]).in_one_call(
-        "select pg_backend_pid(), $1::text, $2::text",
-        &[Type::TEXT, Type::TEXT],
-    );
-    stalled_at_the_deadline(&STALL, &BACKEND).await;
-}

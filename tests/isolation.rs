@@ -198,7 +198,7 @@ async fn a_signed_in_user_sees_no_anonymous_drafts_but_the_session_they_present(
 }
 
 /// The status and step reads are sent as one call of a function that sets
-/// the caller's context itself (`Statement::in_one_call`), with prepared
+/// the caller's context itself (`Statement::each_in_one_call`), with prepared
 /// statements and behind a pooler (unnamed). For every kind of caller both
 /// answer exactly what the queries answer inside a transaction with the
 /// caller's context, and only the caller's own row: the admin of an
@@ -306,14 +306,15 @@ async fn the_reads_sent_as_one_call_answer_as_the_queries_and_only_the_callers_o
 /// A read sent as one call switches role and claims for its query only:
 /// the next statement on the same connection runs as the login role with no
 /// claims, and inside a longer transaction the call leaves the role, claims
-/// and plan cache mode as they were before it.
+/// and plan cache mode as they were before it. The same for the call for
+/// several reads that the application sends, and for the call for one read
+/// that the release before it sent.
 #[tokio::test]
 async fn a_read_in_one_call_leaves_no_context_behind() {
     let test_db = TestDb::migrated().await;
     let member = user("member_k", None);
     let row = start(&test_db.database(), &member, "default").await;
     let client = crate::support::connect(&test_db.app_url()).await;
-    let call = "select id from onboarding.own_progress_with_answers_as($1, $2, $3)";
     let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
         [&"authenticated", &member.claims(), &"default"];
     // The role, the claims and the plan cache mode the connection is left with.
@@ -339,55 +340,58 @@ async fn a_read_in_one_call_leaves_no_context_behind() {
             .collect::<Vec<_>>()
     };
 
-    // In its own implicit transaction, as the application sends it.
-    assert_eq!(
-        ids(client.query(call, &params).await.unwrap()),
-        vec![row.id]
-    );
-    assert_eq!(
-        context().await,
-        ("onboarding_app".into(), String::new(), "auto".into())
-    );
-    let hidden = client
-        .query("select id from onboarding.progress", &[])
-        .await
-        .unwrap_err();
-    assert_eq!(hidden.code(), Some(&SqlState::INSUFFICIENT_PRIVILEGE));
+    for call in [
+        "select id from onboarding.own_progress_with_answers_each_as(array[$1::text], array[$2::text], array[$3::text])",
+        "select id from onboarding.own_progress_with_answers_as($1, $2, $3)",
+    ] {
+        // In its own implicit transaction, as the application sends it.
+        assert_eq!(
+            ids(client.query(call, &params).await.unwrap()),
+            vec![row.id]
+        );
+        assert_eq!(
+            context().await,
+            ("onboarding_app".into(), String::new(), "auto".into())
+        );
+        let hidden = client
+            .query("select id from onboarding.progress", &[])
+            .await
+            .unwrap_err();
+        assert_eq!(hidden.code(), Some(&SqlState::INSUFFICIENT_PRIVILEGE));
 
-    // Inside a transaction that already carries settings of its own.
-    client
-        .batch_execute(
-            "begin; select set_config('request.jwt.claims', '{\"sub\":\"someone_else\"}', true)",
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        ids(client.query(call, &params).await.unwrap()),
-        vec![row.id]
-    );
-    assert_eq!(
-        context().await,
-        (
-            "onboarding_app".into(),
-            r#"{"sub":"someone_else"}"#.into(),
-            "auto".into()
-        )
-    );
-    client.batch_execute("rollback").await.unwrap();
+        // Inside a transaction that already carries settings of its own.
+        client
+            .batch_execute(
+                "begin; select set_config('request.jwt.claims', '{\"sub\":\"someone_else\"}', true)",
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            ids(client.query(call, &params).await.unwrap()),
+            vec![row.id]
+        );
+        assert_eq!(
+            context().await,
+            (
+                "onboarding_app".into(),
+                r#"{"sub":"someone_else"}"#.into(),
+                "auto".into()
+            )
+        );
+        client.batch_execute("rollback").await.unwrap();
+    }
 }
 
 /// Reads of many callers in flight at once, as a busy instance sends them
-/// (on a direct connection, one behind another on the connection the reads
-/// share): each caller gets their own row and answers, never a neighbour's.
+/// (the ones that queue up as one call: `lib/db/batched_read.rs`): each
+/// caller gets their own row and answers, never a neighbour's.
 #[tokio::test]
 async fn reads_in_flight_together_each_answer_only_their_own_caller() {
     let test_db = TestDb::migrated().await;
     each_reads_only_their_own(&test_db.database()).await;
 }
 
-/// The same with unnamed statements, as behind a pooler, where the reads
-/// that queue up go as one call that runs each as its own caller
-/// (`lib/db/batched_read.rs`).
+/// The same with unnamed statements, as behind a pooler.
 #[tokio::test]
 async fn reads_batched_behind_a_pooler_each_answer_only_their_own_caller() {
     let test_db = TestDb::migrated().await;

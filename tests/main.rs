@@ -25,6 +25,5 @@ mod outbox;
 mod pooler;
 mod retention;
 mod round_trips;
-mod shared_reads;
 mod tls;
 mod wizard;

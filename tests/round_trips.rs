@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use onboarding::db::progress;
 use onboarding::db::{RlsContext, Statement, StatementMode};
-use tokio_postgres::types::Type;
 
 use crate::support::TestDb;
 use crate::support::proxy::DelayProxy;
@@ -111,9 +110,9 @@ async fn the_first_read_on_a_new_connection_in_unnamed_mode_needs_no_prepare_tri
 /// it would stay on a server connection others are handed.
 #[tokio::test]
 async fn a_read_in_one_call_is_bounded_by_the_connections_statement_timeout() {
-    const SHOW_TIMEOUT: Statement = Statement::new("select 'framed'", &[]).in_one_call(
-        "select current_setting('statement_timeout'), $1::text, $2::text",
-        &[Type::TEXT, Type::TEXT],
+    const SHOW_TIMEOUT: Statement = Statement::new("select 'framed'", &[]).each_in_one_call(
+        "select 1 as ord, current_setting('statement_timeout'), $1::text[], $2::text[]",
+        0,
     );
     let test_db = TestDb::migrated().await;
     // Straight to the server, also when the suite runs behind a pooler
@@ -133,8 +132,12 @@ async fn a_read_in_one_call_is_bounded_by_the_connections_statement_timeout() {
             .with_statement_mode(mode)
             .with_query_timeout(Duration::from_secs(3));
         let db = test_db.database_at(&settings, direct.clone());
-        let rows = db.one_trip(&caller, &SHOW_TIMEOUT, &[]).await.unwrap();
-        assert_eq!(rows[0].get::<_, String>(0), expected, "{mode:?}");
-        assert_eq!(rows[0].get::<_, String>(1), "authenticated", "{mode:?}");
+        let rows = db.read_own(&caller, &SHOW_TIMEOUT, &[]).await.unwrap();
+        assert_eq!(rows[0].get::<_, String>(1), expected, "{mode:?}");
+        assert_eq!(
+            rows[0].get::<_, Vec<String>>(2),
+            ["authenticated"],
+            "{mode:?}"
+        );
     }
 }

@@ -81,15 +81,17 @@ fn claims() -> String {
 }
 
 /// `GET /status` on a miss: one call that sets the caller's context and
-/// reads the row with its answers (`Statement::in_one_call`), as the route
-/// sends it.
+/// reads the row with its answers (`Statement::each_in_one_call`), as the
+/// route sends a read that finds no other queued: the call for several
+/// reads, with one.
 pub fn status_script() -> String {
     let call = progress::FETCH_OWN_WITH_ANSWERS
-        .one_call_sql()
+        .each_sql()
         .expect("the status read is sent as one call");
+    let claims = format!("array[{}]", claims());
     format!(
         "\\set uid random(1, :b_users)\n{};\n",
-        bind(call, &[":b_role", &claims(), ":b_flow"]),
+        bind(call, &["array[:b_role]", &claims, "array[:b_flow]"]),
     )
 }
 
@@ -310,11 +312,14 @@ mod tests {
     #[test]
     fn the_status_script_is_the_call_the_route_sends_with_the_drawn_users_claims() {
         let script = status_script();
-        let call = progress::FETCH_OWN_WITH_ANSWERS.one_call_sql().unwrap();
+        let call = progress::FETCH_OWN_WITH_ANSWERS.each_sql().unwrap();
         let (before_params, _) = call.split_once("($1").unwrap();
         assert!(script.contains(before_params), "{script}");
         assert!(
-            script.contains(&format!("(:b_role, {}, :b_flow)", claims())),
+            script.contains(&format!(
+                "(array[:b_role], array[{}], array[:b_flow])",
+                claims()
+            )),
             "{script}"
         );
         assert!(!script.contains('$'), "{script}");

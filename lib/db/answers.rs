@@ -33,8 +33,9 @@ fn from_row(row: &Row) -> StoredAnswer {
 }
 
 /// The caller's own answer to `step` of `flow_id` (see `progress::FETCH_OWN`
-/// for "own"). Sent as one call of `onboarding.own_step_answer_as`, which
-/// sets the caller's context and runs this query ([`Statement::in_one_call`]).
+/// for "own"). Sent as one call of `onboarding.own_step_answer_each_as`,
+/// which sets each caller's context and runs this query, with the other step
+/// reads queued meanwhile ([`Statement::each_in_one_call`]).
 pub const FETCH_OWN_STEP: Statement = Statement::new(
     concat!(
         "select a.step, a.answers, a.status, a.flow_version, a.version, a.updated_at
@@ -44,11 +45,6 @@ pub const FETCH_OWN_STEP: Statement = Statement::new(
         caller_owns_progress!("p.")
     ),
     &[Type::TEXT, Type::TEXT],
-)
-.in_one_call(
-    "select step, answers, status, flow_version, version, updated_at
-     from onboarding.own_step_answer_as($1, $2, $3, $4)",
-    &[Type::TEXT, Type::TEXT, Type::TEXT, Type::TEXT],
 )
 .each_in_one_call(
     "select ord, step, answers, status, flow_version, version, updated_at

@@ -1,26 +1,36 @@
-//! Behind a pooler, the reads in one call that queue up go as one statement.
+//! The reads in one call that queue up go together, as one statement.
 //!
-//! Behind a transaction-mode pooler statements are unnamed: the server
-//! parses and plans every call, and the calls cannot share a connection
-//! pipelined as they do on a direct one ([`super::shared_read`]), since the
-//! pooler may give the server connection to another client at the end of
-//! each implicit transaction. So each read used to take a connection of its
-//! own, and the server's backend slept between reads.
-//!
-//! Here a read that finds fewer batches in flight than the pool has
-//! connections goes at once, alone; the reads that arrive while those are
-//! being answered wait, and the first batch to finish takes all of them as
-//! one call of a function that runs each read in turn under its own
-//! caller's role and claims and tags each row with the read's position
+//! The status read and a step's read are one call each of a function that
+//! sets the caller's context itself and leaves nothing on the connection
+//! ([`super::Statement::each_in_one_call`]). Such reads need no connection
+//! to themselves, and, when several are in flight in one instance, no
+//! statement to themselves either: a read that finds fewer batches in flight
+//! than the pool has connections goes at once, alone; the reads that arrive
+//! while those are being answered wait, and the first batch to finish takes
+//! all of them (up to [`MAX_READS_PER_CALL`]) as one call of a function that
+//! runs each read in turn under its own caller's role and claims and tags
+//! each row with the read's position
 //! (`migrations/V20261202000200__reads_each_in_one_call.sql`). Row Level
-//! Security checks every read as its own caller, as in the call for one
-//! read. A read waits for no timer: with no queue there is no batch.
+//! Security checks every read as its own caller, as in a call for one read.
+//! A read waits for no timer: with no queue there is no batch.
+//!
+//! One statement, one exchange and one wake-up of the server's backend for
+//! the whole queue, on a direct connection (named statements) and behind a
+//! transaction-mode pooler (unnamed statements, parsed and planned by the
+//! server on every call) alike. Pipelining the calls on one shared
+//! connection instead, as this module's predecessor did, is not possible
+//! behind such a pooler, which may give the server connection to another
+//! client at the end of each implicit transaction, and on a direct
+//! connection it cost the function a quarter more CPU per read than this
+//! (README: Benchmark).
 //!
 //! A batch runs in a task of its own, bounded by the query timeout, so a
 //! reader that gives up (its own deadline, a client that went away) does
-//! not take the others' answers with it. Each batch takes a connection from
-//! the pool and gives it back, so transactions waiting for one get their
-//! turn between batches.
+//! not take the others' answers with it, and a reader that gave up while it
+//! waited is left out. Each call takes a connection from the pool and gives
+//! it back, so transactions waiting for one get their turn between calls,
+//! and a connection that broke, or is still busy with a call past its
+//! deadline, is closed instead.
 
 use std::sync::{Mutex, PoisonError};
 
@@ -152,41 +162,24 @@ impl InFlight {
     }
 
     /// One call per function among `batch`'s reads (a status read and a
-    /// step's read queued together make two), one after the other on one
-    /// connection.
+    /// step's read queued together make two), one after the other.
     async fn send(&self, mut batch: Vec<Waiting>) {
-        // A reader that gave up while it waited is not read for.
         batch.retain(|read| !read.answer.is_closed());
-        if batch.is_empty() {
-            return;
-        }
         let db = &self.db;
-        let mut checkout = match db.within_deadline(db.checkout()).await {
-            Ok(Ok(client)) => Checkout::new(client),
-            Ok(Err(error)) => return answer_all(batch, &DbError::from(error)),
-            Err(late) => return answer_all(batch, &late),
-        };
-        let mut rest = batch;
-        while let Some(call) = rest.first().map(|read| read.call) {
+        while let Some(call) = batch.first().map(|read| read.call) {
             let reads: Vec<Waiting>;
-            (reads, rest) = rest.into_iter().partition(|read| read.call.sql == call.sql);
+            (reads, batch) = batch
+                .into_iter()
+                .partition(|read| read.call.sql == call.sql);
             let rows = db
-                .within_deadline(call_for_each(&checkout, &call, &reads))
+                .within_deadline(call_for_each(db, &call, &reads))
                 .await
                 .unwrap_or_else(Err);
             match rows {
                 Ok(rows) => answer_each(reads, rows),
-                Err(error) => {
-                    answer_all(reads, &error);
-                    if error.spoils_connection() {
-                        // Broken, or still busy with a call past its
-                        // deadline: closed when dropped, not pooled again.
-                        return answer_all(rest, &error);
-                    }
-                }
+                Err(error) => answer_all(reads, &error),
             }
         }
-        checkout.release();
     }
 }
 
@@ -198,9 +191,29 @@ impl Drop for InFlight {
     }
 }
 
-/// The call for `reads`: the roles, the claims and each argument as arrays.
+/// The call for `reads` in the statement mode of the moment; were a named
+/// statement missing (a pooler nobody announced), nothing ran, and it is
+/// sent again unnamed, as [`Database::one_trip`] does.
 async fn call_for_each(
-    checkout: &Checkout,
+    db: &Database,
+    call: &EachCall,
+    reads: &[Waiting],
+) -> Result<Vec<Row>, DbError> {
+    let mode = db.statement_mode();
+    match call_once(db, mode, call, reads).await {
+        Err(error) if db.retry_unnamed(mode, error.pooler_evidence()) => {
+            call_once(db, StatementMode::Unnamed, call, reads).await
+        }
+        outcome => outcome,
+    }
+}
+
+/// The call on a pooled connection: the roles, the claims and each argument
+/// as arrays. The connection goes back to the pool unless the call spoiled
+/// it, or is closed if this is dropped midway.
+async fn call_once(
+    db: &Database,
+    mode: StatementMode,
     call: &EachCall,
     reads: &[Waiting],
 ) -> Result<Vec<Row>, DbError> {
@@ -217,15 +230,9 @@ async fn call_for_each(
     let mut params: Vec<&(dyn ToSql + Sync)> = vec![&roles, &claims];
     params.extend(arguments.iter().map(|column| column as &(dyn ToSql + Sync)));
     let types = vec![Type::TEXT_ARRAY; params.len()];
-    query_in_mode(
-        checkout.client(),
-        StatementMode::Unnamed,
-        call.sql,
-        &types,
-        &params,
-    )
-    .await
-    .map_err(DbError::from)
+    let mut checkout = Checkout::new(db.checkout().await?);
+    let rows = query_in_mode(checkout.client(), mode, call.sql, &types, &params).await;
+    checkout.settle(rows)
 }
 
 /// Each read's rows, by the position the function tagged them with.

@@ -240,7 +240,7 @@ impl DatabaseSettings {
         );
         let mut builder = Pool::builder(manager);
         if self.statement_mode == StatementMode::Prepared {
-            // The reads sent as one call (`Statement::in_one_call`) have no
+            // The reads sent as one call (`Statement::each_in_one_call`) have no
             // transaction of ours to set `statement_timeout` in (it is armed
             // when a statement starts, so the call cannot set its own): the
             // connection carries it instead. Not behind an announced pooler,

@@ -10,10 +10,9 @@
 //! concurrently; the order of the writes is the order in which the futures are
 //! first polled, which `futures_util::future::join*` makes deterministic.
 //! The two reads every navigation makes go further: each is one call of a
-//! function that sets the context itself ([`Statement::in_one_call`]), and
-//! on a direct connection the calls in flight share one pooled connection
-//! ([`shared_read`]); behind a pooler the ones that queue up go as one call
-//! ([`batched_read`]).
+//! function that sets the context itself, and the ones that queue up in an
+//! instance go together as one call ([`Statement::each_in_one_call`],
+//! [`batched_read`]).
 
 /// SQL: the `onboarding.progress` row (under `$alias`, e.g. `"p."` or `""`)
 /// belongs to the caller: theirs when signed in, else their session's. Row
@@ -47,7 +46,6 @@ pub mod outbox;
 pub mod progress;
 pub mod retention;
 pub mod sessions;
-mod shared_read;
 mod tls;
 mod tx;
 
@@ -70,10 +68,9 @@ pub use connect::{
 pub use context::{DbRole, RlsContext};
 pub use error::DbError;
 use error::with_causes;
-use shared_read::SharedRead;
 pub use tls::{LibpqTls, RootSources, SslMode};
 pub use tx::Tx;
-use tx::{Checkout, Framing, noting_evidence, query_in_mode, typed_params};
+use tx::{Checkout, Framing, noting_evidence, typed_params};
 
 /// A statement and the types of its parameters.
 ///
@@ -84,22 +81,9 @@ use tx::{Checkout, Framing, noting_evidence, query_in_mode, typed_params};
 pub struct Statement {
     sql: &'static str,
     types: &'static [Type],
-    /// The same read as one call that sets the caller's context itself
-    /// (see [`Statement::in_one_call`]).
-    one_call: Option<OneCall>,
-    /// The same read for several callers in one call, behind a pooler
-    /// (see [`Statement::each_in_one_call`]).
+    /// The same read, for one caller or several, as one call that sets
+    /// each caller's context itself (see [`Statement::each_in_one_call`]).
     each: Option<EachCall>,
-}
-
-/// A call of a function that takes the caller's role and claims as its first
-/// two parameters, runs a statement's query under them and sets the previous
-/// ones back (`migrations/V20261202000100__reads_in_one_call.sql`).
-#[derive(Debug)]
-struct OneCall {
-    sql: &'static str,
-    /// `TEXT`, `TEXT`, then the statement's parameter types.
-    types: &'static [Type],
 }
 
 impl Statement {
@@ -107,35 +91,23 @@ impl Statement {
         Self {
             sql,
             types,
-            one_call: None,
             each: None,
         }
     }
 
-    /// Reads in their own transaction ([`Database::one_trip`]) send `call`
-    /// instead of BEGIN, the context, the statement and COMMIT: one
-    /// protocol exchange instead of four, each of which the server answers
-    /// with its own write and this client parses, and, behind a pooler
-    /// (unnamed statements), one statement to plan instead of four, the
-    /// query inside being planned once per server connection by PL/pgSQL.
-    /// `call`'s parameters are the role (`$1`), the claims JSON (`$2`) and
-    /// then the statement's (`types` lists all of them); it must return the
-    /// same columns under the same policies (the function is
-    /// `SECURITY INVOKER` and switches to the role itself).
-    pub const fn in_one_call(self, call: &'static str, types: &'static [Type]) -> Self {
-        Self {
-            one_call: Some(OneCall { sql: call, types }),
-            ..self
-        }
-    }
-
-    /// Behind a pooler (unnamed statements), the reads of this statement
-    /// that queue up in one instance are sent together as `call`
-    /// ([`Database::read_own`], [`batched_read`]). `call` takes the roles,
-    /// the claims and then the statement's `arguments` parameters, each as a
-    /// `TEXT[]` with one element per read, runs each read as its own caller
-    /// under the same policies, and returns the statement's columns after an
-    /// `ord` column, the 1-based position of the read a row answers.
+    /// Reads of their own ([`Database::read_own`]) send `call` instead of
+    /// BEGIN, the context, the statement and COMMIT: one protocol exchange
+    /// instead of four, each of which the server answers with its own write
+    /// and this client parses, and, behind a pooler (unnamed statements),
+    /// one statement to plan instead of four, the query inside being planned
+    /// once per server connection by PL/pgSQL. The reads of this statement
+    /// that queue up in one instance go as one call ([`batched_read`]).
+    /// `call` takes the roles, the claims and then the statement's
+    /// `arguments` parameters, each as a `TEXT[]` with one element per read;
+    /// it runs each read under its caller's role (it is `SECURITY INVOKER`
+    /// and switches to the role itself) and claims with the same policies,
+    /// sets the ones before it back, and returns the statement's columns
+    /// after an `ord` column, the 1-based position of the read a row answers.
     pub const fn each_in_one_call(self, call: &'static str, arguments: usize) -> Self {
         Self {
             each: Some(EachCall {
@@ -151,9 +123,10 @@ impl Statement {
         self.sql
     }
 
-    /// The text sent for a read in its own transaction, when it differs.
-    pub fn one_call_sql(&self) -> Option<&'static str> {
-        self.one_call.as_ref().map(|call| call.sql)
+    /// The call sent for reads of their own, when there is one
+    /// ([`Statement::each_in_one_call`]).
+    pub fn each_sql(&self) -> Option<&'static str> {
+        self.each.as_ref().map(|call| call.sql)
     }
 }
 
@@ -175,7 +148,7 @@ const ROLLBACK: &str = "rollback";
 /// which then cost about a third more than with its plan reused (pgbench,
 /// 2 clients); on the benchmark's 100,000 it chose the generic plan itself.
 /// The plans PL/pgSQL keeps follow the same setting, which the functions
-/// behind [`Statement::in_one_call`] set themselves.
+/// behind [`Statement::each_in_one_call`] set themselves.
 pub const SET_CONTEXT: &str = "select set_config('role', $1, true), set_config('request.jwt.claims', $2, true), set_config('statement_timeout', $3, true), set_config('plan_cache_mode', 'force_generic_plan', true)";
 
 /// The application's connection pool and statement mode, built once per process.
@@ -195,12 +168,7 @@ pub struct Database {
     swept_at_ms: Arc<AtomicU64>,
     epoch: std::time::Instant,
     sweeper_started: Arc<AtomicBool>,
-    /// The connection the reads in one call share (see [`shared_read`]).
-    shared_read: Arc<SharedRead>,
-    /// Whether reads share one: not with a pool of one connection, which
-    /// transactions would then wait for.
-    shares_reads: bool,
-    /// The reads behind a pooler that wait to go together (see [`batched_read`]).
+    /// The reads in one call that wait to go together (see [`batched_read`]).
     batches: Arc<Batches>,
 }
 
@@ -212,7 +180,6 @@ impl Database {
         let pool = settings.pool()?;
         Ok(Self {
             batches: Arc::new(Batches::new(pool.status().max_size)),
-            shares_reads: pool.status().max_size > 1,
             pool,
             unnamed_by_evidence: Arc::new(AtomicBool::new(false)),
             configured_mode: settings.statement_mode(),
@@ -222,7 +189,6 @@ impl Database {
             swept_at_ms: Arc::new(AtomicU64::new(0)),
             epoch: std::time::Instant::now(),
             sweeper_started: Arc::new(AtomicBool::new(false)),
-            shared_read: Arc::new(SharedRead::new()),
         })
     }
 
@@ -343,9 +309,9 @@ impl Database {
     ) -> Result<Vec<Vec<Row>>, DbError> {
         let attempts = async {
             let mode = self.statement_mode();
-            match self.one_trip_each_unbounded(mode, stmt, items).await {
+            match self.framed_unbounded(mode, stmt, items).await {
                 Err(error) if self.retry_unnamed(mode, error.pooler_evidence()) => {
-                    self.one_trip_each_unbounded(StatementMode::Unnamed, stmt, items)
+                    self.framed_unbounded(StatementMode::Unnamed, stmt, items)
                         .await
                 }
                 outcome => outcome,
@@ -354,20 +320,17 @@ impl Database {
         self.within_deadline(attempts).await.unwrap_or_else(Err)
     }
 
-    /// The caller's own rows by a read whose arguments are all text: as
-    /// [`Database::one_trip`], except that behind a pooler (unnamed
-    /// statements) the reads of a statement that has a form for several
-    /// callers ([`Statement::each_in_one_call`]) go together when they
-    /// queue up ([`batched_read`]).
+    /// The caller's own rows by a read whose arguments are all text: as one
+    /// call for the statements that have one, together with the other reads
+    /// queued meanwhile ([`Statement::each_in_one_call`], [`batched_read`]),
+    /// or else as [`Database::one_trip`].
     pub async fn read_own(
         &self,
         context: &RlsContext,
         stmt: &Statement,
         arguments: &[&str],
     ) -> Result<Vec<Row>, DbError> {
-        if let Some(call) = stmt.each
-            && self.statement_mode() == StatementMode::Unnamed
-        {
+        if let Some(call) = stmt.each {
             let _timer = Timer::start(Dependency::Database);
             let answered = Batches::submit(self, call, context, arguments);
             return self.within_deadline(answered).await?.unwrap_or_else(|_| {
@@ -381,55 +344,6 @@ impl Database {
             .map(|argument| argument as &(dyn ToSql + Sync))
             .collect();
         self.one_trip(context, stmt, &params).await
-    }
-
-    /// One item with a one-call form is sent as that call
-    /// ([`Statement::in_one_call`]); anything else is framed.
-    async fn one_trip_each_unbounded(
-        &self,
-        mode: StatementMode,
-        stmt: &Statement,
-        items: &[(&RlsContext, &[&(dyn ToSql + Sync)])],
-    ) -> Result<Vec<Vec<Row>>, DbError> {
-        match (&stmt.one_call, items) {
-            (Some(call), [(context, params)]) => Ok(vec![
-                self.one_call_unbounded(mode, call, context, params).await?,
-            ]),
-            _ => self.framed_unbounded(mode, stmt, items).await,
-        }
-    }
-
-    /// The call in an implicit transaction of its own: one Bind, Execute and
-    /// Sync. With named statements (a direct connection) it goes on the
-    /// connection the reads share, behind the other reads in flight
-    /// ([`shared_read`]); unnamed, on a connection of its own (the status
-    /// and step reads are batched before this: [`Database::read_own`]). Were the named
-    /// statement missing (an unannounced pooler), nothing ran, and it is
-    /// retried unnamed.
-    async fn one_call_unbounded(
-        &self,
-        mode: StatementMode,
-        call: &OneCall,
-        context: &RlsContext,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Vec<Row>, DbError> {
-        let _timer = Timer::start(Dependency::Database);
-        let (role, claims) = (context.role.as_str(), context.claims.as_str());
-        let mut args: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(2 + params.len());
-        args.extend([&role as &(dyn ToSql + Sync), &claims]);
-        args.extend_from_slice(params);
-        if mode == StatementMode::Prepared && self.shares_reads {
-            self.sweep();
-            let reading = match self.shared_read.current(self.lifecycle.max_lifetime) {
-                Some(reading) => reading,
-                None => self.shared_read.hold(self.checkout().await?),
-            };
-            let rows = query_in_mode(reading.client(), mode, call.sql, call.types, &args).await;
-            return reading.finish(rows);
-        }
-        let mut checkout = Checkout::new(self.checkout().await?);
-        let rows = query_in_mode(checkout.client(), mode, call.sql, call.types, &args).await;
-        checkout.settle(rows)
     }
 
     /// BEGIN, each item's context and statement, and COMMIT, pipelined.

@@ -98,8 +98,9 @@ pub const FETCH_OWN_FOR_UPDATE: Statement = Statement::new(
 
 /// The caller's own row and all its answers in one statement, so the status
 /// read (which needs answers for step conditions) stays one round trip. Sent
-/// as one call of `onboarding.own_progress_with_answers_as`, which sets the
-/// caller's context and runs this query ([`Statement::in_one_call`]).
+/// as one call of `onboarding.own_progress_with_answers_each_as`, which sets
+/// each caller's context and runs this query, with the other status reads
+/// queued meanwhile ([`Statement::each_in_one_call`]).
 pub const FETCH_OWN_WITH_ANSWERS: Statement = Statement::new(
     with_columns!(
         "select",
@@ -111,13 +112,6 @@ pub const FETCH_OWN_WITH_ANSWERS: Statement = Statement::new(
         )
     ),
     &[Type::TEXT],
-)
-.in_one_call(
-    with_columns!(
-        "select",
-        ", answers from onboarding.own_progress_with_answers_as($1, $2, $3)"
-    ),
-    &[Type::TEXT, Type::TEXT, Type::TEXT],
 )
 .each_in_one_call(
     with_columns!(
@@ -380,7 +374,7 @@ mod tests {
             super::FETCH_OWN.sql(),
             super::FETCH_OWN_FOR_UPDATE.sql(),
             super::FETCH_OWN_WITH_ANSWERS.sql(),
-            super::FETCH_OWN_WITH_ANSWERS.one_call_sql().unwrap(),
+            super::FETCH_OWN_WITH_ANSWERS.each_sql().unwrap(),
             super::RECORD_STEP.sql(),
             super::MARK_COMPLETED.sql(),
             super::PRESENTED_SESSION_ROWS.sql(),
