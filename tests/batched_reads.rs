@@ -155,21 +155,7 @@ async fn queued_reads_go_as_a_few_calls(mode: StatementMode) {
 
 #[tokio::test]
 async fn a_transaction_gets_a_connection_while_reads_queue_up() {
-    let test_db = TestDb::migrated().await;
-    let db = database(
-        &test_db,
-        StatementMode::Prepared,
-        &[("DATABASE_POOL_MAX_SIZE", "2".into())],
-        Duration::from_secs(3),
-    );
-    let reader = RlsContext::user("reader", None, None);
-    let id = start(&db, &reader).await.id;
-    let writer = RlsContext::user("writer", None, None);
-    let reads = join_all((0..20).map(|_| read(&db, &reader)));
-    let (reads, written) = join(reads, start(&db, &writer)).await;
-    assert!(reads.into_iter().all(|read| read.unwrap() == Some(id)));
-    assert_eq!(written.user_id.as_deref(), Some("writer"));
-    assert_eq!(db.open_connections(), 2);
+    reads_and_a_transaction_at_once(2).await;
 }
 
 /// With a pool of one connection each call gives it back, so a transaction
@@ -177,21 +163,27 @@ async fn a_transaction_gets_a_connection_while_reads_queue_up() {
 /// coming, the transaction would wait out the query timeout and fail.
 #[tokio::test]
 async fn with_a_pool_of_one_reads_and_transactions_take_turns() {
+    reads_and_a_transaction_at_once(1).await;
+}
+
+/// 20 reads and a transaction in flight together, with a pool of `size`:
+/// all of them done well within the query timeout, on no more connections.
+async fn reads_and_a_transaction_at_once(size: usize) {
     let test_db = TestDb::migrated().await;
     let db = database(
         &test_db,
         StatementMode::Prepared,
-        &[("DATABASE_POOL_MAX_SIZE", "1".into())],
+        &[("DATABASE_POOL_MAX_SIZE", size.to_string())],
         Duration::from_secs(2),
     );
-    let first = RlsContext::user("first", None, None);
-    let id = start(&db, &first).await.id;
-    let second = RlsContext::user("second", None, None);
-    let reads = join_all((0..10).map(|_| read(&db, &first)));
-    let (reads, other) = join(reads, start(&db, &second)).await;
+    let reader = RlsContext::user("reader", None, None);
+    let id = start(&db, &reader).await.id;
+    let writer = RlsContext::user("writer", None, None);
+    let reads = join_all((0..20).map(|_| read(&db, &reader)));
+    let (reads, written) = join(reads, start(&db, &writer)).await;
     assert!(reads.into_iter().all(|read| read.unwrap() == Some(id)));
-    assert_eq!(read(&db, &second).await.unwrap(), Some(other.id));
-    assert_eq!(db.open_connections(), 1);
+    assert_eq!(read(&db, &writer).await.unwrap(), Some(written.id));
+    assert_eq!(db.open_connections(), size);
 }
 
 #[tokio::test]
