@@ -28,7 +28,9 @@ use crate::http::extract::{
 };
 use crate::http::idempotency::{Reply, RequestFingerprint, run_once};
 use crate::http::rate_limit::ClientIp;
-use crate::routes::problems::{DatabaseProblems, JsonOnly, OwnerRequired, WriteLimits};
+use crate::routes::problems::{
+    DatabaseProblems, JsonOnly, OwnerRequired, StaleVersion, WriteLimits,
+};
 use crate::state::AppState;
 use crate::wizard::reads::own_progress;
 use crate::wizard::save::{ExpectedVersion, WriteContext};
@@ -541,8 +543,7 @@ async fn decide_route(
         OwnerRequired,
         (status = 404, description = "No such suggestion for this caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The suggestion was rejected, belongs to another flow, or onboarding is already completed", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "`If-Match` names a version other than the stored one (another tab saved first), or `*` on a step with no answer: `currentVersion`, `currentAnswers` and `currentCompleted` are what is stored now", body = Problem, content_type = "application/problem+json",
-            headers(("ETag" = String, description = "The version stored now, quoted (`\"0\"` when none): send it in `If-Match` to overwrite"))),
+        StaleVersion,
         WriteLimits,
         (status = 422, description = "A body that is not a JSON object, a value that no longer validates with the other answers, or the `Idempotency-Key` was used for a different request", body = Problem, content_type = "application/problem+json"),
         (status = 428, description = "The step has an answer and the request sent no `If-Match`", body = Problem, content_type = "application/problem+json"),

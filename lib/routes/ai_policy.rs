@@ -16,7 +16,7 @@ use crate::db::{DbError, Tx, domain};
 use crate::http::context::WizardRequest;
 use crate::http::error::{ApiError, Problem};
 use crate::http::extract::JsonBody;
-use crate::routes::problems::{DatabaseProblems, JsonOnly, WriteLimits};
+use crate::routes::problems::{DatabaseProblems, JsonOnly, SignedInRequired, WriteLimits};
 use crate::state::AppState;
 
 const PATH: &str = "/api/onboarding/ai/policy";
@@ -108,7 +108,7 @@ fn view(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The policy, or the default (allowed)", body = OrganizationAiPolicy),
-        (status = 401, description = "Not signed in, or a credential that failed verification", body = Problem, content_type = "application/problem+json"),
+        SignedInRequired,
         (status = 403, description = "Not an admin of the active organization, or no organization selected", body = Problem, content_type = "application/problem+json"),
         DatabaseProblems,
     )
@@ -136,7 +136,7 @@ async fn read(request: WizardRequest) -> Result<Json<OrganizationAiPolicy>, ApiE
     responses(
         (status = 200, description = "Stored", body = OrganizationAiPolicy),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in, or a credential that failed verification", body = Problem, content_type = "application/problem+json"),
+        SignedInRequired,
         (status = 403, description = "Not an admin of the active organization, or no organization selected", body = Problem, content_type = "application/problem+json"),
         WriteLimits,
         JsonOnly,

@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 use crate::http::cron::CronJob;
 use crate::http::error::{ApiError, Problem};
 use crate::outbox::{self, Delivered};
+use crate::routes::problems::CronSecretRequired;
 use crate::state::AppState;
 
 const PATH: &str = "/api/cron/deliver";
@@ -67,7 +68,7 @@ impl From<Delivered> for DeliveryReport {
     security(("cronSecret" = [])),
     responses(
         (status = 200, description = "What was delivered, retried and dead-lettered, and whether the run got to the end", body = DeliveryReport),
-        (status = 401, description = "No `Authorization: Bearer <CRON_SECRET>`, or another secret", body = Problem, content_type = "application/problem+json"),
+        CronSecretRequired,
         (status = 500, description = "An unexpected database error; outcomes recorded before it stay recorded", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`CRON_SECRET` is unset (scheduled jobs are not configured and never run), or the database is unavailable", body = Problem, content_type = "application/problem+json"),
     )

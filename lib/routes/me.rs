@@ -10,7 +10,7 @@ use axum::{Json, Router};
 use crate::auth::Caller;
 use crate::http::context::WizardRequest;
 use crate::http::error::{ApiError, Problem};
-use crate::routes::problems::DatabaseProblems;
+use crate::routes::problems::{DatabaseProblems, SignedInRequired};
 use crate::state::AppState;
 use crate::wizard::erasure::{Erasure, Export, erase_caller, export};
 
@@ -49,7 +49,7 @@ pub fn export_router() -> Router<AppState> {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Erased (now, or nothing was left): rows per table", body = Erasure),
-        (status = 401, description = "Not signed in, or a credential that failed verification", body = Problem, content_type = "application/problem+json"),
+        SignedInRequired,
         (status = 429, description = "Too many writes; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json"),
         DatabaseProblems,
     )
@@ -87,7 +87,7 @@ async fn erase(request: WizardRequest) -> Result<Json<Erasure>, ApiError> {
     responses(
         (status = 200, description = "The export", body = Export,
             headers(("Content-Disposition" = String, description = "`attachment; filename=\"onboarding-export.json\"`"))),
-        (status = 401, description = "Not signed in, or a credential that failed verification", body = Problem, content_type = "application/problem+json"),
+        SignedInRequired,
         DatabaseProblems,
     )
 )]

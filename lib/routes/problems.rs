@@ -46,6 +46,40 @@ pub enum OwnerRequired {
     Unauthorized(Problem),
 }
 
+/// 401 of a route that needs a signed-in user.
+#[derive(IntoResponses)]
+pub enum SignedInRequired {
+    #[response(
+        status = 401,
+        description = "Not signed in, or a credential that failed verification",
+        content_type = "application/problem+json"
+    )]
+    Unauthorized(Problem),
+}
+
+/// 401 of a route Vercel Cron calls with the project's `CRON_SECRET`.
+#[derive(IntoResponses)]
+pub enum CronSecretRequired {
+    #[response(
+        status = 401,
+        description = "No `Authorization: Bearer <CRON_SECRET>`, or another secret",
+        content_type = "application/problem+json"
+    )]
+    Unauthorized(Problem),
+}
+
+/// 412 of a write to a step's answer at a version that is not the stored one.
+#[derive(IntoResponses)]
+pub enum StaleVersion {
+    #[response(
+        status = 412,
+        description = "`If-Match` names a version other than the stored one (another tab saved first), or `*` on a step with no answer: `currentVersion`, `currentAnswers` and `currentCompleted` are what is stored now",
+        content_type = "application/problem+json",
+        headers(("ETag" = String, description = "The version stored now, quoted (`\"0\"` when none): send it in `If-Match` to overwrite"))
+    )]
+    PreconditionFailed(Problem),
+}
+
 /// 413 and 429: the limits every write is under.
 #[derive(IntoResponses)]
 pub enum WriteLimits {

@@ -15,6 +15,7 @@ use utoipa::ToSchema;
 use crate::db::retention::{self, Purged};
 use crate::http::cron::CronJob;
 use crate::http::error::{ApiError, Problem};
+use crate::routes::problems::CronSecretRequired;
 use crate::state::AppState;
 
 const PATH: &str = "/api/cron/purge";
@@ -71,7 +72,7 @@ impl From<Purged> for PurgeReport {
     security(("cronSecret" = [])),
     responses(
         (status = 200, description = "What was deleted, per kind, and whether the run got to the end", body = PurgeReport),
-        (status = 401, description = "No `Authorization: Bearer <CRON_SECRET>`, or another secret", body = Problem, content_type = "application/problem+json"),
+        CronSecretRequired,
         (status = 500, description = "An unexpected database error; batches deleted before it stay deleted", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`CRON_SECRET` is unset (the purge is not configured and never runs), or the database is unavailable", body = Problem, content_type = "application/problem+json"),
     )

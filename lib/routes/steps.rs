@@ -20,7 +20,7 @@ use crate::http::extract::{
 };
 use crate::http::idempotency::{Reply, RequestFingerprint, run_once};
 use crate::routes::problems::{
-    CredentialRejected, DatabaseProblems, JsonOnly, OwnerRequired, WriteLimits,
+    CredentialRejected, DatabaseProblems, JsonOnly, OwnerRequired, StaleVersion, WriteLimits,
 };
 use crate::state::AppState;
 use crate::wizard::save::{Completion, Saved, StepView, StepWrite, WriteContext, write_answer};
@@ -132,8 +132,7 @@ async fn read(
         OwnerRequired,
         (status = 404, description = "The flow has no such step", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Onboarding is already completed; its answers are final", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "`If-Match` names a version other than the stored one (another tab saved first), or `*` on a step with no answer: `currentVersion`, `currentAnswers` and `currentCompleted` are what is stored now", body = Problem, content_type = "application/problem+json",
-            headers(("ETag" = String, description = "The version stored now, quoted (`\"0\"` when none): send it in `If-Match` to overwrite"))),
+        StaleVersion,
         WriteLimits,
         JsonOnly,
         (status = 422, description = "The body has the wrong shape or the answers are invalid (`errors[]` lists each field), or the `Idempotency-Key` was used for a different request", body = Problem, content_type = "application/problem+json"),
