@@ -199,13 +199,8 @@ async fn call_for_each(
     call: &EachCall,
     reads: &[Waiting],
 ) -> Result<Vec<Row>, DbError> {
-    let mode = db.statement_mode();
-    match call_once(db, mode, call, reads).await {
-        Err(error) if db.retry_unnamed(mode, error.pooler_evidence()) => {
-            call_once(db, StatementMode::Unnamed, call, reads).await
-        }
-        outcome => outcome,
-    }
+    db.unnamed_if_disowned(|mode| call_once(db, mode, call, reads))
+        .await
 }
 
 /// The call on a pooled connection: the roles, the claims and each argument

@@ -307,17 +307,24 @@ impl Database {
         stmt: &Statement,
         items: &[(&RlsContext, &[&(dyn ToSql + Sync)])],
     ) -> Result<Vec<Vec<Row>>, DbError> {
-        let attempts = async {
-            let mode = self.statement_mode();
-            match self.framed_unbounded(mode, stmt, items).await {
-                Err(error) if self.retry_unnamed(mode, error.pooler_evidence()) => {
-                    self.framed_unbounded(StatementMode::Unnamed, stmt, items)
-                        .await
-                }
-                outcome => outcome,
-            }
-        };
+        let attempts = self.unnamed_if_disowned(|mode| self.framed_unbounded(mode, stmt, items));
         self.within_deadline(attempts).await.unwrap_or_else(Err)
+    }
+
+    /// `work` in the statement mode of the moment, and once more unnamed
+    /// when it failed because a pooler disowned its named statement
+    /// ([`Database::retry_unnamed`]).
+    async fn unnamed_if_disowned<T, F: Future<Output = Result<T, DbError>>>(
+        &self,
+        work: impl Fn(StatementMode) -> F,
+    ) -> Result<T, DbError> {
+        let mode = self.statement_mode();
+        match work(mode).await {
+            Err(error) if self.retry_unnamed(mode, error.pooler_evidence()) => {
+                work(StatementMode::Unnamed).await
+            }
+            outcome => outcome,
+        }
     }
 
     /// The caller's own rows by a read whose arguments are all text: as one
