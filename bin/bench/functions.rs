@@ -99,13 +99,16 @@ fn free_port() -> anyhow::Result<u16> {
         .port())
 }
 
-/// Spawns a function binary on a free port, its log lines (stderr) to
-/// `logs/{name}.log`, its stdout piped (the runtime announces the port there).
+/// Spawns a function binary on a free port, its stdout piped (the runtime
+/// announces the port there) and its log lines (stderr) piped too, as Vercel
+/// and Lambda read them, copied by a harness thread to `logs/{name}.log`. A
+/// write to a pipe costs the writer more than one to a file, and the
+/// function's CPU figures should count what it costs where it is deployed.
 fn spawn(
     name: &str,
     binary: &Path,
     env: &dyn Environment,
-) -> anyhow::Result<(Child, u16, Instant)> {
+) -> anyhow::Result<(Child, u16, Instant, LogCopier)> {
     let port = free_port()?;
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -120,12 +123,17 @@ fn spawn(
         .envs(env.vars())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(log);
+        .stderr(Stdio::piped());
     let spawned = Instant::now();
-    let child = command
+    let mut child = command
         .spawn()
         .with_context(|| format!("Failed to start {}", binary.display()))?;
-    Ok((child, port, spawned))
+    let mut stderr = child.stderr.take().context("stderr is piped")?;
+    let copier = std::thread::spawn(move || {
+        let mut log = log;
+        let _ = std::io::copy(&mut stderr, &mut log);
+    });
+    Ok((child, port, spawned, LogCopier(Some(copier))))
 }
 
 /// Blocks until the runtime prints that it listens.
@@ -149,24 +157,39 @@ fn wait_listening(child: &mut Child, name: &str) -> anyhow::Result<()> {
     }
 }
 
+/// The thread copying a function's log lines to its file. Joined once the
+/// function exited, so the log is whole when the run counts its lines.
+struct LogCopier(Option<std::thread::JoinHandle<()>>);
+
+impl LogCopier {
+    fn join(&mut self) {
+        if let Some(copier) = self.0.take() {
+            let _ = copier.join();
+        }
+    }
+}
+
 /// A running function binary.
 pub struct Function {
     name: String,
     child: Child,
+    log_copier: LogCopier,
     pub address: String,
 }
 
 impl Function {
     pub fn start(name: &str, binary: &Path, env: &dyn Environment) -> anyhow::Result<Self> {
-        let (mut child, port, _) = spawn(name, binary, env)?;
+        let (mut child, port, _, mut log_copier) = spawn(name, binary, env)?;
         if let Err(error) = wait_listening(&mut child, name) {
             let _ = child.kill();
             let _ = child.wait();
+            log_copier.join();
             return Err(error);
         }
         Ok(Self {
             name: name.to_string(),
             child,
+            log_copier,
             address: format!("http://127.0.0.1:{port}"),
         })
     }
@@ -181,9 +204,8 @@ impl Function {
             .with_context(|| format!("Failed to read the memory of {}", self.name))
     }
 
-    pub fn stop(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    pub fn stop(self) {
+        drop(self);
     }
 }
 
@@ -191,6 +213,7 @@ impl Drop for Function {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        self.log_copier.join();
     }
 }
 
@@ -312,7 +335,7 @@ pub struct ColdStart {
 /// nobody asked for yet: a cache miss, so it opens the first database (and
 /// Redis) connection.
 pub fn cold_start(binary: &Path, env: &dyn Environment, token: &str) -> anyhow::Result<ColdStart> {
-    let (mut child, port, spawned) = spawn("status-cold", binary, env)?;
+    let (mut child, port, spawned, mut log_copier) = spawn("status-cold", binary, env)?;
     let result = (|| {
         wait_listening(&mut child, "status-cold")?;
         let listening = spawned.elapsed();
@@ -338,6 +361,7 @@ pub fn cold_start(binary: &Path, env: &dyn Environment, token: &str) -> anyhow::
     })();
     let _ = child.kill();
     let _ = child.wait();
+    log_copier.join();
     result
 }
 

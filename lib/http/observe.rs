@@ -30,6 +30,8 @@ pub async fn observe(
     mut request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
+    // Dropped last, after the request's log line.
+    let _serving = monitoring::serving();
     let (request_id, id_header) = request_id::assign(&mut request);
     let mut response = request_id::scope(
         request_id.clone(),

@@ -1,7 +1,8 @@
 //! Logging, timings and traces: the primitives every layer may use.
 //!
 //! Logs are JSON lines by default (what Vercel's log drains ingest), pretty
-//! text for a human at a terminal; never tokens, emails or answers. Every
+//! text for a human at a terminal; never tokens, emails or answers. Lines
+//! written while requests overlap go out together ([`log_sink`]). Every
 //! response carries `Server-Timing` with the time spent in PostgreSQL, in
 //! Redis and in total, measured through a per-request record that the
 //! database and cache clients add to. With `OTEL_EXPORTER_OTLP_ENDPOINT` set,
@@ -10,6 +11,7 @@
 //! nothing of HTTP frameworks or callers.
 
 mod json_line;
+pub mod log_sink;
 pub mod otlp;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,7 +20,21 @@ use std::time::{Duration, Instant};
 
 use tracing_subscriber::EnvFilter;
 
+use crate::monitoring::log_sink::{LogSink, Serving};
+
 static INIT: Once = Once::new();
+
+/// Standard error, as every log line of the process reaches it.
+fn stderr_sink() -> &'static LogSink<std::io::Stderr> {
+    static SINK: OnceLock<LogSink<std::io::Stderr>> = OnceLock::new();
+    SINK.get_or_init(|| LogSink::new(std::io::stderr()))
+}
+
+/// Marks a request as being served until dropped, so its log lines and those
+/// of the requests it overlaps are written together ([`log_sink`]).
+pub fn serving() -> Serving<std::io::Stderr> {
+    stderr_sink().serving()
+}
 
 /// Installs the global subscriber once; later calls do nothing.
 pub fn init() {
@@ -27,7 +43,7 @@ pub fn init() {
         let pretty = std::env::var("LOG_FORMAT").is_ok_and(|format| format == "pretty");
         let builder = tracing_subscriber::fmt()
             .with_env_filter(filter)
-            .with_writer(std::io::stderr);
+            .with_writer(stderr_sink().clone());
         let _ = if pretty {
             builder.try_init()
         } else {
