@@ -110,8 +110,10 @@ impl<W: Write> Held<W> {
     fn write_out(&mut self) -> std::io::Result<()> {
         self.oldest = None;
         let written = self.out.write_all(&self.lines);
-        // A failed write drops the lines rather than growing without bound.
+        // A failed write drops the lines rather than growing without bound,
+        // and one outsized line does not keep its memory.
         self.lines.clear();
+        self.lines.shrink_to(HOLD_BYTES);
         written
     }
 }
