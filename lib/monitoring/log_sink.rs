@@ -37,6 +37,7 @@ pub struct LogSink<W> {
 }
 
 struct Shared<W> {
+    hold_for: Duration,
     serving: AtomicUsize,
     held: Mutex<Held<W>>,
 }
@@ -57,8 +58,14 @@ impl<W> Clone for LogSink<W> {
 
 impl<W: Write> LogSink<W> {
     pub fn new(out: W) -> Self {
+        Self::holding_for(out, HOLD_FOR)
+    }
+
+    /// With another wait than [`HOLD_FOR`] for the oldest held line.
+    fn holding_for(out: W, hold_for: Duration) -> Self {
         Self {
             shared: Arc::new(Shared {
+                hold_for,
                 serving: AtomicUsize::new(0),
                 held: Mutex::new(Held {
                     out,
@@ -84,7 +91,7 @@ impl<W: Write> LogSink<W> {
         if hold {
             held.lines.extend_from_slice(line);
             let oldest = *held.oldest.get_or_insert_with(Instant::now);
-            if held.lines.len() < HOLD_BYTES && oldest.elapsed() < HOLD_FOR {
+            if held.lines.len() < HOLD_BYTES && oldest.elapsed() < self.shared.hold_for {
                 return Ok(());
             }
             return held.write_out();
@@ -130,7 +137,7 @@ impl<W: Write> Drop for Serving<W> {
         let others = self.shared.serving.fetch_sub(1, Ordering::AcqRel) - 1;
         let stale = held
             .oldest
-            .is_some_and(|oldest| oldest.elapsed() >= HOLD_FOR);
+            .is_some_and(|oldest| oldest.elapsed() >= self.shared.hold_for);
         if !held.lines.is_empty() && (others == 0 || stale) {
             // Nowhere to report a failed log write.
             let _ = held.write_out();
@@ -199,6 +206,17 @@ mod tests {
         }
     }
 
+    /// A sink whose held lines never go out for their age: what a test
+    /// sees held stays held however slow the machine.
+    fn sink_and_output() -> (LogSink<Output>, Output) {
+        sink_holding_for(Duration::MAX)
+    }
+
+    fn sink_holding_for(hold_for: Duration) -> (LogSink<Output>, Output) {
+        let output = Output::default();
+        (LogSink::holding_for(output.clone(), hold_for), output)
+    }
+
     fn line(sink: &LogSink<Output>, text: &str) {
         sink.write_line(format!("{text}\n").as_bytes(), false)
             .unwrap();
@@ -206,16 +224,14 @@ mod tests {
 
     #[test]
     fn outside_requests_a_line_is_written_at_once() {
-        let output = Output::default();
-        let sink = LogSink::new(output.clone());
+        let (sink, output) = sink_and_output();
         line(&sink, "started");
         assert_eq!(output.text(), "started\n");
     }
 
     #[test]
     fn lines_of_overlapping_requests_go_out_together_when_the_last_one_ends() {
-        let output = Output::default();
-        let sink = LogSink::new(output.clone());
+        let (sink, output) = sink_and_output();
         let first = sink.serving();
         let second = sink.serving();
         line(&sink, "a");
@@ -229,8 +245,7 @@ mod tests {
 
     #[test]
     fn a_warning_goes_out_at_once_after_the_held_lines() {
-        let output = Output::default();
-        let sink = LogSink::new(output.clone());
+        let (sink, output) = sink_and_output();
         let _serving = sink.serving();
         line(&sink, "held");
         sink.write_line(b"warned\n", true).unwrap();
@@ -239,8 +254,7 @@ mod tests {
 
     #[test]
     fn held_lines_go_out_once_they_fill_the_buffer() {
-        let output = Output::default();
-        let sink = LogSink::new(output.clone());
+        let (sink, output) = sink_and_output();
         let _serving = sink.serving();
         let text = "x".repeat(1023);
         for _ in 0..HOLD_BYTES / 1024 - 1 {
@@ -253,23 +267,21 @@ mod tests {
 
     #[test]
     fn held_lines_go_out_once_the_oldest_has_waited_long_enough() {
-        let output = Output::default();
-        let sink = LogSink::new(output.clone());
+        let (sink, output) = sink_holding_for(Duration::from_millis(10));
         let _serving = sink.serving();
         line(&sink, "old");
-        std::thread::sleep(HOLD_FOR);
+        std::thread::sleep(Duration::from_millis(10));
         line(&sink, "new");
         assert_eq!(output.text(), "old\nnew\n");
     }
 
     #[test]
     fn a_request_that_ends_after_the_wait_writes_what_is_held() {
-        let output = Output::default();
-        let sink = LogSink::new(output.clone());
+        let (sink, output) = sink_holding_for(Duration::from_millis(10));
         let _other = sink.serving();
         let ending = sink.serving();
         line(&sink, "held");
-        std::thread::sleep(HOLD_FOR);
+        std::thread::sleep(Duration::from_millis(10));
         drop(ending);
         assert_eq!(output.text(), "held\n");
     }
@@ -277,8 +289,7 @@ mod tests {
     #[test]
     fn events_below_warn_are_held_and_warnings_are_not() {
         use tracing_subscriber::layer::SubscriberExt;
-        let output = Output::default();
-        let sink = LogSink::new(output.clone());
+        let (sink, output) = sink_and_output();
         let subscriber = tracing_subscriber::registry().with(
             tracing_subscriber::fmt::layer()
                 .with_writer(sink.clone())
