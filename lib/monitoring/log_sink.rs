@@ -11,8 +11,9 @@
 //! - they reach [`HOLD_BYTES`], or the oldest has waited [`HOLD_FOR`];
 //! - a warning or an error is written (it goes out at once, after them).
 //!
-//! What is lost: if the process dies while requests are in flight, the lines
-//! held for the other requests in flight (at most `HOLD_BYTES`) with it.
+//! What can be lost: if the process dies while requests are in flight, the
+//! lines held for them (at most `HOLD_BYTES`, none older than `HOLD_FOR`)
+//! die with it.
 //! Lines keep their order; outside requests (start-up, work after the
 //! response) nothing is held.
 
