@@ -350,7 +350,10 @@ impl Database {
             .iter()
             .map(|argument| argument as &(dyn ToSql + Sync))
             .collect();
-        self.one_trip(context, stmt, &params).await
+        // Boxed: inline, this rarely taken path's state (about 5 KB) made
+        // every read's future that large, and every future that awaits one,
+        // up to the route's, which axum moves into a box on each request.
+        Box::pin(self.one_trip(context, stmt, &params)).await
     }
 
     /// BEGIN, each item's context and statement, and COMMIT, pipelined.

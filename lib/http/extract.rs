@@ -124,7 +124,9 @@ async fn with_live_session(state: &AppState, caller: Caller) -> Result<Caller, A
     let Some(session) = caller.session() else {
         return Ok(caller);
     };
-    match state.sessions().touch(session).await {
+    // Boxed: inline, the session store's state (about 6 KB) made every
+    // request's middleware future that large, signed-in callers' included.
+    match Box::pin(state.sessions().touch(session)).await {
         Ok(Some(_)) => Ok(caller),
         Ok(None) => match caller {
             Caller::User(mut user) => {

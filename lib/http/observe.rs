@@ -119,18 +119,23 @@ async fn measured(
 
 /// A panic in a handler is answered as any internal error is, a 500 with the
 /// request id whose cause goes to the log, instead of a closed connection.
-async fn answering_panics(
+///
+/// Not an `async fn`: one that awaits a future it was given holds that
+/// future twice over in its own state, and this one wraps every request.
+fn answering_panics(
     serve: impl Future<Output = axum::response::Response>,
-) -> axum::response::Response {
-    match AssertUnwindSafe(serve).catch_unwind().await {
-        Ok(response) => response,
-        Err(panic) => {
-            let message = panic
-                .downcast_ref::<&str>()
-                .map(|message| message.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "no message".into());
-            ApiError::Internal(anyhow::anyhow!("a handler panicked: {message}")).into_response()
-        }
-    }
+) -> impl Future<Output = axum::response::Response> {
+    AssertUnwindSafe(serve)
+        .catch_unwind()
+        .map(|served| match served {
+            Ok(response) => response,
+            Err(panic) => {
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|message| message.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "no message".into());
+                ApiError::Internal(anyhow::anyhow!("a handler panicked: {message}")).into_response()
+            }
+        })
 }

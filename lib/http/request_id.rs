@@ -40,8 +40,11 @@ pub fn assign(request: &mut Request) -> (String, HeaderValue) {
 }
 
 /// Runs `serve` with `id` as the [`current`] request id.
-pub async fn scope<F: Future>(id: String, serve: F) -> F::Output {
-    REQUEST_ID.scope(id, serve).await
+///
+/// Not an `async fn`: one that awaits a future it was given holds that
+/// future twice over in its own state, and this one wraps every request.
+pub fn scope<F: Future>(id: String, serve: F) -> impl Future<Output = F::Output> {
+    REQUEST_ID.scope(id, serve)
 }
 
 #[cfg(test)]

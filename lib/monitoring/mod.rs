@@ -15,6 +15,8 @@ pub mod log_sink;
 pub mod otlp;
 
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use futures_util::FutureExt;
 use std::sync::{Arc, Once, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -121,15 +123,19 @@ pub struct Figures {
 
 /// Runs `serve` as one request: the [`Timer`]s and [`note_caller`] inside it
 /// add to the figures returned with its output.
-pub async fn record<F: Future>(serve: F) -> (F::Output, Figures) {
+///
+/// Not an `async fn`: one that awaits a future it was given holds that
+/// future twice over in its own state, and this one wraps every request.
+pub fn record<F: Future>(serve: F) -> impl Future<Output = (F::Output, Figures)> {
     let record = Arc::new(RequestRecord::default());
-    let output = RECORD.scope(record.clone(), serve).await;
-    let figures = Figures {
-        db: Duration::from_micros(record.db_micros.load(Ordering::Relaxed)),
-        cache: Duration::from_micros(record.cache_micros.load(Ordering::Relaxed)),
-        caller: record.caller.get().copied().unwrap_or("unverified"),
-    };
-    (output, figures)
+    RECORD.scope(record.clone(), serve).map(move |output| {
+        let figures = Figures {
+            db: Duration::from_micros(record.db_micros.load(Ordering::Relaxed)),
+            cache: Duration::from_micros(record.cache_micros.load(Ordering::Relaxed)),
+            caller: record.caller.get().copied().unwrap_or("unverified"),
+        };
+        (output, figures)
+    })
 }
 
 /// The figures of one served request.
