@@ -15,11 +15,10 @@ pub mod log_sink;
 pub mod otlp;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-
-use futures_util::FutureExt;
 use std::sync::{Arc, Once, OnceLock};
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt;
 use tracing_subscriber::EnvFilter;
 
 use crate::monitoring::log_sink::{LogSink, Serving};
