@@ -23,6 +23,11 @@ pub async fn answers_at_the_rate_limit(contract: &Contract) -> TestApp {
         &[
             ("RATE_LIMIT_WRITES_PER_MINUTE", "1".into()),
             ("RATE_LIMIT_PREFIX", unique("contract-limits")),
+            // The limiter fails open past the Redis timeout (250 ms by
+            // default), which a loaded machine can reach on a fresh
+            // connection; then the first write is not counted and the
+            // second is not the 429 this probe expects.
+            ("REDIS_TIMEOUT_MS", "5000".into()),
         ],
     )
     .await;
@@ -161,6 +166,8 @@ pub async fn answers_of_the_webhook_at_the_address_limit(contract: &Contract) ->
         &[
             ("RATE_LIMIT_WRITES_PER_MINUTE_PER_IP", "1".into()),
             ("RATE_LIMIT_PREFIX", unique("contract-webhook-limits")),
+            // As in `answers_at_the_rate_limit`: no failing open on a slow start.
+            ("REDIS_TIMEOUT_MS", "5000".into()),
             ("CLERK_WEBHOOK_SECRET", TEST_WEBHOOK_SECRET.into()),
         ],
     )
