@@ -32,6 +32,7 @@ pub async fn answers_at_the_rate_limit(contract: &Contract) -> TestApp {
     )
     .await;
     let probe = Probe::new(contract, &app);
+    crate::support::within_one_rate_limit_minute().await;
     // Starting a session is not counted: the visitor has no identity yet.
     let started = probe
         .run(case(201, POST, SESSION, SESSION, &Auth::none(), Empty))
@@ -173,6 +174,7 @@ pub async fn answers_of_the_webhook_at_the_address_limit(contract: &Contract) ->
     )
     .await;
     let probe = Probe::new(contract, &app);
+    crate::support::within_one_rate_limit_minute().await;
     let nobody = Auth::none();
     let delivery = || Raw("application/json", USER_DELETED);
     probe

@@ -335,6 +335,29 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Waits, when less than [`LIMIT_SEQUENCE`] is left of the current minute,
+/// until the next one starts.
+///
+/// The per-minute limits use `@upstash/ratelimit`'s sliding window, which
+/// weighs the previous minute's count by how much of it still overlaps and
+/// rounds down: just after a minute turns, a caller who spent a limit of 2
+/// has `floor(0.99 × 2) = 1` counted and is allowed a third request. A test
+/// that expects a limit to hold exactly must run its requests within one
+/// minute.
+pub async fn within_one_rate_limit_minute() {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let into_minute = Duration::from_millis((since_epoch.as_millis() % 60_000) as u64);
+    let left = Duration::from_secs(60) - into_minute;
+    if left < LIMIT_SEQUENCE {
+        tokio::time::sleep(left + Duration::from_millis(50)).await;
+    }
+}
+
+/// The longest a rate-limit test's requests may take, on a loaded machine.
+const LIMIT_SEQUENCE: Duration = Duration::from_secs(15);
+
 /// Polls until `sql` (one count) reaches `expected` or 30 s pass; returns the
 /// last count, for the caller to assert. Rows stored after their response
 /// (events) arrive a moment later.
