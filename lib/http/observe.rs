@@ -15,7 +15,7 @@ use crate::http::background::Background;
 use crate::http::error::ApiError;
 use crate::http::request_id;
 use crate::monitoring::otlp::Exporter;
-use crate::monitoring::{self, Served, millis};
+use crate::monitoring::{self, Served};
 
 /// Middleware: assigns the request id ([`request_id::assign`]) and serves
 /// the request in its scope, measures it, adds `Server-Timing`, echoes the
@@ -89,27 +89,7 @@ async fn measured(
     if let Ok(value) = HeaderValue::from_str(&served.server_timing()) {
         response.headers_mut().append("server-timing", value);
     }
-    let Served {
-        request_id,
-        method,
-        path,
-        status,
-        caller,
-        ..
-    } = &served;
-    let route = served.route.as_deref().unwrap_or("");
-    let latency_ms = millis(served.total);
-    let db_ms = millis(served.db);
-    let cache_ms = millis(served.cache);
-    if *status >= 500 {
-        tracing::error!(
-            request_id, method, path, route, status, latency_ms, db_ms, cache_ms, caller, "request"
-        );
-    } else {
-        tracing::info!(
-            request_id, method, path, route, status, latency_ms, db_ms, cache_ms, caller, "request"
-        );
-    }
+    served.log();
     if let Some(exporter) = exporter {
         // On Vercel the function stays alive until the span is posted.
         background.spawn(exporter.export(served));

@@ -19,7 +19,7 @@ use tracing_subscriber::registry::LookupSpan;
 
 /// The event formatter. Span fields are expected in `JsonFields`' shape (a
 /// JSON object), which the subscriber is configured with.
-pub struct JsonLine;
+pub(super) struct JsonLine;
 
 impl<S, N> FormatEvent<S, N> for JsonLine
 where
@@ -133,7 +133,7 @@ impl Visit for Members<'_, '_> {
 }
 
 /// `text` as a JSON string.
-fn write_string(writer: &mut impl Write, text: &str) -> fmt::Result {
+pub(super) fn write_string(writer: &mut impl Write, text: &str) -> fmt::Result {
     writer.write_char('"')?;
     Escaped(&mut *writer).write_str(text)?;
     writer.write_char('"')
@@ -168,19 +168,44 @@ impl<W: Write> Write for Escaped<'_, W> {
 }
 
 /// RFC 3339 in UTC with microseconds, e.g. `2026-12-01T22:12:35.760579Z`.
-fn write_timestamp(writer: &mut impl Write, at: SystemTime) -> fmt::Result {
+pub(super) fn write_timestamp(writer: &mut impl Write, at: SystemTime) -> fmt::Result {
     let since_epoch = at.duration_since(UNIX_EPOCH).unwrap_or_default();
     let seconds = since_epoch.as_secs();
     let (year, month, day) = civil_from_days((seconds / 86_400) as i64);
     let of_day = seconds % 86_400;
-    write!(
-        writer,
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
-        of_day / 3600,
-        of_day % 3600 / 60,
-        of_day % 60,
-        since_epoch.subsec_micros()
-    )
+    // Filled in place: `write!` with padded fields costs several times more,
+    // on every log line.
+    let mut text = *b"0000-00-00T00:00:00.000000Z";
+    put_digits(&mut text[0..4], year.unsigned_abs());
+    put_digits(&mut text[5..7], u64::from(month));
+    put_digits(&mut text[8..10], u64::from(day));
+    put_digits(&mut text[11..13], of_day / 3600);
+    put_digits(&mut text[14..16], of_day % 3600 / 60);
+    put_digits(&mut text[17..19], of_day % 60);
+    put_digits(&mut text[20..26], u64::from(since_epoch.subsec_micros()));
+    if year > 9999 {
+        // Past RFC 3339's four digits (a clock set absurdly far ahead).
+        write!(writer, "{year}")?;
+        return writer.write_str(std::str::from_utf8(&text[4..]).map_err(|_| fmt::Error)?);
+    }
+    writer.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
+}
+
+/// Writes the last `slot.len()` decimal digits of `value` into `slot`,
+/// zero-padded.
+fn put_digits(slot: &mut [u8], mut value: u64) {
+    for byte in slot.iter_mut().rev() {
+        *byte = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
+}
+
+/// `value` in decimal, as `Display` writes it.
+pub(super) fn write_unsigned(writer: &mut impl Write, value: u64) -> fmt::Result {
+    let mut text = [b'0'; 20];
+    let digits = value.checked_ilog10().map_or(1, |log| log as usize + 1);
+    put_digits(&mut text[..digits], value);
+    writer.write_str(std::str::from_utf8(&text[..digits]).map_err(|_| fmt::Error)?)
 }
 
 /// The proleptic Gregorian date of a day counted from 1970-01-01 (Howard
@@ -309,6 +334,40 @@ mod tests {
             let expected = chrono::DateTime::<chrono::Utc>::from(at)
                 .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
             assert_eq!(written, expected);
+        }
+    }
+
+    #[test]
+    fn a_year_past_9999_is_written_whole() {
+        let mut written = String::new();
+        write_timestamp(
+            &mut written,
+            UNIX_EPOCH + Duration::new(253_402_300_800, 7_000),
+        )
+        .unwrap();
+        assert_eq!(written, "10000-01-01T00:00:00.000007Z");
+    }
+
+    #[test]
+    fn unsigned_numbers_are_written_as_display_writes_them() {
+        let edges = [
+            0,
+            1,
+            9,
+            10,
+            99,
+            100,
+            65_535,
+            999_999,
+            1_000_000,
+            u64::MAX - 1,
+            u64::MAX,
+        ];
+        let powers = (0..20).map(|exponent| 10_u64.pow(exponent));
+        for value in edges.into_iter().chain(powers) {
+            let mut written = String::new();
+            write_unsigned(&mut written, value).unwrap();
+            assert_eq!(written, value.to_string());
         }
     }
 }

@@ -86,7 +86,9 @@ impl<W: Write> LogSink<W> {
         }
     }
 
-    fn write_line(&self, line: &[u8], urgent: bool) -> std::io::Result<()> {
+    /// Writes one whole line (or several), held while requests are being
+    /// served unless `urgent`.
+    pub(super) fn write_line(&self, line: &[u8], urgent: bool) -> std::io::Result<()> {
         let mut held = self.shared.lock();
         let hold = !urgent && self.shared.serving.load(Ordering::Acquire) > 0;
         if hold {

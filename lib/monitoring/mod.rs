@@ -13,6 +13,7 @@
 mod json_line;
 pub mod log_sink;
 pub mod otlp;
+mod request_line;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Once, OnceLock};
@@ -31,6 +32,13 @@ fn stderr_sink() -> &'static LogSink<std::io::Stderr> {
     SINK.get_or_init(|| LogSink::new(std::io::stderr()))
 }
 
+/// Writes whole log lines to standard error as the subscriber's lines go:
+/// held while requests are being served unless `urgent`.
+fn write_line(line: &[u8], urgent: bool) {
+    // Nowhere to report a failed log write.
+    let _ = stderr_sink().write_line(line, urgent);
+}
+
 /// Marks a request as being served until dropped, so its log lines and those
 /// of the requests it overlaps are written together ([`log_sink`]).
 pub fn serving() -> Serving<std::io::Stderr> {
@@ -45,14 +53,16 @@ pub fn init() {
         let builder = tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_writer(stderr_sink().clone());
-        let _ = if pretty {
-            builder.try_init()
-        } else {
-            builder
-                .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
-                .event_format(json_line::JsonLine)
-                .try_init()
-        };
+        if pretty {
+            let _ = builder.try_init();
+        } else if builder
+            .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+            .event_format(json_line::JsonLine)
+            .try_init()
+            .is_ok()
+        {
+            request_line::write_directly();
+        }
     });
 }
 
@@ -159,25 +169,30 @@ impl Served {
     /// `Server-Timing` (W3C): database, cache and total, in milliseconds
     /// with two decimals.
     pub fn server_timing(&self) -> String {
-        format!(
-            "db;dur={}, cache;dur={}, total;dur={}",
-            TwoDecimalMillis(self.db),
-            TwoDecimalMillis(self.cache),
-            TwoDecimalMillis(self.total)
-        )
+        let mut header = String::with_capacity(64);
+        for (name, duration) in [
+            ("db;dur=", self.db),
+            (", cache;dur=", self.cache),
+            (", total;dur=", self.total),
+        ] {
+            header.push_str(name);
+            write_two_decimal_millis(&mut header, duration);
+        }
+        header
     }
 }
 
 /// A duration as milliseconds with two decimals, rounded half up, in
-/// integer arithmetic: formatting a float with a precision costs more than
-/// the rest of the header.
-struct TwoDecimalMillis(Duration);
-
-impl std::fmt::Display for TwoDecimalMillis {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let hundredths = (self.0.as_micros() + 5) / 10;
-        write!(f, "{}.{:02}", hundredths / 100, hundredths % 100)
-    }
+/// integer arithmetic: formatting a float with a precision, or even
+/// `write!` with padded integers, costs more than the rest of the header.
+fn write_two_decimal_millis(out: &mut String, duration: Duration) {
+    let hundredths = u64::try_from((duration.as_micros() + 5) / 10).unwrap_or(u64::MAX);
+    // Writing into a String cannot fail.
+    let _ = json_line::write_unsigned(out, hundredths / 100);
+    let cents = hundredths % 100;
+    out.push('.');
+    out.push(char::from(b'0' + (cents / 10) as u8));
+    out.push(char::from(b'0' + (cents % 10) as u8));
 }
 
 /// Milliseconds with microsecond precision, so logs show `0.167`, not
@@ -209,7 +224,11 @@ mod tests {
             served.server_timing(),
             "db;dur=0.50, cache;dur=0.00, total;dur=12345.68"
         );
-        let rounded = |micros| TwoDecimalMillis(Duration::from_micros(micros)).to_string();
+        let rounded = |micros| {
+            let mut written = String::new();
+            write_two_decimal_millis(&mut written, Duration::from_micros(micros));
+            written
+        };
         assert_eq!(rounded(4), "0.00");
         assert_eq!(rounded(5), "0.01");
         assert_eq!(rounded(995), "1.00");
