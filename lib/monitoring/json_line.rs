@@ -228,16 +228,17 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (year, month, day)
 }
 
+/// What a subscriber with [`JsonLine`] writes, for the tests of this
+/// module and of the lines written without it.
 #[cfg(test)]
-mod tests {
+pub(super) mod capture {
     use std::io;
     use std::sync::{Arc, Mutex};
-    use std::time::Duration;
 
     use tracing_subscriber::fmt::MakeWriter;
     use tracing_subscriber::fmt::format::JsonFields;
 
-    use super::*;
+    use super::JsonLine;
 
     #[derive(Clone, Default)]
     struct Captured(Arc<Mutex<Vec<u8>>>);
@@ -259,8 +260,8 @@ mod tests {
         }
     }
 
-    /// The lines `log` writes at debug level, each parsed as JSON.
-    fn lines_of(log: impl FnOnce()) -> Vec<serde_json::Value> {
+    /// The text written for the events of `log`, at debug level and above.
+    pub fn written_by(log: impl FnOnce()) -> String {
         let captured = Captured::default();
         let subscriber = tracing_subscriber::fmt()
             .with_max_level(tracing::Level::DEBUG)
@@ -269,8 +270,21 @@ mod tests {
             .event_format(JsonLine)
             .finish();
         tracing::subscriber::with_default(subscriber, log);
-        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-        text.lines()
+        String::from_utf8(captured.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::capture::written_by;
+    use super::*;
+
+    /// The lines `log` writes at debug level, each parsed as JSON.
+    fn lines_of(log: impl FnOnce()) -> Vec<serde_json::Value> {
+        written_by(log)
+            .lines()
             .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
             .collect()
     }

@@ -147,45 +147,12 @@ fn write_millis(out: &mut String, duration: Duration) {
 
 #[cfg(test)]
 mod tests {
-    use std::io;
-    use std::sync::{Arc, Mutex};
-
-    use tracing_subscriber::fmt::MakeWriter;
-    use tracing_subscriber::fmt::format::JsonFields;
-
     use super::*;
-    use crate::monitoring::json_line::JsonLine;
-
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl io::Write for Captured {
-        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl<'a> MakeWriter<'a> for Captured {
-        type Writer = Captured;
-        fn make_writer(&'a self) -> Captured {
-            self.clone()
-        }
-    }
+    use crate::monitoring::json_line::capture::written_by;
 
     /// What the JSON subscriber writes for the request's event.
     fn as_event(served: &Served, level: Level) -> String {
-        let captured = Captured::default();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(captured.clone())
-            .fmt_fields(JsonFields::new())
-            .event_format(JsonLine)
-            .finish();
-        tracing::subscriber::with_default(subscriber, || served.event(level));
-        String::from_utf8(captured.0.lock().unwrap().clone()).unwrap()
+        written_by(|| served.event(level))
     }
 
     fn served(path: &str, route: Option<&str>, status: u16, micros: [u64; 3]) -> Served {
