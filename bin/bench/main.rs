@@ -52,6 +52,8 @@ const EVENTS_PER_BATCH: u64 = 3;
 /// pgbench's status transaction at each of these client counts, to find
 /// where PostgreSQL alone peaks on this machine.
 const SWEEP_CLIENTS: [usize; 7] = [1, 2, 4, 8, 16, 32, 64];
+/// Pairs of the write with and without its outbox event.
+const OUTBOX_PAIRS: usize = 3;
 /// Round trips added between the function and PostgreSQL.
 const ADDED_ROUND_TRIPS_MS: [u64; 2] = [1, 5];
 
@@ -387,16 +389,35 @@ async fn run() -> anyhow::Result<()> {
     );
 
     // ---- the outbox: what a save that completes a step adds -------------------------
-    println!("== outbox: pgbench write with its step_completed event, between writes");
+    // In pairs, each the other way round from the one before: one run of
+    // each script measured the machine's drift between them as much as the
+    // insert (README: Latest figures).
+    println!("== outbox: pgbench write with its step_completed event, alternating with writes");
     load.sample("outbox")?;
     let events_in_outbox = db.outbox_events().await?;
-    let pg_write_event = pgbench_run("write-event", &pgbench::write_with_event_script())?;
-    pg_write_event.print("write + event");
-    let pg_write_c = pgbench_run("write-c", &write_script)?;
-    pg_write_c.print("pgbench write");
+    let event_script = pgbench::write_with_event_script();
+    let mut writes_with_event = Vec::new();
+    let mut writes_beside_event = Vec::new();
+    for pair in 1..=OUTBOX_PAIRS {
+        let event_first = pair % 2 == 1;
+        for with_event in [event_first, !event_first] {
+            if with_event {
+                let run = pgbench_run(&format!("write-event-{pair}"), &event_script)?;
+                run.print("write + event");
+                writes_with_event.push(run);
+            } else {
+                let run = pgbench_run(&format!("write-c{pair}"), &write_script)?;
+                run.print("pgbench write");
+                writes_beside_event.push(run);
+            }
+        }
+    }
     summary.check_writes(
         "pgbench write + outbox event",
-        pg_write_event.transactions,
+        writes_with_event
+            .iter()
+            .map(|run| run.transactions)
+            .sum::<i64>(),
         db.outbox_events().await? - events_in_outbox,
     );
 
@@ -511,8 +532,8 @@ async fn run() -> anyhow::Result<()> {
 
     summary.pgbench_status = vec![pg_status_a, pg_status_b];
     summary.pgbench_write = vec![pg_write_a, pg_write_b];
-    summary.pgbench_write_around_event = vec![pg_write_c];
-    summary.pgbench_write_event = Some(pg_write_event);
+    summary.pgbench_write_beside_event = writes_beside_event;
+    summary.pgbench_write_event = writes_with_event;
     summary.pgbench_status_sweep = sweep;
     summary.routes = vec![
         ("status_miss", miss_run),
