@@ -105,7 +105,7 @@ impl Visit for Members<'_, '_> {
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.member(field, |writer| write!(writer, "{value}"));
+        self.member(field, |writer| write_unsigned(writer, value));
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
