@@ -14,6 +14,8 @@
 //!    with 1 ms and 5 ms added to every round trip to PostgreSQL;
 //! 4. CPU time per request of the function and of PostgreSQL, beside
 //!    pgbench's per transaction, and pgbench's status at 1 to 64 clients;
+//!    and the same load on Vercel's runtime answering a constant, the floor
+//!    under any function's CPU (`floor`);
 //! 5. the cold start of the `status` binary to its first 200;
 //! 6. each function binary's size and resident memory after 10,000 requests.
 //!
@@ -24,6 +26,7 @@
 mod cpu;
 mod database;
 mod delay;
+mod floor;
 mod functions;
 mod pgbench;
 mod report;
@@ -159,14 +162,20 @@ impl Args {
     }
 }
 
-#[tokio::main]
-async fn main() {
-    match run().await {
-        Ok(()) => {}
-        Err(error) => {
-            eprintln!("bench: {error:#}");
+fn main() {
+    if std::env::var_os(floor::SERVE).is_some() {
+        if let Err(error) = floor::serve() {
+            eprintln!("bench (runtime floor): {error}");
             std::process::exit(2);
         }
+        return;
+    }
+    let outcome = tokio::runtime::Runtime::new()
+        .context("Failed to start the benchmark's runtime")
+        .and_then(|runtime| runtime.block_on(run()));
+    if let Err(error) = outcome {
+        eprintln!("bench: {error:#}");
+        std::process::exit(2);
     }
 }
 
@@ -303,14 +312,29 @@ async fn run() -> anyhow::Result<()> {
     miss.stop();
     let pg_status_b = pgbench_run("status-b", &status_script)?;
     pg_status_b.print("pgbench status");
+    // The same requests to Vercel's runtime answering a constant: what the
+    // miss costs the function below the library.
+    let floor = Function::start(
+        "runtime-floor",
+        &std::env::current_exe().context("Failed to find the benchmark's executable")?,
+        &floor::FloorEnv { logs: &env.logs },
+    )?;
+    let (floor_run, floor_cpu) = under_load(
+        &floor,
+        wrk::Scenario::get("runtime-floor", "/api/onboarding/status", &tokens.all_file),
+    )?;
+    floor_run.print("runtime floor");
+    summary.cpu("runtime_floor", floor_cpu);
+    floor.stop();
     if args.only_status {
         let pgbench_tps = (pg_status_a.tps + pg_status_b.tps) / 2.0;
         let function_us = miss_cpu.function_us.unwrap_or_default();
         println!(
-            "status miss ÷ pgbench (same clients) {:.2}; function CPU {function_us:.1} µs ÷ PostgreSQL's {:.1} µs = {:.2}; PostgreSQL ÷ pgbench's {:.1} µs = {:.2}",
+            "status miss ÷ pgbench (same clients) {:.2}; function CPU {function_us:.1} µs ÷ PostgreSQL's {:.1} µs = {:.2} (the runtime alone {:.1} µs); PostgreSQL ÷ pgbench's {:.1} µs = {:.2}",
             miss_run.rps / pgbench_tps,
             miss_cpu.postgres_us,
             function_us / miss_cpu.postgres_us,
+            floor_cpu.function_us.unwrap_or_default(),
             pg_status_cpu.postgres_us,
             miss_cpu.postgres_us / pg_status_cpu.postgres_us,
         );
@@ -537,6 +561,7 @@ async fn run() -> anyhow::Result<()> {
     summary.pgbench_status_sweep = sweep;
     summary.routes = vec![
         ("status_miss", miss_run),
+        ("runtime_floor", floor_run),
         ("status_hit", hit_run),
         ("step_get", get_run),
         ("step_put", put_run),
