@@ -29,7 +29,8 @@ use crate::http::extract::{
 use crate::http::idempotency::{Reply, RequestFingerprint, run_once};
 use crate::http::rate_limit::ClientIp;
 use crate::routes::problems::{
-    DatabaseProblems, JsonOnly, OwnerRequired, StaleVersion, WriteLimits,
+    DatabaseProblems, JsonOnly, MalformedJson, OwnerRequired, StaleVersion, UnknownSuggestion,
+    WriteLimits,
 };
 use crate::state::AppState;
 use crate::wizard::reads::own_progress;
@@ -207,7 +208,7 @@ async fn read_preferences(request: WizardRequest) -> Result<Json<PreferencesView
     security(("bearer" = []), ("sessionCookie" = []), ("sessionHeader" = [])),
     responses(
         (status = 200, description = "Stored", body = PreferencesView),
-        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        MalformedJson,
         OwnerRequired,
         WriteLimits,
         JsonOnly,
@@ -356,7 +357,7 @@ pub struct SuggestReply {
     responses(
         (status = 200, description = "No suggestion: `reason` says why (`invalid_output`, `refused`, `unavailable`)", body = SuggestReply),
         (status = 201, description = "A pending suggestion", body = SuggestReply),
-        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        MalformedJson,
         OwnerRequired,
         (status = 403, description = "Not opted in for this field, or the organization does not allow AI suggestions", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "AI suggestions are off on this deployment, or the field has no published prompt", body = Problem, content_type = "application/problem+json"),
@@ -541,7 +542,7 @@ async fn decide_route(
             headers(("ETag" = String, description = "The step's new version, quoted, when this request wrote it"))),
         (status = 400, description = "A body that is not JSON, a malformed `If-Match` or `Idempotency-Key`, or an id segment or query string that does not decode", body = Problem, content_type = "application/problem+json"),
         OwnerRequired,
-        (status = 404, description = "No such suggestion for this caller", body = Problem, content_type = "application/problem+json"),
+        UnknownSuggestion,
         (status = 409, description = "The suggestion was rejected, belongs to another flow, or onboarding is already completed", body = Problem, content_type = "application/problem+json"),
         StaleVersion,
         WriteLimits,
@@ -577,7 +578,7 @@ async fn accept(
         (status = 200, description = "Rejected", body = Decided),
         (status = 400, description = "A body that is not JSON, a malformed `Idempotency-Key`, or an id segment or query string that does not decode", body = Problem, content_type = "application/problem+json"),
         OwnerRequired,
-        (status = 404, description = "No such suggestion for this caller", body = Problem, content_type = "application/problem+json"),
+        UnknownSuggestion,
         (status = 409, description = "The suggestion was already accepted", body = Problem, content_type = "application/problem+json"),
         WriteLimits,
         (status = 422, description = "A body that is not a JSON object, or the `Idempotency-Key` was used for a different request", body = Problem, content_type = "application/problem+json"),

@@ -16,7 +16,10 @@ use crate::db::{DbError, Tx, domain};
 use crate::http::context::WizardRequest;
 use crate::http::error::{ApiError, Problem};
 use crate::http::extract::JsonBody;
-use crate::routes::problems::{DatabaseProblems, JsonOnly, SignedInRequired, WriteLimits};
+use crate::routes::problems::{
+    DatabaseProblems, JsonOnly, MalformedJson, OrganizationAdminRequired, SignedInRequired,
+    WriteLimits,
+};
 use crate::state::AppState;
 
 const PATH: &str = "/api/onboarding/ai/policy";
@@ -109,7 +112,7 @@ fn view(
     responses(
         (status = 200, description = "The policy, or the default (allowed)", body = OrganizationAiPolicy),
         SignedInRequired,
-        (status = 403, description = "Not an admin of the active organization, or no organization selected", body = Problem, content_type = "application/problem+json"),
+        OrganizationAdminRequired,
         DatabaseProblems,
     )
 )]
@@ -135,9 +138,9 @@ async fn read(request: WizardRequest) -> Result<Json<OrganizationAiPolicy>, ApiE
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Stored", body = OrganizationAiPolicy),
-        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        MalformedJson,
         SignedInRequired,
-        (status = 403, description = "Not an admin of the active organization, or no organization selected", body = Problem, content_type = "application/problem+json"),
+        OrganizationAdminRequired,
         WriteLimits,
         JsonOnly,
         (status = 422, description = "The body has the wrong shape (`aiAllowed` must be a boolean)", body = Problem, content_type = "application/problem+json"),

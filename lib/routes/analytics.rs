@@ -14,7 +14,7 @@ use crate::db::{DbError, domain};
 use crate::http::context::WizardRequest;
 use crate::http::error::{ApiError, Problem};
 use crate::http::extract::QueryParams;
-use crate::routes::problems::{DatabaseProblems, SignedInRequired};
+use crate::routes::problems::{DatabaseProblems, OrganizationAdminRequired, SignedInRequired};
 use crate::state::AppState;
 
 const PATH: &str = "/api/onboarding/analytics/funnel";
@@ -63,7 +63,7 @@ pub struct Funnel {
         (status = 200, description = "The funnel, in the flow's step order", body = Funnel),
         (status = 400, description = "A malformed or unknown query parameter, or `from` not before `to` or more than a year apart", body = Problem, content_type = "application/problem+json"),
         SignedInRequired,
-        (status = 403, description = "Not an admin of the active organization, or no organization selected", body = Problem, content_type = "application/problem+json"),
+        OrganizationAdminRequired,
         DatabaseProblems,
     )
 )]

@@ -11,7 +11,7 @@ use crate::http::context::WizardRequest;
 use crate::http::error::{ApiError, Problem};
 use crate::http::extract::{IdempotencyKey, RawBody};
 use crate::http::idempotency::{Reply, RequestFingerprint, run_once};
-use crate::routes::problems::{DatabaseProblems, WriteLimits};
+use crate::routes::problems::{DatabaseProblems, MalformedIdempotencyKey, WriteLimits};
 use crate::state::AppState;
 use crate::wizard::complete::{Completed, Completer, complete};
 
@@ -36,7 +36,7 @@ pub fn router() -> Router<AppState> {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Completed (now or before)", body = Completed),
-        (status = 400, description = "A malformed `Idempotency-Key`", body = Problem, content_type = "application/problem+json"),
+        MalformedIdempotencyKey,
         (status = 401, description = "Not signed in (anonymous drafts are merged on sign-in), or a credential that failed verification", body = Problem, content_type = "application/problem+json"),
         WriteLimits,
         (status = 422, description = "Onboarding was not started, a required step is not completed or no longer fits the flow, the organization's slug is taken (each error of `errors[]` names its `step` and points into that step's answers, e.g. `step: \"organization\", pointer: \"/slug\"`), or the `Idempotency-Key` was used for a different request", body = Problem, content_type = "application/problem+json"),

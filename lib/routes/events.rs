@@ -18,7 +18,7 @@ use crate::http::context::WizardRequest;
 use crate::http::error::{ApiError, Problem, apply_rate_limit_headers};
 use crate::http::extract::JsonBody;
 use crate::http::rate_limit::ClientIp;
-use crate::routes::problems::{JsonOnly, OwnerRequired};
+use crate::routes::problems::{JsonOnly, MalformedJson, OwnerRequired};
 use crate::state::AppState;
 use crate::wizard::validation::{ErrorCode, FieldError};
 
@@ -85,7 +85,7 @@ pub struct Accepted {
     security(("bearer" = []), ("sessionCookie" = []), ("sessionHeader" = [])),
     responses(
         (status = 202, description = "Accepted; stored after the response", body = Accepted),
-        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        MalformedJson,
         OwnerRequired,
         (status = 413, description = "More than 100 events, or a body larger than `BODY_LIMIT_BYTES`", body = Problem, content_type = "application/problem+json"),
         JsonOnly,

@@ -13,7 +13,9 @@ use crate::db::RlsContext;
 use crate::http::error::{ApiError, Problem};
 use crate::http::extract::{CallerOf, IdempotencyKey, RawBody};
 use crate::http::idempotency::{Reply, RequestFingerprint, run_once};
-use crate::routes::problems::{DatabaseProblems, SignedInRequired, WriteLimits};
+use crate::routes::problems::{
+    DatabaseProblems, MalformedIdempotencyKey, SignedInRequired, WriteLimits,
+};
 use crate::state::AppState;
 use crate::wizard::merge::{Merged, merge};
 use crate::wizard::reads::forget_cached;
@@ -45,7 +47,7 @@ pub fn router() -> Router<AppState> {
     responses(
         (status = 200, description = "Merged; `merged` is empty when there was no session to merge", body = Merged,
             headers(("Set-Cookie" = String, description = "Clears `onboarding_session` (`Max-Age=0`)"))),
-        (status = 400, description = "A malformed `Idempotency-Key`", body = Problem, content_type = "application/problem+json"),
+        MalformedIdempotencyKey,
         SignedInRequired,
         WriteLimits,
         (status = 422, description = "The `Idempotency-Key` was used for a different request", body = Problem, content_type = "application/problem+json"),

@@ -107,3 +107,58 @@ pub enum JsonOnly {
     )]
     UnsupportedMediaType(Problem),
 }
+
+/// 400 of a route whose only malformed input is its JSON body.
+#[derive(IntoResponses)]
+pub enum MalformedJson {
+    #[response(
+        status = 400,
+        description = "Malformed JSON",
+        content_type = "application/problem+json"
+    )]
+    BadRequest(Problem),
+}
+
+/// 400 of a bodiless write whose only malformed input is its `Idempotency-Key`.
+#[derive(IntoResponses)]
+pub enum MalformedIdempotencyKey {
+    #[response(
+        status = 400,
+        description = "A malformed `Idempotency-Key`",
+        content_type = "application/problem+json"
+    )]
+    BadRequest(Problem),
+}
+
+/// 403 of a route for the admins of the caller's active organization.
+#[derive(IntoResponses)]
+pub enum OrganizationAdminRequired {
+    #[response(
+        status = 403,
+        description = "Not an admin of the active organization, or no organization selected",
+        content_type = "application/problem+json"
+    )]
+    Forbidden(Problem),
+}
+
+/// 404 of a route under `steps/{step}`.
+#[derive(IntoResponses)]
+pub enum UnknownStep {
+    #[response(
+        status = 404,
+        description = "The flow has no such step",
+        content_type = "application/problem+json"
+    )]
+    NotFound(Problem),
+}
+
+/// 404 of a route under `suggestions/{id}`.
+#[derive(IntoResponses)]
+pub enum UnknownSuggestion {
+    #[response(
+        status = 404,
+        description = "No such suggestion for this caller",
+        content_type = "application/problem+json"
+    )]
+    NotFound(Problem),
+}

@@ -20,7 +20,8 @@ use crate::http::extract::{
 };
 use crate::http::idempotency::{Reply, RequestFingerprint, run_once};
 use crate::routes::problems::{
-    CredentialRejected, DatabaseProblems, JsonOnly, OwnerRequired, StaleVersion, WriteLimits,
+    CredentialRejected, DatabaseProblems, JsonOnly, OwnerRequired, StaleVersion, UnknownStep,
+    WriteLimits,
 };
 use crate::state::AppState;
 use crate::wizard::save::{Completion, Saved, StepView, StepWrite, WriteContext, write_answer};
@@ -86,7 +87,7 @@ fn unknown_step(step: &str) -> ApiError {
             headers(("ETag" = String, description = "The version, quoted: `\"3\"`"))),
         (status = 400, description = "The step segment or the query string does not decode", body = Problem, content_type = "application/problem+json"),
         CredentialRejected,
-        (status = 404, description = "The flow has no such step", body = Problem, content_type = "application/problem+json"),
+        UnknownStep,
         DatabaseProblems,
     )
 )]
@@ -130,7 +131,7 @@ async fn read(
             headers(("ETag" = String, description = "The new version, quoted: `\"4\"`"))),
         (status = 400, description = "Malformed JSON, a malformed `If-Match` or `Idempotency-Key`, or a step segment or query string that does not decode", body = Problem, content_type = "application/problem+json"),
         OwnerRequired,
-        (status = 404, description = "The flow has no such step", body = Problem, content_type = "application/problem+json"),
+        UnknownStep,
         (status = 409, description = "Onboarding is already completed; its answers are final", body = Problem, content_type = "application/problem+json"),
         StaleVersion,
         WriteLimits,
