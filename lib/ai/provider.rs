@@ -73,6 +73,28 @@ pub struct Completion {
     pub attempts: u32,
 }
 
+impl Completion {
+    /// One response as a wire format parsed it: the model it names, else the
+    /// configured one. Latency and attempts stay zero until
+    /// [`AiClient::complete`] knows them, after its last attempt.
+    fn parsed(
+        value: Value,
+        model: Option<String>,
+        configured_model: &str,
+        usage: Usage,
+        finish_reason: Option<String>,
+    ) -> Self {
+        Self {
+            value,
+            model: model.unwrap_or_else(|| configured_model.to_string()),
+            usage,
+            latency: Duration::ZERO,
+            finish_reason,
+            attempts: 0,
+        }
+    }
+}
+
 /// Why a completion failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum AiError {
@@ -506,22 +528,17 @@ fn parse_chat(body: &[u8], configured_model: &str) -> Result<Completion, AiError
         .ok_or_else(|| AiError::InvalidOutput("no content".into()))?;
     let value: Value = serde_json::from_str(&content)
         .map_err(|error| AiError::InvalidOutput(format!("content is not JSON: {error}")))?;
-    Ok(Completion {
+    let usage = response.usage.map(|usage| Usage {
+        input_tokens: usage.prompt_tokens,
+        output_tokens: usage.completion_tokens,
+    });
+    Ok(Completion::parsed(
         value,
-        model: response
-            .model
-            .unwrap_or_else(|| configured_model.to_string()),
-        usage: response
-            .usage
-            .map(|usage| Usage {
-                input_tokens: usage.prompt_tokens,
-                output_tokens: usage.completion_tokens,
-            })
-            .unwrap_or_default(),
-        latency: Duration::ZERO,
-        finish_reason: choice.finish_reason,
-        attempts: 0,
-    })
+        response.model,
+        configured_model,
+        usage.unwrap_or_default(),
+        choice.finish_reason,
+    ))
 }
 
 // ---- Anthropic Messages --------------------------------------------------------
@@ -601,22 +618,17 @@ fn parse_messages(body: &[u8], configured_model: &str, tool: &str) -> Result<Com
             _ => None,
         })
         .ok_or_else(|| AiError::InvalidOutput(format!("no `{tool}` tool_use block")))?;
-    Ok(Completion {
-        value: input,
-        model: response
-            .model
-            .unwrap_or_else(|| configured_model.to_string()),
-        usage: response
-            .usage
-            .map(|usage| Usage {
-                input_tokens: usage.input_tokens,
-                output_tokens: usage.output_tokens,
-            })
-            .unwrap_or_default(),
-        latency: Duration::ZERO,
-        finish_reason: response.stop_reason,
-        attempts: 0,
-    })
+    let usage = response.usage.map(|usage| Usage {
+        input_tokens: usage.input_tokens,
+        output_tokens: usage.output_tokens,
+    });
+    Ok(Completion::parsed(
+        input,
+        response.model,
+        configured_model,
+        usage.unwrap_or_default(),
+        response.stop_reason,
+    ))
 }
 
 #[cfg(test)]
