@@ -20,8 +20,9 @@ use crate::functions::Environment;
 /// the floor instead of running the benchmark.
 pub const SERVE: &str = "BENCH_SERVE_RUNTIME_FLOOR";
 
-/// A status body of the size the route answers for a signed-in user.
-const STATUS_BODY: &[u8] = br#"{"state":"in_progress","currentStep":"workspace","completedSteps":["profile"],"redirectTo":"/onboarding/workspace","flowId":"default","flowVersion":1}"#;
+/// The body the status route answers a seeded user (`profile` completed,
+/// at `organization`), byte for byte.
+const STATUS_BODY: &[u8] = br#"{"authenticated":true,"state":"in_progress","currentStep":"organization","completedSteps":["profile"],"nextStep":"organization","progress":{"completed":1,"total":6,"percent":16},"flowId":"default","flowVersion":1,"redirectTo":"/onboarding/organization"}"#;
 
 /// Serves the constant answer on `VERCEL_DEV_PORT` until terminated.
 pub fn serve() -> Result<(), vercel_runtime::Error> {
