@@ -20,8 +20,9 @@ use crate::functions::Environment;
 /// the floor instead of running the benchmark.
 pub const SERVE: &str = "BENCH_SERVE_RUNTIME_FLOOR";
 
-/// The body the status route answers a seeded user (`profile` completed,
-/// at `organization`), byte for byte.
+/// The body the status route answered a seeded user (`profile` completed,
+/// at `organization`) when the floor was added, byte for byte: a reply of
+/// the same size, not a check of the route's.
 const STATUS_BODY: &[u8] = br#"{"authenticated":true,"state":"in_progress","currentStep":"organization","completedSteps":["profile"],"nextStep":"organization","progress":{"completed":1,"total":6,"percent":16},"flowId":"default","flowVersion":1,"redirectTo":"/onboarding/organization"}"#;
 
 /// Serves the constant answer on `VERCEL_DEV_PORT` until terminated.
