@@ -68,10 +68,9 @@ async fn instances_at_rest_give_their_connections_back_and_each_answers_again() 
         "the database's limit holds: {held} connections"
     );
     drop(elsewhere);
-    let held = held - HELD_ELSEWHERE;
 
     // At rest: the sweep closes the idle connections, in every instance.
-    let mut open = held;
+    let mut open = held - HELD_ELSEWHERE;
     for _ in 0..100 {
         if open == 0 {
             break;
