@@ -3,13 +3,14 @@
 //! by `Idempotency-Key` ([`idempotency`]), the write rate limit
 //! ([`rate_limit`]), the cron secret of scheduled requests ([`cron`]),
 //! request ids, timing and logs ([`observe`]), body limits,
-//! CORS and caching headers, and the way a function binary runs its router
+//! CORS ([`cors`]) and caching headers, and the way a function binary runs its router
 //! (on Vercel, or on AWS Lambda with the `lambda` feature). Below it is the
 //! domain, which knows nothing of this.
 
 pub mod admit;
 pub mod background;
 pub mod context;
+pub mod cors;
 pub mod cron;
 pub mod error;
 pub mod extract;
@@ -24,7 +25,6 @@ pub mod vercel;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderValue, header};
 use axum::response::IntoResponse;
 
 use crate::config::Settings;
@@ -37,7 +37,7 @@ use crate::state::AppState;
 /// the layers every response needs, and binds the shared state.
 pub fn app(state: AppState, routes: Router<AppState>) -> Router {
     let body_limit = state.settings().http.body_limit_bytes;
-    let cors = cors(&state.settings().http.allowed_origins);
+    let cors = cors::for_origins(&state.settings().http.allowed_origins);
     // One composed layer, outermost first: axum boxes each `Router::layer`
     // separately and clones and re-boxes every one on each request.
     let layers = tower::ServiceBuilder::new()
@@ -59,50 +59,6 @@ pub fn app(state: AppState, routes: Router<AppState>) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(layers)
         .with_state(state)
-}
-
-/// CORS for the configured wizard origins only, with credentials (cookies and
-/// the Authorization header). No origins configured: same-origin only.
-fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
-    use axum::http::{HeaderName, Method};
-    use tower_http::cors::{AllowOrigin, CorsLayer};
-    let origins: std::sync::Arc<[HeaderValue]> = origins
-        .iter()
-        .filter_map(|origin| HeaderValue::from_str(origin).ok())
-        .collect();
-    // A predicate over a shared list rather than `AllowOrigin::list`: the
-    // layer is cloned on every request, and a list is cloned with it.
-    CorsLayer::new()
-        .allow_origin(AllowOrigin::predicate(move |origin, _| {
-            origins.contains(origin)
-        }))
-        .allow_credentials(true)
-        .allow_methods([
-            Method::GET,
-            Method::PUT,
-            Method::POST,
-            Method::DELETE,
-            Method::OPTIONS,
-        ])
-        .allow_headers([
-            header::CONTENT_TYPE,
-            header::AUTHORIZATION,
-            header::IF_MATCH,
-            HeaderName::from_static("idempotency-key"),
-            HeaderName::from_static("x-request-id"),
-            HeaderName::from_static("x-onboarding-session"),
-        ])
-        .expose_headers([
-            header::ETAG,
-            header::CONTENT_DISPOSITION,
-            header::RETRY_AFTER,
-            HeaderName::from_static("x-request-id"),
-            HeaderName::from_static("idempotent-replayed"),
-            HeaderName::from_static("ratelimit-limit"),
-            HeaderName::from_static("ratelimit-remaining"),
-            HeaderName::from_static("ratelimit-reset"),
-        ])
-        .max_age(std::time::Duration::from_secs(600))
 }
 
 async fn not_found() -> impl IntoResponse {
@@ -127,7 +83,7 @@ pub async fn run_function(routes: fn() -> Router<AppState>) -> Result<(), vercel
 mod tests {
     use super::*;
     use axum::body::Body;
-    use axum::http::{Request, StatusCode};
+    use axum::http::{Request, StatusCode, header};
     use axum::routing::get;
     use tower::ServiceExt;
 
