@@ -2,6 +2,7 @@
 //! short-lived cache of successful verifications.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::str::FromStr;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -94,18 +95,23 @@ impl Verifier {
             return Ok(identity);
         }
 
-        let segments: Vec<&str> = token.split('.').collect();
-        match segments.len() {
-            3 => {}
-            5 => {
+        let mut segments = token.split('.');
+        let (header_b64, claims_b64, signature) = match (
+            segments.next(),
+            segments.next(),
+            segments.next(),
+            segments.count(),
+        ) {
+            (Some(header), Some(claims), Some(signature), 0) => (header, claims, signature),
+            (Some(_), Some(_), Some(_), 2) => {
                 return Err(AuthError::Malformed(
                     "encrypted tokens (JWE) are not supported",
                 ));
             }
             _ => return Err(AuthError::Malformed("token is not a compact JWS")),
-        }
+        };
         let header_json = URL_SAFE_NO_PAD
-            .decode(segments[0])
+            .decode(header_b64)
             .map_err(|_| AuthError::Malformed("token header is not base64url"))?;
         let header: RawHeader = serde_json::from_slice(&header_json)
             .map_err(|_| AuthError::Malformed("token header is not valid JSON"))?;
@@ -147,14 +153,14 @@ impl Verifier {
         // `jsonwebtoken::decode` would parse the header again and the claims
         // twice more (into the caller's type and into its own validation
         // struct), for rules this verifier applies itself.
-        let signed = &token[..segments[0].len() + 1 + segments[1].len()];
-        let verified = jsonwebtoken::crypto::verify(segments[2], signed.as_bytes(), key, alg)
+        let signed = &token[..header_b64.len() + 1 + claims_b64.len()];
+        let verified = jsonwebtoken::crypto::verify(signature, signed.as_bytes(), key, alg)
             .map_err(|e| map_jwt_error(e.kind()))?;
         if !verified {
             return Err(AuthError::BadSignature);
         }
         let claims_json = URL_SAFE_NO_PAD
-            .decode(segments[1])
+            .decode(claims_b64)
             .map_err(|_| AuthError::Malformed("token is not base64url"))?;
         let claims: Map<String, Value> = serde_json::from_slice(&claims_json)
             .map_err(|_| AuthError::Malformed("token payload is not a JSON object"))?;
@@ -323,7 +329,33 @@ fn map_jwt_error(kind: &ErrorKind) -> AuthError {
 struct ClaimsCache {
     ttl: Duration,
     capacity: usize,
-    entries: Mutex<HashMap<[u8; 32], (Identity, Instant)>>,
+    entries: Mutex<Entries>,
+}
+
+/// Each token's identity and when it leaves the cache, by the token's digest.
+type Entries = HashMap<[u8; 32], (Identity, Instant), BuildHasherDefault<DigestPrefix>>;
+
+/// The cache's hash of a key: its first eight bytes. The keys are SHA-256
+/// digests of the tokens already, so hashing them again (the default
+/// SipHash, twice per request) buys nothing; and only verified tokens are
+/// stored, so nobody can fill one bucket with keys of their choosing.
+#[derive(Default)]
+struct DigestPrefix(u64);
+
+impl Hasher for DigestPrefix {
+    fn write(&mut self, bytes: &[u8]) {
+        // A `[u8; 32]` hashes as its length, then its bytes: the length
+        // is the same for every key, and the bytes are the hash.
+        if let Some(prefix) = bytes.first_chunk::<8>() {
+            self.0 = u64::from_le_bytes(*prefix);
+        }
+    }
+
+    fn write_usize(&mut self, _length: usize) {}
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 impl ClaimsCache {
@@ -331,7 +363,7 @@ impl ClaimsCache {
         Self {
             ttl,
             capacity,
-            entries: Mutex::new(HashMap::new()),
+            entries: Mutex::new(HashMap::default()),
         }
     }
 
@@ -379,5 +411,41 @@ impl ClaimsCache {
 impl Verifier {
     pub(crate) fn cached_entries(&self) -> usize {
         self.cache.len()
+    }
+}
+
+#[cfg(test)]
+mod digest_prefix_tests {
+    use std::hash::BuildHasher;
+
+    use super::*;
+
+    fn identity(user: &str) -> Identity {
+        Identity {
+            user_id: UserId::parse(user).unwrap(),
+            organization_id: None,
+            organization_role: None,
+        }
+    }
+
+    #[test]
+    fn a_digest_hashes_as_its_first_eight_bytes() {
+        let digest: [u8; 32] = Sha256::digest(b"a token").into();
+        let hash = BuildHasherDefault::<DigestPrefix>::default().hash_one(digest);
+        assert_eq!(hash, u64::from_le_bytes(digest[..8].try_into().unwrap()));
+    }
+
+    #[tokio::test]
+    async fn keys_that_share_their_first_eight_bytes_stay_apart() {
+        let cache = ClaimsCache::new(Duration::from_secs(60), 10);
+        let first = [7u8; 32];
+        let mut second = first;
+        second[31] = 8;
+        let minute = Duration::from_secs(60);
+        cache.insert(first, identity("user_first"), minute);
+        cache.insert(second, identity("user_second"), minute);
+        assert_eq!(cache.get(&first), Some(identity("user_first")));
+        assert_eq!(cache.get(&second), Some(identity("user_second")));
+        assert_eq!(cache.get(&[9u8; 32]), None);
     }
 }

@@ -339,6 +339,18 @@ async fn a_jwe_shaped_token_is_rejected_with_a_clear_reason() {
 }
 
 #[tokio::test]
+async fn a_token_of_other_than_three_or_five_segments_is_not_a_compact_jws() {
+    for token in ["a", "a.b", "a.b.c.d", "a.b.c.d.e.f"] {
+        let err = detect_err(&hs_auth(), &bearer(token)).await;
+        assert_eq!(
+            err,
+            AuthError::Malformed("token is not a compact JWS"),
+            "{token}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn an_rs256_token_verified_through_jwks_is_accepted() {
     let server = JwksServer::start(Duration::ZERO).await;
     let auth = oidc_auth(&server.url, None);
