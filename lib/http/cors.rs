@@ -72,30 +72,26 @@ pub fn for_origins(origins: &[String]) -> CorsForOrigins {
 #[derive(Clone)]
 pub struct CorsForOrigins(CorsLayer);
 
-impl<S: Clone> Layer<S> for CorsForOrigins {
+impl<S> Layer<S> for CorsForOrigins {
     type Service = CorsIfOrigin<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        CorsIfOrigin {
-            cors: self.0.layer(inner.clone()),
-            inner,
-        }
+        CorsIfOrigin(self.0.layer(inner))
     }
 }
 
 /// `Cors` around the routes for a request with an `Origin`, the routes
-/// alone (and the `Vary` header) for one without.
+/// alone (and the `Vary` header) for one without. The routes are the ones
+/// inside `Cors`: the stack is cloned for every request, so it holds them
+/// once.
 #[derive(Clone)]
-pub struct CorsIfOrigin<S> {
-    cors: Cors<S>,
-    inner: S,
-}
+pub struct CorsIfOrigin<S>(Cors<S>);
 
 type WithVary<F, B> = MapOk<F, fn(Response<B>) -> Response<B>>;
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for CorsIfOrigin<S>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     ResBody: Default,
 {
     type Response = Response<ResBody>;
@@ -103,20 +99,17 @@ where
     type Future = Either<tower_http::cors::ResponseFuture<S::Future>, WithVary<S::Future, ResBody>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        // Either path may serve the next request; the routes are always
-        // ready, so this costs nothing.
-        match self.cors.poll_ready(cx) {
-            Poll::Ready(Ok(())) => self.inner.poll_ready(cx),
-            other => other,
-        }
+        // `Cors` is ready when the routes are, whichever path serves.
+        self.0.poll_ready(cx)
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         if request.headers().contains_key(header::ORIGIN) {
-            Either::Left(self.cors.call(request))
+            Either::Left(self.0.call(request))
         } else {
             Either::Right(
-                self.inner
+                self.0
+                    .get_mut()
                     .call(request)
                     .map_ok(with_vary::<ResBody> as fn(_) -> _),
             )
