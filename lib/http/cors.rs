@@ -5,9 +5,9 @@
 //! the Next.js server (its middleware reading the status, a route handler
 //! proxying the wizard) sends none. `tower_http`'s `Cors` does the same work
 //! for both: it builds a header map and the `Vary` list for every request,
-//! about ten allocations per request, which is most of what it costs the
-//! status function. Without an `Origin` there is nothing for it to allow,
-//! so such a request goes straight to the routes; its answer still says
+//! about ten allocations, most of what the layer costs. Without an `Origin`
+//! there is nothing for it to allow, so such a request goes straight to
+//! the routes; its answer still says
 //! `Vary: origin, access-control-request-method, access-control-request-headers`,
 //! as `Cors` would write it, so that no shared cache hands it to a browser
 //! whose origin would be answered differently.
