@@ -179,7 +179,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ),
     (
         "CORS_ALLOWED_ORIGINS",
-        "Comma-separated origins of the wizard allowed to call with credentials (local default: http://127.0.0.1:3000,http://localhost:3000,http://127.0.0.1:3001,http://localhost:3001, the Next.js dev server and this one under both names; deployed default: none, same origin only).",
+        "Comma-separated origins of the wizard allowed to call with credentials (local default: http://127.0.0.1:3000,http://localhost:3000,http://127.0.0.1:3001,http://localhost:3001, the Next.js dev server and this one under both names; deployed default: none, same origin only). A request without an `Origin` header (the Next.js server calling it) gets no `Access-Control-*` headers, only the `Vary` header every answer has.",
     ),
     (
         "ONBOARDING_WIZARD_PATH",
