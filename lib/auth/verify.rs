@@ -9,11 +9,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::digest::KeyInit;
+use hmac::{Hmac, Mac};
 use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey};
+use jsonwebtoken::{Algorithm, AlgorithmFamily};
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
+use sha2::{Digest, Sha256, Sha384, Sha512};
 use tokio::time::Instant;
 
 use crate::auth::error::AuthError;
@@ -42,12 +44,51 @@ struct RawHeader {
     crit: Option<Value>,
 }
 
-/// The HMAC secret, wrapped so `Debug` cannot print it
-/// (`jsonwebtoken::DecodingKey`'s own `Debug` would).
-struct HmacKey(DecodingKey);
+/// The HMAC secret, keyed once for each HS* algorithm: a verification
+/// clones the keyed state instead of hashing the key again (two blocks of
+/// the hash, and a verifier built and boxed, per token). Not `Debug`, so
+/// nothing prints the secret.
+struct HmacKeys {
+    hs256: Hmac<Sha256>,
+    hs384: Hmac<Sha384>,
+    hs512: Hmac<Sha512>,
+}
+
+impl HmacKeys {
+    fn new(secret: &[u8]) -> Self {
+        Self {
+            hs256: keyed(secret),
+            hs384: keyed(secret),
+            hs512: keyed(secret),
+        }
+    }
+
+    /// Whether `signature` (base64url) is the MAC of `signed` under `alg`,
+    /// compared in constant time.
+    fn verify(&self, alg: Algorithm, signed: &[u8], signature: &str) -> Result<bool, AuthError> {
+        let signature = URL_SAFE_NO_PAD
+            .decode(signature)
+            .map_err(|_| AuthError::Malformed("token is not base64url"))?;
+        Ok(match alg {
+            Algorithm::HS256 => mac_matches(self.hs256.clone(), signed, &signature),
+            Algorithm::HS384 => mac_matches(self.hs384.clone(), signed, &signature),
+            Algorithm::HS512 => mac_matches(self.hs512.clone(), signed, &signature),
+            _ => return Err(AuthError::DisallowedAlgorithm),
+        })
+    }
+}
+
+fn keyed<M: KeyInit>(secret: &[u8]) -> M {
+    <M as KeyInit>::new_from_slice(secret).expect("HMAC takes a key of any length")
+}
+
+fn mac_matches<M: Mac>(mut mac: M, signed: &[u8], signature: &[u8]) -> bool {
+    mac.update(signed);
+    mac.verify_slice(signature).is_ok()
+}
 
 pub(crate) struct Verifier {
-    hmac_key: Option<HmacKey>,
+    hmac_keys: Option<HmacKeys>,
     jwks: Option<JwksCache>,
     algorithms: Vec<Algorithm>,
     issuer: Option<String>,
@@ -62,10 +103,10 @@ pub(crate) struct Verifier {
 impl Verifier {
     pub(crate) fn new(settings: &AuthSettings, http: reqwest::Client) -> Self {
         Self {
-            hmac_key: settings
+            hmac_keys: settings
                 .hs_secret
                 .as_ref()
-                .map(|s| HmacKey(DecodingKey::from_secret(s.expose_secret().as_bytes()))),
+                .map(|s| HmacKeys::new(s.expose_secret().as_bytes())),
             jwks: settings.jwks_url.as_ref().map(|url| {
                 JwksCache::new(
                     url.clone(),
@@ -127,14 +168,17 @@ impl Verifier {
         }
 
         // The key source follows the algorithm family, so an HS* token can
-        // never be checked against a public key and vice versa.
-        let jwks_key;
-        let key: &DecodingKey = if alg.family() == AlgorithmFamily::Hmac {
-            &self
-                .hmac_key
+        // never be checked against a public key and vice versa. Then the
+        // signature over `header.claims`, and the claims parsed once:
+        // `jsonwebtoken::decode` would parse the header again and the claims
+        // twice more (into the caller's type and into its own validation
+        // struct), for rules this verifier applies itself.
+        let signed = &token[..header_b64.len() + 1 + claims_b64.len()];
+        let verified = if alg.family() == AlgorithmFamily::Hmac {
+            self.hmac_keys
                 .as_ref()
                 .ok_or(AuthError::DisallowedAlgorithm)?
-                .0
+                .verify(alg, signed.as_bytes(), signature)?
         } else {
             let jwks = self.jwks.as_ref().ok_or(AuthError::DisallowedAlgorithm)?;
             let kid = header
@@ -142,20 +186,13 @@ impl Verifier {
                 .as_deref()
                 .filter(|k| !k.is_empty())
                 .ok_or(AuthError::Malformed("token header has no kid"))?;
-            jwks_key = jwks.key(kid).await?;
-            if jwks_key.family != alg.family() || jwks_key.alg.is_some_and(|a| a != alg) {
+            let key = jwks.key(kid).await?;
+            if key.family != alg.family() || key.alg.is_some_and(|a| a != alg) {
                 return Err(AuthError::DisallowedAlgorithm);
             }
-            &jwks_key.key
+            jsonwebtoken::crypto::verify(signature, signed.as_bytes(), &key.key, alg)
+                .map_err(|e| map_jwt_error(e.kind()))?
         };
-
-        // The signature over `header.claims`, then the claims parsed once:
-        // `jsonwebtoken::decode` would parse the header again and the claims
-        // twice more (into the caller's type and into its own validation
-        // struct), for rules this verifier applies itself.
-        let signed = &token[..header_b64.len() + 1 + claims_b64.len()];
-        let verified = jsonwebtoken::crypto::verify(signature, signed.as_bytes(), key, alg)
-            .map_err(|e| map_jwt_error(e.kind()))?;
         if !verified {
             return Err(AuthError::BadSignature);
         }

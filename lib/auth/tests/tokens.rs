@@ -33,6 +33,65 @@ async fn a_valid_hs256_token_is_accepted() {
 }
 
 #[tokio::test]
+async fn hs384_and_hs512_tokens_verify_with_the_secret_when_allowed() {
+    let auth = authenticator(
+        settings(&[
+            ("AUTH_PROVIDER", "hs256"),
+            ("AUTH_JWT_SECRET", HS_SECRET),
+            ("AUTH_ALGORITHMS", "HS256,HS384,HS512"),
+            ("AUTH_ISSUER", ISSUER),
+            ("AUTH_AUDIENCE", AUDIENCE),
+        ])
+        .expect("settings"),
+    );
+    let secret = EncodingKey::from_secret(HS_SECRET.as_bytes());
+    for alg in [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512] {
+        let token = sign(alg, None, &claims(), &secret);
+        let user = detect_user(&auth, &bearer(&token)).await;
+        assert_eq!(user.user_id().as_str(), "user_123", "{alg:?}");
+    }
+    // Signed with HS512, labelled HS384: the HS384 MAC does not match.
+    let hs512 = sign(Algorithm::HS512, None, &claims(), &secret);
+    let (_, rest) = hs512.split_once('.').expect("three segments");
+    let relabelled = format!("{}.{rest}", b64(&json!({"alg": "HS384", "typ": "JWT"})));
+    assert_eq!(
+        detect_err(&auth, &bearer(&relabelled)).await,
+        AuthError::BadSignature
+    );
+    // Another secret: same shape, wrong MAC.
+    let foreign = sign(
+        Algorithm::HS384,
+        None,
+        &claims(),
+        &EncodingKey::from_secret(b"another secret of the same length, or not"),
+    );
+    assert_eq!(
+        detect_err(&auth, &bearer(&foreign)).await,
+        AuthError::BadSignature
+    );
+}
+
+#[tokio::test]
+async fn an_hs256_signature_segment_that_is_not_base64url_or_is_cut_short_is_rejected() {
+    let token = hs_token(&claims());
+    let (signed, signature) = token.rsplit_once('.').expect("three segments");
+    let not_base64 = format!("{signed}.{}*", &signature[1..]);
+    let err = detect_err(&hs_auth(), &bearer(&not_base64)).await;
+    assert!(matches!(err, AuthError::Malformed(_)), "{err:?}");
+    // 40 of its 43 characters: 30 bytes, decoded, of a 32-byte MAC.
+    let cut_short = format!("{signed}.{}", &signature[..40]);
+    assert_eq!(
+        detect_err(&hs_auth(), &bearer(&cut_short)).await,
+        AuthError::BadSignature
+    );
+    let empty = format!("{signed}.");
+    assert_eq!(
+        detect_err(&hs_auth(), &bearer(&empty)).await,
+        AuthError::BadSignature
+    );
+}
+
+#[tokio::test]
 async fn a_token_with_alg_none_is_rejected_as_a_disallowed_algorithm() {
     let header = b64(&json!({"alg": "none", "typ": "JWT"}));
     let token = format!("{header}.{}.", b64(&claims()));
