@@ -12,13 +12,14 @@
 //! as `Cors` would write it, so that no shared cache hands it to a browser
 //! whose origin would be answered differently.
 
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::http::{HeaderName, HeaderValue, Method, Request, Response, header};
 use futures_util::TryFutureExt;
 use futures_util::future::{Either, MapOk};
 use tower::{Layer, Service};
-use tower_http::cors::{AllowOrigin, Cors, CorsLayer};
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
 /// The `Vary` value `Cors` writes by default, for the answers it is skipped for.
 const VARY: HeaderValue = HeaderValue::from_static(
@@ -28,12 +29,13 @@ const VARY: HeaderValue = HeaderValue::from_static(
 /// CORS for `origins` only, with credentials (cookies and the Authorization
 /// header). No origins configured: same-origin only.
 pub fn for_origins(origins: &[String]) -> CorsForOrigins {
-    let origins: std::sync::Arc<[HeaderValue]> = origins
+    let origins: Arc<[HeaderValue]> = origins
         .iter()
         .filter_map(|origin| HeaderValue::from_str(origin).ok())
         .collect();
     // A predicate over a shared list rather than `AllowOrigin::list`: the
-    // layer is cloned on every request, and a list is cloned with it.
+    // layer is cloned for every request with an `Origin`, and a list is
+    // cloned with it.
     let cors = CorsLayer::new()
         .allow_origin(AllowOrigin::predicate(move |origin, _| {
             origins.contains(origin)
@@ -65,33 +67,40 @@ pub fn for_origins(origins: &[String]) -> CorsForOrigins {
             HeaderName::from_static("ratelimit-reset"),
         ])
         .max_age(std::time::Duration::from_secs(600));
-    CorsForOrigins(cors)
+    CorsForOrigins(Arc::new(cors))
 }
 
 /// The layer of [`for_origins`].
 #[derive(Clone)]
-pub struct CorsForOrigins(CorsLayer);
+pub struct CorsForOrigins(Arc<CorsLayer>);
 
 impl<S> Layer<S> for CorsForOrigins {
     type Service = CorsIfOrigin<S>;
 
-    fn layer(&self, inner: S) -> Self::Service {
-        CorsIfOrigin(self.0.layer(inner))
+    fn layer(&self, routes: S) -> Self::Service {
+        CorsIfOrigin {
+            routes,
+            cors: self.0.clone(),
+        }
     }
 }
 
 /// `Cors` around the routes for a request with an `Origin`, the routes
-/// alone (and the `Vary` header) for one without. The routes are the ones
-/// inside `Cors`: the stack is cloned for every request, so it holds them
-/// once.
+/// alone (and the `Vary` header) for one without. The stack is cloned for
+/// every request, so the configuration is shared rather than held: a
+/// `CorsLayer` clones its lists with it, and `Cors` is built only for a
+/// request that has an `Origin`.
 #[derive(Clone)]
-pub struct CorsIfOrigin<S>(Cors<S>);
+pub struct CorsIfOrigin<S> {
+    routes: S,
+    cors: Arc<CorsLayer>,
+}
 
 type WithVary<F, B> = MapOk<F, fn(Response<B>) -> Response<B>>;
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for CorsIfOrigin<S>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
     ResBody: Default,
 {
     type Response = Response<ResBody>;
@@ -99,17 +108,19 @@ where
     type Future = Either<tower_http::cors::ResponseFuture<S::Future>, WithVary<S::Future, ResBody>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        // `Cors` is ready when the routes are, whichever path serves.
-        self.0.poll_ready(cx)
+        self.routes.poll_ready(cx)
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         if request.headers().contains_key(header::ORIGIN) {
-            Either::Left(self.0.call(request))
+            // `Cors` takes the routes this service made ready and leaves a
+            // clone in their place.
+            let routes = self.routes.clone();
+            let ready = std::mem::replace(&mut self.routes, routes);
+            Either::Left(self.cors.layer(ready).call(request))
         } else {
             Either::Right(
-                self.0
-                    .get_mut()
+                self.routes
                     .call(request)
                     .map_ok(with_vary::<ResBody> as fn(_) -> _),
             )
