@@ -1,7 +1,7 @@
 //! JWT verification: algorithm allow-list, key selection, claim checks, and a
 //! short-lived cache of successful verifications.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::str::FromStr;
 use std::sync::Mutex;
@@ -363,34 +363,18 @@ fn map_jwt_error(kind: &ErrorKind) -> AuthError {
 /// Successful verifications keyed by SHA-256 of the token (PostgREST-style),
 /// so repeated requests with the same token skip signature checks.
 /// Failures are never stored: a rejected token is re-checked every time.
-/// A full cache forgets its oldest entry, one per new one: an instance that
-/// sees more distinct tokens than it holds keeps the latest, where emptying
-/// the whole cache at once would send them all back to verification together.
+/// A full cache makes room for each new entry by dropping one other: an
+/// instance that sees more distinct tokens than it holds keeps most of
+/// them, where emptying the whole cache at once would send them all back to
+/// verification together.
 struct ClaimsCache {
     ttl: Duration,
     capacity: usize,
     entries: Mutex<Entries>,
 }
 
-/// What the cache holds, and in which order it was stored.
-#[derive(Default)]
-struct Entries {
-    /// Each token's identity, when it leaves the cache and which insertion
-    /// stored it, by the token's digest.
-    by_digest: HashMap<[u8; 32], Stored, BuildHasherDefault<DigestPrefix>>,
-    /// Every insertion still counted against the capacity, oldest first. An
-    /// entry that expired (removed when read) or was stored again leaves its
-    /// earlier insertion here; that one removes nothing when its turn comes.
-    order: VecDeque<([u8; 32], u64)>,
-    /// The number of the next insertion.
-    next: u64,
-}
-
-struct Stored {
-    identity: Identity,
-    expires: Instant,
-    insertion: u64,
-}
+/// Each token's identity and when it leaves the cache, by the token's digest.
+type Entries = HashMap<[u8; 32], (Identity, Instant), BuildHasherDefault<DigestPrefix>>;
 
 /// The cache's hash of a key: its first eight bytes. The keys are SHA-256
 /// digests of the tokens already, so hashing them again (the default
@@ -420,7 +404,7 @@ impl ClaimsCache {
         Self {
             ttl,
             capacity,
-            entries: Mutex::default(),
+            entries: Mutex::new(HashMap::default()),
         }
     }
 
@@ -433,17 +417,17 @@ impl ClaimsCache {
             return None;
         }
         let mut entries = self.lock();
-        match entries.by_digest.get(digest) {
-            Some(stored) if Instant::now() < stored.expires => Some(stored.identity.clone()),
+        match entries.get(digest) {
+            Some((identity, expires)) if Instant::now() < *expires => Some(identity.clone()),
             Some(_) => {
-                entries.by_digest.remove(digest);
+                entries.remove(digest);
                 None
             }
             None => None,
         }
     }
 
-    /// Stores for min(ttl, time left until `exp`), in place of the oldest
+    /// Stores for min(ttl, time left until `exp`), in place of another
     /// entry when the cache is full.
     fn insert(&self, digest: [u8; 32], identity: Identity, until_exp: Duration) {
         let ttl = self.ttl.min(until_exp);
@@ -452,38 +436,21 @@ impl ClaimsCache {
         }
         let expires = Instant::now() + ttl;
         let mut entries = self.lock();
-        let Entries {
-            by_digest,
-            order,
-            next,
-        } = &mut *entries;
-        while order.len() >= self.capacity {
-            let Some((oldest, insertion)) = order.pop_front() else {
-                break;
-            };
-            if by_digest
-                .get(&oldest)
-                .is_some_and(|stored| stored.insertion == insertion)
-            {
-                by_digest.remove(&oldest);
+        if entries.len() >= self.capacity && !entries.contains_key(&digest) {
+            // The first entry in the table's order, which is that of the
+            // digests: as good a one to drop as any, and found without an
+            // order of insertion kept beside the entries (about a third
+            // more memory for the cache when full).
+            if let Some(dropped) = entries.keys().next().copied() {
+                entries.remove(&dropped);
             }
         }
-        let insertion = *next;
-        *next += 1;
-        order.push_back((digest, insertion));
-        by_digest.insert(
-            digest,
-            Stored {
-                identity,
-                expires,
-                insertion,
-            },
-        );
+        entries.insert(digest, (identity, expires));
     }
 
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.lock().by_digest.len()
+        self.lock().len()
     }
 }
 
@@ -530,36 +497,30 @@ mod digest_prefix_tests {
     }
 
     #[tokio::test]
-    async fn a_full_cache_forgets_its_oldest_entry_and_keeps_the_others() {
+    async fn a_full_cache_makes_room_for_each_new_entry_and_keeps_the_others() {
         let cache = ClaimsCache::new(Duration::from_secs(60), 3);
         let minute = Duration::from_secs(60);
-        for (n, user) in ["user_1", "user_2", "user_3", "user_4"].iter().enumerate() {
-            cache.insert([n as u8; 32], identity(user), minute);
+        for n in 0..10u8 {
+            let user = format!("user_{n}");
+            cache.insert([n; 32], identity(&user), minute);
+            assert_eq!(cache.len(), usize::from(n + 1).min(3));
+            assert_eq!(cache.get(&[n; 32]), Some(identity(&user)));
         }
-        assert_eq!(cache.len(), 3);
-        assert_eq!(cache.get(&[0u8; 32]), None);
-        for (n, user) in [(1u8, "user_2"), (2, "user_3"), (3, "user_4")] {
-            assert_eq!(cache.get(&[n; 32]), Some(identity(user)));
-        }
+        let kept = (0..10u8).filter(|n| cache.get(&[*n; 32]).is_some()).count();
+        assert_eq!(kept, 3);
     }
 
     #[tokio::test]
-    async fn a_token_stored_twice_stays_until_the_turn_of_its_later_insertion() {
+    async fn storing_a_cached_token_again_in_a_full_cache_drops_nothing() {
         // Two requests with the same new token, verified at once, both store it.
         let cache = ClaimsCache::new(Duration::from_secs(60), 2);
         let minute = Duration::from_secs(60);
-        let (twice, second, third) = ([1u8; 32], [2u8; 32], [3u8; 32]);
+        let (twice, other) = ([1u8; 32], [2u8; 32]);
         cache.insert(twice, identity("user_twice"), minute);
+        cache.insert(other, identity("user_other"), minute);
         cache.insert(twice, identity("user_twice"), minute);
-        // The first insertion's turn: it removes nothing.
-        cache.insert(second, identity("user_second"), minute);
         assert_eq!(cache.get(&twice), Some(identity("user_twice")));
-        assert_eq!(cache.get(&second), Some(identity("user_second")));
-        // The later one's turn.
-        cache.insert(third, identity("user_third"), minute);
-        assert_eq!(cache.get(&twice), None);
-        assert_eq!(cache.get(&second), Some(identity("user_second")));
-        assert_eq!(cache.get(&third), Some(identity("user_third")));
+        assert_eq!(cache.get(&other), Some(identity("user_other")));
         assert_eq!(cache.len(), 2);
     }
 }
