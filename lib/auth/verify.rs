@@ -462,7 +462,7 @@ impl Verifier {
 }
 
 #[cfg(test)]
-mod digest_prefix_tests {
+mod claims_cache_tests {
     use std::hash::BuildHasher;
 
     use super::*;
