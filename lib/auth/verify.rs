@@ -363,7 +363,8 @@ fn map_jwt_error(kind: &ErrorKind) -> AuthError {
 /// Successful verifications keyed by SHA-256 of the token (PostgREST-style),
 /// so repeated requests with the same token skip signature checks.
 /// Failures are never stored: a rejected token is re-checked every time.
-/// A full cache makes room for each new entry by dropping one other: an
+/// A full cache makes room for each new entry by dropping the expired ones
+/// first (swept at most once per [`SWEEP_INTERVAL`]), else one other: an
 /// instance that sees more distinct tokens than it holds keeps most of
 /// them, where emptying the whole cache at once would send them all back to
 /// verification together.
@@ -373,8 +374,21 @@ struct ClaimsCache {
     entries: Mutex<Entries>,
 }
 
+struct Entries {
+    by_digest: ByDigest,
+    /// A full cache looks for expired entries again only from then on: a
+    /// sweep reads every entry, and a busy instance is full on every miss.
+    next_sweep: Instant,
+}
+
+/// How often at most a full cache sweeps its expired entries: often enough
+/// that live entries are seldom dropped while expired ones wait (entries live
+/// 30 s by default), rarely enough that reading 10,000 entries costs nothing
+/// measurable.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Each token's identity and when it leaves the cache, by the token's digest.
-type Entries = HashMap<[u8; 32], (Identity, Instant), BuildHasherDefault<DigestPrefix>>;
+type ByDigest = HashMap<[u8; 32], (Identity, Instant), BuildHasherDefault<DigestPrefix>>;
 
 /// The cache's hash of a key: its first eight bytes. The keys are SHA-256
 /// digests of the tokens already, so hashing them again (the default
@@ -404,7 +418,10 @@ impl ClaimsCache {
         Self {
             ttl,
             capacity,
-            entries: Mutex::new(HashMap::default()),
+            entries: Mutex::new(Entries {
+                by_digest: HashMap::default(),
+                next_sweep: Instant::now(),
+            }),
         }
     }
 
@@ -416,7 +433,7 @@ impl ClaimsCache {
         if self.capacity == 0 {
             return None;
         }
-        let mut entries = self.lock();
+        let entries = &mut self.lock().by_digest;
         match entries.get(digest) {
             Some((identity, expires)) if Instant::now() < *expires => Some(identity.clone()),
             Some(_) => {
@@ -427,30 +444,40 @@ impl ClaimsCache {
         }
     }
 
-    /// Stores for min(ttl, time left until `exp`), in place of another
-    /// entry when the cache is full.
+    /// Stores for min(ttl, time left until `exp`); in a full cache, in place
+    /// of the expired entries or else of one other.
     fn insert(&self, digest: [u8; 32], identity: Identity, until_exp: Duration) {
         let ttl = self.ttl.min(until_exp);
         if self.capacity == 0 || ttl.is_zero() {
             return;
         }
-        let expires = Instant::now() + ttl;
-        let mut entries = self.lock();
+        let now = Instant::now();
+        let mut guard = self.lock();
+        let Entries {
+            by_digest: entries,
+            next_sweep,
+        } = &mut *guard;
         if entries.len() >= self.capacity && !entries.contains_key(&digest) {
-            // The first entry in the table's order, which is that of the
-            // digests: as good a one to drop as any, and found without an
-            // order of insertion kept beside the entries (about a third
-            // more memory for the cache when full).
-            if let Some(dropped) = entries.keys().next().copied() {
-                entries.remove(&dropped);
+            if now >= *next_sweep {
+                entries.retain(|_, (_, expires)| now < *expires);
+                *next_sweep = now + SWEEP_INTERVAL;
+            }
+            if entries.len() >= self.capacity {
+                // The first entry in the table's order, which is that of the
+                // digests: as good a one to drop as any, and found without an
+                // order of insertion kept beside the entries (about a third
+                // more memory for the cache when full).
+                if let Some(dropped) = entries.keys().next().copied() {
+                    entries.remove(&dropped);
+                }
             }
         }
-        entries.insert(digest, (identity, expires));
+        entries.insert(digest, (identity, now + ttl));
     }
 
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().by_digest.len()
     }
 }
 
@@ -508,6 +535,25 @@ mod claims_cache_tests {
         }
         let kept = (0..10u8).filter(|n| cache.get(&[*n; 32]).is_some()).count();
         assert_eq!(kept, 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_cache_drops_its_expired_entries_before_a_live_one() {
+        let cache = ClaimsCache::new(Duration::from_secs(60), 3);
+        let (second, minute) = (Duration::from_secs(1), Duration::from_secs(60));
+        cache.insert([1; 32], identity("user_short_1"), second);
+        cache.insert([2; 32], identity("user_long"), minute);
+        cache.insert([3; 32], identity("user_short_3"), second);
+        tokio::time::advance(Duration::from_secs(2)).await;
+
+        cache.insert([4; 32], identity("user_new"), minute);
+        assert_eq!(
+            cache.len(),
+            2,
+            "both expired entries are gone, nothing else"
+        );
+        assert_eq!(cache.get(&[2; 32]), Some(identity("user_long")));
+        assert_eq!(cache.get(&[4; 32]), Some(identity("user_new")));
     }
 
     #[tokio::test]
