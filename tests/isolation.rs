@@ -271,9 +271,10 @@ async fn the_reads_sent_as_one_call_answer_as_the_queries_and_only_the_callers_o
             }),
         );
         for db in [&prepared, &unnamed] {
-            let own = progress::fetch_own_with_answers_in_one_trip(db, caller, "default")
-                .await
-                .unwrap();
+            let own =
+                progress::fetch_own_with_answers_in_one_trip(db, caller, "default", &|_| true)
+                    .await
+                    .unwrap();
             let step = answers::fetch_own_in_one_trip(db, caller, "default", "profile")
                 .await
                 .unwrap();
@@ -446,7 +447,7 @@ async fn each_reads_only_their_own(db: &Database) {
         .take(callers.len() * 4)
         .map(|(context, _, _)| async {
             futures_util::future::join(
-                progress::fetch_own_with_answers_in_one_trip(&db, context, "default"),
+                progress::fetch_own_with_answers_in_one_trip(&db, context, "default", &|_| true),
                 answers::fetch_own_in_one_trip(&db, context, "default", "profile"),
             )
             .await

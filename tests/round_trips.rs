@@ -31,7 +31,7 @@ async fn read_costs(mode: StatementMode) -> (usize, usize, usize) {
     progress::fetch_own_in_one_trip(&db, &caller, "default")
         .await
         .unwrap();
-    progress::fetch_own_with_answers_in_one_trip(&db, &caller, "default")
+    progress::fetch_own_with_answers_in_one_trip(&db, &caller, "default", &|_| true)
         .await
         .unwrap();
 
@@ -44,10 +44,11 @@ async fn read_costs(mode: StatementMode) -> (usize, usize, usize) {
     assert_eq!(record.user_id.as_deref(), Some("user_rt"));
 
     let before = proxy.turns();
-    let (status, _) = progress::fetch_own_with_answers_in_one_trip(&db, &caller, "default")
-        .await
-        .unwrap()
-        .expect("the row started above");
+    let (status, _) =
+        progress::fetch_own_with_answers_in_one_trip(&db, &caller, "default", &|_| true)
+            .await
+            .unwrap()
+            .expect("the row started above");
     let one_call = proxy.turns() - before;
     assert_eq!(status.user_id.as_deref(), Some("user_rt"));
 

@@ -5,9 +5,14 @@
 //! the caller may see, the one that is their own (an organization admin also
 //! sees their members' rows).
 
+use std::borrow::Cow;
+use std::error::Error;
+use std::fmt;
+
 use chrono::{DateTime, Utc};
+use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 use tokio_postgres::Row;
-use tokio_postgres::types::Type;
+use tokio_postgres::types::{FromSql, Type};
 use uuid::Uuid;
 
 use crate::db::{Database, DbError, RlsContext, Statement, Tx};
@@ -216,23 +221,101 @@ pub async fn fetch_own_in_one_trip(
     Ok(rows.first().map(from_row))
 }
 
-/// The caller's row for a flow and its answers (step → stored object), in one round trip.
+/// The caller's row for a flow and the answers (step → stored object) of
+/// the steps `wanted` accepts, in one round trip. The other steps' answers
+/// are skipped unparsed: the status read needs only those its conditions
+/// read, and parsing the rest was most of its allocations.
 #[tracing::instrument(level = "debug", skip_all, fields(flow_id))]
 pub async fn fetch_own_with_answers_in_one_trip(
     db: &Database,
     context: &RlsContext,
     flow_id: &str,
+    wanted: &(dyn Fn(&str) -> bool + Sync),
 ) -> Result<Option<(ProgressRecord, StoredAnswers)>, DbError> {
     let rows = db
         .read_own(context, &FETCH_OWN_WITH_ANSWERS, &[flow_id])
         .await?;
     Ok(rows.first().map(|row| {
-        let answers = match row.get::<_, serde_json::Value>("answers") {
-            serde_json::Value::Object(map) => map,
-            _ => serde_json::Map::new(),
-        };
-        (from_row(row), answers)
+        let JsonText(answers) = row.get("answers");
+        (from_row(row), answers_of_steps(answers, wanted))
     }))
+}
+
+/// The steps' answers `wanted` accepts, from the JSON object of answers by
+/// step; empty for anything else, which the query never returns.
+fn answers_of_steps(json: &[u8], wanted: &dyn Fn(&str) -> bool) -> StoredAnswers {
+    let mut deserializer = serde_json::Deserializer::from_slice(json);
+    deserializer
+        .deserialize_map(StepsWanted(wanted))
+        .unwrap_or_default()
+}
+
+/// A `json` or `jsonb` column as its JSON text, borrowed from the row.
+struct JsonText<'a>(&'a [u8]);
+
+impl<'a> FromSql<'a> for JsonText<'a> {
+    fn from_sql(ty: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn Error + Sync + Send>> {
+        if *ty != Type::JSONB {
+            return Ok(JsonText(raw));
+        }
+        // jsonb's binary form: a version byte, then the text.
+        match raw.split_first() {
+            Some((1, text)) => Ok(JsonText(text)),
+            _ => Err("unsupported jsonb version".into()),
+        }
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::JSON || *ty == Type::JSONB
+    }
+}
+
+/// Reads an object of answers by step, keeping the steps it accepts.
+struct StepsWanted<'w>(&'w dyn Fn(&str) -> bool);
+
+impl<'de> Visitor<'de> for StepsWanted<'_> {
+    type Value = StoredAnswers;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("an object of answers by step")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<StoredAnswers, A::Error> {
+        let mut kept = StoredAnswers::new();
+        while let Some(StepKey(step)) = map.next_key()? {
+            if (self.0)(&step) {
+                kept.insert(step.into_owned(), map.next_value()?);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(kept)
+    }
+}
+
+/// A step id, borrowed from the JSON text unless it holds an escape.
+struct StepKey<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for StepKey<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = StepKey<'de>;
+
+            fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+                formatter.write_str("a step id")
+            }
+
+            fn visit_borrowed_str<E>(self, key: &'de str) -> Result<StepKey<'de>, E> {
+                Ok(StepKey(Cow::Borrowed(key)))
+            }
+
+            fn visit_str<E>(self, key: &str) -> Result<StepKey<'de>, E> {
+                Ok(StepKey(Cow::Owned(key.to_string())))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
 }
 
 /// The caller's own row, locked until the transaction ends: writers of one
@@ -366,6 +449,10 @@ pub async fn delete(tx: &Tx<'_>, id: Uuid) -> Result<bool, DbError> {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
+    use super::*;
+
     const COLUMNS: &str = "id, user_id, organization_id, flow_id, flow_version, state, current_step, completed_steps, row_version, updated_at";
 
     #[test]
@@ -385,5 +472,38 @@ mod tests {
         ] {
             assert!(sql.contains(COLUMNS), "{sql}");
         }
+    }
+
+    #[test]
+    fn only_the_wanted_steps_answers_are_read_escaped_or_not() {
+        let json = br#"{"organization": {"size": "1"}, "profile": {"name": "A \"quoted\" name", "tags": [1, {"x": null}]}, "te\u0061m": {"invites": []}}"#;
+        let wanted = |step: &str| step == "organization" || step == "team";
+        let answers = answers_of_steps(json, &wanted);
+        assert_eq!(
+            serde_json::Value::Object(answers),
+            json!({"organization": {"size": "1"}, "team": {"invites": []}})
+        );
+        let all = answers_of_steps(json, &|_| true);
+        assert_eq!(all.len(), 3);
+        assert_eq!(all["profile"]["name"], "A \"quoted\" name");
+        assert!(answers_of_steps(json, &|_| false).is_empty());
+    }
+
+    #[test]
+    fn answers_that_are_not_an_object_of_steps_read_as_none() {
+        for json in [&b"null"[..], b"[]", b"\"text\"", b"{\"step\": }"] {
+            assert!(answers_of_steps(json, &|_| true).is_empty());
+        }
+    }
+
+    #[test]
+    fn a_jsonb_column_is_its_text_after_the_version_byte() {
+        let JsonText(text) = JsonText::from_sql(&Type::JSONB, b"\x01{}").unwrap();
+        assert_eq!(text, b"{}");
+        assert!(JsonText::from_sql(&Type::JSONB, b"\x02{}").is_err());
+        assert!(JsonText::from_sql(&Type::JSONB, b"").is_err());
+        let JsonText(text) = JsonText::from_sql(&Type::JSON, b"{}").unwrap();
+        assert_eq!(text, b"{}");
+        assert!(!<JsonText as FromSql>::accepts(&Type::TEXT));
     }
 }

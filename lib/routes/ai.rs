@@ -388,7 +388,8 @@ async fn request_suggestion(
         .map_err(ApiError::RateLimited)?;
     let flow = request.flow();
     let flags = request.flags();
-    let answers = own_progress(state.db(), &request.caller, flow.id())
+    // Every answer: the prompt may quote any of them.
+    let answers = own_progress(state.db(), &request.caller, flow.id(), &|_| true)
         .await?
         .map(|(_, answers)| answers)
         .unwrap_or_default();

@@ -56,8 +56,7 @@ impl Reader<'_> {
     /// session have not started.
     pub async fn status(&self, paths: &RedirectPaths) -> Result<Status, WizardError> {
         self.cached(CacheEntry::Status, async || {
-            let (record, answers) = match own_progress(self.db, self.caller, self.flow.id()).await?
-            {
+            let (record, answers) = match self.own_progress_for_visibility().await? {
                 Some((record, answers)) => (Some(record), answers),
                 None => (None, AnswerMap::new()),
             };
@@ -78,7 +77,8 @@ impl Reader<'_> {
     pub async fn flow(&self) -> Result<FlowView, WizardError> {
         self.cached(CacheEntry::Flow, async || {
             // Conditions depend on earlier answers (a one-person organization has no team step).
-            let answers = own_progress(self.db, self.caller, self.flow.id())
+            let answers = self
+                .own_progress_for_visibility()
                 .await?
                 .map(|(_, answers)| answers)
                 .unwrap_or_default();
@@ -100,6 +100,18 @@ impl Reader<'_> {
                 version: flow.version(),
                 steps,
             })
+        })
+        .await
+    }
+
+    /// The caller's progress with the answers of the steps that decide
+    /// visibility, the only ones status and flow read.
+    async fn own_progress_for_visibility(
+        &self,
+    ) -> Result<Option<(ProgressRecord, AnswerMap)>, WizardError> {
+        let read = self.flow.steps_read_by_visibility();
+        own_progress(self.db, self.caller, self.flow.id(), &|step| {
+            read.iter().any(|wanted| wanted == step)
         })
         .await
     }
@@ -129,19 +141,20 @@ impl Reader<'_> {
     }
 }
 
-/// The caller's progress row and answers for a flow, in one round trip; no
-/// database work at all for a visitor without a session (who has no row).
+/// The caller's progress row for a flow and the answers of the steps
+/// `wanted` accepts, in one round trip; no database work at all for a
+/// visitor without a session (who has no row).
 pub async fn own_progress(
     db: &Database,
     caller: &Caller,
     flow_id: &str,
+    wanted: &(dyn Fn(&str) -> bool + Sync),
 ) -> Result<Option<(ProgressRecord, AnswerMap)>, WizardError> {
     if caller.user().is_none() && caller.session().is_none() {
         return Ok(None);
     }
-    let found =
-        progress::fetch_own_with_answers_in_one_trip(db, &RlsContext::for_caller(caller), flow_id)
-            .await?;
+    let context = RlsContext::for_caller(caller);
+    let found = progress::fetch_own_with_answers_in_one_trip(db, &context, flow_id, wanted).await?;
     Ok(found.map(|(record, answers)| (record, answers.into_iter().collect())))
 }
 

@@ -5,6 +5,7 @@
 use serde_json::Value;
 
 use super::check::{FlowError, check_definition, serde_problem};
+use super::condition::FieldRef;
 use super::definition::{FlowDefinition, StepDefinition, UpgradeDefinition};
 use super::schema;
 
@@ -12,6 +13,8 @@ use super::schema;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Flow {
     definition: FlowDefinition,
+    /// Derived from `definition` once, for reads that need no other answers.
+    steps_read_by_visibility: Vec<String>,
 }
 
 impl Flow {
@@ -52,6 +55,13 @@ impl Flow {
         &self.definition.upgrades
     }
 
+    /// The steps whose answers a step's `condition` or `skipWhen` reads, each
+    /// once: the only answers that decide which steps are visible, so the
+    /// only ones the status and flow reads parse.
+    pub fn steps_read_by_visibility(&self) -> &[String] {
+        &self.steps_read_by_visibility
+    }
+
     /// The checked definition (e.g. to serve it to the frontend).
     pub fn definition(&self) -> &FlowDefinition {
         &self.definition
@@ -75,9 +85,64 @@ impl TryFrom<FlowDefinition> for Flow {
     fn try_from(definition: FlowDefinition) -> Result<Self, Self::Error> {
         let problems = check_definition(&definition);
         if problems.is_empty() {
-            Ok(Flow { definition })
+            let steps_read_by_visibility = steps_read_by_visibility(&definition);
+            Ok(Flow {
+                definition,
+                steps_read_by_visibility,
+            })
         } else {
             Err(FlowError { problems })
         }
+    }
+}
+
+/// See [`Flow::steps_read_by_visibility`]. (A step's conditions name the
+/// step of each field; a bare name would be the step's own.)
+fn steps_read_by_visibility(definition: &FlowDefinition) -> Vec<String> {
+    let mut steps: Vec<String> = Vec::new();
+    for step in &definition.steps {
+        let conditions = step.condition.iter().chain(&step.skip_when);
+        for reference in conditions.flat_map(|condition| condition.field_references()) {
+            let read = FieldRef::parse(reference).step.unwrap_or(&step.id);
+            if !steps.iter().any(|seen| seen == read) {
+                steps.push(read.to_string());
+            }
+        }
+    }
+    steps
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::wizard::flow::default_flow;
+
+    #[test]
+    fn the_default_flow_decides_visibility_on_the_organization_answers_alone() {
+        let flow = default_flow().unwrap();
+        assert_eq!(flow.steps_read_by_visibility(), ["organization"]);
+    }
+
+    #[test]
+    fn steps_read_by_visibility_are_those_step_conditions_name_each_once() {
+        let flow = Flow::from_value(json!({
+            "id": "reads", "version": 1,
+            "steps": [
+                {"id": "first", "title": "First", "fields": [
+                    {"name": "kind", "label": "Kind", "kind": {"type": "enum", "options": ["a", "b"]}}]},
+                {"id": "second", "title": "Second",
+                 "condition": {"all": [{"field": "first.kind", "equals": "a"}, {"flag": "beta"}]},
+                 "skipWhen": {"not": {"field": "first.kind", "in": ["a", "b"]}},
+                 "fields": [{"name": "skip", "label": "Skip", "kind": {"type": "boolean"}}]},
+                {"id": "third", "title": "Third",
+                 "condition": {"any": [{"field": "first.kind", "equals": "b"}]},
+                 "skipWhen": {"field": "second.skip", "equals": true},
+                 "fields": [{"name": "note", "label": "Note", "kind": {"type": "text", "maxLength": 100}}]}
+            ]
+        }))
+        .unwrap();
+        assert_eq!(flow.steps_read_by_visibility(), ["first", "second"]);
     }
 }
