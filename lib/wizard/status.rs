@@ -106,12 +106,14 @@ pub fn compute(
     let percent = (completed * 100).checked_div(total).unwrap_or(100) as u8;
     let redirect_to = match &next_step {
         _ if state == OnboardingState::Completed => paths.done.clone(),
-        Some(step) => format!("{}/{step}", paths.wizard_base),
-        None => format!(
-            "{}/{}",
-            paths.wizard_base,
-            visible.last().copied().unwrap_or("")
-        ),
+        // `concat`, not `format!`: one exact allocation on every status.
+        Some(step) => [&paths.wizard_base, "/", step].concat(),
+        None => [
+            paths.wizard_base.as_str(),
+            "/",
+            visible.last().copied().unwrap_or(""),
+        ]
+        .concat(),
     };
     Status {
         authenticated,
