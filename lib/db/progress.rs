@@ -224,7 +224,7 @@ pub async fn fetch_own_in_one_trip(
 /// The caller's row for a flow and the answers (step → stored object) of
 /// the steps `wanted` accepts, in one round trip. The other steps' answers
 /// are skipped unparsed: the status read needs only those its conditions
-/// read, and parsing the rest was most of its allocations.
+/// read, and parsing the rest cost allocations for nothing.
 #[tracing::instrument(level = "debug", skip_all, fields(flow_id))]
 pub async fn fetch_own_with_answers_in_one_trip(
     db: &Database,
