@@ -104,16 +104,15 @@ pub fn compute(
         )
     };
     let percent = (completed * 100).checked_div(total).unwrap_or(100) as u8;
-    let redirect_to = match &next_step {
-        _ if state == OnboardingState::Completed => paths.done.clone(),
+    let redirect_to = if state == OnboardingState::Completed {
+        paths.done.clone()
+    } else {
+        let step = next_step
+            .as_deref()
+            .or_else(|| visible.last().copied())
+            .unwrap_or("");
         // `concat`, not `format!`: one exact allocation on every status.
-        Some(step) => [&paths.wizard_base, "/", step].concat(),
-        None => [
-            paths.wizard_base.as_str(),
-            "/",
-            visible.last().copied().unwrap_or(""),
-        ]
-        .concat(),
+        [paths.wizard_base.as_str(), "/", step].concat()
     };
     Status {
         authenticated,
