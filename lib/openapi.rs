@@ -383,9 +383,10 @@ const SHARED_HEADERS: [(&str, &str, bool); 10] = [
     (
         "Set-Cookie",
         "`onboarding_session=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax` (`; Secure` off localhost) \
-         when the request's `onboarding_session` cookie holds a session the server no longer accepts \
-         (bad signature, rotated `SESSION_SECRET`, expired, merged into a user): on any status, since the page \
-         cannot drop an HttpOnly cookie",
+         when a signed-in caller's request also carries an `onboarding_session` cookie holding a session \
+         the server no longer accepts (bad signature, rotated `SESSION_SECRET`, expired, merged into a user), \
+         since the page cannot drop an HttpOnly cookie. A visitor's such cookie is not cleared: its `401` \
+         is answered by `POST /api/onboarding/session`, whose new cookie replaces it",
         false,
     ),
     (

@@ -396,11 +396,12 @@ async fn a_merged_session_is_refused_afterwards_and_post_session_starts_afresh()
         .await;
     assert_eq!(response.status(), 200);
 
-    // Presented again alone: refused, and its cookie cleared.
+    // Presented again alone: refused; the cookie is left for POST /session
+    // to replace.
     let cookie = format!("onboarding_session={session}");
     let response = with_cookie(&app, Method::GET, "/api/onboarding/status", &cookie).await;
     assert_eq!(response.status(), 401);
-    assert_eq!(session_cookies_set(&response), [CLEARED]);
+    assert!(session_cookies_set(&response).is_empty());
     // With the user's token beside it: the user, whose drafts they now are.
     let status = api.status(&user).await;
     assert_eq!(status["authenticated"], true);
@@ -414,7 +415,7 @@ async fn a_merged_session_is_refused_afterwards_and_post_session_starts_afresh()
 }
 
 #[tokio::test]
-async fn a_rejected_session_cookie_is_cleared_and_post_session_starts_afresh() {
+async fn a_visitors_rejected_session_cookie_is_left_for_post_session_to_replace() {
     // No Redis, so an expired session is expired as PostgreSQL says.
     let db = crate::support::TestDb::migrated().await;
     let app = crate::support::spawn_app_with(db, &[("REDIS_URL", String::new())]).await;
@@ -429,13 +430,15 @@ async fn a_rejected_session_cookie_is_cleared_and_post_session_starts_afresh() {
     .issue(&onboarding::auth::SessionId::generate());
     let stale = format!("onboarding_session={rotated}");
 
-    // Refused (the visitor presented a credential that fails), and cleared.
+    // Refused (the visitor presented a credential that fails), and not
+    // cleared: a clearing on a slow 401 could land after the cookie that
+    // POST /session set meanwhile and delete that one.
     let response = with_cookie(&app, Method::GET, "/api/onboarding/status", &stale).await;
     assert_eq!(response.status(), 401);
-    assert_eq!(session_cookies_set(&response), [CLEARED]);
+    assert!(session_cookies_set(&response).is_empty());
     let response = with_cookie(&app, Method::GET, "/api/onboarding/steps/profile", &stale).await;
     assert_eq!(response.status(), 401);
-    assert_eq!(session_cookies_set(&response), [CLEARED]);
+    assert!(session_cookies_set(&response).is_empty());
     // Without the cookie the browser is a plain anonymous visitor.
     let response = api
         .http
@@ -475,11 +478,11 @@ async fn a_rejected_session_cookie_is_cleared_and_post_session_starts_afresh() {
         "a live session stays"
     );
 
-    // The same session once expired: refused and cleared, then replaced.
+    // The same session once expired: refused, then replaced.
     expire_every_session(&app).await;
     let response = with_cookie(&app, Method::GET, "/api/onboarding/flow", &fresh).await;
     assert_eq!(response.status(), 401);
-    assert_eq!(session_cookies_set(&response), [CLEARED]);
+    assert!(session_cookies_set(&response).is_empty());
     let response = with_cookie(&app, Method::POST, "/api/onboarding/session", &fresh).await;
     assert_eq!(response.status(), 201);
     assert_ne!(

@@ -60,20 +60,19 @@ struct Rejected(AuthError);
 /// who is calling (health) still answer.
 ///
 /// A session cookie the server no longer accepts (bad signature, a rotated
-/// `SESSION_SECRET`, expired, merged) is cleared on the way out
-/// ([`StaleCookie::clear_in`]), whatever the route answers: the cookie is
-/// HttpOnly, so the page cannot drop it, and the browser's next request is a
-/// plain anonymous (or signed-in) one.
+/// `SESSION_SECRET`, expired, merged) beside a signed-in user's token is
+/// cleared on the way out ([`StaleCookie::clear_in`]): the cookie is
+/// HttpOnly, so the page cannot drop it. A visitor's is not: its `401` is
+/// answered by `POST /session`, whose new cookie replaces it, and a clearing
+/// sent with a slow `401` could land after that new cookie and delete it,
+/// leaving the page's next save under yet another session.
 pub async fn identify(state: &AppState, request: &mut Request) -> StaleCookie {
     let detected = match state.authenticator().detect(request.headers()).await {
         Ok(caller) => with_live_session(state, caller).await,
         Err(error) => Err(error),
     };
     let stale = crate::auth::session_cookie_presented(request.headers())
-        && match &detected {
-            Ok(caller) => caller.session().is_none(),
-            Err(error) => matches!(error, AuthError::BadSession | AuthError::SessionExpired),
-        };
+        && matches!(&detected, Ok(Caller::User(user)) if user.session.is_none());
     let secure = crate::auth::cookie_is_secure(request.headers());
     match detected {
         Ok(caller) => {

@@ -91,6 +91,16 @@ export function createOnboardingClient(options: OnboardingClientOptions = {}) {
 
   // A 401 from a rejected session cookie: POST /session replaces it (the
   // cookie is HttpOnly, so the page cannot drop it), then the call is repeated.
+  // Calls refused at the same moment share one POST /session: each of their
+  // own would start a session of its own, and the browser would keep only the
+  // last cookie, with the other calls' repeated saves under sessions it lost.
+  let restarting: Promise<Response> | undefined;
+  const restartSession = (): Promise<Response> => {
+    restarting ??= startSessionRaw().finally(() => {
+      restarting = undefined;
+    });
+    return restarting;
+  };
   const recovering: typeof fetch = async (input, init) => {
     const request = new Request(input, init);
     const body = request.body === null ? null : await request.arrayBuffer();
@@ -99,7 +109,7 @@ export function createOnboardingClient(options: OnboardingClientOptions = {}) {
     if (!recover || response.status !== 401 || new URL(request.url).pathname.endsWith("/session")) {
       return response;
     }
-    const started = await startSessionRaw();
+    const started = await restartSession();
     if (started.status !== 200 && started.status !== 201) return response;
     return send();
   };

@@ -72,6 +72,32 @@ describe("client", () => {
     ]);
   });
 
+  it("shares one POST /session among calls refused at the same moment", async () => {
+    // Three calls with the same rejected cookie, answered 401 only once all three are in flight.
+    let session: string | undefined;
+    let waiting = 0;
+    let release: () => void = () => {};
+    const allInFlight = new Promise<void>((resolve) => (release = resolve));
+    let started = 0;
+    const fetchImpl: typeof fetch = async (input, init) => {
+      const request = new Request(input, init);
+      if (new URL(request.url).pathname === "/api/onboarding/session") {
+        started += 1;
+        await new Promise((resolve) => setTimeout(resolve, 10));
+        session = `s${started}`;
+        return json(201, { session, expiresAt: "2030-01-01T00:00:00Z" });
+      }
+      if (session !== undefined) return json(200, { id: "default", version: 1, steps: [], session });
+      if (++waiting === 3) release();
+      await allInFlight;
+      return json(401, { type: "https://onboarding.dev/problems/unauthorized", title: "Unauthorized", status: 401, detail: "bad session" });
+    };
+    const client = createOnboardingClient({ baseUrl: "http://api.test", fetch: fetchImpl, retry: false });
+    const flows = await Promise.all([client.flow(), client.flow(), client.flow()]);
+    expect(started).toBe(1);
+    expect(flows.map((flow) => (flow as unknown as { session: string }).session)).toEqual(["s1", "s1", "s1"]);
+  });
+
   it("reports a missing AI policy route as undefined", async () => {
     const { fetchImpl } = transport(() => json(404, { type: "https://onboarding.dev/problems/not-found", title: "Not Found", status: 404, detail: "no route" }));
     const client = createOnboardingClient({ baseUrl: "http://api.test", fetch: fetchImpl, retry: false });

@@ -206,7 +206,9 @@ const scenarios = {
   async "a stale session cookie is replaced without the user noticing (page load and mid-page)"() {
     // On page load: a cookie signed before SESSION_SECRET was rotated, which
     // the backend no longer accepts (a merged session is still accepted, as
-    // an empty one: README's list of refused sessions named it wrongly).
+    // an empty one: README's list of refused sessions named it wrongly). The
+    // page left behind (organization) may still send its own requests with
+    // it: their 401s must not undo the cookie the new page load got.
     const page = await freshPage();
     await page.goto(`${APP}/onboarding/profile`);
     const live = await sessionCookie();
@@ -222,7 +224,10 @@ const scenarios = {
     await page.waitForURL(stepPath("profile"));
     await page.getByRole("heading", { name: "About you" }).waitFor();
     const replaced = await sessionCookie();
-    check(replaced !== undefined && replaced !== stale, "the stale cookie was not replaced on page load");
+    check(
+      replaced !== undefined && replaced !== stale,
+      `the stale cookie was not replaced on page load: ${replaced === undefined ? "no cookie is left" : "the stale one is left"}`,
+    );
     check((await page.locator("input[name=fullName]").inputValue()) === "", "a stale session's answers showed");
     await page.locator("input[name=fullName]").fill("After a stale cookie");
     await submit(page, "profile");
