@@ -210,6 +210,10 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "Days an AI suggestion is kept after it was made, whatever its status; the purge deletes older ones (default 90, 1..=3650).",
     ),
     (
+        "OUTBOX_RETENTION_DAYS",
+        "Days an outbox event is kept after it was delivered or dead-lettered; the purge deletes older ones, never a pending one (default 30, 1..=3650).",
+    ),
+    (
         "PORT",
         "Port of the local dev server (default 3001, so the Next.js dev server keeps 3000).",
     ),

@@ -93,6 +93,7 @@ async fn security_definer_functions_pin_their_path_run_under_policies_and_are_no
             "purge_expired_sessions",
             "purge_old_events",
             "purge_old_suggestions",
+            "purge_settled_outbox",
         ]
     );
     for row in &rows {

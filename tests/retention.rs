@@ -114,6 +114,35 @@ async fn suggestion(admin: &Client, age: &str) {
         .unwrap();
 }
 
+/// A progress row of `user` (an outbox event needs one).
+async fn user_progress(admin: &Client, user: &str) {
+    admin
+        .execute(
+            "insert into onboarding.progress (user_id, flow_id, flow_version) values ($1, 'default', 1)",
+            &[&user],
+        )
+        .await
+        .unwrap();
+}
+
+/// An outbox event of `user` (who has a progress row) in `state`: settled
+/// `age` ago, or, pending, created then.
+async fn outbox_event(admin: &Client, user: &str, state: &str, age: &str) {
+    admin
+        .execute(
+            "insert into onboarding.outbox
+               (event_id, user_id, progress_id, event_type, payload, state, created_at, settled_at)
+             select gen_random_uuid(), p.user_id, p.id, 'onboarding.step_completed', '{}', $2::text,
+                    now() - $3::text::interval - interval '1 minute',
+                    case when $2::text = 'pending' then null else now() - $3::text::interval end
+             from onboarding.progress p
+             where p.user_id = $1",
+            &[&user, &state, &age],
+        )
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn the_purge_deletes_exactly_what_is_past_its_retention_and_nothing_live() {
     let app = app_with_secret().await;
@@ -172,11 +201,27 @@ async fn the_purge_deletes_exactly_what_is_past_its_retention_and_nothing_live()
     for age in ["0 seconds", "30 days", "89 days 23 hours"] {
         suggestion(&admin, age).await;
     }
+    // Settled (delivered or dead) more than 30 days ago go; pending ones
+    // stay however old, since they have still to reach their receivers.
+    for (state, age) in [
+        ("delivered", "31 days"),
+        ("dead", "45 days"),
+        ("delivered", "30 days 1 hour"),
+    ] {
+        outbox_event(&admin, "user_merged", state, age).await;
+    }
+    for (state, age) in [
+        ("delivered", "29 days"),
+        ("dead", "1 day"),
+        ("pending", "400 days"),
+    ] {
+        outbox_event(&admin, "user_merged", state, age).await;
+    }
 
     let first = purge(&app).await;
     assert_eq!(
         first,
-        json!({ "sessions": 3, "idempotencyKeys": 4, "events": 5, "suggestions": 2, "complete": true })
+        json!({ "sessions": 3, "idempotencyKeys": 4, "events": 5, "suggestions": 2, "outboxEvents": 3, "complete": true })
     );
 
     let remaining_sessions: Vec<String> = admin
@@ -244,11 +289,23 @@ async fn the_purge_deletes_exactly_what_is_past_its_retention_and_nothing_live()
         count(&admin, "select count(*) from onboarding.ai_suggestions").await,
         3
     );
+    let outbox: Vec<String> = admin
+        .query(
+            "select state || ' ' || coalesce(date_part('day', now() - settled_at)::text, '-')
+             from onboarding.outbox order by id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(outbox, ["delivered 29", "dead 1", "pending -"]);
 
     let second = purge(&app).await;
     assert_eq!(
         second,
-        json!({ "sessions": 0, "idempotencyKeys": 0, "events": 0, "suggestions": 0, "complete": true })
+        json!({ "sessions": 0, "idempotencyKeys": 0, "events": 0, "suggestions": 0, "outboxEvents": 0, "complete": true })
     );
 }
 
@@ -260,6 +317,7 @@ async fn retention_follows_its_settings() {
             ("CRON_SECRET", CRON_SECRET.into()),
             ("ANALYTICS_RETENTION_DAYS", "30".into()),
             ("AI_SUGGESTION_RETENTION_DAYS", "7".into()),
+            ("OUTBOX_RETENTION_DAYS", "3".into()),
         ],
     )
     .await;
@@ -270,10 +328,22 @@ async fn retention_follows_its_settings() {
     for age in ["8 days", "6 days"] {
         suggestion(&admin, age).await;
     }
+    user_progress(&admin, "user_outbox").await;
+    for age in ["4 days", "2 days"] {
+        outbox_event(&admin, "user_outbox", "delivered", age).await;
+    }
     let purged = purge(&app).await;
     assert_eq!(
-        (purged["events"].as_i64(), purged["suggestions"].as_i64()),
-        (Some(1), Some(1))
+        (
+            purged["events"].as_i64(),
+            purged["suggestions"].as_i64(),
+            purged["outboxEvents"].as_i64()
+        ),
+        (Some(1), Some(1), Some(1))
+    );
+    assert_eq!(
+        count(&admin, "select count(*) from onboarding.outbox").await,
+        1
     );
     assert_eq!(
         count(&admin, "select count(*) from onboarding.analytics_events").await,
@@ -310,7 +380,14 @@ async fn past_retention(admin: &Client, n: i32) {
                 status, latency_ms, created_at)
              select 'user_bulk', 'default', 'goals', 'primaryGoal', 'goals.primaryGoal', 1, 'openai',
                     'test-model', '\"v\"', 'pending', 1, now() - interval '91 days' - make_interval(secs => i)
-             from generate_series(1, {n}) i;"
+             from generate_series(1, {n}) i;
+             insert into onboarding.progress (user_id, flow_id, flow_version) values ('user_bulk', 'default', 1);
+             insert into onboarding.outbox
+               (event_id, user_id, progress_id, event_type, payload, state, created_at, settled_at)
+             select gen_random_uuid(), 'user_bulk', p.id, 'onboarding.step_completed', '{{}}', 'delivered',
+                    now() - interval '32 days', now() - interval '31 days' - make_interval(secs => i)
+             from onboarding.progress p, generate_series(1, {n}) i
+             where p.user_id = 'user_bulk';"
         ))
         .await
         .unwrap();
@@ -319,11 +396,11 @@ async fn past_retention(admin: &Client, n: i32) {
 async fn nothing_left(admin: &Client) {
     for table in [
         "anonymous_sessions",
-        "progress",
         "step_answers",
         "idempotency_keys",
         "analytics_events",
         "ai_suggestions",
+        "outbox",
     ] {
         assert_eq!(
             count(admin, &format!("select count(*) from onboarding.{table}")).await,
@@ -331,6 +408,15 @@ async fn nothing_left(admin: &Client) {
             "{table}"
         );
     }
+    // The sessions' drafts went; the user's progress (whose events went) stays.
+    assert_eq!(
+        count(
+            admin,
+            "select count(*) from onboarding.progress where user_id is null"
+        )
+        .await,
+        0
+    );
 }
 
 #[tokio::test]
@@ -342,7 +428,13 @@ async fn two_purges_at_once_delete_each_row_once() {
     past_retention(&admin, ROWS).await;
 
     let (one, two) = tokio::join!(purge(&app), purge(&app));
-    for kind in ["sessions", "idempotencyKeys", "events", "suggestions"] {
+    for kind in [
+        "sessions",
+        "idempotencyKeys",
+        "events",
+        "suggestions",
+        "outboxEvents",
+    ] {
         assert_eq!(
             one[kind].as_i64().unwrap() + two[kind].as_i64().unwrap(),
             i64::from(ROWS),
@@ -372,6 +464,7 @@ async fn many_small_batches_at_once_delete_each_row_once() {
     assert_eq!(total(|r| r.idempotency_keys), i64::from(ROWS));
     assert_eq!(total(|r| r.events), i64::from(ROWS));
     assert_eq!(total(|r| r.suggestions), i64::from(ROWS));
+    assert_eq!(total(|r| r.outbox_events), i64::from(ROWS));
     assert!(runs.iter().all(|run| run.complete));
     nothing_left(&admin).await;
 }
@@ -397,9 +490,10 @@ async fn a_purge_out_of_time_says_so_and_the_next_one_continues() {
             rest.sessions,
             rest.idempotency_keys,
             rest.events,
-            rest.suggestions
+            rest.suggestions,
+            rest.outbox_events
         ),
-        (25, 25, 25, 25)
+        (25, 25, 25, 25, 25)
     );
     nothing_left(&admin).await;
 }
@@ -473,7 +567,7 @@ async fn without_a_cron_secret_the_purge_is_not_configured_and_never_runs() {
 
 /// Each batch's selecting query, as the functions of the retention
 /// migration run it, with the index it must be served by.
-const BATCH_QUERIES: [(&str, &str, &str); 4] = [
+const BATCH_QUERIES: [(&str, &str, &str); 5] = [
     (
         "purge_expired_sessions",
         "anonymous_sessions_expires",
@@ -514,6 +608,17 @@ const BATCH_QUERIES: [(&str, &str, &str); 4] = [
     limit batch_size
     for update skip locked",
     ),
+    (
+        "purge_settled_outbox",
+        "outbox_settled",
+        "select o.id
+    from onboarding.outbox o
+    where o.state <> 'pending'
+      and o.settled_at < now() - make_interval(days => retention_days)
+    order by o.settled_at
+    limit batch_size
+    for update skip locked",
+    ),
 ];
 
 fn words(text: &str) -> String {
@@ -547,8 +652,17 @@ async fn each_batch_finds_its_rows_through_an_index() {
              select 'u' || (i % 100), 'default', 'goals', 'primaryGoal', 'goals.primaryGoal', 1, 'openai',
                     'm', '\"v\"', 'pending', 1, now() - make_interval(days => i % 120)
              from generate_series(1, 50000) i;
+             insert into onboarding.progress (user_id, flow_id, flow_version) values ('u-plan', 'default', 1);
+             insert into onboarding.outbox
+               (event_id, user_id, progress_id, event_type, payload, state, created_at, settled_at)
+             select gen_random_uuid(), 'u-plan', p.id, 'onboarding.step_completed', '{}',
+                    case when i % 20 = 0 then 'pending' when i % 7 = 0 then 'dead' else 'delivered' end,
+                    now() - make_interval(days => i % 300) - interval '1 minute',
+                    case when i % 20 = 0 then null else now() - make_interval(days => i % 300) end
+             from onboarding.progress p, generate_series(1, 50000) i
+             where p.user_id = 'u-plan';
              analyze onboarding.anonymous_sessions, onboarding.idempotency_keys,
-                     onboarding.analytics_events, onboarding.ai_suggestions;",
+                     onboarding.analytics_events, onboarding.ai_suggestions, onboarding.outbox;",
         )
         .await
         .unwrap();
@@ -571,10 +685,10 @@ async fn each_batch_finds_its_rows_through_an_index() {
             .replace("batch_size", &retention::BATCH_SIZE.to_string())
             .replace(
                 "retention_days",
-                if function == "purge_old_events" {
-                    "400"
-                } else {
-                    "90"
+                match function {
+                    "purge_old_events" => "400",
+                    "purge_settled_outbox" => "30",
+                    _ => "90",
                 },
             );
         let plan: Vec<String> = admin
@@ -601,6 +715,7 @@ async fn only_the_login_role_may_run_the_purge_functions() {
         "onboarding.purge_expired_idempotency_keys(integer)",
         "onboarding.purge_old_events(integer, integer)",
         "onboarding.purge_old_suggestions(integer, integer)",
+        "onboarding.purge_settled_outbox(integer, integer)",
     ];
     for function in functions {
         let row = admin
@@ -659,6 +774,11 @@ async fn only_the_login_role_may_run_the_purge_functions() {
         .await
         .unwrap_err();
     assert_eq!(error.code(), Some(&SqlState::INVALID_PARAMETER_VALUE));
+    let error = app
+        .query("select onboarding.purge_settled_outbox(0, 10)", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Some(&SqlState::INVALID_PARAMETER_VALUE));
 }
 
 #[tokio::test]
@@ -673,6 +793,10 @@ async fn the_purgers_own_policies_reach_only_what_is_past_its_retention() {
     event(&admin, "2 days").await;
     suggestion(&admin, "1 hour").await;
     suggestion(&admin, "2 days").await;
+    user_progress(&admin, "user_outbox").await;
+    outbox_event(&admin, "user_outbox", "delivered", "1 hour").await;
+    outbox_event(&admin, "user_outbox", "dead", "2 days").await;
+    outbox_event(&admin, "user_outbox", "pending", "30 days").await;
     // As the functions' owner, with no WHERE at all: its policies decide.
     admin
         .batch_execute(
@@ -683,17 +807,20 @@ async fn the_purgers_own_policies_reach_only_what_is_past_its_retention() {
              delete from onboarding.idempotency_keys;
              delete from onboarding.analytics_events;
              delete from onboarding.ai_suggestions;
+             delete from onboarding.outbox;
              commit;",
         )
         .await
         .unwrap();
     for (table, left) in [
         ("anonymous_sessions", 1),
-        ("progress", 1),
+        // The live session's draft and the user's progress.
+        ("progress", 2),
         ("step_answers", 2),
         ("idempotency_keys", 1),
         ("analytics_events", 1),
         ("ai_suggestions", 1),
+        ("outbox", 2),
     ] {
         let sql = format!("select count(*) from onboarding.{table}");
         assert_eq!(count(&admin, &sql).await, left, "{table}");

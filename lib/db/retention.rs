@@ -2,11 +2,13 @@
 //!
 //! Expired anonymous sessions (with the drafts only they owned), idempotency
 //! records past their replay window, analytics events older than
-//! `ANALYTICS_RETENTION_DAYS` and AI suggestions older than
-//! `AI_SUGGESTION_RETENTION_DAYS`. Row Level Security keeps every request's
-//! role to its own rows, so the purge goes through the SECURITY DEFINER
-//! functions of `migrations/V20261201000100__retention.sql`, which only the
-//! login role may execute ([`Database::as_login_role`]). Each call deletes at
+//! `ANALYTICS_RETENTION_DAYS`, AI suggestions older than
+//! `AI_SUGGESTION_RETENTION_DAYS` and outbox events settled (delivered or
+//! dead) more than `OUTBOX_RETENTION_DAYS` ago. Row Level Security keeps
+//! every request's role to its own rows, so the purge goes through the
+//! SECURITY DEFINER functions of `migrations/V20261201000100__retention.sql`
+//! and `V20261203000100__outbox_retention.sql`, which only the login role may
+//! execute ([`Database::as_login_role`]). Each call deletes at
 //! most one batch, in its own transaction, taking rows another purge holds
 //! never (`skip locked`): [`purge`] repeats them until nothing is left or its
 //! time is up, and a later run continues where it stopped.
@@ -34,6 +36,10 @@ pub struct RetentionSettings {
     /// Days an AI suggestion is kept after it was made
     /// (`AI_SUGGESTION_RETENTION_DAYS`, default 90).
     pub ai_suggestion_days: i32,
+    /// Days an outbox event is kept after it was delivered or dead-lettered
+    /// (`OUTBOX_RETENTION_DAYS`, default 30); a pending one is kept however
+    /// old.
+    pub outbox_days: i32,
 }
 
 impl Default for RetentionSettings {
@@ -41,6 +47,7 @@ impl Default for RetentionSettings {
         Self {
             analytics_event_days: 400,
             ai_suggestion_days: 90,
+            outbox_days: 30,
         }
     }
 }
@@ -61,6 +68,12 @@ impl RetentionSettings {
                 defaults.ai_suggestion_days,
                 1..=3_650,
             )?,
+            outbox_days: parse_number(
+                lookup,
+                "OUTBOX_RETENTION_DAYS",
+                defaults.outbox_days,
+                1..=3_650,
+            )?,
         })
     }
 }
@@ -73,6 +86,8 @@ pub struct Purged {
     pub idempotency_keys: i64,
     pub events: i64,
     pub suggestions: i64,
+    /// Outbox events settled (delivered or dead) before their retention.
+    pub outbox_events: i64,
     /// Nothing was left to delete (that another purge was not deleting);
     /// `false` when the time ran out first.
     pub complete: bool,
@@ -95,6 +110,11 @@ const PURGE_OLD_EVENTS: Statement = Statement::new(
 
 const PURGE_OLD_SUGGESTIONS: Statement = Statement::new(
     "select onboarding.purge_old_suggestions($1, $2)",
+    &[Type::INT4, Type::INT4],
+);
+
+const PURGE_SETTLED_OUTBOX: Statement = Statement::new(
+    "select onboarding.purge_settled_outbox($1, $2)",
     &[Type::INT4, Type::INT4],
 );
 
@@ -128,6 +148,16 @@ pub async fn old_suggestions(tx: &Tx<'_>, days: i32, batch_size: i32) -> Result<
     count(tx, &PURGE_OLD_SUGGESTIONS, &[&days, &batch_size]).await
 }
 
+/// Deletes up to `batch_size` outbox events delivered or dead-lettered more
+/// than `days` days ago.
+pub async fn settled_outbox_events(
+    tx: &Tx<'_>,
+    days: i32,
+    batch_size: i32,
+) -> Result<i64, DbError> {
+    count(tx, &PURGE_SETTLED_OUTBOX, &[&days, &batch_size]).await
+}
+
 /// The kinds of rows a purge deletes, in the order each round takes them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -135,6 +165,7 @@ enum Kind {
     IdempotencyKeys,
     Events,
     Suggestions,
+    OutboxEvents,
 }
 
 impl Purged {
@@ -144,6 +175,7 @@ impl Purged {
             Kind::IdempotencyKeys => &mut self.idempotency_keys,
             Kind::Events => &mut self.events,
             Kind::Suggestions => &mut self.suggestions,
+            Kind::OutboxEvents => &mut self.outbox_events,
         };
         *total += deleted;
     }
@@ -170,6 +202,7 @@ pub async fn purge(
         Kind::IdempotencyKeys,
         Kind::Events,
         Kind::Suggestions,
+        Kind::OutboxEvents,
     ];
     while !pending.is_empty() {
         let mut more = Vec::with_capacity(pending.len());
@@ -185,6 +218,9 @@ pub async fn purge(
                     Kind::Events => old_events(tx, settings.analytics_event_days, batch_size).await,
                     Kind::Suggestions => {
                         old_suggestions(tx, settings.ai_suggestion_days, batch_size).await
+                    }
+                    Kind::OutboxEvents => {
+                        settled_outbox_events(tx, settings.outbox_days, batch_size).await
                     }
                 })
                 .await
@@ -208,18 +244,21 @@ mod tests {
     use crate::settings::lookup_of as lookup;
 
     #[test]
-    fn retention_defaults_to_400_days_of_events_and_90_of_suggestions() {
+    fn retention_defaults_to_400_days_of_events_90_of_suggestions_and_30_of_settled_events() {
         let settings = RetentionSettings::from_lookup(&lookup(&[])).unwrap();
         assert_eq!(settings, RetentionSettings::default());
         assert_eq!(settings.analytics_event_days, 400);
         assert_eq!(settings.ai_suggestion_days, 90);
+        assert_eq!(settings.outbox_days, 30);
         let settings = RetentionSettings::from_lookup(&lookup(&[
             ("ANALYTICS_RETENTION_DAYS", "30"),
             ("AI_SUGGESTION_RETENTION_DAYS", "7"),
+            ("OUTBOX_RETENTION_DAYS", "3"),
         ]))
         .unwrap();
         assert_eq!(settings.analytics_event_days, 30);
         assert_eq!(settings.ai_suggestion_days, 7);
+        assert_eq!(settings.outbox_days, 3);
     }
 
     #[test]
@@ -228,5 +267,8 @@ mod tests {
             RetentionSettings::from_lookup(&lookup(&[("AI_SUGGESTION_RETENTION_DAYS", "0")]))
                 .unwrap_err();
         assert_eq!(error.variable, "AI_SUGGESTION_RETENTION_DAYS");
+        let error =
+            RetentionSettings::from_lookup(&lookup(&[("OUTBOX_RETENTION_DAYS", "0")])).unwrap_err();
+        assert_eq!(error.variable, "OUTBOX_RETENTION_DAYS");
     }
 }

@@ -2,8 +2,9 @@
 //! (`crons` in `vercel.json`) and callable by hand with the cron secret.
 //!
 //! Deletes, in batches, expired anonymous sessions and their drafts,
-//! idempotency records past their replay window, and analytics events and
-//! AI suggestions past their retention ([`crate::db::retention`]); answers
+//! idempotency records past their replay window, and analytics events, AI
+//! suggestions and settled outbox events past their retention
+//! ([`crate::db::retention`]); answers
 //! how many of each and whether it got to the end within its time.
 
 use axum::extract::State;
@@ -40,6 +41,10 @@ pub struct PurgeReport {
     /// AI suggestions older than `AI_SUGGESTION_RETENTION_DAYS`.
     #[schema(minimum = 0)]
     pub suggestions: i64,
+    /// Outbox events delivered or dead-lettered more than
+    /// `OUTBOX_RETENTION_DAYS` ago (pending ones are kept however old).
+    #[schema(minimum = 0)]
+    pub outbox_events: i64,
     /// `true`: nothing past its retention is left. `false`: the run's time
     /// was up first; the next run continues.
     pub complete: bool,
@@ -52,6 +57,7 @@ impl From<Purged> for PurgeReport {
             idempotency_keys: purged.idempotency_keys,
             events: purged.events,
             suggestions: purged.suggestions,
+            outbox_events: purged.outbox_events,
             complete: purged.complete,
         }
     }

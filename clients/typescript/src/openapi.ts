@@ -1227,6 +1227,12 @@ export interface components {
             idempotencyKeys: number;
             /**
              * Format: int64
+             * @description Outbox events delivered or dead-lettered more than
+             *     `OUTBOX_RETENTION_DAYS` ago (pending ones are kept however old).
+             */
+            outboxEvents: number;
+            /**
+             * Format: int64
              * @description Expired anonymous sessions, each with the drafts only it owned.
              */
             sessions: number;
