@@ -44,6 +44,17 @@ fn session_hash(label: &str) -> String {
         .collect()
 }
 
+/// The first column of every row of `sql`, as text.
+async fn texts(admin: &Client, sql: &str) -> Vec<String> {
+    admin
+        .query(sql, &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect()
+}
+
 async fn count(admin: &Client, sql: &str) -> i64 {
     admin.query_one(sql, &[]).await.unwrap().get(0)
 }
@@ -224,16 +235,11 @@ async fn the_purge_deletes_exactly_what_is_past_its_retention_and_nothing_live()
         json!({ "sessions": 3, "idempotencyKeys": 4, "events": 5, "suggestions": 2, "outboxEvents": 3, "complete": true })
     );
 
-    let remaining_sessions: Vec<String> = admin
-        .query(
-            "select id_hash from onboarding.anonymous_sessions order by expires_at",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
+    let remaining_sessions = texts(
+        &admin,
+        "select id_hash from onboarding.anonymous_sessions order by expires_at",
+    )
+    .await;
     assert_eq!(remaining_sessions, live);
     let draft_owners: Vec<Option<String>> = admin
         .query(
@@ -254,16 +260,11 @@ async fn the_purge_deletes_exactly_what_is_past_its_retention_and_nothing_live()
         4,
         "the live sessions' answers stay, the expired ones' went with their drafts"
     );
-    let keys: Vec<String> = admin
-        .query(
-            "select key from onboarding.idempotency_keys order by key",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
+    let keys = texts(
+        &admin,
+        "select key from onboarding.idempotency_keys order by key",
+    )
+    .await;
     assert_eq!(keys, ["new-1", "new-2", "new-3"]);
     assert_eq!(
         count(
@@ -289,17 +290,12 @@ async fn the_purge_deletes_exactly_what_is_past_its_retention_and_nothing_live()
         count(&admin, "select count(*) from onboarding.ai_suggestions").await,
         3
     );
-    let outbox: Vec<String> = admin
-        .query(
-            "select state || ' ' || coalesce(date_part('day', now() - settled_at)::text, '-')
-             from onboarding.outbox order by id",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
+    let outbox = texts(
+        &admin,
+        "select state || ' ' || coalesce(date_part('day', now() - settled_at)::text, '-')
+         from onboarding.outbox order by id",
+    )
+    .await;
     assert_eq!(outbox, ["delivered 29", "dead 1", "pending -"]);
 
     let second = purge(&app).await;
@@ -691,14 +687,9 @@ async fn each_batch_finds_its_rows_through_an_index() {
                     _ => "90",
                 },
             );
-        let plan: Vec<String> = admin
-            .query(&format!("explain {concrete}"), &[])
+        let plan = texts(&admin, &format!("explain {concrete}"))
             .await
-            .unwrap()
-            .iter()
-            .map(|row| row.get(0))
-            .collect();
-        let plan = plan.join("\n");
+            .join("\n");
         assert!(
             plan.contains(index) && !plan.contains("Seq Scan"),
             "{function} does not select through {index}:\n{plan}"
