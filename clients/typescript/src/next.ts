@@ -113,6 +113,11 @@ export function isAssetPath(pathname: string): boolean {
   return pathname.startsWith("/_next/") || /\.[a-zA-Z0-9]+$/.test(pathname);
 }
 
+/** Whether a fetch failed by its `AbortSignal.timeout`, not by the connection. */
+function isTimeout(error: unknown): boolean {
+  return error instanceof Error && (error.name === "TimeoutError" || error.name === "AbortError");
+}
+
 function under(pathname: string, base: string): boolean {
   return base === "/" ? pathname === "/" : pathname === base || pathname.startsWith(`${base}/`);
 }
@@ -185,8 +190,17 @@ export function createOnboardingProxy(options: OnboardingProxyOptions) {
     let response: Response;
     try {
       response = await call(request, "/api/onboarding/status", { cookie, token });
-    } catch {
-      return { kind: "unavailable", status: 0 };
+    } catch (error) {
+      // A connection the backend closed while it sat idle in the pool fails
+      // at once (ECONNRESET, "other side closed"): one more try on a fresh
+      // one, since a visitor whose stale cookie is then left unreplaced
+      // would meet a 401 on the page. A timeout is not tried again.
+      if (isTimeout(error)) return { kind: "unavailable", status: 0 };
+      try {
+        response = await call(request, "/api/onboarding/status", { cookie, token });
+      } catch {
+        return { kind: "unavailable", status: 0 };
+      }
     }
     if (response.status === 401) return { kind: "rejected", status: 401 };
     if (!response.ok) return { kind: "unavailable", status: response.status };

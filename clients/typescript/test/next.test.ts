@@ -225,4 +225,34 @@ describe("pages", () => {
     );
     expect((await unreachable(page("/", "onboarding_session=s1"))).status).toBe(200);
   });
+
+  it("asks again once when a connection fails, so a stale cookie is still replaced", async () => {
+    let resets = 1;
+    const { calls, fetchImpl } = backend((request) => {
+      if (request.method === "POST") {
+        return json(201, { session: "fresh" }, { "set-cookie": "onboarding_session=fresh.sig; Path=/; HttpOnly" });
+      }
+      if (resets > 0) {
+        resets -= 1;
+        throw new TypeError("fetch failed", { cause: new Error("other side closed") });
+      }
+      const cookie = request.headers.get("cookie") ?? "";
+      return cookie.includes("stale") ? json(401, { type: "x", detail: "bad session" }) : status("not_started", "/onboarding/profile");
+    });
+    const proxy = createOnboardingProxy(options(fetchImpl));
+    const response = await proxy(page("/onboarding/profile", "onboarding_session=stale.sig"));
+    expect(response.headers.get("set-cookie")).toContain("onboarding_session=fresh.sig");
+    expect(response.headers.get("x-middleware-request-x-onboarding-status")).toBeNull();
+    expect(calls.map((c) => c.method)).toEqual(["GET", "GET", "POST", "GET"]);
+  });
+
+  it("does not ask again after a timeout", async () => {
+    const { calls, fetchImpl } = backend(() => {
+      throw new DOMException("The operation was aborted due to timeout", "TimeoutError");
+    });
+    const proxy = createOnboardingProxy(options(fetchImpl));
+    const response = await proxy(page("/onboarding/profile", "onboarding_session=s1"));
+    expect(response.headers.get("x-middleware-request-x-onboarding-status")).toBe("unavailable");
+    expect(calls).toHaveLength(1);
+  });
 });
