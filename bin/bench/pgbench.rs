@@ -104,6 +104,13 @@ pub fn write_script() -> String {
     write_then("")
 }
 
+/// A UUIDv7 made in SQL (PostgreSQL 15 has no `uuidv7()`), standing in for
+/// the `Uuid::now_v7()` the route sends: the milliseconds since the epoch
+/// over the first 48 bits of a random UUID, version bits 0111.
+const UUID_V7: &str = "encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid()) placing \
+     substring(int8send(floor(extract(epoch from clock_timestamp()) * 1000)::bigint) from 3) \
+     from 1 for 6), 52, 1), 53, 1), 'hex')::uuid";
+
 /// The same write when it completes the step for the first time: the
 /// `onboarding.step_completed` event goes into the outbox in the same
 /// transaction, pipelined with the progress update (`wizard::save`).
@@ -112,7 +119,7 @@ pub fn write_with_event_script() -> String {
         "{};\n",
         statement(
             &outbox::ENQUEUE,
-            &["gen_random_uuid()", ":b_pid", ":b_event_type", ":b_event"],
+            &[UUID_V7, ":b_pid", ":b_event_type", ":b_event"],
         )
     ))
 }

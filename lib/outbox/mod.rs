@@ -167,7 +167,12 @@ async fn enqueue<T: Serialize>(
     outbox::enqueue(
         tx,
         &NewEvent {
-            event_id: uuid::Uuid::new_v4(),
+            // Time-ordered (UUIDv7): the `event_id` index takes it at its
+            // right edge, as it does the identity key, instead of at a random
+            // leaf that, first touched after a checkpoint, is written to the
+            // WAL whole: inserts into a 500,000-row table wrote 2.4 KB of WAL
+            // each with random ids, 0.6 KB with time-ordered ones.
+            event_id: uuid::Uuid::now_v7(),
             progress_id,
             event_type,
             payload: &payload,

@@ -183,6 +183,14 @@ async fn events_are_written_with_the_change_that_causes_them_and_only_then() {
         events[5].payload["data"]["organizationId"],
         completed["organizationId"]
     );
+    // Their ids are time-ordered (UUIDv7), so the `event_id` index takes
+    // each at its right edge: in the order the events were written.
+    let ids: Vec<uuid::Uuid> = events
+        .iter()
+        .map(|row| row.event_id.parse().unwrap())
+        .collect();
+    assert!(ids.iter().all(|id| id.get_version_num() == 7), "{ids:?}");
+    assert!(ids.is_sorted(), "{ids:?}");
     // Completing again writes nothing.
     let auth = Auth::token(&token(&user, None));
     let again = api.post("/api/onboarding/complete", &auth, json!({})).await;
