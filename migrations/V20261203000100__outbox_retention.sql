@@ -1,9 +1,10 @@
 -- Retention of the outbox: an event delivered or dead-lettered more than
 -- OUTBOX_RETENTION_DAYS days ago (by `settled_at`) is deleted by the nightly
 -- purge (`GET /api/cron/purge`), as the other kinds of
--- `V20261201000100__retention.sql` are. A settled event's payload is a copy
--- of the user's answers that no receiver needs any more; a pending one is
--- never purged, however old, since it has still to reach its receivers.
+-- `V20261201000100__retention.sql` are. A settled event (who did what, and
+-- when) is no receiver's any more: it was delivered, or an operator had the
+-- retention's days to replay it; a pending one is never purged, however
+-- old, since it has still to reach its receivers.
 --
 -- The purger (`onboarding_purger`, no login, no members, neither superuser
 -- nor BYPASSRLS) may see and delete only settled rows older than a day, the
