@@ -187,20 +187,19 @@ export function createOnboardingProxy(options: OnboardingProxyOptions) {
   }
 
   async function readStatus(request: NextRequest, cookie: string, token: string | undefined): Promise<ProxyStatus> {
+    const ask = () => call(request, "/api/onboarding/status", { cookie, token });
     let response: Response;
     try {
-      response = await call(request, "/api/onboarding/status", { cookie, token });
-    } catch (error) {
       // A connection the backend closed while it sat idle in the pool fails
       // at once (ECONNRESET, "other side closed"): one more try on a fresh
       // one, since a visitor whose stale cookie is then left unreplaced
       // would meet a 401 on the page. A timeout is not tried again.
-      if (isTimeout(error)) return { kind: "unavailable", status: 0 };
-      try {
-        response = await call(request, "/api/onboarding/status", { cookie, token });
-      } catch {
-        return { kind: "unavailable", status: 0 };
-      }
+      response = await ask().catch((error: unknown) => {
+        if (isTimeout(error)) throw error;
+        return ask();
+      });
+    } catch {
+      return { kind: "unavailable", status: 0 };
     }
     if (response.status === 401) return { kind: "rejected", status: 401 };
     if (!response.ok) return { kind: "unavailable", status: response.status };
