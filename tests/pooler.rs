@@ -1,8 +1,10 @@
 //! The application behind PgBouncer in transaction mode (Debian's package,
 //! started here in front of the local server): announced in the URL
 //! (`pgbouncer=true`), and not, when the pool must learn it from the server's
-//! answers; and a pooler that stops answering (`PAUSE`) for longer than a
-//! request may take.
+//! answers; a pooler that stops answering (`PAUSE`) for longer than a
+//! request may take; and a PgBouncer that keeps prepared statements
+//! (1.24.1, built by `scripts/pgbouncer-prepared`), with
+//! `DATABASE_STATEMENT_MODE=prepared`.
 
 use std::time::{Duration, Instant};
 
@@ -17,12 +19,17 @@ use crate::support::{TestDb, spawn_app_with};
 use crate::wizard::whole_onboarding;
 
 fn bouncer(server_connections: u16) -> (PgBouncer, std::path::PathBuf) {
+    bouncer_in(PoolMode::Transaction, server_connections)
+}
+
+fn bouncer_in(mode: PoolMode, server_connections: u16) -> (PgBouncer, std::path::PathBuf) {
     let dir = std::env::temp_dir().join(format!(
         "onboarding-pgbouncer-{}",
         uuid::Uuid::new_v4().simple()
     ));
-    let bouncer = PgBouncer::start(&dir, 5432, PoolMode::Transaction, server_connections)
-        .expect("PgBouncer starts (apt-get install pgbouncer; .ci/run does)");
+    let bouncer = PgBouncer::start(&dir, 5432, mode, server_connections).expect(
+        "PgBouncer starts (apt-get install pgbouncer; scripts/pgbouncer-prepared; .ci/run does both)",
+    );
     (bouncer, dir)
 }
 
@@ -182,6 +189,75 @@ async fn a_paused_pooler_turns_requests_into_503s_by_the_deadline_and_loses_noth
         .put_step("goals", &visitor, json!(valid_answer("goals")), false, None)
         .await;
     assert_eq!(response.status(), 200, "the pool recovered after the pause");
+    drop(bouncer);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// PgBouncer's counters for `database` (`SHOW STATS`, 1.21 and later).
+async fn pooler_stats(bouncer: &PgBouncer, database: &str) -> (u64, u64, u64) {
+    let rows = bouncer.admin_rows("SHOW STATS").await.unwrap();
+    let row = rows
+        .iter()
+        .find(|row| row["database"] == database)
+        .unwrap_or_else(|| panic!("no statistics for {database}: {rows:?}"));
+    let count = |column: &str| -> u64 { row[column].parse().unwrap() };
+    (
+        count("total_client_parse_count"),
+        count("total_server_parse_count"),
+        count("total_bind_count"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pooler_that_keeps_prepared_statements_gets_them_and_parses_each_once_per_server_connection()
+ {
+    let (bouncer, dir) = bouncer_in(PoolMode::TransactionKeepingPrepared, 2);
+    let db = TestDb::migrated().await;
+    let url = through(&bouncer, &db, "");
+
+    // The situation that gives an unannounced 1.18 away (a second server
+    // connection, where the pool's named statements do not exist) is no
+    // error here: PgBouncer prepares them there itself.
+    let settings = db.settings_with(&[("DATABASE_URL", url.clone())]).database;
+    let database = Database::new(&settings).unwrap();
+    const ONE: Statement = Statement::new("select 1", &[]);
+    let anyone = RlsContext::anonymous(None);
+    database.one_trip(&anyone, &ONE, &[]).await.unwrap();
+    let holder = crate::support::connect(&through(&bouncer, &db, "")).await;
+    holder.batch_execute("begin; select 1").await.unwrap();
+    database.one_trip(&anyone, &ONE, &[]).await.unwrap();
+    holder.batch_execute("commit").await.unwrap();
+    assert!(!database.pooler_detected());
+    assert_eq!(database.statement_mode(), StatementMode::Prepared);
+    drop(database);
+
+    let app = spawn_app_with(
+        db,
+        &[
+            ("DATABASE_URL", url),
+            ("DATABASE_STATEMENT_MODE", "prepared".to_string()),
+        ],
+    )
+    .await;
+    let api = Api::at(&app.address);
+    let before = pooler_stats(&bouncer, &app.db.name).await;
+    journeys(&api, 4).await;
+    let report = health(&api).await;
+    let checks = &report["checks"]["database"];
+    assert_eq!(checks["statementMode"], "prepared", "{report}");
+    assert_eq!(checks["poolerDetected"], false, "{report}");
+
+    // Named statements reached the server through the pooler, and each was
+    // parsed (and its plan cached) there once per server connection, not
+    // once per use: the plan cost an unnamed statement pays on every call.
+    let after = pooler_stats(&bouncer, &app.db.name).await;
+    let (client_parses, server_parses, binds) =
+        (after.0 - before.0, after.1 - before.1, after.2 - before.2);
+    assert!(client_parses > 0 && binds > 0, "{after:?} after {before:?}");
+    assert!(
+        server_parses <= client_parses && server_parses * 4 <= binds,
+        "server parses {server_parses}, client parses {client_parses}, binds {binds}"
+    );
     drop(bouncer);
     let _ = std::fs::remove_dir_all(dir);
 }

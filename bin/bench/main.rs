@@ -241,6 +241,7 @@ async fn run() -> anyhow::Result<()> {
             (&direct, &direct_cpu),
             (&pooled.unnamed.0, &pooled.unnamed.1),
             (&pooled.pgbouncer.0, &pooled.pgbouncer.1),
+            (&pooled.pgbouncer_prepared.0, &pooled.pgbouncer_prepared.1),
         ] {
             println!(
                 "   {:>8.0} rps  function {:.1} µs  PostgreSQL {:.1} µs",
@@ -250,9 +251,10 @@ async fn run() -> anyhow::Result<()> {
             );
         }
         println!(
-            "PgBouncer ÷ direct {:.2}; unnamed ÷ direct {:.2}",
+            "PgBouncer ÷ direct {:.2}; unnamed ÷ direct {:.2}; PgBouncer keeping prepared statements ÷ direct {:.2}",
             pooled.pgbouncer.0.rps / direct.rps,
-            pooled.unnamed.0.rps / direct.rps
+            pooled.unnamed.0.rps / direct.rps,
+            pooled.pgbouncer_prepared.0.rps / direct.rps
         );
         return Ok(());
     }
@@ -473,6 +475,8 @@ async fn run() -> anyhow::Result<()> {
     summary.cpu("status_miss_unnamed", unnamed_cpu);
     let (pooled_run, pooled_cpu) = pooled.pgbouncer;
     summary.cpu("status_miss_pgbouncer", pooled_cpu);
+    let (prepared_run, prepared_cpu) = pooled.pgbouncer_prepared;
+    summary.cpu("status_miss_pgbouncer_prepared", prepared_cpu);
 
     let (near_run, far_runs) = across_network(&args, &bin, &env, &tokens, &cpu, &mut load).await?;
 
@@ -568,6 +572,7 @@ async fn run() -> anyhow::Result<()> {
         ("events", events_run),
         ("status_miss_unnamed", unnamed_run),
         ("status_miss_pgbouncer", pooled_run),
+        ("status_miss_pgbouncer_prepared", prepared_run),
         ("status_miss_near", near_run),
     ];
     summary.routes_across_network = far_runs;
@@ -652,6 +657,9 @@ struct BehindPoolers {
     unnamed: (wrk::WrkResult, CpuPerRequest),
     /// Through a PgBouncer (Debian's package, transaction mode, pool of 16).
     pgbouncer: (wrk::WrkResult, CpuPerRequest),
+    /// Through a PgBouncer that keeps prepared statements (1.24.1,
+    /// `max_prepared_statements`, pool of 16), `DATABASE_STATEMENT_MODE=prepared`.
+    pgbouncer_prepared: (wrk::WrkResult, CpuPerRequest),
 }
 
 async fn behind_poolers(
@@ -664,25 +672,55 @@ async fn behind_poolers(
     };
     let unnamed = status_miss("status-unnamed", &unnamed_env).await?;
     unnamed.0.print("unnamed");
-    // Under /tmp: when we are root, PgBouncer runs as `postgres`, which must
-    // reach its directory.
-    let bouncer_dir = std::env::temp_dir().join(format!("onboarding-bench-{}", std::process::id()));
-    let bouncer = cluster::PgBouncer::start(
-        &bouncer_dir,
-        database::PORT.parse()?,
-        cluster::PoolMode::Transaction,
-        16,
-    )?;
-    let pooled_env = FunctionEnv {
-        database_url: database::app_url_at(bouncer.port, "&pgbouncer=true"),
+    let pooled_env = |port: u16| FunctionEnv {
+        database_url: database::app_url_at(port, "&pgbouncer=true"),
         ..env.clone()
     };
-    let pgbouncer = status_miss("status-pgbouncer", &pooled_env).await;
+    let pgbouncer = through_pgbouncer(cluster::PoolMode::Transaction, async |port| {
+        status_miss("status-pgbouncer", &pooled_env(port)).await
+    })
+    .await?;
+    pgbouncer.0.print("PgBouncer");
+    let pgbouncer_prepared = through_pgbouncer(
+        cluster::PoolMode::TransactionKeepingPrepared,
+        async |port| {
+            let mut prepared_env = FunctionEnv {
+                database_url: database::app_url_at(port, ""),
+                ..env.clone()
+            };
+            prepared_env
+                .extra
+                .push(("DATABASE_STATEMENT_MODE".into(), "prepared".into()));
+            status_miss("status-pgbouncer-prepared", &prepared_env).await
+        },
+    )
+    .await?;
+    pgbouncer_prepared.0.print("PgBouncer, named");
+    Ok(BehindPoolers {
+        unnamed,
+        pgbouncer,
+        pgbouncer_prepared,
+    })
+}
+
+/// `run` with the port of a PgBouncer in `mode` (pool of 16) in front of
+/// the benchmark's server, stopped after it.
+async fn through_pgbouncer<T>(
+    mode: cluster::PoolMode,
+    run: impl AsyncFnOnce(u16) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    // Under /tmp: when we are root, PgBouncer runs as `postgres`, which must
+    // reach its directory.
+    let bouncer_dir = std::env::temp_dir().join(format!(
+        "onboarding-bench-{}-{}",
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    ));
+    let bouncer = cluster::PgBouncer::start(&bouncer_dir, database::PORT.parse()?, mode, 16)?;
+    let outcome = run(bouncer.port).await;
     drop(bouncer);
     let _ = std::fs::remove_dir_all(&bouncer_dir);
-    let pgbouncer = pgbouncer?;
-    pgbouncer.0.print("PgBouncer");
-    Ok(BehindPoolers { unnamed, pgbouncer })
+    outcome
 }
 
 async fn status_miss_route(

@@ -334,8 +334,9 @@ impl Summary {
                 at_least: true,
                 threshold: 0.7,
                 context: format!(
-                    "{pooled:.0} rps / {miss:.0} rps (transaction mode; unnamed statements on a direct connection: {:.0} rps)",
-                    self.rps("status_miss_unnamed")
+                    "{pooled:.0} rps / {miss:.0} rps (transaction mode; unnamed statements on a direct connection: {:.0} rps; through a PgBouncer that keeps prepared statements, with named ones: {:.0} rps)",
+                    self.rps("status_miss_unnamed"),
+                    self.rps("status_miss_pgbouncer_prepared")
                 ),
             },
             Figure {

@@ -225,7 +225,19 @@ fn write_private(path: &Path, contents: &[u8], for_service_user: bool) -> anyhow
 pub enum PoolMode {
     /// A server connection per transaction: what Supabase's and most hosted poolers do.
     Transaction,
+    /// The same, keeping the clients' protocol-level prepared statements
+    /// (`max_prepared_statements`): PgBouncer prepares each on whichever
+    /// server connection a transaction gets, under a name of its own, as
+    /// PgBouncer 1.21 and later and Neon's pooler can. Needs such a PgBouncer
+    /// ([`PgBouncer::binary_keeping_prepared`]).
+    #[allow(dead_code)]
+    // tests/pooler.rs and the benchmark start one; the reliability suite does not
+    TransactionKeepingPrepared,
 }
+
+/// Prepared statements a [`PoolMode::TransactionKeepingPrepared`] PgBouncer
+/// keeps per connection: more than the application ever prepares.
+const MAX_PREPARED_STATEMENTS: u32 = 200;
 
 /// A `pgbouncer` child process in front of a PostgreSQL server, with trust
 /// authentication, and its admin console (`PAUSE`, `RESUME`) open to `pgbouncer`.
@@ -242,6 +254,15 @@ impl PgBouncer {
             .map_or_else(|| PathBuf::from("/usr/sbin/pgbouncer"), PathBuf::from)
     }
 
+    /// A PgBouncer that can keep prepared statements (1.21 or later):
+    /// `PGBOUNCER_PREPARED`, or the one `scripts/pgbouncer-prepared` builds.
+    pub fn binary_keeping_prepared() -> PathBuf {
+        std::env::var_os("PGBOUNCER_PREPARED").map_or_else(
+            || Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/pgbouncer-1.24.1/bin/pgbouncer"),
+            PathBuf::from,
+        )
+    }
+
     /// Starts PgBouncer in `dir`, forwarding every database to `server_port`
     /// on 127.0.0.1, and waits until it accepts connections.
     pub fn start(
@@ -250,17 +271,23 @@ impl PgBouncer {
         mode: PoolMode,
         pool_size: u16,
     ) -> anyhow::Result<Self> {
-        let binary = Self::binary();
+        let (binary, mode, keeping) = match mode {
+            PoolMode::Transaction => (Self::binary(), "transaction", String::new()),
+            // A setting PgBouncer 1.18 does not know: only where it is wanted.
+            PoolMode::TransactionKeepingPrepared => (
+                Self::binary_keeping_prepared(),
+                "transaction",
+                format!("max_prepared_statements = {MAX_PREPARED_STATEMENTS}\n"),
+            ),
+        };
         ensure!(
             binary.exists(),
-            "PgBouncer is not installed ({}): apt-get install pgbouncer (.ci/run does)",
+            "PgBouncer is not installed ({}): apt-get install pgbouncer, and \
+             scripts/pgbouncer-prepared for one that keeps prepared statements (.ci/run does both)",
             binary.display()
         );
         let root = service_directory(dir)?;
         let port = free_port()?;
-        let mode = match mode {
-            PoolMode::Transaction => "transaction",
-        };
         let users = dir.join("users.txt");
         write_private(
             &users,
@@ -274,7 +301,7 @@ impl PgBouncer {
              auth_type = trust\nauth_file = {users}\nadmin_users = pgbouncer, postgres\n\
              pool_mode = {mode}\ndefault_pool_size = {pool_size}\nmax_client_conn = 1000\n\
              ignore_startup_parameters = extra_float_digits,options\n\
-             server_login_retry = 1\n\
+             server_login_retry = 1\n{keeping}\
              server_reset_query =\nlogfile = {log}\npidfile = {pid}\n",
             users = users.display(),
             log = dir.join("pgbouncer.log").display(),
@@ -315,6 +342,16 @@ impl PgBouncer {
     /// Runs `command` (`PAUSE`, `RESUME`, `SHOW POOLS`) on the admin console.
     #[allow(dead_code)] // tests/pooler.rs pauses it; the reliability suite does not
     pub async fn admin(&self, command: &str) -> anyhow::Result<()> {
+        self.admin_rows(command).await.map(drop)
+    }
+
+    /// The rows `command` (`SHOW STATS`, `SHOW SERVERS`) answers on the
+    /// admin console, each as column name → text.
+    #[allow(dead_code)] // tests/pooler.rs and the benchmark read them; the reliability suite does not
+    pub async fn admin_rows(
+        &self,
+        command: &str,
+    ) -> anyhow::Result<Vec<std::collections::HashMap<String, String>>> {
         let url = format!(
             "postgres://pgbouncer@127.0.0.1:{}/pgbouncer?sslmode=disable",
             self.port
@@ -323,8 +360,23 @@ impl PgBouncer {
         let driver = tokio::spawn(connection);
         let outcome = client.simple_query(command).await;
         driver.abort();
-        outcome.with_context(|| format!("PgBouncer refused {command}"))?;
-        Ok(())
+        let messages = outcome.with_context(|| format!("PgBouncer refused {command}"))?;
+        Ok(messages
+            .iter()
+            .filter_map(|message| match message {
+                tokio_postgres::SimpleQueryMessage::Row(row) => Some(
+                    row.columns()
+                        .iter()
+                        .enumerate()
+                        .map(|(index, column)| {
+                            let value = row.get(index).unwrap_or_default().to_string();
+                            (column.name().to_string(), value)
+                        })
+                        .collect(),
+                ),
+                _ => None,
+            })
+            .collect())
     }
 }
 
