@@ -594,3 +594,175 @@ proptest! {
         });
     }
 }
+
+/// The statements of a save, as one user runs them in one transaction: the
+/// row locked, every answer, the profile answer replaced (or inserted when
+/// there is none), the steps recorded. Timestamps and ids left out, so two
+/// runs compare.
+async fn save_profile(
+    db: &Database,
+    caller: &RlsContext,
+    name: &str,
+) -> Result<Vec<String>, DbError> {
+    db.transaction(caller, async |tx| {
+        let record = progress::fetch_own_for_update(tx, "default")
+            .await?
+            .expect("the caller has a row");
+        let stored = answers::all_for_progress(tx, record.id).await?;
+        let write = match stored.get("profile") {
+            Some(answer) => answers::Write::ReplaceAt(answer.version),
+            None => answers::Write::Insert,
+        };
+        let answer = serde_json::json!({"fullName": name});
+        let saved = answers::store(tx, record.id, "profile", &answer, true, 1, write)
+            .await?
+            .expect("the write's precondition holds");
+        let recorded =
+            progress::record_step(tx, record.id, &["profile".to_string()], "goals", 1).await?;
+        Ok::<_, DbError>(vec![
+            format!("{:?} {:?}", record.state, record.current_step),
+            format!("{:?}", stored.keys().collect::<Vec<_>>()),
+            format!(
+                "{} {} {} {}",
+                saved.step, saved.answers, saved.completed, saved.version
+            ),
+            format!(
+                "{:?} {:?} {}",
+                recorded.completed_steps, recorded.current_step, recorded.row_version
+            ),
+        ])
+    })
+    .await
+}
+
+/// Behind a pooler (unnamed statements) a save's statements are calls of
+/// functions whose plans the server keeps (`Statement::when_unnamed`): they
+/// answer as the statements do, each statement goes through its function,
+/// and another caller reaches nothing of anyone's through them.
+#[tokio::test]
+async fn a_saves_calls_behind_a_pooler_answer_as_its_statements_and_only_the_callers_own() {
+    let test_db = TestDb::migrated().await;
+    let admin = crate::support::connect(&test_db.admin_url()).await;
+    let in_mode = |mode| {
+        let settings = test_db.settings().database.with_statement_mode(mode);
+        test_db.database_at(&settings, test_db.app_url())
+    };
+    let (prepared, unnamed) = (
+        in_mode(StatementMode::Prepared),
+        in_mode(StatementMode::Unnamed),
+    );
+
+    // The same saves, one user's with each kind of statement: an insert, then a replace.
+    let mut outcomes = Vec::new();
+    for (db, id) in [(&prepared, "saver_p"), (&unnamed, "saver_u")] {
+        let caller = user(id, None);
+        start(db, &caller, "default").await;
+        let first = save_profile(db, &caller, "Ada").await.unwrap();
+        let second = save_profile(db, &caller, "Ada Lovelace").await.unwrap();
+        outcomes.push((first, second));
+    }
+    assert_eq!(outcomes[0], outcomes[1]);
+    assert!(outcomes[1].1[2].ends_with(" true 2"), "{outcomes:?}");
+
+    // Another caller, through the calls, with the first saver's progress id.
+    let owner = user("saver_u", None);
+    let owners = unnamed
+        .transaction(&owner, async |tx| progress::fetch_own(tx, "default").await)
+        .await
+        .unwrap()
+        .unwrap();
+    for other in [user("intruder", None), session('f').1] {
+        let reached = unnamed
+            .transaction(&other, async |tx| {
+                let locked = progress::fetch_own_for_update(tx, "default").await?;
+                let read = answers::all_for_progress(tx, owners.id).await?;
+                let replaced = answers::store(
+                    tx,
+                    owners.id,
+                    "profile",
+                    &serde_json::json!({"fullName": "Mallory"}),
+                    true,
+                    1,
+                    answers::Write::ReplaceAt(2),
+                )
+                .await?;
+                Ok::<_, DbError>((locked, read, replaced))
+            })
+            .await
+            .unwrap();
+        assert_eq!(reached, (None, Default::default(), None));
+        let recorded = unnamed
+            .transaction(&other, async |tx| {
+                progress::record_step(tx, owners.id, &[], "hijacked", 1).await
+            })
+            .await;
+        assert!(
+            matches!(recorded, Err(DbError::MissingRow(_))),
+            "{recorded:?}"
+        );
+        let inserted = unnamed
+            .transaction(&other, async |tx| {
+                answers::store(
+                    tx,
+                    owners.id,
+                    "goals",
+                    &serde_json::json!({}),
+                    false,
+                    1,
+                    answers::Write::Insert,
+                )
+                .await
+            })
+            .await
+            .unwrap_err();
+        assert!(is_rls_violation(&inserted), "{inserted:?}");
+    }
+    let after = unnamed
+        .transaction(&owner, async |tx| progress::fetch_own(tx, "default").await)
+        .await
+        .unwrap();
+    assert_eq!(after, Some(owners), "the saver's row is untouched");
+
+    // Each statement goes through its function: a save with unnamed
+    // statements fails where the caller may not execute it, one with
+    // prepared statements does not.
+    for function in [
+        "own_progress_for_update(text)",
+        "answers_of_progress(uuid)",
+        "replace_step_answer_if_version(uuid, text, jsonb, text, integer, bigint)",
+        "record_step(uuid, text[], text, integer)",
+    ] {
+        let privilege = format!("execute on function onboarding.{function}");
+        admin
+            .batch_execute(&format!("revoke {privilege} from authenticated"))
+            .await
+            .unwrap();
+        let refused = save_profile(&unnamed, &owner, "Ada").await.unwrap_err();
+        let saved = save_profile(&prepared, &user("saver_p", None), "Ada").await;
+        admin
+            .batch_execute(&format!("grant {privilege} to authenticated"))
+            .await
+            .unwrap();
+        let name = function.split('(').next().unwrap();
+        assert!(
+            format!("{refused:?}").contains(&format!("permission denied for function {name}")),
+            "{function}: {refused:?}"
+        );
+        assert!(saved.is_ok(), "{function}: {saved:?}");
+    }
+    admin
+        .batch_execute(
+            "revoke execute on function onboarding.insert_step_answer(uuid, text, jsonb, text, integer) from authenticated",
+        )
+        .await
+        .unwrap();
+    let (first_u, first_p) = (user("first_u", None), user("first_p", None));
+    start(&unnamed, &first_u, "default").await;
+    start(&prepared, &first_p, "default").await;
+    let refused = save_profile(&unnamed, &first_u, "Ada").await.unwrap_err();
+    assert!(
+        format!("{refused:?}").contains("permission denied for function insert_step_answer"),
+        "{refused:?}"
+    );
+    assert!(save_profile(&prepared, &first_p, "Ada").await.is_ok());
+}

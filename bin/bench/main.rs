@@ -29,6 +29,7 @@ mod delay;
 mod floor;
 mod functions;
 mod pgbench;
+mod poolers;
 mod report;
 mod wrk;
 
@@ -236,7 +237,7 @@ async fn run() -> anyhow::Result<()> {
         };
         let (direct, direct_cpu) = status_miss("status-miss", &env).await?;
         direct.print("direct");
-        let pooled = behind_poolers(&env, status_miss).await?;
+        let pooled = poolers::behind_poolers("status", &env, status_miss).await?;
         for (run, cpu) in [
             (&direct, &direct_cpu),
             (&pooled.unnamed.0, &pooled.unnamed.1),
@@ -252,6 +253,31 @@ async fn run() -> anyhow::Result<()> {
         }
         println!(
             "PgBouncer ÷ direct {:.2}; unnamed ÷ direct {:.2}; PgBouncer keeping prepared statements ÷ direct {:.2}",
+            pooled.pgbouncer.0.rps / direct.rps,
+            pooled.unnamed.0.rps / direct.rps,
+            pooled.pgbouncer_prepared.0.rps / direct.rps
+        );
+        let step_put = async |name: &str, env: &FunctionEnv| {
+            step_put_route(name, &bin, env, &tokens, &cpu, args.connections, &args).await
+        };
+        let (direct, direct_cpu) = step_put("step-put", &env).await?;
+        direct.print("PUT direct");
+        let pooled = poolers::behind_poolers("step-put", &env, step_put).await?;
+        for (run, cpu) in [
+            (&direct, &direct_cpu),
+            (&pooled.unnamed.0, &pooled.unnamed.1),
+            (&pooled.pgbouncer.0, &pooled.pgbouncer.1),
+            (&pooled.pgbouncer_prepared.0, &pooled.pgbouncer_prepared.1),
+        ] {
+            println!(
+                "   {:>8.0} rps  function {:.1} µs  PostgreSQL {:.1} µs",
+                run.rps,
+                cpu.function_us.unwrap_or_default(),
+                cpu.postgres_us
+            );
+        }
+        println!(
+            "PUT: PgBouncer ÷ direct {:.2}; unnamed ÷ direct {:.2}; PgBouncer keeping prepared statements ÷ direct {:.2}",
             pooled.pgbouncer.0.rps / direct.rps,
             pooled.unnamed.0.rps / direct.rps,
             pooled.pgbouncer_prepared.0.rps / direct.rps
@@ -467,7 +493,7 @@ async fn run() -> anyhow::Result<()> {
 
     println!("== status (cache miss): unnamed statements, through PgBouncer");
     load.sample("pooled")?;
-    let pooled = behind_poolers(&env, async |name: &str, env: &FunctionEnv| {
+    let pooled = poolers::behind_poolers("status", &env, async |name: &str, env: &FunctionEnv| {
         status_miss_route(name, &bin, env, &tokens, &cpu, clients, &args).await
     })
     .await?;
@@ -603,8 +629,6 @@ fn measured(
     Ok((run, per_request))
 }
 
-/// `GET /status` on a cache miss (no Redis) with `env`'s database URL: the
-/// function started, its pool warmed, then `connections` under wrk.
 /// The status miss at the network connections (one instance's pool), on
 /// loopback and through a proxy that adds each of [`ADDED_ROUND_TRIPS_MS`]
 /// to every round trip.
@@ -651,78 +675,8 @@ async fn across_network(
     Ok((near_run, far_runs))
 }
 
-/// The status miss as deployments behind a transaction-mode pooler run it.
-struct BehindPoolers {
-    /// With `pgbouncer=true` on the direct URL: unnamed statements.
-    unnamed: (wrk::WrkResult, CpuPerRequest),
-    /// Through a PgBouncer (Debian's package, transaction mode, pool of 16).
-    pgbouncer: (wrk::WrkResult, CpuPerRequest),
-    /// Through a PgBouncer that keeps prepared statements (1.24.1,
-    /// `max_prepared_statements`, pool of 16), `DATABASE_STATEMENT_MODE=prepared`.
-    pgbouncer_prepared: (wrk::WrkResult, CpuPerRequest),
-}
-
-async fn behind_poolers(
-    env: &FunctionEnv,
-    status_miss: impl AsyncFn(&str, &FunctionEnv) -> anyhow::Result<(wrk::WrkResult, CpuPerRequest)>,
-) -> anyhow::Result<BehindPoolers> {
-    let unnamed_env = FunctionEnv {
-        database_url: format!("{}&pgbouncer=true", database::app_url()),
-        ..env.clone()
-    };
-    let unnamed = status_miss("status-unnamed", &unnamed_env).await?;
-    unnamed.0.print("unnamed");
-    let pooled_env = |port: u16| FunctionEnv {
-        database_url: database::app_url_at(port, "&pgbouncer=true"),
-        ..env.clone()
-    };
-    let pgbouncer = through_pgbouncer(cluster::PoolMode::Transaction, async |port| {
-        status_miss("status-pgbouncer", &pooled_env(port)).await
-    })
-    .await?;
-    pgbouncer.0.print("PgBouncer");
-    let pgbouncer_prepared = through_pgbouncer(
-        cluster::PoolMode::TransactionKeepingPrepared,
-        async |port| {
-            let mut prepared_env = FunctionEnv {
-                database_url: database::app_url_at(port, ""),
-                ..env.clone()
-            };
-            prepared_env
-                .extra
-                .push(("DATABASE_STATEMENT_MODE".into(), "prepared".into()));
-            status_miss("status-pgbouncer-prepared", &prepared_env).await
-        },
-    )
-    .await?;
-    pgbouncer_prepared.0.print("PgBouncer, named");
-    Ok(BehindPoolers {
-        unnamed,
-        pgbouncer,
-        pgbouncer_prepared,
-    })
-}
-
-/// `run` with the port of a PgBouncer in `mode` (pool of 16) in front of
-/// the benchmark's server, stopped after it.
-async fn through_pgbouncer<T>(
-    mode: cluster::PoolMode,
-    run: impl AsyncFnOnce(u16) -> anyhow::Result<T>,
-) -> anyhow::Result<T> {
-    // Under /tmp: when we are root, PgBouncer runs as `postgres`, which must
-    // reach its directory.
-    let bouncer_dir = std::env::temp_dir().join(format!(
-        "onboarding-bench-{}-{}",
-        std::process::id(),
-        uuid::Uuid::new_v4().simple()
-    ));
-    let bouncer = cluster::PgBouncer::start(&bouncer_dir, database::PORT.parse()?, mode, 16)?;
-    let outcome = run(bouncer.port).await;
-    drop(bouncer);
-    let _ = std::fs::remove_dir_all(&bouncer_dir);
-    outcome
-}
-
+/// `GET /status` on a cache miss (no Redis) with `env`'s database URL: the
+/// function started, its pool warmed, then `connections` under wrk.
 async fn status_miss_route(
     name: &str,
     bin: &dyn Fn(&str) -> PathBuf,
@@ -736,6 +690,34 @@ async fn status_miss_route(
     let function = Function::start(name, &bin("onboarding-status"), env)?;
     functions::drive(&function, &status_calls(&tokens.all, 1000), connections).await?;
     let scenario = wrk::Scenario::get(name, "/api/onboarding/status", &tokens.all_file);
+    let outcome = measured(cpu, &function, || {
+        wrk::run(
+            &scenario,
+            &function.address,
+            args.seconds,
+            connections,
+            &args.out,
+        )
+    });
+    function.stop();
+    outcome
+}
+
+/// `PUT /steps/{step}` (`If-Match: *`) with `env`'s database URL: the
+/// function started, then `connections` under wrk.
+async fn step_put_route(
+    name: &str,
+    bin: &dyn Fn(&str) -> PathBuf,
+    env: &FunctionEnv,
+    tokens: &Tokens,
+    cpu: &CpuMeter,
+    connections: usize,
+    args: &Args,
+) -> anyhow::Result<(wrk::WrkResult, CpuPerRequest)> {
+    let function = Function::start(name, &bin("onboarding-step"), env)?;
+    let mut scenario =
+        wrk::Scenario::put_step(&format!("/api/onboarding/steps/{STEP}"), &tokens.all_file);
+    scenario.name = name.to_string();
     let outcome = measured(cpu, &function, || {
         wrk::run(
             &scenario,

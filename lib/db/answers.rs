@@ -57,6 +57,10 @@ pub const ALL_FOR_PROGRESS: Statement = Statement::new(
     "select step, answers, status, flow_version, version, updated_at
      from onboarding.step_answers where progress_id = $1 order by step",
     &[Type::UUID],
+)
+.when_unnamed(
+    "select step, answers, status, flow_version, version, updated_at
+     from onboarding.answers_of_progress($1)",
 );
 
 const INSERT: Statement = Statement::new(
@@ -65,6 +69,10 @@ const INSERT: Statement = Statement::new(
      on conflict (progress_id, step) do nothing
      returning step, answers, status, flow_version, version, updated_at",
     &[Type::UUID, Type::TEXT, Type::JSONB, Type::TEXT, Type::INT4],
+)
+.when_unnamed(
+    "select step, answers, status, flow_version, version, updated_at
+     from onboarding.insert_step_answer($1, $2, $3, $4, $5)",
 );
 
 /// Replaces an answer if its version is still the one the writer read.
@@ -81,6 +89,10 @@ pub const REPLACE_IF_VERSION: Statement = Statement::new(
         Type::INT4,
         Type::INT8,
     ],
+)
+.when_unnamed(
+    "select step, answers, status, flow_version, version, updated_at
+     from onboarding.replace_step_answer_if_version($1, $2, $3, $4, $5, $6)",
 );
 
 const DELETE_ALL: Statement = Statement::new(

@@ -84,6 +84,9 @@ pub struct Statement {
     /// The same read, for one caller or several, as one call that sets
     /// each caller's context itself (see [`Statement::each_in_one_call`]).
     each: Option<EachCall>,
+    /// The same statement as a call, sent with unnamed statements (see
+    /// [`Statement::when_unnamed`]).
+    unnamed: Option<&'static str>,
 }
 
 impl Statement {
@@ -92,7 +95,38 @@ impl Statement {
             sql,
             types,
             each: None,
+            unnamed: None,
         }
+    }
+
+    /// With unnamed statements (behind a transaction-mode pooler), `call`
+    /// is sent instead: one call of a PL/pgSQL function that runs this
+    /// statement, with the same parameters in the same order and the same
+    /// columns out, whose plan the server keeps per connection. The server
+    /// then plans only the call on each request, not the statement with its
+    /// Row Level Security policies, which cost a save several times its
+    /// execution (`migrations/V20261203000200__writes_planned_once.sql`).
+    /// With prepared statements the statement itself is sent: its plan is
+    /// kept already, and without a function call in between.
+    pub const fn when_unnamed(self, call: &'static str) -> Self {
+        Self {
+            unnamed: Some(call),
+            ..self
+        }
+    }
+
+    /// The text sent in `mode`.
+    pub(crate) fn text_in(&self, mode: StatementMode) -> &'static str {
+        match (mode, self.unnamed) {
+            (StatementMode::Unnamed, Some(call)) => call,
+            _ => self.sql,
+        }
+    }
+
+    /// The call sent with unnamed statements, when there is one
+    /// ([`Statement::when_unnamed`]).
+    pub fn unnamed_sql(&self) -> Option<&'static str> {
+        self.unnamed
     }
 
     /// Reads of their own ([`Database::read_own`]) send `call` instead of

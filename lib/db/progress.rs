@@ -99,7 +99,11 @@ pub const FETCH_OWN_FOR_UPDATE: Statement = Statement::new(
         )
     ),
     &[Type::TEXT],
-);
+)
+.when_unnamed(with_columns!(
+    "select",
+    "from onboarding.own_progress_for_update($1)"
+));
 
 /// The caller's own row and all its answers in one statement, so the status
 /// read (which needs answers for step conditions) stays one round trip. Sent
@@ -136,7 +140,11 @@ pub const RECORD_STEP: Statement = Statement::new(
         ""
     ),
     &[Type::UUID, Type::TEXT_ARRAY, Type::TEXT, Type::INT4],
-);
+)
+.when_unnamed(with_columns!(
+    "select",
+    "from onboarding.record_step($1, $2, $3, $4)"
+));
 
 const MARK_COMPLETED: Statement = Statement::new(
     with_columns!(
@@ -460,6 +468,8 @@ mod tests {
         for sql in [
             super::FETCH_OWN.sql(),
             super::FETCH_OWN_FOR_UPDATE.sql(),
+            super::FETCH_OWN_FOR_UPDATE.unnamed_sql().unwrap(),
+            super::RECORD_STEP.unnamed_sql().unwrap(),
             super::FETCH_OWN_WITH_ANSWERS.sql(),
             super::FETCH_OWN_WITH_ANSWERS.each_sql().unwrap(),
             super::RECORD_STEP.sql(),

@@ -156,7 +156,8 @@ impl Tx<'_> {
         stmt: &Statement,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Row>, DbError> {
-        let rows = query_in_mode(self.client, self.mode, stmt.sql, stmt.types, params).await;
+        let sql = stmt.text_in(self.mode);
+        let rows = query_in_mode(self.client, self.mode, sql, stmt.types, params).await;
         rows.map_err(|error| noting_evidence(self.evidence, error))
     }
 
