@@ -238,50 +238,14 @@ async fn run() -> anyhow::Result<()> {
         let (direct, direct_cpu) = status_miss("status-miss", &env).await?;
         direct.print("direct");
         let pooled = poolers::behind_poolers("status", &env, status_miss).await?;
-        for (run, cpu) in [
-            (&direct, &direct_cpu),
-            (&pooled.unnamed.0, &pooled.unnamed.1),
-            (&pooled.pgbouncer.0, &pooled.pgbouncer.1),
-            (&pooled.pgbouncer_prepared.0, &pooled.pgbouncer_prepared.1),
-        ] {
-            println!(
-                "   {:>8.0} rps  function {:.1} µs  PostgreSQL {:.1} µs",
-                run.rps,
-                cpu.function_us.unwrap_or_default(),
-                cpu.postgres_us
-            );
-        }
-        println!(
-            "PgBouncer ÷ direct {:.2}; unnamed ÷ direct {:.2}; PgBouncer keeping prepared statements ÷ direct {:.2}",
-            pooled.pgbouncer.0.rps / direct.rps,
-            pooled.unnamed.0.rps / direct.rps,
-            pooled.pgbouncer_prepared.0.rps / direct.rps
-        );
+        pooled.print_beside("status", &direct, &direct_cpu);
         let step_put = async |name: &str, env: &FunctionEnv| {
             step_put_route(name, &bin, env, &tokens, &cpu, args.connections, &args).await
         };
         let (direct, direct_cpu) = step_put("step-put", &env).await?;
         direct.print("PUT direct");
         let pooled = poolers::behind_poolers("step-put", &env, step_put).await?;
-        for (run, cpu) in [
-            (&direct, &direct_cpu),
-            (&pooled.unnamed.0, &pooled.unnamed.1),
-            (&pooled.pgbouncer.0, &pooled.pgbouncer.1),
-            (&pooled.pgbouncer_prepared.0, &pooled.pgbouncer_prepared.1),
-        ] {
-            println!(
-                "   {:>8.0} rps  function {:.1} µs  PostgreSQL {:.1} µs",
-                run.rps,
-                cpu.function_us.unwrap_or_default(),
-                cpu.postgres_us
-            );
-        }
-        println!(
-            "PUT: PgBouncer ÷ direct {:.2}; unnamed ÷ direct {:.2}; PgBouncer keeping prepared statements ÷ direct {:.2}",
-            pooled.pgbouncer.0.rps / direct.rps,
-            pooled.unnamed.0.rps / direct.rps,
-            pooled.pgbouncer_prepared.0.rps / direct.rps
-        );
+        pooled.print_beside("PUT", &direct, &direct_cpu);
         return Ok(());
     }
     let mut summary = Summary::new(

@@ -19,6 +19,31 @@ pub struct BehindPoolers {
     pub pgbouncer_prepared: (wrk::WrkResult, CpuPerRequest),
 }
 
+impl BehindPoolers {
+    /// Throughput and CPU per request of each run beside `direct`'s, and the ratios.
+    pub fn print_beside(&self, what: &str, direct: &wrk::WrkResult, direct_cpu: &CpuPerRequest) {
+        for (run, cpu) in [
+            (direct, direct_cpu),
+            (&self.unnamed.0, &self.unnamed.1),
+            (&self.pgbouncer.0, &self.pgbouncer.1),
+            (&self.pgbouncer_prepared.0, &self.pgbouncer_prepared.1),
+        ] {
+            println!(
+                "   {:>8.0} rps  function {:.1} µs  PostgreSQL {:.1} µs",
+                run.rps,
+                cpu.function_us.unwrap_or_default(),
+                cpu.postgres_us
+            );
+        }
+        println!(
+            "{what}: PgBouncer ÷ direct {:.2}; unnamed ÷ direct {:.2}; PgBouncer keeping prepared statements ÷ direct {:.2}",
+            self.pgbouncer.0.rps / direct.rps,
+            self.unnamed.0.rps / direct.rps,
+            self.pgbouncer_prepared.0.rps / direct.rps
+        );
+    }
+}
+
 /// `route` (named `{prefix}-…` in the output) behind each kind of pooler.
 pub async fn behind_poolers(
     prefix: &str,
