@@ -654,17 +654,7 @@ async fn status_miss_route(
     let function = Function::start(name, &bin("onboarding-status"), env)?;
     functions::drive(&function, &status_calls(&tokens.all, 1000), connections).await?;
     let scenario = wrk::Scenario::get(name, "/api/onboarding/status", &tokens.all_file);
-    let outcome = measured(cpu, &function, || {
-        wrk::run(
-            &scenario,
-            &function.address,
-            args.seconds,
-            connections,
-            &args.out,
-        )
-    });
-    function.stop();
-    outcome
+    measured_then_stopped(function, &scenario, cpu, connections, args)
 }
 
 /// `PUT /steps/{step}` (`If-Match: *`) with `env`'s database URL: the
@@ -682,9 +672,21 @@ async fn step_put_route(
     let mut scenario =
         wrk::Scenario::put_step(&format!("/api/onboarding/steps/{STEP}"), &tokens.all_file);
     scenario.name = name.to_string();
+    measured_then_stopped(function, &scenario, cpu, connections, args)
+}
+
+/// `scenario` against `function` at `connections` for the run's seconds,
+/// with the CPU it cost; the function is stopped after it.
+fn measured_then_stopped(
+    function: Function,
+    scenario: &wrk::Scenario,
+    cpu: &CpuMeter,
+    connections: usize,
+    args: &Args,
+) -> anyhow::Result<(wrk::WrkResult, CpuPerRequest)> {
     let outcome = measured(cpu, &function, || {
         wrk::run(
-            &scenario,
+            scenario,
             &function.address,
             args.seconds,
             connections,
