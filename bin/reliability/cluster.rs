@@ -230,8 +230,6 @@ pub enum PoolMode {
     /// server connection a transaction gets, under a name of its own, as
     /// PgBouncer 1.21 and later and Neon's pooler can. Needs such a PgBouncer
     /// ([`PgBouncer::binary_keeping_prepared`]).
-    #[allow(dead_code)]
-    // tests/pooler.rs and the benchmark start one; the reliability suite does not
     TransactionKeepingPrepared,
 }
 

@@ -20,7 +20,9 @@
 //!
 //! With `--pgbouncer announced|unannounced`, the API reaches PostgreSQL
 //! through a PgBouncer in transaction mode (Debian's package), with or
-//! without `pgbouncer=true` in its URL.
+//! without `pgbouncer=true` in its URL; with `--pgbouncer prepared`, through
+//! a PgBouncer 1.24.1 that keeps prepared statements
+//! (`scripts/pgbouncer-prepared`), with named statements.
 //!
 //! This file holds the command line and the order of the run; each step lives
 //! in its own module.
@@ -71,6 +73,9 @@ enum Pooler {
     Announced,
     /// A plain URL: the pool must find the pooler by its answers.
     Unannounced,
+    /// A plain URL to a PgBouncer that keeps prepared statements: the
+    /// pool's named statements work through it.
+    KeepingPrepared,
 }
 
 impl Args {
@@ -107,14 +112,15 @@ impl Args {
                     args.pooler = match it.next().as_deref() {
                         Some("announced") => Some(Pooler::Announced),
                         Some("unannounced") => Some(Pooler::Unannounced),
-                        _ => bail!("--pgbouncer needs announced or unannounced"),
+                        Some("prepared") => Some(Pooler::KeepingPrepared),
+                        _ => bail!("--pgbouncer needs announced, unannounced or prepared"),
                     }
                 }
                 "-h" | "--help" => {
                     println!(
                         "usage: reliability [--seconds N (60)] [--users N (50)] \
                          [--redis-down-seconds N (10)] [--pg-down-seconds N (3)] \
-                         [--pool-size N (16)] [--pgbouncer announced|unannounced] [--keep]"
+                         [--pool-size N (16)] [--pgbouncer announced|unannounced|prepared] [--keep]"
                     );
                     std::process::exit(0);
                 }
@@ -179,12 +185,11 @@ async fn run() -> anyhow::Result<bool> {
     let bouncer = match args.pooler {
         None => None,
         Some(pooler) => {
-            let bouncer = cluster::PgBouncer::start(
-                &dir.join("pgbouncer"),
-                pg.port,
-                cluster::PoolMode::Transaction,
-                10,
-            )?;
+            let mode = match pooler {
+                Pooler::KeepingPrepared => cluster::PoolMode::TransactionKeepingPrepared,
+                Pooler::Announced | Pooler::Unannounced => cluster::PoolMode::Transaction,
+            };
+            let bouncer = cluster::PgBouncer::start(&dir.join("pgbouncer"), pg.port, mode, 10)?;
             println!(
                 "   PgBouncer 127.0.0.1:{} (transaction mode, {pooler:?})",
                 bouncer.port
