@@ -269,12 +269,11 @@ impl PgBouncer {
         mode: PoolMode,
         pool_size: u16,
     ) -> anyhow::Result<Self> {
-        let (binary, mode, keeping) = match mode {
-            PoolMode::Transaction => (Self::binary(), "transaction", String::new()),
+        let (binary, keeping) = match mode {
+            PoolMode::Transaction => (Self::binary(), String::new()),
             // A setting PgBouncer 1.18 does not know: only where it is wanted.
             PoolMode::TransactionKeepingPrepared => (
                 Self::binary_keeping_prepared(),
-                "transaction",
                 format!("max_prepared_statements = {MAX_PREPARED_STATEMENTS}\n"),
             ),
         };
@@ -297,7 +296,7 @@ impl PgBouncer {
             "[databases]\n* = host=127.0.0.1 port={server_port}\n\n[pgbouncer]\n\
              listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n\
              auth_type = trust\nauth_file = {users}\nadmin_users = pgbouncer, postgres\n\
-             pool_mode = {mode}\ndefault_pool_size = {pool_size}\nmax_client_conn = 1000\n\
+             pool_mode = transaction\ndefault_pool_size = {pool_size}\nmax_client_conn = 1000\n\
              ignore_startup_parameters = extra_float_digits,options\n\
              server_login_retry = 1\n{keeping}\
              server_reset_query =\nlogfile = {log}\npidfile = {pid}\n",
