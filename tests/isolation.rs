@@ -197,6 +197,19 @@ async fn a_signed_in_user_sees_no_anonymous_drafts_but_the_session_they_present(
     assert_eq!(visible(&db, &presenting).await, vec![draft]);
 }
 
+/// The application's database with prepared statements, and with unnamed
+/// ones as behind a pooler.
+fn prepared_and_unnamed(test_db: &TestDb) -> (Database, Database) {
+    let in_mode = |mode| {
+        let settings = test_db.settings().database.with_statement_mode(mode);
+        test_db.database_at(&settings, test_db.app_url())
+    };
+    (
+        in_mode(StatementMode::Prepared),
+        in_mode(StatementMode::Unnamed),
+    )
+}
+
 /// The status and step reads are sent as one call of a function that sets
 /// the caller's context itself (`Statement::each_in_one_call`), with prepared
 /// statements and behind a pooler (unnamed). For every kind of caller both
@@ -207,14 +220,7 @@ async fn a_signed_in_user_sees_no_anonymous_drafts_but_the_session_they_present(
 #[tokio::test]
 async fn the_reads_sent_as_one_call_answer_as_the_queries_and_only_the_callers_own() {
     let test_db = TestDb::migrated().await;
-    let in_mode = |mode| {
-        let settings = test_db.settings().database.with_statement_mode(mode);
-        test_db.database_at(&settings, test_db.app_url())
-    };
-    let (prepared, unnamed) = (
-        in_mode(StatementMode::Prepared),
-        in_mode(StatementMode::Unnamed),
-    );
+    let (prepared, unnamed) = prepared_and_unnamed(&test_db);
     let admin = user("admin_h", Some("org_h"));
     create_organization_owned_by(&prepared, &admin, "org_h").await;
     let member = user("member_h", Some("org_h"));
@@ -643,14 +649,7 @@ async fn save_profile(
 async fn a_saves_calls_behind_a_pooler_answer_as_its_statements_and_only_the_callers_own() {
     let test_db = TestDb::migrated().await;
     let admin = crate::support::connect(&test_db.admin_url()).await;
-    let in_mode = |mode| {
-        let settings = test_db.settings().database.with_statement_mode(mode);
-        test_db.database_at(&settings, test_db.app_url())
-    };
-    let (prepared, unnamed) = (
-        in_mode(StatementMode::Prepared),
-        in_mode(StatementMode::Unnamed),
-    );
+    let (prepared, unnamed) = prepared_and_unnamed(&test_db);
 
     // The same saves, one user's with each kind of statement: an insert, then a replace.
     let mut outcomes = Vec::new();
