@@ -257,6 +257,74 @@ async fn two_tabs_saving_the_same_version_one_wins_the_other_gets_412() {
     }
 }
 
+/// A save that has to wait for another tab's lock on the caller's progress
+/// reads the answers once it holds the lock (they are read behind it in one
+/// round trip), so it sees what that tab committed: `If-Match: *` replaces
+/// the newest version, where answers read before the lock would name a
+/// version that no longer exists and end in a 412.
+#[tokio::test]
+async fn a_save_waiting_for_another_tabs_lock_sees_what_that_tab_committed() {
+    let (app, api, auth) = app_with_session().await;
+    let first = api
+        .put_step("profile", &auth, valid_answer("profile"), false, None)
+        .await;
+    assert_eq!(first.status(), 200);
+    // The other tab, mid-save: the progress row locked, the answer replaced.
+    let other_tab = crate::support::connect(&app.db.admin_url()).await;
+    other_tab
+        .batch_execute(
+            "begin;
+             select 1 from onboarding.progress for update;
+             update onboarding.step_answers
+               set answers = '{\"fullName\": \"Other Tab\"}', version = version + 1
+               where step = 'profile'",
+        )
+        .await
+        .unwrap();
+    let waiting = tokio::spawn(
+        api.request(Method::PUT, "/api/onboarding/steps/profile", &auth)
+            .header("if-match", "*")
+            .json(&json!({ "answers": { "fullName": "This Tab" }, "complete": false }))
+            .send(),
+    );
+    let observer = crate::support::connect(&app.db.admin_url()).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let waiters: i64 = observer
+            .query_one(
+                "select count(*) from pg_stat_activity
+                 where datname = current_database() and wait_event_type = 'Lock'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if waiters == 1 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the save never waited for the lock"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    other_tab.batch_execute("commit").await.unwrap();
+
+    let response = waiting.await.unwrap().unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["etag"], "\"3\"");
+    let stored: Value = api
+        .request(Method::GET, "/api/onboarding/steps/profile", &auth)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stored["answers"]["fullName"], "This Tab");
+    assert_eq!(stored["version"], 3);
+}
+
 #[tokio::test]
 async fn retried_writes_with_one_idempotency_key_write_once() {
     let (app, api, auth) = app_with_session().await;

@@ -611,10 +611,9 @@ async fn save_profile(
     name: &str,
 ) -> Result<Vec<String>, DbError> {
     db.transaction(caller, async |tx| {
-        let record = progress::fetch_own_for_update(tx, "default")
+        let (record, stored) = progress::fetch_own_for_update_with_answers(tx, "default")
             .await?
             .expect("the caller has a row");
-        let stored = answers::all_for_progress(tx, record.id).await?;
         let write = match stored.get("profile") {
             Some(answer) => answers::Write::ReplaceAt(answer.version),
             None => answers::Write::Insert,
@@ -673,7 +672,7 @@ async fn a_saves_calls_behind_a_pooler_answer_as_its_statements_and_only_the_cal
     for other in [user("intruder", None), session('f').1] {
         let reached = unnamed
             .transaction(&other, async |tx| {
-                let locked = progress::fetch_own_for_update(tx, "default").await?;
+                let locked = progress::fetch_own_for_update_with_answers(tx, "default").await?;
                 let read = answers::all_for_progress(tx, owners.id).await?;
                 let replaced = answers::store(
                     tx,
@@ -727,7 +726,7 @@ async fn a_saves_calls_behind_a_pooler_answer_as_its_statements_and_only_the_cal
     // prepared statements does not.
     for function in [
         "own_progress_for_update(text)",
-        "answers_of_progress(uuid)",
+        "answers_of_own_progress(text)",
         "replace_step_answer_if_version(uuid, text, jsonb, text, integer, bigint)",
         "record_step(uuid, text[], text, integer)",
     ] {

@@ -6,6 +6,12 @@ use std::time::Duration;
 
 use onboarding::db::progress;
 use onboarding::db::{RlsContext, Statement, StatementMode};
+use onboarding::wizard::WizardError;
+use onboarding::wizard::flow::default_flow;
+use onboarding::wizard::save::{
+    Completion, ExpectedVersion, StepWrite, WriteContext, write_answer,
+};
+use onboarding::wizard::status::RedirectPaths;
 
 use crate::support::TestDb;
 use crate::support::proxy::DelayProxy;
@@ -79,6 +85,68 @@ async fn an_authenticated_read_costs_one_round_trip_behind_a_transaction_pooler(
     assert_eq!(one_trip, 1);
     assert_eq!(one_call, 1);
     assert_eq!(transaction, 2);
+}
+
+/// Turns for each of four saves of one step on one connection.
+async fn save_turns(mode: StatementMode) -> Vec<usize> {
+    let test_db = TestDb::migrated().await;
+    let proxy = DelayProxy::start("127.0.0.1:5432", Duration::from_millis(5)).await;
+    let url = format!(
+        "postgres://onboarding_app@127.0.0.1:{}/{}?sslmode=disable",
+        proxy.port, test_db.name
+    );
+    let settings = test_db.settings().database.with_statement_mode(mode);
+    let db = test_db.database_at(&settings, url);
+    let flow = default_flow().unwrap();
+    let paths = RedirectPaths::default();
+    let caller = RlsContext::user("user_save_rt", None, None);
+    let mut turns = Vec::new();
+    for (round, expected) in [
+        ExpectedVersion::Absent,
+        ExpectedVersion::Any,
+        ExpectedVersion::Any,
+        ExpectedVersion::Any,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let write = WriteContext {
+            flow: &flow,
+            flags: &|_| true,
+            expected,
+            authenticated: true,
+            paths: &paths,
+        };
+        let answers = serde_json::json!({ "fullName": format!("Ada {round}") });
+        let answer = StepWrite {
+            step: "profile",
+            answers: &answers,
+            completion: Completion::Draft,
+            merge: false,
+        };
+        let before = proxy.turns();
+        let saved = db
+            .transaction(&caller, async |tx| write_answer(tx, &write, answer).await)
+            .await
+            .map_err(|error: WizardError| error.to_string())
+            .unwrap();
+        turns.push(proxy.turns() - before);
+        assert_eq!(saved.step.version, round as i64 + 1, "round {round}");
+    }
+    turns
+}
+
+/// A save: BEGIN, the context, the row's lock and its answers (one turn,
+/// the answers read behind the lock); the answer written, the steps recorded
+/// (and an event, when a step is completed) together; COMMIT. The first save
+/// also starts the row, and with prepared statements the first insert and the
+/// first replace each prepare their statement once per connection.
+#[tokio::test]
+async fn a_save_costs_three_round_trips_in_either_statement_mode() {
+    for mode in [StatementMode::Prepared, StatementMode::Unnamed] {
+        let turns = save_turns(mode).await;
+        assert_eq!(turns[2..], [3, 3], "{mode:?}: {turns:?}");
+    }
 }
 
 #[tokio::test]

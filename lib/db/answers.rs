@@ -52,6 +52,26 @@ pub const FETCH_OWN_STEP: Statement = Statement::new(
     2,
 );
 
+/// Every answer of the caller's own progress row for `flow_id` (see
+/// `progress::FETCH_OWN` for "own"), by step. By flow id, not row id, so a
+/// save can pipeline it right behind the row's lock
+/// (`progress::fetch_own_for_update_with_answers`).
+pub const ALL_OF_OWN_PROGRESS: Statement = Statement::new(
+    concat!(
+        "select a.step, a.answers, a.status, a.flow_version, a.version, a.updated_at
+         from onboarding.step_answers a
+         join onboarding.progress p on p.id = a.progress_id
+         where p.flow_id = $1 and ",
+        caller_owns_progress!("p."),
+        " order by a.step"
+    ),
+    &[Type::TEXT],
+)
+.when_unnamed(
+    "select step, answers, status, flow_version, version, updated_at
+     from onboarding.answers_of_own_progress($1)",
+);
+
 /// Every answer of a progress row, ordered by step.
 pub const ALL_FOR_PROGRESS: Statement = Statement::new(
     "select step, answers, status, flow_version, version, updated_at
@@ -131,13 +151,24 @@ pub async fn all_for_progress(
     tx: &Tx<'_>,
     progress_id: Uuid,
 ) -> Result<BTreeMap<String, StoredAnswer>, DbError> {
-    Ok(tx
-        .query(&ALL_FOR_PROGRESS, &[&progress_id])
-        .await?
-        .iter()
+    Ok(by_step(
+        &tx.query(&ALL_FOR_PROGRESS, &[&progress_id]).await?,
+    ))
+}
+
+/// Every answer of the caller's own progress row for `flow_id`, by step.
+pub async fn all_of_own_progress(
+    tx: &Tx<'_>,
+    flow_id: &str,
+) -> Result<BTreeMap<String, StoredAnswer>, DbError> {
+    Ok(by_step(&tx.query(&ALL_OF_OWN_PROGRESS, &[&flow_id]).await?))
+}
+
+fn by_step(rows: &[Row]) -> BTreeMap<String, StoredAnswer> {
+    rows.iter()
         .map(from_row)
         .map(|answer| (answer.step.clone(), answer))
-        .collect())
+        .collect()
 }
 
 /// What a write should do with the version it was given.

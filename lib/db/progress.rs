@@ -6,6 +6,7 @@
 //! sees their members' rows).
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::error::Error;
 use std::fmt;
 
@@ -15,6 +16,9 @@ use tokio_postgres::Row;
 use tokio_postgres::types::{FromSql, Type};
 use uuid::Uuid;
 
+use futures_util::future::try_join;
+
+use crate::db::answers::{self, StoredAnswer};
 use crate::db::{Database, DbError, RlsContext, Statement, Tx};
 
 /// Stored answers by step, as read with the progress row.
@@ -339,19 +343,40 @@ pub async fn fetch_own_for_update(
         .map(from_row))
 }
 
-/// The caller's row, created if missing, locked until the transaction ends.
-pub async fn fetch_or_start_for_update(
+/// The caller's own row, locked until the transaction ends, and every
+/// answer of it, by step, in one round trip.
+///
+/// The answers are read by a statement pipelined behind the lock's. The
+/// server runs a pipeline in order, and at READ COMMITTED a statement takes
+/// its snapshot when it starts: the read starts once the lock is held, so it
+/// sees whatever the lock's previous holder (another tab's save) committed.
+pub async fn fetch_own_for_update_with_answers(
+    tx: &Tx<'_>,
+    flow_id: &str,
+) -> Result<Option<(ProgressRecord, BTreeMap<String, StoredAnswer>)>, DbError> {
+    let (record, answers) = try_join(
+        fetch_own_for_update(tx, flow_id),
+        answers::all_of_own_progress(tx, flow_id),
+    )
+    .await?;
+    Ok(record.map(|record| (record, answers)))
+}
+
+/// The caller's row, created if missing, locked until the transaction ends,
+/// and its answers ([`fetch_own_for_update_with_answers`]).
+pub async fn fetch_or_start_for_update_with_answers(
     tx: &Tx<'_>,
     flow_id: &str,
     flow_version: i32,
     first_step: &str,
-) -> Result<ProgressRecord, DbError> {
-    if let Some(record) = fetch_own_for_update(tx, flow_id).await? {
-        return Ok(record);
+) -> Result<(ProgressRecord, BTreeMap<String, StoredAnswer>), DbError> {
+    if let Some(locked) = fetch_own_for_update_with_answers(tx, flow_id).await? {
+        return Ok(locked);
     }
-    // A concurrent first write may win the insert; then its row is read.
+    // A concurrent first write may win the insert; then its row, and
+    // whatever that write stored, is read.
     start(tx, flow_id, flow_version, first_step).await?;
-    fetch_own_for_update(tx, flow_id)
+    fetch_own_for_update_with_answers(tx, flow_id)
         .await?
         .ok_or(DbError::MissingRow(FETCH_OWN_FOR_UPDATE.sql()))
 }

@@ -59,10 +59,10 @@ pub async fn complete(
     flags: &(dyn Fn(&str) -> bool + Sync),
     paths: &RedirectPaths,
 ) -> Result<Completed, WizardError> {
-    let Some(record) = progress::fetch_own_for_update(tx, flow.id()).await? else {
+    let Some((record, stored)) = progress::fetch_own_for_update_with_answers(tx, flow.id()).await?
+    else {
         return Err(WizardError::invalid("onboarding has not been started"));
     };
-    let stored = crate::db::answers::all_for_progress(tx, record.id).await?;
     let answer_map: AnswerMap = stored
         .iter()
         .map(|(step, answer)| (step.clone(), answer.answers.clone()))

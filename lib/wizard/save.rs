@@ -5,7 +5,7 @@
 //! say nothing or version 0. Writers of one caller take turns on their
 //! progress row, so two tabs never interleave and no acknowledged write is lost.
 
-use futures_util::future::try_join;
+use futures_util::future::try_join3;
 use serde::Serialize;
 
 use crate::db::Tx;
@@ -207,15 +207,18 @@ pub async fn write_answer(
     } = answer;
     let flow = write.flow;
     let first_step = flow.steps().first().map(|s| s.id.as_str()).unwrap_or("");
-    let record =
-        progress::fetch_or_start_for_update(tx, flow.id(), flow.version() as i32, first_step)
-            .await?;
+    let (record, stored) = progress::fetch_or_start_for_update_with_answers(
+        tx,
+        flow.id(),
+        flow.version() as i32,
+        first_step,
+    )
+    .await?;
     if record.state == ProgressState::Completed {
         return Err(WizardError::Conflict(
             "onboarding is already completed; its answers are final".into(),
         ));
     }
-    let stored = answers::all_for_progress(tx, record.id).await?;
     let existing = stored.get(step);
     let precondition = precondition(existing, write.expected)
         .map_err(|error| error.with_current(current_answer(step, existing, flow)))?;
@@ -251,29 +254,9 @@ pub async fn write_answer(
         validate_draft(flow, step, answers, &context_answers, write.flags)
     }
     .map_err(|errors| errors.in_step(step))?;
-    let value = to_stored(&validated);
+    context_answers.insert(step.to_string(), to_stored(&validated));
+    let value = &context_answers[step];
 
-    let saved = answers::store(
-        tx,
-        record.id,
-        step,
-        &value,
-        complete,
-        flow.version() as i32,
-        precondition,
-    )
-    .await?;
-    let Some(saved) = saved else {
-        // Another writer took the version between our read and write; a new
-        // statement sees what it committed.
-        let now = answers::all_for_progress(tx, record.id).await?;
-        return Err(
-            WizardError::version_mismatch("the step was saved concurrently; reload it")
-                .with_current(current_answer(step, now.get(step), flow)),
-        );
-    };
-
-    context_answers.insert(step.to_string(), value);
     let mut completed_steps: Vec<String> = record
         .completed_steps
         .iter()
@@ -292,6 +275,19 @@ pub async fn write_answer(
     } else {
         step
     };
+    // The answer, the steps recorded and the event of a step completed now
+    // need nothing of each other's results: they go out together, in one
+    // round trip. Should the answer's write find its precondition gone, the
+    // error rolls all three back.
+    let storing = answers::store(
+        tx,
+        record.id,
+        step,
+        value,
+        complete,
+        flow.version() as i32,
+        precondition,
+    );
     let recording = progress::record_step(
         tx,
         record.id,
@@ -299,8 +295,6 @@ pub async fn write_answer(
         current_step,
         flow.version() as i32,
     );
-    // The event of a step completed now needs nothing the update returns, so
-    // it goes out beside it, in the same round trip.
     let reporting = async {
         if !newly_completed {
             return Ok(());
@@ -311,12 +305,21 @@ pub async fn write_answer(
         };
         crate::outbox::step_completed(tx, &reported, step).await
     };
-    let (record, ()) = try_join(recording, reporting).await?;
+    let (saved, recorded, ()) = try_join3(storing, recording, reporting).await?;
+    let Some(saved) = saved else {
+        // Another writer took the version between our read and write; a new
+        // statement sees what it committed.
+        let now = answers::all_for_progress(tx, record.id).await?;
+        return Err(
+            WizardError::version_mismatch("the step was saved concurrently; reload it")
+                .with_current(current_answer(step, now.get(step), flow)),
+        );
+    };
     let status = status::compute(
         flow,
         write.flags,
         write.authenticated,
-        Some(&record),
+        Some(&recorded),
         &context_answers,
         write.paths,
     );
