@@ -468,7 +468,8 @@ async fn run() -> anyhow::Result<()> {
     let (prepared_run, prepared_cpu) = pooled.pgbouncer_prepared;
     summary.cpu("status_miss_pgbouncer_prepared", prepared_cpu);
 
-    let (near_run, far_runs) = across_network(&args, &bin, &env, &tokens, &cpu, &mut load).await?;
+    let (near_run, far_runs, put_runs) =
+        across_network(&args, &bin, &env, &tokens, &cpu, &mut load).await?;
 
     // ---- events ------------------------------------------------------------------
     println!("== events: route POST");
@@ -566,6 +567,7 @@ async fn run() -> anyhow::Result<()> {
         ("status_miss_near", near_run),
     ];
     summary.routes_across_network = far_runs;
+    summary.put_across_network = put_runs;
     summary.cold_starts = starts;
     summary.binaries = sizes;
     summary.load = load;
@@ -593,9 +595,13 @@ fn measured(
     Ok((run, per_request))
 }
 
+/// Runs with this many ms added to every round trip to PostgreSQL.
+type AcrossNetwork = Vec<(u64, wrk::WrkResult)>;
+
 /// The status miss at the network connections (one instance's pool), on
 /// loopback and through a proxy that adds each of [`ADDED_ROUND_TRIPS_MS`]
-/// to every round trip.
+/// to every round trip; then `PUT /steps/{step}` on loopback and with the
+/// largest delay.
 async fn across_network(
     args: &Args,
     bin: &dyn Fn(&str) -> PathBuf,
@@ -603,10 +609,10 @@ async fn across_network(
     tokens: &Tokens,
     cpu: &CpuMeter,
     load: &mut LoadAverage,
-) -> anyhow::Result<(wrk::WrkResult, Vec<(u64, wrk::WrkResult)>)> {
+) -> anyhow::Result<(wrk::WrkResult, AcrossNetwork, AcrossNetwork)> {
     let network_clients = args.network_connections;
     println!(
-        "== status (cache miss) at {network_clients} connections: loopback, then {ADDED_ROUND_TRIPS_MS:?} ms added per round trip"
+        "== status (cache miss), then PUT, at {network_clients} connections: loopback, then {ADDED_ROUND_TRIPS_MS:?} ms added per round trip"
     );
     load.sample("network")?;
     let (near_run, _) =
@@ -635,8 +641,24 @@ async fn across_network(
         far_run.print(&format!("+{added_ms} ms"));
         far_runs.push((added_ms, far_run));
     }
-
-    Ok((near_run, far_runs))
+    // A save's round trips (three: README, Poolers) each carry the delay.
+    let mut put_runs = Vec::new();
+    for added_ms in [0, ADDED_ROUND_TRIPS_MS[ADDED_ROUND_TRIPS_MS.len() - 1]] {
+        let proxy = delay::DelayProxy::start(
+            &format!("{}:{}", database::HOST, database::PORT),
+            Duration::from_millis(added_ms),
+        )?;
+        let put_env = FunctionEnv {
+            database_url: database::app_url_at(proxy.port, ""),
+            ..env.clone()
+        };
+        let name = format!("step-put-rtt{added_ms}");
+        let (run, _) =
+            step_put_route(&name, bin, &put_env, tokens, cpu, network_clients, args).await?;
+        run.print(&format!("PUT +{added_ms} ms"));
+        put_runs.push((added_ms, run));
+    }
+    Ok((near_run, far_runs, put_runs))
 }
 
 /// `GET /status` on a cache miss (no Redis) with `env`'s database URL: the

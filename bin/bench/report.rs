@@ -93,6 +93,8 @@ pub struct Summary {
     pub routes: Vec<(&'static str, WrkResult)>,
     /// `status_miss` with this many ms added to every round trip to PostgreSQL.
     pub routes_across_network: Vec<(u64, WrkResult)>,
+    /// `step_put` at the network connections, on loopback (0) and with ms added.
+    pub put_across_network: Vec<(u64, WrkResult)>,
     cpu: Vec<(String, CpuPerRequest)>,
     pub cold_starts: Vec<ColdStart>,
     pub binaries: Vec<BinarySize>,
@@ -141,6 +143,7 @@ impl Summary {
             pgbench_status_sweep: Vec::new(),
             routes: Vec::new(),
             routes_across_network: Vec::new(),
+            put_across_network: Vec::new(),
             cpu: Vec::new(),
             cold_starts: Vec::new(),
             binaries: Vec::new(),
@@ -610,6 +613,7 @@ impl Summary {
             },
             "routes": self.routes.iter().map(|(name, run)| (name.to_string(), json!(run))).collect::<serde_json::Map<_, _>>(),
             "status_miss_across_network": self.routes_across_network.iter().map(|(ms, run)| json!({"added_round_trip_ms": ms, "run": run})).collect::<Vec<_>>(),
+            "step_put_across_network": self.put_across_network.iter().map(|(ms, run)| json!({"added_round_trip_ms": ms, "run": run})).collect::<Vec<_>>(),
             "cpu_per_request_us": self.cpu.iter().map(|(run, per_request)| (run.clone(), json!(per_request))).collect::<serde_json::Map<_, _>>(),
             "errors": errors,
             "write_checks": self.write_checks.iter().map(|(what, acknowledged, stored)| json!({"what": what, "acknowledged": acknowledged, "stored": stored})).collect::<Vec<_>>(),
