@@ -241,14 +241,7 @@ async fn two_tabs_saving_the_same_version_one_wins_the_other_gets_412() {
         sorted.sort();
         assert_eq!(sorted, [200, 412], "round {round}");
         let winner = if statuses[0] == 200 { left } else { right };
-        let stored: Value = api
-            .request(Method::GET, "/api/onboarding/steps/profile", &auth)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let stored = api.get_step("profile", &auth).await;
         assert_eq!(
             stored["answers"]["fullName"], winner["fullName"],
             "round {round}"
@@ -313,14 +306,7 @@ async fn a_save_waiting_for_another_tabs_lock_sees_what_that_tab_committed() {
     let response = waiting.await.unwrap().unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["etag"], "\"3\"");
-    let stored: Value = api
-        .request(Method::GET, "/api/onboarding/steps/profile", &auth)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stored = api.get_step("profile", &auth).await;
     assert_eq!(stored["answers"]["fullName"], "This Tab");
     assert_eq!(stored["version"], 3);
 }

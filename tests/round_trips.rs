@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use onboarding::db::progress;
-use onboarding::db::{RlsContext, Statement, StatementMode};
+use onboarding::db::{Database, RlsContext, Statement, StatementMode};
 use onboarding::wizard::WizardError;
 use onboarding::wizard::flow::default_flow;
 use onboarding::wizard::save::{
@@ -16,9 +16,9 @@ use onboarding::wizard::status::RedirectPaths;
 use crate::support::TestDb;
 use crate::support::proxy::DelayProxy;
 
-/// Turns for a framed read in its own transaction, the status read (one
-/// call), and a read in a general transaction.
-async fn read_costs(mode: StatementMode) -> (usize, usize, usize) {
+/// A migrated database reached through a proxy that delays and counts each
+/// turn, with statements sent in `mode`.
+async fn behind_counting_proxy(mode: StatementMode) -> (TestDb, DelayProxy, Database) {
     let test_db = TestDb::migrated().await;
     let proxy = DelayProxy::start("127.0.0.1:5432", Duration::from_millis(5)).await;
     let url = format!(
@@ -27,6 +27,13 @@ async fn read_costs(mode: StatementMode) -> (usize, usize, usize) {
     );
     let settings = test_db.settings().database.with_statement_mode(mode);
     let db = test_db.database_at(&settings, url);
+    (test_db, proxy, db)
+}
+
+/// Turns for a framed read in its own transaction, the status read (one
+/// call), and a read in a general transaction.
+async fn read_costs(mode: StatementMode) -> (usize, usize, usize) {
+    let (_test_db, proxy, db) = behind_counting_proxy(mode).await;
     let caller = RlsContext::user("user_rt", Some("org_rt"), None);
     db.transaction(&caller, async |tx| {
         progress::start(tx, "default", 1, "profile").await
@@ -89,14 +96,7 @@ async fn an_authenticated_read_costs_one_round_trip_behind_a_transaction_pooler(
 
 /// Turns for each of four saves of one step on one connection.
 async fn save_turns(mode: StatementMode) -> Vec<usize> {
-    let test_db = TestDb::migrated().await;
-    let proxy = DelayProxy::start("127.0.0.1:5432", Duration::from_millis(5)).await;
-    let url = format!(
-        "postgres://onboarding_app@127.0.0.1:{}/{}?sslmode=disable",
-        proxy.port, test_db.name
-    );
-    let settings = test_db.settings().database.with_statement_mode(mode);
-    let db = test_db.database_at(&settings, url);
+    let (_test_db, proxy, db) = behind_counting_proxy(mode).await;
     let flow = default_flow().unwrap();
     let paths = RedirectPaths::default();
     let caller = RlsContext::user("user_save_rt", None, None);
@@ -151,17 +151,7 @@ async fn a_save_costs_three_round_trips_in_either_statement_mode() {
 
 #[tokio::test]
 async fn the_first_read_on_a_new_connection_in_unnamed_mode_needs_no_prepare_trip() {
-    let test_db = TestDb::migrated().await;
-    let proxy = DelayProxy::start("127.0.0.1:5432", Duration::from_millis(5)).await;
-    let url = format!(
-        "postgres://onboarding_app@127.0.0.1:{}/{}?sslmode=disable",
-        proxy.port, test_db.name
-    );
-    let settings = test_db
-        .settings()
-        .database
-        .with_statement_mode(StatementMode::Unnamed);
-    let db = test_db.database_at(&settings, url);
+    let (_test_db, proxy, db) = behind_counting_proxy(StatementMode::Unnamed).await;
     let caller = RlsContext::anonymous(Some(&"e".repeat(64)));
     db.ping().await.unwrap();
     let before = proxy.turns();

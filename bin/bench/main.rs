@@ -620,14 +620,7 @@ async fn across_network(
     near_run.print("loopback");
     let mut far_runs = Vec::new();
     for added_ms in ADDED_ROUND_TRIPS_MS {
-        let proxy = delay::DelayProxy::start(
-            &format!("{}:{}", database::HOST, database::PORT),
-            Duration::from_millis(added_ms),
-        )?;
-        let far_env = FunctionEnv {
-            database_url: database::app_url_at(proxy.port, ""),
-            ..env.clone()
-        };
+        let (_proxy, far_env) = delayed(env, added_ms)?;
         let (far_run, _) = status_miss_route(
             &format!("status-rtt{added_ms}"),
             bin,
@@ -644,14 +637,7 @@ async fn across_network(
     // A save's round trips (three: README, Poolers) each carry the delay.
     let mut put_runs = Vec::new();
     for added_ms in [0, ADDED_ROUND_TRIPS_MS[ADDED_ROUND_TRIPS_MS.len() - 1]] {
-        let proxy = delay::DelayProxy::start(
-            &format!("{}:{}", database::HOST, database::PORT),
-            Duration::from_millis(added_ms),
-        )?;
-        let put_env = FunctionEnv {
-            database_url: database::app_url_at(proxy.port, ""),
-            ..env.clone()
-        };
+        let (_proxy, put_env) = delayed(env, added_ms)?;
         let name = format!("step-put-rtt{added_ms}");
         let (run, _) =
             step_put_route(&name, bin, &put_env, tokens, cpu, network_clients, args).await?;
@@ -659,6 +645,20 @@ async fn across_network(
         put_runs.push((added_ms, run));
     }
     Ok((near_run, far_runs, put_runs))
+}
+
+/// `env` with its database behind a proxy that adds `added_ms` to every
+/// round trip (see `delay::DelayProxy` for how long it runs).
+fn delayed(env: &FunctionEnv, added_ms: u64) -> anyhow::Result<(delay::DelayProxy, FunctionEnv)> {
+    let proxy = delay::DelayProxy::start(
+        &format!("{}:{}", database::HOST, database::PORT),
+        Duration::from_millis(added_ms),
+    )?;
+    let delayed_env = FunctionEnv {
+        database_url: database::app_url_at(proxy.port, ""),
+        ..env.clone()
+    };
+    Ok((proxy, delayed_env))
 }
 
 /// `GET /status` on a cache miss (no Redis) with `env`'s database URL: the

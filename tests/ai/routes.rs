@@ -109,14 +109,7 @@ async fn a_suggestion_is_offered_only_after_opt_in_and_written_only_on_accept() 
     assert_eq!(provider.count(), 1);
 
     // The answers are untouched until the user accepts.
-    let stored: Value = api
-        .request(Method::GET, "/api/onboarding/steps/goals", &auth)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stored = api.get_step("goals", &auth).await;
     assert_eq!(stored["answers"]["primaryGoal"], "numbers faster i guess");
 
     // Accepting follows the save rules: the version must match.
@@ -190,14 +183,7 @@ async fn a_rejected_suggestion_leaves_the_answers_alone_and_a_failing_provider_i
         )
         .await;
     assert_eq!(response.status(), 200);
-    let stored: Value = api
-        .request(Method::GET, "/api/onboarding/steps/goals", &auth)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stored = api.get_step("goals", &auth).await;
     assert_eq!(stored["answers"]["primaryGoal"], "money");
     assert_eq!(stored["version"], 1);
 

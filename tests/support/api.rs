@@ -93,6 +93,17 @@ impl Api {
         response.json().await.unwrap()
     }
 
+    /// `GET /api/onboarding/steps/{step}`'s body (a step view).
+    pub async fn get_step(&self, step: &str, auth: &Auth) -> Value {
+        self.request(Method::GET, &format!("/api/onboarding/steps/{step}"), auth)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     pub async fn put_step(
         &self,
         step: &str,
