@@ -11,12 +11,11 @@ use std::error::Error;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
+use futures_util::future::try_join;
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 use tokio_postgres::Row;
 use tokio_postgres::types::{FromSql, Type};
 use uuid::Uuid;
-
-use futures_util::future::try_join;
 
 use crate::db::answers::{self, StoredAnswer};
 use crate::db::{Database, DbError, RlsContext, Statement, Tx};
@@ -134,7 +133,7 @@ pub const FETCH_OWN_WITH_ANSWERS: Statement = Statement::new(
     1,
 );
 
-/// Records the completed steps and the current one: the last statement of a save.
+/// Records the completed steps and the current one: sent with the answer's write in a save.
 pub const RECORD_STEP: Statement = Statement::new(
     with_columns!(
         "update onboarding.progress
