@@ -2,6 +2,8 @@
 //! `Idempotency-Key` is answered from its stored reply, byte for byte, and
 //! runs once. The record is stored in the write's own transaction.
 
+use std::fmt::Write;
+
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
@@ -94,33 +96,38 @@ impl IntoResponse for Reply {
     }
 }
 
-/// The identity of a request for idempotency: method, path and body.
+/// The identity of a request for idempotency: method, path and body. Its
+/// digest is taken only for a request that carries a key ([`at_most_once`]).
 #[derive(Debug, Clone)]
-pub struct RequestFingerprint {
+pub struct RequestFingerprint<'a> {
     pub method: &'static str,
     pub path: String,
-    pub digest: String,
+    body: &'a [u8],
 }
 
-impl RequestFingerprint {
-    pub fn new(method: &'static str, path: impl Into<String>, body: &[u8]) -> Self {
-        let path = path.into();
-        let mut hasher = Sha256::new();
-        hasher.update(method.as_bytes());
-        hasher.update([0]);
-        hasher.update(path.as_bytes());
-        hasher.update([0]);
-        hasher.update(body);
-        let digest = hasher
-            .finalize()
-            .iter()
-            .map(|byte| format!("{byte:02x}"))
-            .collect();
+impl<'a> RequestFingerprint<'a> {
+    pub fn new(method: &'static str, path: impl Into<String>, body: &'a [u8]) -> Self {
         Self {
             method,
-            path,
-            digest,
+            path: path.into(),
+            body,
         }
+    }
+
+    /// SHA-256 of method, path and body, in hex: what a stored answer is
+    /// matched against.
+    pub fn digest(&self) -> String {
+        let mut hasher = Sha256::new();
+        hasher.update(self.method.as_bytes());
+        hasher.update([0]);
+        hasher.update(self.path.as_bytes());
+        hasher.update([0]);
+        hasher.update(self.body);
+        let mut hex = String::with_capacity(64);
+        for byte in hasher.finalize() {
+            let _ = write!(hex, "{byte:02x}");
+        }
+        hex
     }
 }
 
@@ -133,21 +140,22 @@ impl RequestFingerprint {
 pub async fn at_most_once(
     tx: &Tx<'_>,
     key: Option<&str>,
-    request: &RequestFingerprint,
+    request: &RequestFingerprint<'_>,
     write: impl AsyncFnOnce() -> Result<Reply, ApiError>,
 ) -> Result<Reply, ApiError> {
     let Some(key) = key else {
         return write().await;
     };
+    let digest = request.digest();
     idempotency::lock(tx, key).await?;
     if let Some(stored) = idempotency::find(tx, key).await? {
-        if stored.fingerprint != request.digest {
+        if stored.fingerprint != digest {
             return Err(ApiError::IdempotencyKeyReused);
         }
         return Ok(Reply::from_stored(stored));
     }
     let reply = write().await?;
-    let stored = reply.to_stored(request.digest.clone());
+    let stored = reply.to_stored(digest);
     if idempotency::store(tx, key, request.method, &request.path, &stored).await? {
         Ok(reply)
     } else {
@@ -165,7 +173,7 @@ pub async fn run_once(
     db: &Database,
     context: &RlsContext,
     key: Option<&str>,
-    request: &RequestFingerprint,
+    request: &RequestFingerprint<'_>,
     write: impl AsyncFnOnce(&Tx<'_>) -> Result<Reply, ApiError> + Clone,
 ) -> Result<Reply, ApiError> {
     db.transaction(context, async |tx| {
