@@ -52,6 +52,7 @@ mod tests;
 pub use detect::{Authenticator, session_cookie_presented};
 pub use dev::mint_dev_token;
 pub use error::{AuthError, InvalidIdentifier};
+pub(crate) use ids::hex_lower;
 pub use ids::{OrganizationId, SessionId, UserId};
 pub use session::{SESSION_COOKIE_NAME, SESSION_HEADER_NAME, SessionCookies, cookie_is_secure};
 pub use settings::{

@@ -2,12 +2,11 @@
 //! `Idempotency-Key` is answered from its stored reply, byte for byte, and
 //! runs once. The record is stored in the write's own transaction.
 
-use std::fmt::Write;
-
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
+use crate::auth::hex_lower;
 use crate::db::idempotency::{self, StoredResponse};
 use crate::db::{Database, RlsContext, Tx};
 use crate::http::error::ApiError;
@@ -123,11 +122,7 @@ impl<'a> RequestFingerprint<'a> {
         hasher.update(self.path.as_bytes());
         hasher.update([0]);
         hasher.update(self.body);
-        let mut hex = String::with_capacity(64);
-        for byte in hasher.finalize() {
-            let _ = write!(hex, "{byte:02x}");
-        }
-        hex
+        hex_lower(&hasher.finalize())
     }
 }
 
