@@ -601,10 +601,10 @@ proptest! {
     }
 }
 
-/// The statements of a save, as one user runs them in one transaction: the
-/// row locked, every answer, the profile answer replaced (or inserted when
-/// there is none), the steps recorded. Timestamps and ids left out, so two
-/// runs compare.
+/// The calls of a save, as one user runs them in one transaction: the row
+/// locked with every answer, the profile answer replaced (or inserted when
+/// there is none) with the steps recorded. Timestamps and ids left out, so
+/// two runs compare.
 async fn save_profile(
     db: &Database,
     caller: &RlsContext,
@@ -619,11 +619,23 @@ async fn save_profile(
             None => answers::Write::Insert,
         };
         let answer = serde_json::json!({"fullName": name});
-        let saved = answers::store(tx, record.id, "profile", &answer, true, 1, write)
-            .await?
-            .expect("the write's precondition holds");
-        let recorded =
-            progress::record_step(tx, record.id, &["profile".to_string()], "goals", 1).await?;
+        let (saved, recorded) = progress::store_answer_and_record_step(
+            tx,
+            record.id,
+            1,
+            answers::NewAnswer {
+                step: "profile",
+                answers: &answer,
+                completed: true,
+                write,
+            },
+            progress::RecordedSteps {
+                completed_steps: &["profile".to_string()],
+                current_step: "goals",
+            },
+        )
+        .await?
+        .expect("the write's precondition holds");
         Ok::<_, DbError>(vec![
             format!("{:?} {:?}", record.state, record.current_step),
             format!("{:?}", stored.keys().collect::<Vec<_>>()),
@@ -640,10 +652,11 @@ async fn save_profile(
     .await
 }
 
-/// Behind a pooler (unnamed statements) a save's statements are calls of
-/// functions whose plans the server keeps (`Statement::when_unnamed`): they
-/// answer as the statements do, each statement goes through its function,
-/// and another caller reaches nothing of anyone's through them.
+/// A save is two calls of functions whose plans the server keeps, in either
+/// statement mode; behind a pooler (unnamed statements) the merge's single
+/// statements are calls too (`Statement::when_unnamed`). They answer alike
+/// in both modes, each goes through its function, and another caller
+/// reaches nothing of anyone's through them.
 #[tokio::test]
 async fn a_saves_calls_behind_a_pooler_answer_as_its_statements_and_only_the_callers_own() {
     let test_db = TestDb::migrated().await;
@@ -714,6 +727,37 @@ async fn a_saves_calls_behind_a_pooler_answer_as_its_statements_and_only_the_cal
             .await
             .unwrap_err();
         assert!(is_rls_violation(&inserted), "{inserted:?}");
+        let through_the_save = |write, step| {
+            let (unnamed, other) = (&unnamed, &other);
+            async move {
+                unnamed
+                    .transaction(other, async |tx| {
+                        progress::store_answer_and_record_step(
+                            tx,
+                            owners.id,
+                            1,
+                            answers::NewAnswer {
+                                step,
+                                answers: &serde_json::json!({"fullName": "Mallory"}),
+                                completed: true,
+                                write,
+                            },
+                            progress::RecordedSteps {
+                                completed_steps: &[],
+                                current_step: "hijacked",
+                            },
+                        )
+                        .await
+                    })
+                    .await
+            }
+        };
+        let replaced = through_the_save(answers::Write::ReplaceAt(2), "profile").await;
+        assert!(matches!(replaced, Ok(None)), "{replaced:?}");
+        let inserted = through_the_save(answers::Write::Insert, "goals")
+            .await
+            .unwrap_err();
+        assert!(is_rls_violation(&inserted), "{inserted:?}");
     }
     let after = unnamed
         .transaction(&owner, async |tx| progress::fetch_own(tx, "default").await)
@@ -721,12 +765,38 @@ async fn a_saves_calls_behind_a_pooler_answer_as_its_statements_and_only_the_cal
         .unwrap();
     assert_eq!(after, Some(owners), "the saver's row is untouched");
 
-    // Each statement goes through its function: a save with unnamed
-    // statements fails where the caller may not execute it, one with
-    // prepared statements does not.
+    // A save goes through its two functions in either statement mode: it
+    // fails where the caller may not execute one.
+    for function in [
+        "own_progress_for_update_with_answers(text)",
+        "store_answer_and_record_step(uuid, text, jsonb, text, integer, bigint, text[], text)",
+    ] {
+        let privilege = format!("execute on function onboarding.{function}");
+        admin
+            .batch_execute(&format!("revoke {privilege} from authenticated"))
+            .await
+            .unwrap();
+        let refused_unnamed = save_profile(&unnamed, &owner, "Ada").await.unwrap_err();
+        let refused_prepared = save_profile(&prepared, &user("saver_p", None), "Ada")
+            .await
+            .unwrap_err();
+        admin
+            .batch_execute(&format!("grant {privilege} to authenticated"))
+            .await
+            .unwrap();
+        let name = function.split('(').next().unwrap();
+        for refused in [refused_unnamed, refused_prepared] {
+            assert!(
+                format!("{refused:?}").contains(&format!("permission denied for function {name}")),
+                "{function}: {refused:?}"
+            );
+        }
+    }
+
+    // The merge's statements, one by one, go through their functions with
+    // unnamed statements only.
     for function in [
         "own_progress_for_update(text)",
-        "answers_of_own_progress(text)",
         "replace_step_answer_if_version(uuid, text, jsonb, text, integer, bigint)",
         "record_step(uuid, text[], text, integer)",
     ] {
@@ -735,8 +805,11 @@ async fn a_saves_calls_behind_a_pooler_answer_as_its_statements_and_only_the_cal
             .batch_execute(&format!("revoke {privilege} from authenticated"))
             .await
             .unwrap();
-        let refused = save_profile(&unnamed, &owner, "Ada").await.unwrap_err();
-        let saved = save_profile(&prepared, &user("saver_p", None), "Ada").await;
+        let refused = write_profile_statement_by_statement(&unnamed, &owner, "Ada")
+            .await
+            .unwrap_err();
+        let written =
+            write_profile_statement_by_statement(&prepared, &user("saver_p", None), "Ada").await;
         admin
             .batch_execute(&format!("grant {privilege} to authenticated"))
             .await
@@ -746,7 +819,7 @@ async fn a_saves_calls_behind_a_pooler_answer_as_its_statements_and_only_the_cal
             format!("{refused:?}").contains(&format!("permission denied for function {name}")),
             "{function}: {refused:?}"
         );
-        assert!(saved.is_ok(), "{function}: {saved:?}");
+        assert!(written.is_ok(), "{function}: {written:?}");
     }
     admin
         .batch_execute(
@@ -757,10 +830,43 @@ async fn a_saves_calls_behind_a_pooler_answer_as_its_statements_and_only_the_cal
     let (first_u, first_p) = (user("first_u", None), user("first_p", None));
     start(&unnamed, &first_u, "default").await;
     start(&prepared, &first_p, "default").await;
-    let refused = save_profile(&unnamed, &first_u, "Ada").await.unwrap_err();
+    let refused = write_profile_statement_by_statement(&unnamed, &first_u, "Ada")
+        .await
+        .unwrap_err();
     assert!(
         format!("{refused:?}").contains("permission denied for function insert_step_answer"),
         "{refused:?}"
     );
-    assert!(save_profile(&prepared, &first_p, "Ada").await.is_ok());
+    assert!(
+        write_profile_statement_by_statement(&prepared, &first_p, "Ada")
+            .await
+            .is_ok()
+    );
+}
+
+/// The profile answer written as the merge writes answers: the row locked,
+/// the answer replaced (or inserted when there is none), the steps recorded,
+/// each a statement of its own.
+async fn write_profile_statement_by_statement(
+    db: &Database,
+    caller: &RlsContext,
+    name: &str,
+) -> Result<(), DbError> {
+    db.transaction(caller, async |tx| {
+        let record = progress::fetch_own_for_update(tx, "default")
+            .await?
+            .expect("the caller has a row");
+        let stored = answers::all_for_progress(tx, record.id).await?;
+        let write = match stored.get("profile") {
+            Some(answer) => answers::Write::ReplaceAt(answer.version),
+            None => answers::Write::Insert,
+        };
+        let answer = serde_json::json!({"fullName": name});
+        answers::store(tx, record.id, "profile", &answer, true, 1, write)
+            .await?
+            .expect("the write's precondition holds");
+        progress::record_step(tx, record.id, &["profile".to_string()], "goals", 1).await?;
+        Ok(())
+    })
+    .await
 }

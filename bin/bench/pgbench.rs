@@ -19,7 +19,7 @@ use std::path::Path;
 use std::process::Command;
 
 use anyhow::{Context, bail, ensure};
-use onboarding::db::{BEGIN, COMMIT, SET_CONTEXT, Statement, answers, outbox, progress};
+use onboarding::db::{BEGIN, COMMIT, SET_CONTEXT, Statement, outbox, progress};
 use serde::Serialize;
 
 use crate::database::{self, Flow};
@@ -128,7 +128,8 @@ pub fn write_with_event_script() -> String {
 }
 
 /// The write script with `with_update` (whole statements) pipelined with the
-/// progress update.
+/// answer's call, as a save sends them: the row locked with its answers,
+/// then the answer stored with the steps recorded.
 fn write_then(with_update: &str) -> String {
     let context = bind(SET_CONTEXT, &[":b_role", &claims(), "'5000'"]);
     format!(
@@ -140,33 +141,29 @@ fn write_then(with_update: &str) -> String {
          \\startpipeline\n\
          {BEGIN};\n\
          {context};\n\
-         {};\n\
          \\endpipeline\n\
          {} \\aset\n\
          \\startpipeline\n\
          {};\n\
-         {};\n\
          {with_update}\
          \\endpipeline\n\
          {COMMIT};\n",
-        statement(&progress::FETCH_OWN_FOR_UPDATE, &[":b_flow"]),
-        // Ordered by step, so the last row (what \aset keeps) is the profile
-        // answer, whose `version` the replacement below must match.
-        statement(&answers::ALL_OF_OWN_PROGRESS, &[":b_flow"]),
+        // One row per answer, ordered by step, so the last row (what \aset
+        // keeps) is the profile answer, whose `version` the replacement
+        // below must match.
+        statement(&progress::FETCH_OWN_FOR_UPDATE_WITH_ANSWERS, &[":b_flow"]),
         statement(
-            &answers::REPLACE_IF_VERSION,
+            &progress::STORE_ANSWER_AND_RECORD_STEP,
             &[
                 ":b_pid",
                 ":b_step",
                 ":b_answers",
                 ":b_status",
                 ":b_flow_version",
-                ":version"
+                ":version",
+                ":b_completed",
+                ":b_current"
             ],
-        ),
-        statement(
-            &progress::RECORD_STEP,
-            &[":b_pid", ":b_completed", ":b_current", ":b_flow_version"],
         ),
     )
 }

@@ -22,14 +22,29 @@ pub struct StoredAnswer {
 }
 
 fn from_row(row: &Row) -> StoredAnswer {
+    from_row_beside_progress(row, "flow_version", "updated_at")
+}
+
+/// An answer from a row that also carries its progress row's columns, where
+/// the answer's `flow_version` and `updated_at` go by other names.
+pub(super) fn from_row_beside_progress(
+    row: &Row,
+    flow_version: &str,
+    updated_at: &str,
+) -> StoredAnswer {
     StoredAnswer {
         step: row.get("step"),
         answers: row.get("answers"),
         completed: row.get::<_, &str>("status") == "completed",
-        flow_version: row.get("flow_version"),
+        flow_version: row.get(flow_version),
         version: row.get("version"),
-        updated_at: row.get("updated_at"),
+        updated_at: row.get(updated_at),
     }
+}
+
+/// The status a stored answer carries.
+pub(super) fn status_of(completed: bool) -> &'static str {
+    if completed { "completed" } else { "draft" }
 }
 
 /// The caller's own answer to `step` of `flow_id` (see `progress::FETCH_OWN`
@@ -50,26 +65,6 @@ pub const FETCH_OWN_STEP: Statement = Statement::new(
     "select ord, step, answers, status, flow_version, version, updated_at
      from onboarding.own_step_answer_each_as($1, $2, $3, $4)",
     2,
-);
-
-/// Every answer of the caller's own progress row for `flow_id` (see
-/// `progress::FETCH_OWN` for "own"), by step. By flow id, not row id, so a
-/// save can pipeline it right behind the row's lock
-/// (`progress::fetch_own_for_update_with_answers`).
-pub const ALL_OF_OWN_PROGRESS: Statement = Statement::new(
-    concat!(
-        "select a.step, a.answers, a.status, a.flow_version, a.version, a.updated_at
-         from onboarding.step_answers a
-         join onboarding.progress p on p.id = a.progress_id
-         where p.flow_id = $1 and ",
-        caller_owns_progress!("p."),
-        " order by a.step"
-    ),
-    &[Type::TEXT],
-)
-.when_unnamed(
-    "select step, answers, status, flow_version, version, updated_at
-     from onboarding.answers_of_own_progress($1)",
 );
 
 /// Every answer of a progress row, ordered by step.
@@ -156,14 +151,6 @@ pub async fn all_for_progress(
     ))
 }
 
-/// Every answer of the caller's own progress row for `flow_id`, by step.
-pub async fn all_of_own_progress(
-    tx: &Tx<'_>,
-    flow_id: &str,
-) -> Result<BTreeMap<String, StoredAnswer>, DbError> {
-    Ok(by_step(&tx.query(&ALL_OF_OWN_PROGRESS, &[&flow_id]).await?))
-}
-
 fn by_step(rows: &[Row]) -> BTreeMap<String, StoredAnswer> {
     rows.iter()
         .map(from_row)
@@ -180,6 +167,14 @@ pub enum Write {
     ReplaceAt(i64),
 }
 
+/// An answer to store, and the precondition it is stored under.
+pub struct NewAnswer<'a> {
+    pub step: &'a str,
+    pub answers: &'a serde_json::Value,
+    pub completed: bool,
+    pub write: Write,
+}
+
 /// Stores an answer; `None` when the precondition of `write` no longer holds.
 pub async fn store(
     tx: &Tx<'_>,
@@ -190,7 +185,7 @@ pub async fn store(
     flow_version: i32,
     write: Write,
 ) -> Result<Option<StoredAnswer>, DbError> {
-    let status = if completed { "completed" } else { "draft" };
+    let status = status_of(completed);
     let row = match write {
         Write::Insert => {
             tx.query_opt(

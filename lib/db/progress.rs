@@ -11,13 +11,12 @@ use std::error::Error;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
-use futures_util::future::try_join;
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 use tokio_postgres::Row;
 use tokio_postgres::types::{FromSql, Type};
 use uuid::Uuid;
 
-use crate::db::answers::{self, StoredAnswer};
+use crate::db::answers::{self, NewAnswer, StoredAnswer, Write};
 use crate::db::{Database, DbError, RlsContext, Statement, Tx};
 
 /// Stored answers by step, as read with the progress row.
@@ -131,6 +130,36 @@ pub const FETCH_OWN_WITH_ANSWERS: Statement = Statement::new(
         ", answers from onboarding.own_progress_with_answers_each_as($1, $2, $3)"
     ),
     1,
+);
+
+/// The caller's own row locked, and every answer of it read once the lock
+/// is held (see [`fetch_own_for_update_with_answers`]): one row per answer,
+/// or one with no answer.
+pub const FETCH_OWN_FOR_UPDATE_WITH_ANSWERS: Statement = Statement::new(
+    with_columns!(
+        "select",
+        ", step, answers, status, answer_flow_version, version, answer_updated_at
+         from onboarding.own_progress_for_update_with_answers($1)"
+    ),
+    &[Type::TEXT],
+);
+
+/// A save's answer and the steps it records (see [`store_answer_and_record_step`]).
+pub const STORE_ANSWER_AND_RECORD_STEP: Statement = Statement::new(
+    with_columns!(
+        "select step, answers, status, answer_flow_version, version, answer_updated_at,",
+        "from onboarding.store_answer_and_record_step($1, $2, $3, $4, $5, $6, $7, $8)"
+    ),
+    &[
+        Type::UUID,
+        Type::TEXT,
+        Type::JSONB,
+        Type::TEXT,
+        Type::INT4,
+        Type::INT8,
+        Type::TEXT_ARRAY,
+        Type::TEXT,
+    ],
 );
 
 /// Records the completed steps and the current one: sent with the answer's write in a save.
@@ -343,22 +372,31 @@ pub async fn fetch_own_for_update(
 }
 
 /// The caller's own row, locked until the transaction ends, and every
-/// answer of it, by step, in one round trip.
-///
-/// The answers are read by a statement pipelined behind the lock's. The
-/// server runs a pipeline in order, and at READ COMMITTED a statement takes
-/// its snapshot when it starts: the read starts once the lock is held, so it
-/// sees whatever the lock's previous holder (another tab's save) committed.
+/// answer of it, by step: one call of
+/// `onboarding.own_progress_for_update_with_answers`, whose answers are read
+/// by a statement of their own once the lock is held, so they include
+/// whatever the lock's previous holder (another tab's save) committed.
 pub async fn fetch_own_for_update_with_answers(
     tx: &Tx<'_>,
     flow_id: &str,
 ) -> Result<Option<(ProgressRecord, BTreeMap<String, StoredAnswer>)>, DbError> {
-    let (record, answers) = try_join(
-        fetch_own_for_update(tx, flow_id),
-        answers::all_of_own_progress(tx, flow_id),
-    )
-    .await?;
-    Ok(record.map(|record| (record, answers)))
+    let rows = tx
+        .query(&FETCH_OWN_FOR_UPDATE_WITH_ANSWERS, &[&flow_id])
+        .await?;
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    // A row without an answer stands for a progress row with none.
+    let answers = rows
+        .iter()
+        .filter(|row| row.get::<_, Option<&str>>("step").is_some())
+        .map(|row| {
+            let answer =
+                answers::from_row_beside_progress(row, "answer_flow_version", "answer_updated_at");
+            (answer.step.clone(), answer)
+        })
+        .collect();
+    Ok(Some((from_row(first), answers)))
 }
 
 /// The caller's row, created if missing, locked until the transaction ends,
@@ -377,7 +415,54 @@ pub async fn fetch_or_start_for_update_with_answers(
     start(tx, flow_id, flow_version, first_step).await?;
     fetch_own_for_update_with_answers(tx, flow_id)
         .await?
-        .ok_or(DbError::MissingRow(FETCH_OWN_FOR_UPDATE.sql()))
+        .ok_or(DbError::MissingRow(FETCH_OWN_FOR_UPDATE_WITH_ANSWERS.sql()))
+}
+
+/// The steps a save records beside its answer.
+pub struct RecordedSteps<'a> {
+    pub completed_steps: &'a [String],
+    pub current_step: &'a str,
+}
+
+/// Stores `answer` under its precondition and, only when it was stored,
+/// records `steps`: one call of `onboarding.store_answer_and_record_step`.
+/// `None` when the precondition no longer holds (nothing was written).
+pub async fn store_answer_and_record_step(
+    tx: &Tx<'_>,
+    progress_id: Uuid,
+    flow_version: i32,
+    answer: NewAnswer<'_>,
+    steps: RecordedSteps<'_>,
+) -> Result<Option<(StoredAnswer, ProgressRecord)>, DbError> {
+    let expected_version = match answer.write {
+        Write::Insert => None,
+        Write::ReplaceAt(version) => Some(version),
+    };
+    let row = tx
+        .query_opt(
+            &STORE_ANSWER_AND_RECORD_STEP,
+            &[
+                &progress_id,
+                &answer.step,
+                answer.answers,
+                &answers::status_of(answer.completed),
+                &flow_version,
+                &expected_version,
+                &steps.completed_steps,
+                &steps.current_step,
+            ],
+        )
+        .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    // The answer was stored but the caller may not update the row.
+    if row.get::<_, Option<Uuid>>("id").is_none() {
+        return Err(DbError::MissingRow(STORE_ANSWER_AND_RECORD_STEP.sql()));
+    }
+    let stored =
+        answers::from_row_beside_progress(&row, "answer_flow_version", "answer_updated_at");
+    Ok(Some((stored, from_row(&row))))
 }
 
 /// Records which steps are complete and where the caller is.
@@ -493,6 +578,8 @@ mod tests {
             super::FETCH_OWN.sql(),
             super::FETCH_OWN_FOR_UPDATE.sql(),
             super::FETCH_OWN_FOR_UPDATE.unnamed_sql().unwrap(),
+            super::FETCH_OWN_FOR_UPDATE_WITH_ANSWERS.sql(),
+            super::STORE_ANSWER_AND_RECORD_STEP.sql(),
             super::RECORD_STEP.unnamed_sql().unwrap(),
             super::FETCH_OWN_WITH_ANSWERS.sql(),
             super::FETCH_OWN_WITH_ANSWERS.each_sql().unwrap(),

@@ -5,12 +5,12 @@
 //! say nothing or version 0. Writers of one caller take turns on their
 //! progress row, so two tabs never interleave and no acknowledged write is lost.
 
-use futures_util::future::try_join3;
+use futures_util::future::try_join;
 use serde::Serialize;
 
 use crate::db::Tx;
-use crate::db::answers::{self, StoredAnswer, Write};
-use crate::db::progress::{self, ProgressRecord, ProgressState};
+use crate::db::answers::{self, NewAnswer, StoredAnswer, Write};
+use crate::db::progress::{self, ProgressRecord, ProgressState, RecordedSteps};
 use crate::wizard::WizardError;
 use crate::wizard::error::CurrentAnswer;
 use crate::wizard::flow::{AnswerMap, Flow};
@@ -275,25 +275,25 @@ pub async fn write_answer(
     } else {
         step
     };
-    // The answer, the steps recorded and the event of a step completed now
-    // need nothing of each other's results: they go out together, in one
-    // round trip. Should the answer's write find its precondition gone, the
-    // error rolls all three back.
-    let storing = answers::store(
+    // The answer with the steps recorded (one call) and the event of a step
+    // completed now need nothing of each other's results: they go out
+    // together, in one round trip. Should the answer's write find its
+    // precondition gone, nothing is recorded and the error rolls the event
+    // back.
+    let storing = progress::store_answer_and_record_step(
         tx,
         record.id,
-        step,
-        value,
-        complete,
         flow.version() as i32,
-        precondition,
-    );
-    let recording = progress::record_step(
-        tx,
-        record.id,
-        &completed_steps,
-        current_step,
-        flow.version() as i32,
+        NewAnswer {
+            step,
+            answers: value,
+            completed: complete,
+            write: precondition,
+        },
+        RecordedSteps {
+            completed_steps: &completed_steps,
+            current_step,
+        },
     );
     let reporting = async {
         if !newly_completed {
@@ -305,8 +305,8 @@ pub async fn write_answer(
         };
         crate::outbox::step_completed(tx, &reported, step).await
     };
-    let (saved, recorded, ()) = try_join3(storing, recording, reporting).await?;
-    let Some(saved) = saved else {
+    let (saved, ()) = try_join(storing, reporting).await?;
+    let Some((saved, recorded)) = saved else {
         // Another writer took the version between our read and write; a new
         // statement sees what it committed.
         let now = answers::all_for_progress(tx, record.id).await?;
