@@ -90,7 +90,8 @@ const FETCH_OWN: Statement = Statement::new(
     &[Type::TEXT],
 );
 
-/// The caller's own row, locked: the first statement of every save.
+/// The caller's own row, locked (the merge locks the signed-in row with it;
+/// a save locks and reads its answers in one call, [`FETCH_OWN_FOR_UPDATE_WITH_ANSWERS`]).
 pub const FETCH_OWN_FOR_UPDATE: Statement = Statement::new(
     with_columns!(
         "select",
@@ -162,7 +163,8 @@ pub const STORE_ANSWER_AND_RECORD_STEP: Statement = Statement::new(
     ],
 );
 
-/// Records the completed steps and the current one: sent with the answer's write in a save.
+/// Records the completed steps and the current one (the merge; a save records
+/// them in the call that stores its answer, [`STORE_ANSWER_AND_RECORD_STEP`]).
 pub const RECORD_STEP: Statement = Statement::new(
     with_columns!(
         "update onboarding.progress
