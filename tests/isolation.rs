@@ -771,25 +771,17 @@ async fn a_saves_calls_behind_a_pooler_answer_as_its_statements_and_only_the_cal
         "own_progress_for_update_with_answers(text)",
         "store_answer_and_record_step(uuid, text, jsonb, text, integer, bigint, text[], text)",
     ] {
-        let privilege = format!("execute on function onboarding.{function}");
-        admin
-            .batch_execute(&format!("revoke {privilege} from authenticated"))
-            .await
-            .unwrap();
-        let refused_unnamed = save_profile(&unnamed, &owner, "Ada").await.unwrap_err();
-        let refused_prepared = save_profile(&prepared, &user("saver_p", None), "Ada")
-            .await
-            .unwrap_err();
-        admin
-            .batch_execute(&format!("grant {privilege} to authenticated"))
-            .await
-            .unwrap();
-        let name = function.split('(').next().unwrap();
+        let (refused_unnamed, refused_prepared) =
+            with_execute_revoked(&admin, function, async || {
+                let saver_p = user("saver_p", None);
+                (
+                    save_profile(&unnamed, &owner, "Ada").await.unwrap_err(),
+                    save_profile(&prepared, &saver_p, "Ada").await.unwrap_err(),
+                )
+            })
+            .await;
         for refused in [refused_unnamed, refused_prepared] {
-            assert!(
-                format!("{refused:?}").contains(&format!("permission denied for function {name}")),
-                "{function}: {refused:?}"
-            );
+            assert!(refused_by(function, &refused), "{function}: {refused:?}");
         }
     }
 
@@ -800,25 +792,17 @@ async fn a_saves_calls_behind_a_pooler_answer_as_its_statements_and_only_the_cal
         "replace_step_answer_if_version(uuid, text, jsonb, text, integer, bigint)",
         "record_step(uuid, text[], text, integer)",
     ] {
-        let privilege = format!("execute on function onboarding.{function}");
-        admin
-            .batch_execute(&format!("revoke {privilege} from authenticated"))
-            .await
-            .unwrap();
-        let refused = write_profile_statement_by_statement(&unnamed, &owner, "Ada")
-            .await
-            .unwrap_err();
-        let written =
-            write_profile_statement_by_statement(&prepared, &user("saver_p", None), "Ada").await;
-        admin
-            .batch_execute(&format!("grant {privilege} to authenticated"))
-            .await
-            .unwrap();
-        let name = function.split('(').next().unwrap();
-        assert!(
-            format!("{refused:?}").contains(&format!("permission denied for function {name}")),
-            "{function}: {refused:?}"
-        );
+        let (refused, written) = with_execute_revoked(&admin, function, async || {
+            let saver_p = user("saver_p", None);
+            (
+                write_profile_statement_by_statement(&unnamed, &owner, "Ada")
+                    .await
+                    .unwrap_err(),
+                write_profile_statement_by_statement(&prepared, &saver_p, "Ada").await,
+            )
+        })
+        .await;
+        assert!(refused_by(function, &refused), "{function}: {refused:?}");
         assert!(written.is_ok(), "{function}: {written:?}");
     }
     admin
@@ -842,6 +826,32 @@ async fn a_saves_calls_behind_a_pooler_answer_as_its_statements_and_only_the_cal
             .await
             .is_ok()
     );
+}
+
+/// `work`, run while `authenticated` may not execute `function` (its
+/// signature, e.g. `record_step(uuid, text[], text, integer)`).
+async fn with_execute_revoked<T>(
+    admin: &tokio_postgres::Client,
+    function: &str,
+    work: impl AsyncFnOnce() -> T,
+) -> T {
+    let privilege = format!("execute on function onboarding.{function}");
+    admin
+        .batch_execute(&format!("revoke {privilege} from authenticated"))
+        .await
+        .unwrap();
+    let outcome = work().await;
+    admin
+        .batch_execute(&format!("grant {privilege} to authenticated"))
+        .await
+        .unwrap();
+    outcome
+}
+
+/// Whether `error` is PostgreSQL refusing to execute `function`.
+fn refused_by(function: &str, error: &DbError) -> bool {
+    let name = function.split('(').next().unwrap();
+    format!("{error:?}").contains(&format!("permission denied for function {name}"))
 }
 
 /// The profile answer written as the merge writes answers: the row locked,
