@@ -22,11 +22,11 @@
 -- deployment rolls out, and for the merge that still records steps on its
 -- own.
 --
--- The answer columns that share a name with the progress row's are
+-- Both return rows of one type: the progress row's columns, then an
+-- answer's, whose `flow_version` and `updated_at` are named
 -- `answer_flow_version` and `answer_updated_at`.
 
-create function onboarding.own_progress_for_update_with_answers(p_flow_id text)
-returns table (
+create type onboarding.progress_with_answer as (
   id                  uuid,
   user_id             text,
   organization_id     text,
@@ -43,10 +43,12 @@ returns table (
   answer_flow_version integer,
   version             bigint,
   answer_updated_at   timestamptz
-)
+);
+
+create function onboarding.own_progress_for_update_with_answers(p_flow_id text)
+returns setof onboarding.progress_with_answer
 language plpgsql volatile
 as $$
-#variable_conflict use_column
 declare
   locked onboarding.progress;
 begin
@@ -82,27 +84,9 @@ comment on function onboarding.own_progress_for_update_with_answers(text) is
 create function onboarding.store_answer_and_record_step(
   p_progress_id uuid, p_step text, p_answers jsonb, p_status text, p_flow_version integer,
   p_version bigint, p_completed_steps text[], p_current_step text)
-returns table (
-  step                text,
-  answers             jsonb,
-  status              text,
-  answer_flow_version integer,
-  version             bigint,
-  answer_updated_at   timestamptz,
-  id                  uuid,
-  user_id             text,
-  organization_id     text,
-  flow_id             text,
-  flow_version        integer,
-  state               text,
-  current_step        text,
-  completed_steps     text[],
-  row_version         bigint,
-  updated_at          timestamptz
-)
+returns setof onboarding.progress_with_answer
 language plpgsql volatile
 as $$
-#variable_conflict use_column
 declare
   stored   onboarding.step_answers;
   recorded onboarding.progress;
@@ -128,11 +112,11 @@ begin
   where p.id = p_progress_id
   returning p.* into recorded;
   return query
-    select stored.step, stored.answers, stored.status, stored.flow_version, stored.version,
-           stored.updated_at,
-           recorded.id, recorded.user_id, recorded.organization_id, recorded.flow_id,
+    select recorded.id, recorded.user_id, recorded.organization_id, recorded.flow_id,
            recorded.flow_version, recorded.state, recorded.current_step,
-           recorded.completed_steps, recorded.row_version, recorded.updated_at;
+           recorded.completed_steps, recorded.row_version, recorded.updated_at,
+           stored.step, stored.answers, stored.status, stored.flow_version, stored.version,
+           stored.updated_at;
 end
 $$;
 

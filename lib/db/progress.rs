@@ -148,8 +148,9 @@ pub const FETCH_OWN_FOR_UPDATE_WITH_ANSWERS: Statement = Statement::new(
 /// A save's answer and the steps it records (see [`store_answer_and_record_step`]).
 pub const STORE_ANSWER_AND_RECORD_STEP: Statement = Statement::new(
     with_columns!(
-        "select step, answers, status, answer_flow_version, version, answer_updated_at,",
-        "from onboarding.store_answer_and_record_step($1, $2, $3, $4, $5, $6, $7, $8)"
+        "select",
+        ", step, answers, status, answer_flow_version, version, answer_updated_at
+         from onboarding.store_answer_and_record_step($1, $2, $3, $4, $5, $6, $7, $8)"
     ),
     &[
         Type::UUID,
