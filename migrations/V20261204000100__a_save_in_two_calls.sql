@@ -7,7 +7,8 @@
 -- for. With the statements inside these functions planned once per server
 -- connection, that per-statement cost was what a pooled save still paid over
 -- a direct one (README: Poolers). pgbench, unnamed statements, 16 clients,
--- the save as four calls against these two: PostgreSQL CPU per save 1,430 /
+-- the save as four calls against two calls like these (the first returning
+-- the answers as one JSON object): PostgreSQL CPU per save 1,430 /
 -- 1,074, 1,858 / 1,416, 1,606 / 1,088 and 1,373 / 1,186 µs, and with
 -- prepared statements 1,370 / 966 and 1,153 / 1,013 µs. So both statement
 -- modes send these calls.
