@@ -805,27 +805,21 @@ async fn a_saves_calls_behind_a_pooler_answer_as_its_statements_and_only_the_cal
         assert!(refused_by(function, &refused), "{function}: {refused:?}");
         assert!(written.is_ok(), "{function}: {written:?}");
     }
-    admin
-        .batch_execute(
-            "revoke execute on function onboarding.insert_step_answer(uuid, text, jsonb, text, integer) from authenticated",
-        )
-        .await
-        .unwrap();
+    let insert = "insert_step_answer(uuid, text, jsonb, text, integer)";
     let (first_u, first_p) = (user("first_u", None), user("first_p", None));
     start(&unnamed, &first_u, "default").await;
     start(&prepared, &first_p, "default").await;
-    let refused = write_profile_statement_by_statement(&unnamed, &first_u, "Ada")
-        .await
-        .unwrap_err();
-    assert!(
-        format!("{refused:?}").contains("permission denied for function insert_step_answer"),
-        "{refused:?}"
-    );
-    assert!(
-        write_profile_statement_by_statement(&prepared, &first_p, "Ada")
-            .await
-            .is_ok()
-    );
+    let (refused, written) = with_execute_revoked(&admin, insert, async || {
+        (
+            write_profile_statement_by_statement(&unnamed, &first_u, "Ada")
+                .await
+                .unwrap_err(),
+            write_profile_statement_by_statement(&prepared, &first_p, "Ada").await,
+        )
+    })
+    .await;
+    assert!(refused_by(insert, &refused), "{refused:?}");
+    assert!(written.is_ok(), "{written:?}");
 }
 
 /// `work`, run while `authenticated` may not execute `function` (its

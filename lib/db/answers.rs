@@ -22,16 +22,17 @@ pub struct StoredAnswer {
 }
 
 fn from_row(row: &Row) -> StoredAnswer {
-    from_row_beside_progress(row, "flow_version", "updated_at")
+    from_columns(row, "flow_version", "updated_at")
 }
 
-/// An answer from a row that also carries its progress row's columns, where
-/// the answer's `flow_version` and `updated_at` go by other names.
-pub(super) fn from_row_beside_progress(
-    row: &Row,
-    flow_version: &str,
-    updated_at: &str,
-) -> StoredAnswer {
+/// The answer of an `onboarding.progress_with_answer` row, which carries its
+/// progress row's columns too and names the answer's `flow_version` and
+/// `updated_at` `answer_flow_version` and `answer_updated_at`.
+pub(super) fn from_progress_with_answer(row: &Row) -> StoredAnswer {
+    from_columns(row, "answer_flow_version", "answer_updated_at")
+}
+
+fn from_columns(row: &Row, flow_version: &str, updated_at: &str) -> StoredAnswer {
     StoredAnswer {
         step: row.get("step"),
         answers: row.get("answers"),

@@ -78,6 +78,18 @@ macro_rules! with_columns {
     };
 }
 
+/// A select of every column of `onboarding.progress_with_answer` (the
+/// progress row's, then an answer's) from `$from`.
+macro_rules! with_answer_columns {
+    ($from:literal) => {
+        with_columns!(
+            "select",
+            ", step, answers, status, answer_flow_version, version, answer_updated_at ",
+            $from
+        )
+    };
+}
+
 /// The caller's own row for a flow: the user's when signed in, else the session's.
 const FETCH_OWN: Statement = Statement::new(
     with_columns!(
@@ -137,20 +149,14 @@ pub const FETCH_OWN_WITH_ANSWERS: Statement = Statement::new(
 /// is held (see [`fetch_own_for_update_with_answers`]): one row per answer,
 /// or one with no answer.
 pub const FETCH_OWN_FOR_UPDATE_WITH_ANSWERS: Statement = Statement::new(
-    with_columns!(
-        "select",
-        ", step, answers, status, answer_flow_version, version, answer_updated_at
-         from onboarding.own_progress_for_update_with_answers($1)"
-    ),
+    with_answer_columns!("from onboarding.own_progress_for_update_with_answers($1)"),
     &[Type::TEXT],
 );
 
 /// A save's answer and the steps it records (see [`store_answer_and_record_step`]).
 pub const STORE_ANSWER_AND_RECORD_STEP: Statement = Statement::new(
-    with_columns!(
-        "select",
-        ", step, answers, status, answer_flow_version, version, answer_updated_at
-         from onboarding.store_answer_and_record_step($1, $2, $3, $4, $5, $6, $7, $8)"
+    with_answer_columns!(
+        "from onboarding.store_answer_and_record_step($1, $2, $3, $4, $5, $6, $7, $8)"
     ),
     &[
         Type::UUID,
@@ -394,8 +400,7 @@ pub async fn fetch_own_for_update_with_answers(
         .iter()
         .filter(|row| row.get::<_, Option<&str>>("step").is_some())
         .map(|row| {
-            let answer =
-                answers::from_row_beside_progress(row, "answer_flow_version", "answer_updated_at");
+            let answer = answers::from_progress_with_answer(row);
             (answer.step.clone(), answer)
         })
         .collect();
@@ -463,8 +468,7 @@ pub async fn store_answer_and_record_step(
     if row.get::<_, Option<Uuid>>("id").is_none() {
         return Err(DbError::MissingRow(STORE_ANSWER_AND_RECORD_STEP.sql()));
     }
-    let stored =
-        answers::from_row_beside_progress(&row, "answer_flow_version", "answer_updated_at");
+    let stored = answers::from_progress_with_answer(&row);
     Ok(Some((stored, from_row(&row))))
 }
 
