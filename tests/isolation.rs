@@ -792,34 +792,36 @@ async fn a_saves_calls_behind_a_pooler_answer_as_its_statements_and_only_the_cal
         "replace_step_answer_if_version(uuid, text, jsonb, text, integer, bigint)",
         "record_step(uuid, text[], text, integer)",
     ] {
-        let (refused, written) = with_execute_revoked(&admin, function, async || {
-            let saver_p = user("saver_p", None);
-            (
-                write_profile_statement_by_statement(&unnamed, &owner, "Ada")
-                    .await
-                    .unwrap_err(),
-                write_profile_statement_by_statement(&prepared, &saver_p, "Ada").await,
-            )
-        })
-        .await;
-        assert!(refused_by(function, &refused), "{function}: {refused:?}");
-        assert!(written.is_ok(), "{function}: {written:?}");
+        let writers = [(&unnamed, &owner), (&prepared, &user("saver_p", None))];
+        refused_statement_by_statement_with_unnamed_only(&admin, function, writers).await;
     }
     let insert = "insert_step_answer(uuid, text, jsonb, text, integer)";
     let (first_u, first_p) = (user("first_u", None), user("first_p", None));
     start(&unnamed, &first_u, "default").await;
     start(&prepared, &first_p, "default").await;
-    let (refused, written) = with_execute_revoked(&admin, insert, async || {
+    let writers = [(&unnamed, &first_u), (&prepared, &first_p)];
+    refused_statement_by_statement_with_unnamed_only(&admin, insert, writers).await;
+}
+
+/// Writes the profile statement by statement while `function` is revoked,
+/// as the first writer (unnamed statements) and as the second (prepared
+/// ones): the first must be refused by `function`, the second must not be.
+async fn refused_statement_by_statement_with_unnamed_only(
+    admin: &tokio_postgres::Client,
+    function: &str,
+    [(unnamed, unnamed_caller), (prepared, prepared_caller)]: [(&Database, &RlsContext); 2],
+) {
+    let (refused, written) = with_execute_revoked(admin, function, async || {
         (
-            write_profile_statement_by_statement(&unnamed, &first_u, "Ada")
+            write_profile_statement_by_statement(unnamed, unnamed_caller, "Ada")
                 .await
                 .unwrap_err(),
-            write_profile_statement_by_statement(&prepared, &first_p, "Ada").await,
+            write_profile_statement_by_statement(prepared, prepared_caller, "Ada").await,
         )
     })
     .await;
-    assert!(refused_by(insert, &refused), "{refused:?}");
-    assert!(written.is_ok(), "{written:?}");
+    assert!(refused_by(function, &refused), "{function}: {refused:?}");
+    assert!(written.is_ok(), "{function}: {written:?}");
 }
 
 /// `work`, run while `authenticated` may not execute `function` (its
