@@ -15,7 +15,9 @@
 
 use std::time::{Duration, Instant};
 
+use serde::{Deserialize, Serialize};
 use tokio_postgres::types::Type;
+use utoipa::ToSchema;
 
 use crate::db::{Database, DbError, Statement, Tx};
 use crate::settings::{ConfigError, Lookup, parse_number};
@@ -78,18 +80,30 @@ impl RetentionSettings {
     }
 }
 
-/// What one purge deleted, and whether it got to the end.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// What one run deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = PurgeReport)]
 pub struct Purged {
-    /// Expired anonymous sessions (their drafts went with them).
+    /// Expired anonymous sessions, each with the drafts only it owned.
+    #[schema(minimum = 0)]
     pub sessions: i64,
+    /// Idempotency records past their 24-hour replay window.
+    #[schema(minimum = 0)]
     pub idempotency_keys: i64,
+    /// Analytics events older than `ANALYTICS_RETENTION_DAYS`.
+    #[schema(minimum = 0)]
     pub events: i64,
+    /// AI suggestions older than `AI_SUGGESTION_RETENTION_DAYS`.
+    #[schema(minimum = 0)]
     pub suggestions: i64,
-    /// Outbox events settled (delivered or dead) before their retention.
+    /// Outbox events delivered or dead-lettered more than
+    /// `OUTBOX_RETENTION_DAYS` ago (pending ones are kept however old).
+    #[schema(minimum = 0)]
     pub outbox_events: i64,
-    /// Nothing was left to delete (that another purge was not deleting);
-    /// `false` when the time ran out first.
+    /// `true`: nothing past its retention is left. `false`: the run's time
+    /// was up first; the next run continues.
+    // "Nothing left" excludes rows another overlapping purge was deleting.
     pub complete: bool,
 }
 

@@ -5,15 +5,18 @@
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
 
 use crate::auth::Caller;
-use crate::db::RlsContext;
+use crate::db::{RlsContext, Tx};
 use crate::flags::Snapshot;
 use crate::http::error::ApiError;
 use crate::http::extract::CallerOf;
+use crate::http::idempotency::{Reply, RequestFingerprint, run_once};
 use crate::state::AppState;
 use crate::wizard::flow::Flow;
 use crate::wizard::reads::{Reader, forget_cached};
+use crate::wizard::save::{ExpectedVersion, WriteContext};
 use crate::wizard::status::RedirectPaths;
 
 /// The caller and the wizard as it applies to them.
@@ -63,6 +66,37 @@ impl WizardRequest {
     /// Drops the caller's cached reads once a write has committed.
     pub async fn forget_cached(&self) {
         forget_cached(&self.state.cache(), &self.caller).await;
+    }
+
+    /// What a write of answers needs besides the answers, for this caller,
+    /// with `flags` from [`WizardRequest::flags`].
+    pub fn write_context<'a>(
+        &'a self,
+        flags: &'a (dyn Fn(&str) -> bool + Sync),
+        expected: ExpectedVersion,
+    ) -> WriteContext<'a> {
+        WriteContext {
+            flow: self.flow(),
+            flags,
+            expected,
+            authenticated: self.is_signed_in(),
+            paths: self.paths(),
+        }
+    }
+
+    /// Runs `write` in one transaction under `context`, at most once per
+    /// `Idempotency-Key`, then drops the caller's cached reads: the cache
+    /// never outlives the commit that made it stale.
+    pub async fn write_once(
+        &self,
+        context: &RlsContext,
+        key: Option<&str>,
+        fingerprint: &RequestFingerprint<'_>,
+        write: impl AsyncFnOnce(&Tx<'_>) -> Result<Reply, ApiError> + Clone,
+    ) -> Result<Response, ApiError> {
+        let reply = run_once(self.state.db(), context, key, fingerprint, write).await?;
+        self.forget_cached().await;
+        Ok(reply.into_response())
     }
 
     pub fn is_signed_in(&self) -> bool {

@@ -235,16 +235,22 @@ pub async fn merged(
     enqueue(tx, progress.id, MERGED, data).await
 }
 
-/// What one delivery run did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// What one run did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = DeliveryReport)]
 pub struct Delivered {
     /// Events every destination acknowledged.
+    #[schema(minimum = 0)]
     pub delivered: u32,
-    /// Events that failed somewhere and wait for their next attempt.
+    /// Events that failed somewhere and wait for their next attempt (backoff).
+    #[schema(minimum = 0)]
     pub retried: u32,
-    /// Events dead-lettered by this run.
+    /// Events dead-lettered by this run (`OUTBOX_MAX_ATTEMPTS` reached).
+    #[schema(minimum = 0)]
     pub dead: u32,
-    /// Nothing due was left; `false` when the time ran out first.
+    /// `true`: nothing due is left. `false`: the run's time was up first;
+    /// the next run continues.
     pub complete: bool,
 }
 

@@ -26,7 +26,7 @@ use crate::http::error::{ApiError, Problem, apply_rate_limit_headers};
 use crate::http::extract::{
     IdempotencyKey, IfMatch, JsonBody, PathParam, QueryParams, RawBody, etag, parse_json,
 };
-use crate::http::idempotency::{Reply, RequestFingerprint, run_once};
+use crate::http::idempotency::{Reply, RequestFingerprint};
 use crate::http::rate_limit::ClientIp;
 use crate::routes::problems::{
     DatabaseProblems, JsonOnly, MalformedJson, OwnerRequired, StaleVersion, UnknownSuggestion,
@@ -34,7 +34,7 @@ use crate::routes::problems::{
 };
 use crate::state::AppState;
 use crate::wizard::reads::own_progress;
-use crate::wizard::save::{ExpectedVersion, WriteContext};
+use crate::wizard::save::ExpectedVersion;
 use crate::wizard::suggest::{
     Decision, NoSuggestionReason, SuggestError, SuggestRequest, SuggestionOutcome, suggest,
 };
@@ -498,32 +498,17 @@ async fn decide_route(
         REJECT_PATH
     };
     let fingerprint = RequestFingerprint::new("POST", path.replace("{id}", &id.to_string()), body);
-    let write = WriteContext {
-        flow: request.flow(),
-        flags: &flags,
-        expected,
-        authenticated: request.is_signed_in(),
-        paths: request.paths(),
-    };
-    let reply = run_once(
-        request.state.db(),
-        &request.rls(),
-        key.as_deref(),
-        &fingerprint,
-        async |tx| {
+    let write = request.write_context(&flags, expected);
+    request
+        .write_once(&request.rls(), key.as_deref(), &fingerprint, async |tx| {
             let decided = decide_suggestion(tx, write, id, decision).await?;
             let reply = Reply::json(StatusCode::OK, &decided);
             Ok(match &decided.saved {
                 Some(saved) => reply.with_header(header::ETAG, etag(saved.step.version)),
                 None => reply,
             })
-        },
-    )
-    .await?;
-    if decision == Decision::Accept {
-        request.forget_cached().await;
-    }
-    Ok(reply.into_response())
+        })
+        .await
 }
 
 /// Accept a suggestion: write its value into the answers

@@ -3,14 +3,14 @@
 
 use axum::Router;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::post;
 
 use crate::auth::Caller;
 use crate::http::context::WizardRequest;
 use crate::http::error::{ApiError, Problem};
 use crate::http::extract::{IdempotencyKey, RawBody};
-use crate::http::idempotency::{Reply, RequestFingerprint, run_once};
+use crate::http::idempotency::{Reply, RequestFingerprint};
 use crate::routes::problems::{DatabaseProblems, MalformedIdempotencyKey, WriteLimits};
 use crate::state::AppState;
 use crate::wizard::complete::{Completed, Completer, complete};
@@ -61,18 +61,16 @@ async fn handle(
     };
     let flags = request.flags();
     let fingerprint = RequestFingerprint::new("POST", PATH, &body);
-    let reply = run_once(
-        request.state.db(),
-        &completer.context(),
-        key.as_deref(),
-        &fingerprint,
-        async |tx| {
-            let completed =
-                complete(tx, &completer, request.flow(), &flags, request.paths()).await?;
-            Ok(Reply::json(StatusCode::OK, &completed))
-        },
-    )
-    .await?;
-    request.forget_cached().await;
-    Ok(reply.into_response())
+    request
+        .write_once(
+            &completer.context(),
+            key.as_deref(),
+            &fingerprint,
+            async |tx| {
+                let completed =
+                    complete(tx, &completer, request.flow(), &flags, request.paths()).await?;
+                Ok(Reply::json(StatusCode::OK, &completed))
+            },
+        )
+        .await
 }

@@ -6,8 +6,6 @@
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use crate::http::cron::CronJob;
 use crate::http::error::{ApiError, Problem};
@@ -19,35 +17,6 @@ const PATH: &str = "/api/cron/deliver";
 
 pub fn router() -> Router<AppState> {
     Router::new().route(PATH, get(handle))
-}
-
-/// What one run did.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct DeliveryReport {
-    /// Events every destination acknowledged.
-    #[schema(minimum = 0)]
-    pub delivered: u32,
-    /// Events that failed somewhere and wait for their next attempt (backoff).
-    #[schema(minimum = 0)]
-    pub retried: u32,
-    /// Events dead-lettered by this run (`OUTBOX_MAX_ATTEMPTS` reached).
-    #[schema(minimum = 0)]
-    pub dead: u32,
-    /// `true`: nothing due is left. `false`: the run's time was up first;
-    /// the next run continues.
-    pub complete: bool,
-}
-
-impl From<Delivered> for DeliveryReport {
-    fn from(done: Delivered) -> Self {
-        Self {
-            delivered: done.delivered,
-            retried: done.retried,
-            dead: done.dead,
-            complete: done.complete,
-        }
-    }
 }
 
 /// Deliver pending outbox events
@@ -67,7 +36,7 @@ impl From<Delivered> for DeliveryReport {
     tag = "ops",
     security(("cronSecret" = [])),
     responses(
-        (status = 200, description = "What was delivered, retried and dead-lettered, and whether the run got to the end", body = DeliveryReport),
+        (status = 200, description = "What was delivered, retried and dead-lettered, and whether the run got to the end", body = Delivered),
         CronSecretRequired,
         (status = 500, description = "An unexpected database error; outcomes recorded before it stay recorded", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`CRON_SECRET` is unset (scheduled jobs are not configured and never run), or the database is unavailable", body = Problem, content_type = "application/problem+json"),
@@ -77,7 +46,7 @@ impl From<Delivered> for DeliveryReport {
 pub(crate) async fn handle(
     State(state): State<AppState>,
     _: CronJob,
-) -> Result<Json<DeliveryReport>, ApiError> {
+) -> Result<Json<Delivered>, ApiError> {
     let done = outbox::deliver(
         state.db(),
         state.outbound(),
@@ -92,5 +61,5 @@ pub(crate) async fn handle(
         complete = done.complete,
         "outbox delivered"
     );
-    Ok(Json(done.into()))
+    Ok(Json(done))
 }

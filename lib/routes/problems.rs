@@ -7,65 +7,51 @@ use utoipa::IntoResponses;
 
 use crate::http::error::Problem;
 
-/// 500 and 503: what every route that reads the database can answer.
-#[derive(IntoResponses)]
-pub enum DatabaseProblems {
-    #[response(
-        status = 500,
-        description = "An unexpected database error",
-        content_type = "application/problem+json"
-    )]
-    Internal(Problem),
-    #[response(
-        status = 503,
-        description = "The database or the identity provider's keys are unavailable",
-        content_type = "application/problem+json"
-    )]
-    Unavailable(Problem),
+/// An `IntoResponses` enum whose every answer is a problem+json body: one
+/// variant a status, each written as `Variant = status: "description"`.
+macro_rules! problem_answers {
+    ($(#[$doc:meta])* $name:ident { $($variant:ident = $status:literal : $description:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(IntoResponses)]
+        pub enum $name {
+            $(
+                #[response(status = $status, description = $description, content_type = "application/problem+json")]
+                $variant(Problem),
+            )+
+        }
+    };
 }
 
-/// 401 of a route anyone may call: only a credential that fails is refused.
-#[derive(IntoResponses)]
-pub enum CredentialRejected {
-    #[response(
-        status = 401,
-        description = "A credential was presented and failed verification",
-        content_type = "application/problem+json"
-    )]
-    Unauthorized(Problem),
+problem_answers! {
+    /// 500 and 503: what every route that reads the database can answer.
+    DatabaseProblems {
+        Internal = 500: "An unexpected database error",
+        Unavailable = 503: "The database or the identity provider's keys are unavailable",
+    }
 }
 
-/// 401 of a route that needs a caller who can own wizard data.
-#[derive(IntoResponses)]
-pub enum OwnerRequired {
-    #[response(
-        status = 401,
-        description = "No session and not signed in, or a credential that failed verification",
-        content_type = "application/problem+json"
-    )]
-    Unauthorized(Problem),
+problem_answers! {
+    /// 401 of a route anyone may call: only a credential that fails is refused.
+    CredentialRejected { Unauthorized = 401: "A credential was presented and failed verification" }
 }
 
-/// 401 of a route that needs a signed-in user.
-#[derive(IntoResponses)]
-pub enum SignedInRequired {
-    #[response(
-        status = 401,
-        description = "Not signed in, or a credential that failed verification",
-        content_type = "application/problem+json"
-    )]
-    Unauthorized(Problem),
+problem_answers! {
+    /// 401 of a route that needs a caller who can own wizard data.
+    OwnerRequired {
+        Unauthorized = 401: "No session and not signed in, or a credential that failed verification",
+    }
 }
 
-/// 401 of a route Vercel Cron calls with the project's `CRON_SECRET`.
-#[derive(IntoResponses)]
-pub enum CronSecretRequired {
-    #[response(
-        status = 401,
-        description = "No `Authorization: Bearer <CRON_SECRET>`, or another secret",
-        content_type = "application/problem+json"
-    )]
-    Unauthorized(Problem),
+problem_answers! {
+    /// 401 of a route that needs a signed-in user.
+    SignedInRequired { Unauthorized = 401: "Not signed in, or a credential that failed verification" }
+}
+
+problem_answers! {
+    /// 401 of a route Vercel Cron calls with the project's `CRON_SECRET`.
+    CronSecretRequired {
+        Unauthorized = 401: "No `Authorization: Bearer <CRON_SECRET>`, or another secret",
+    }
 }
 
 /// 412 of a write to a step's answer at a version that is not the stored one.
@@ -80,85 +66,42 @@ pub enum StaleVersion {
     PreconditionFailed(Problem),
 }
 
-/// 413 and 429: the limits every write is under.
-#[derive(IntoResponses)]
-pub enum WriteLimits {
-    #[response(
-        status = 413,
-        description = "The body is larger than `BODY_LIMIT_BYTES`",
-        content_type = "application/problem+json"
-    )]
-    PayloadTooLarge(Problem),
-    #[response(
-        status = 429,
-        description = "Too many writes; retry after `Retry-After` seconds",
-        content_type = "application/problem+json"
-    )]
-    RateLimited(Problem),
+problem_answers! {
+    /// 413 and 429: the limits every write is under.
+    WriteLimits {
+        PayloadTooLarge = 413: "The body is larger than `BODY_LIMIT_BYTES`",
+        RateLimited = 429: "Too many writes; retry after `Retry-After` seconds",
+    }
 }
 
-/// 415 of a route that takes a JSON body.
-#[derive(IntoResponses)]
-pub enum JsonOnly {
-    #[response(
-        status = 415,
-        description = "The body is not `application/json`",
-        content_type = "application/problem+json"
-    )]
-    UnsupportedMediaType(Problem),
+problem_answers! {
+    /// 415 of a route that takes a JSON body.
+    JsonOnly { UnsupportedMediaType = 415: "The body is not `application/json`" }
 }
 
-/// 400 of a route whose only malformed input is its JSON body.
-#[derive(IntoResponses)]
-pub enum MalformedJson {
-    #[response(
-        status = 400,
-        description = "Malformed JSON",
-        content_type = "application/problem+json"
-    )]
-    BadRequest(Problem),
+problem_answers! {
+    /// 400 of a route whose only malformed input is its JSON body.
+    MalformedJson { BadRequest = 400: "Malformed JSON" }
 }
 
-/// 400 of a bodiless write whose only malformed input is its `Idempotency-Key`.
-#[derive(IntoResponses)]
-pub enum MalformedIdempotencyKey {
-    #[response(
-        status = 400,
-        description = "A malformed `Idempotency-Key`",
-        content_type = "application/problem+json"
-    )]
-    BadRequest(Problem),
+problem_answers! {
+    /// 400 of a bodiless write whose only malformed input is its `Idempotency-Key`.
+    MalformedIdempotencyKey { BadRequest = 400: "A malformed `Idempotency-Key`" }
 }
 
-/// 403 of a route for the admins of the caller's active organization.
-#[derive(IntoResponses)]
-pub enum OrganizationAdminRequired {
-    #[response(
-        status = 403,
-        description = "Not an admin of the active organization, or no organization selected",
-        content_type = "application/problem+json"
-    )]
-    Forbidden(Problem),
+problem_answers! {
+    /// 403 of a route for the admins of the caller's active organization.
+    OrganizationAdminRequired {
+        Forbidden = 403: "Not an admin of the active organization, or no organization selected",
+    }
 }
 
-/// 404 of a route under `steps/{step}`.
-#[derive(IntoResponses)]
-pub enum UnknownStep {
-    #[response(
-        status = 404,
-        description = "The flow has no such step",
-        content_type = "application/problem+json"
-    )]
-    NotFound(Problem),
+problem_answers! {
+    /// 404 of a route under `steps/{step}`.
+    UnknownStep { NotFound = 404: "The flow has no such step" }
 }
 
-/// 404 of a route under `suggestions/{id}`.
-#[derive(IntoResponses)]
-pub enum UnknownSuggestion {
-    #[response(
-        status = 404,
-        description = "No such suggestion for this caller",
-        content_type = "application/problem+json"
-    )]
-    NotFound(Problem),
+problem_answers! {
+    /// 404 of a route under `suggestions/{id}`.
+    UnknownSuggestion { NotFound = 404: "No such suggestion for this caller" }
 }

@@ -10,8 +10,6 @@
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use crate::db::retention::{self, Purged};
 use crate::http::cron::CronJob;
@@ -23,44 +21,6 @@ const PATH: &str = "/api/cron/purge";
 
 pub fn router() -> Router<AppState> {
     Router::new().route(PATH, get(handle))
-}
-
-/// What one run deleted.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct PurgeReport {
-    /// Expired anonymous sessions, each with the drafts only it owned.
-    #[schema(minimum = 0)]
-    pub sessions: i64,
-    /// Idempotency records past their 24-hour replay window.
-    #[schema(minimum = 0)]
-    pub idempotency_keys: i64,
-    /// Analytics events older than `ANALYTICS_RETENTION_DAYS`.
-    #[schema(minimum = 0)]
-    pub events: i64,
-    /// AI suggestions older than `AI_SUGGESTION_RETENTION_DAYS`.
-    #[schema(minimum = 0)]
-    pub suggestions: i64,
-    /// Outbox events delivered or dead-lettered more than
-    /// `OUTBOX_RETENTION_DAYS` ago (pending ones are kept however old).
-    #[schema(minimum = 0)]
-    pub outbox_events: i64,
-    /// `true`: nothing past its retention is left. `false`: the run's time
-    /// was up first; the next run continues.
-    pub complete: bool,
-}
-
-impl From<Purged> for PurgeReport {
-    fn from(purged: Purged) -> Self {
-        Self {
-            sessions: purged.sessions,
-            idempotency_keys: purged.idempotency_keys,
-            events: purged.events,
-            suggestions: purged.suggestions,
-            outbox_events: purged.outbox_events,
-            complete: purged.complete,
-        }
-    }
 }
 
 /// Delete what has outlived its retention
@@ -77,14 +37,14 @@ impl From<Purged> for PurgeReport {
     tag = "ops",
     security(("cronSecret" = [])),
     responses(
-        (status = 200, description = "What was deleted, per kind, and whether the run got to the end", body = PurgeReport),
+        (status = 200, description = "What was deleted, per kind, and whether the run got to the end", body = Purged),
         CronSecretRequired,
         (status = 500, description = "An unexpected database error; batches deleted before it stay deleted", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`CRON_SECRET` is unset (the purge is not configured and never runs), or the database is unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[tracing::instrument(level = "debug", skip_all)]
-async fn handle(State(state): State<AppState>, _: CronJob) -> Result<Json<PurgeReport>, ApiError> {
+async fn handle(State(state): State<AppState>, _: CronJob) -> Result<Json<Purged>, ApiError> {
     let purged = retention::purge(
         state.db(),
         &state.settings().retention,
@@ -100,5 +60,5 @@ async fn handle(State(state): State<AppState>, _: CronJob) -> Result<Json<PurgeR
         complete = purged.complete,
         "purged"
     );
-    Ok(Json(purged.into()))
+    Ok(Json(purged))
 }

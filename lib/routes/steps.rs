@@ -18,13 +18,13 @@ use crate::http::error::{ApiError, Problem};
 use crate::http::extract::{
     IdempotencyKey, IfMatch, JsonBytes, PathParam, QueryParams, etag, parse_json,
 };
-use crate::http::idempotency::{Reply, RequestFingerprint, run_once};
+use crate::http::idempotency::{Reply, RequestFingerprint};
 use crate::routes::problems::{
     CredentialRejected, DatabaseProblems, JsonOnly, OwnerRequired, StaleVersion, UnknownStep,
     WriteLimits,
 };
 use crate::state::AppState;
-use crate::wizard::save::{Completion, Saved, StepView, StepWrite, WriteContext, write_answer};
+use crate::wizard::save::{Completion, Saved, StepView, StepWrite, write_answer};
 
 const PATH: &str = "/api/onboarding/steps/{step}";
 
@@ -158,13 +158,7 @@ async fn write(
     }
     let parsed: SaveBody = parse_json(&body)?;
     let flags = request.flags();
-    let context = WriteContext {
-        flow,
-        flags: &flags,
-        expected,
-        authenticated: request.is_signed_in(),
-        paths: request.paths(),
-    };
+    let context = request.write_context(&flags, expected);
     let answer = StepWrite {
         step: &step,
         answers: &parsed.answers,
@@ -176,19 +170,12 @@ async fn write(
         merge: false,
     };
     let fingerprint = RequestFingerprint::new("PUT", PATH.replace("{step}", &step), &body);
-    let reply = run_once(
-        request.state.db(),
-        &request.rls(),
-        key.as_deref(),
-        &fingerprint,
-        async |tx| {
+    request
+        .write_once(&request.rls(), key.as_deref(), &fingerprint, async |tx| {
             let saved = write_answer(tx, &context, answer).await?;
             Ok(saved_reply(&saved))
-        },
-    )
-    .await?;
-    request.forget_cached().await;
-    Ok(reply.into_response())
+        })
+        .await
 }
 
 /// A saved step, with its version as the `ETag`.
