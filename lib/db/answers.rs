@@ -135,11 +135,8 @@ pub async fn fetch_own_step(
     flow_id: &str,
     step: &str,
 ) -> Result<Option<StoredAnswer>, DbError> {
-    Ok(tx
-        .query_opt(&FETCH_OWN_STEP, &[&flow_id, &step])
-        .await?
-        .as_ref()
-        .map(from_row))
+    tx.query_opt_as(&FETCH_OWN_STEP, &[&flow_id, &step], from_row)
+        .await
 }
 
 /// Every answer of a progress row, by step.

@@ -373,11 +373,8 @@ pub async fn fetch_own_for_update(
     tx: &Tx<'_>,
     flow_id: &str,
 ) -> Result<Option<ProgressRecord>, DbError> {
-    Ok(tx
-        .query_opt(&FETCH_OWN_FOR_UPDATE, &[&flow_id])
-        .await?
-        .as_ref()
-        .map(from_row))
+    tx.query_opt_as(&FETCH_OWN_FOR_UPDATE, &[&flow_id], from_row)
+        .await
 }
 
 /// The caller's own row, locked until the transaction ends, and every
@@ -495,45 +492,28 @@ pub async fn mark_completed(
     id: Uuid,
     organization_id: Option<&str>,
 ) -> Result<Option<ProgressRecord>, DbError> {
-    Ok(tx
-        .query_opt(&MARK_COMPLETED, &[&id, &organization_id])
-        .await?
-        .as_ref()
-        .map(from_row))
+    tx.query_opt_as(&MARK_COMPLETED, &[&id, &organization_id], from_row)
+        .await
 }
 
 /// The rows of the anonymous session a signed-in caller presents, locked.
 pub async fn presented_session_rows(tx: &Tx<'_>) -> Result<Vec<ProgressRecord>, DbError> {
-    Ok(tx
-        .query(&PRESENTED_SESSION_ROWS, &[])
-        .await?
-        .iter()
-        .map(from_row)
-        .collect())
+    tx.query_as(&PRESENTED_SESSION_ROWS, &[], from_row).await
 }
 
 /// Hands a presented session's row to the signed-in caller.
 pub async fn adopt(tx: &Tx<'_>, id: Uuid) -> Result<Option<ProgressRecord>, DbError> {
-    Ok(tx.query_opt(&ADOPT, &[&id]).await?.as_ref().map(from_row))
+    tx.query_opt_as(&ADOPT, &[&id], from_row).await
 }
 
 /// The caller's own row for a flow.
 pub async fn fetch_own(tx: &Tx<'_>, flow_id: &str) -> Result<Option<ProgressRecord>, DbError> {
-    Ok(tx
-        .query_opt(&FETCH_OWN, &[&flow_id])
-        .await?
-        .as_ref()
-        .map(from_row))
+    tx.query_opt_as(&FETCH_OWN, &[&flow_id], from_row).await
 }
 
 /// Every row the policies let the caller see.
 pub async fn list_visible(tx: &Tx<'_>) -> Result<Vec<ProgressRecord>, DbError> {
-    Ok(tx
-        .query(&LIST_VISIBLE, &[])
-        .await?
-        .iter()
-        .map(from_row)
-        .collect())
+    tx.query_as(&LIST_VISIBLE, &[], from_row).await
 }
 
 /// Starts a flow for the caller; `None` when they already have a row for it.
@@ -544,11 +524,8 @@ pub async fn start(
     flow_version: i32,
     first_step: &str,
 ) -> Result<Option<ProgressRecord>, DbError> {
-    Ok(tx
-        .query_opt(&START, &[&flow_id, &flow_version, &first_step])
-        .await?
-        .as_ref()
-        .map(from_row))
+    tx.query_opt_as(&START, &[&flow_id, &flow_version, &first_step], from_row)
+        .await
 }
 
 /// Moves the caller to `step` if the row is still at `expected_row_version`;
@@ -559,11 +536,12 @@ pub async fn set_current_step(
     expected_row_version: i64,
     step: &str,
 ) -> Result<Option<ProgressRecord>, DbError> {
-    Ok(tx
-        .query_opt(&SET_CURRENT_STEP, &[&id, &expected_row_version, &step])
-        .await?
-        .as_ref()
-        .map(from_row))
+    tx.query_opt_as(
+        &SET_CURRENT_STEP,
+        &[&id, &expected_row_version, &step],
+        from_row,
+    )
+    .await
 }
 
 /// Deletes a row the caller owns; `false` when there was none they may delete.

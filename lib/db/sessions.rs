@@ -111,11 +111,7 @@ pub async fn create(
 /// The session, unless it does not exist, has expired, or was merged into
 /// a user (its drafts are theirs now: presented again, it is a new visitor's).
 pub async fn fetch(tx: &Tx<'_>, id_hash: &str) -> Result<Option<SessionRow>, DbError> {
-    Ok(tx
-        .query_opt(&FETCH, &[&id_hash])
-        .await?
-        .as_ref()
-        .map(from_row))
+    tx.query_opt_as(&FETCH, &[&id_hash], from_row).await
 }
 
 /// Marks the session seen now and pushes its expiry to now + `ttl`;
@@ -125,9 +121,6 @@ pub async fn touch(
     id_hash: &str,
     ttl: std::time::Duration,
 ) -> Result<Option<SessionRow>, DbError> {
-    Ok(tx
-        .query_opt(&TOUCH, &[&id_hash, &seconds(ttl)])
-        .await?
-        .as_ref()
-        .map(from_row))
+    tx.query_opt_as(&TOUCH, &[&id_hash, &seconds(ttl)], from_row)
+        .await
 }

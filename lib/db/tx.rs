@@ -170,6 +170,31 @@ impl Tx<'_> {
         Ok(self.query(stmt, params).await?.into_iter().next())
     }
 
+    /// Runs a statement and reads each of its rows with `from_row`.
+    pub async fn query_as<T>(
+        &self,
+        stmt: &Statement,
+        params: &[&(dyn ToSql + Sync)],
+        from_row: fn(&Row) -> T,
+    ) -> Result<Vec<T>, DbError> {
+        Ok(self
+            .query(stmt, params)
+            .await?
+            .iter()
+            .map(from_row)
+            .collect())
+    }
+
+    /// Runs a statement that returns at most one row, read by `from_row`.
+    pub async fn query_opt_as<T>(
+        &self,
+        stmt: &Statement,
+        params: &[&(dyn ToSql + Sync)],
+        from_row: fn(&Row) -> T,
+    ) -> Result<Option<T>, DbError> {
+        Ok(self.query_opt(stmt, params).await?.as_ref().map(from_row))
+    }
+
     /// Runs a statement that returns exactly one row.
     pub async fn query_one(
         &self,
