@@ -259,12 +259,17 @@ async fn run() -> anyhow::Result<()> {
     let seconds = args.seconds;
     let clients = args.connections;
 
-    // A route under wrk at the benchmark's connections, with its CPU per request.
-    let under_load = |function: &Function, scenario: wrk::Scenario| {
-        measured(&cpu, function, || {
-            wrk::run(&scenario, &function.address, seconds, clients, &args.out)
-        })
-    };
+    // A route under wrk at the benchmark's connections: printed as `label`,
+    // its CPU per request recorded under the scenario's name.
+    let under_load =
+        |summary: &mut Summary, function: &Function, scenario: wrk::Scenario, label: &str| {
+            let (run, per_request) = measured(&cpu, function, || {
+                wrk::run(&scenario, &function.address, seconds, clients, &args.out)
+            })?;
+            run.print(label);
+            summary.cpu(&scenario.name.replace('-', "_"), per_request);
+            anyhow::Ok((run, per_request))
+        };
 
     // ---- status: the database's limit, then the route on a cache miss ------------
     println!("== status: pgbench, route (cache miss), pgbench");
@@ -295,11 +300,11 @@ async fn run() -> anyhow::Result<()> {
     )?;
     functions::drive(&miss, &status_calls(&tokens.all, 1000), clients).await?;
     let (miss_run, miss_cpu) = under_load(
+        &mut summary,
         &miss,
         wrk::Scenario::get("status-miss", "/api/onboarding/status", &tokens.all_file),
+        "status miss",
     )?;
-    miss_run.print("status miss");
-    summary.cpu("status_miss", miss_cpu);
     summary.memory_under_load("onboarding-status (miss)", miss.memory()?);
     miss.stop();
     let pg_status_b = pgbench_run("status-b", &status_script)?;
@@ -312,11 +317,11 @@ async fn run() -> anyhow::Result<()> {
         &floor::FloorEnv { logs: &env.logs },
     )?;
     let (floor_run, floor_cpu) = under_load(
+        &mut summary,
         &floor,
         wrk::Scenario::get("runtime-floor", "/api/onboarding/status", &tokens.all_file),
+        "runtime floor",
     )?;
-    floor_run.print("runtime floor");
-    summary.cpu("runtime_floor", floor_cpu);
     floor.stop();
     if args.only_status {
         let pgbench_tps = (pg_status_a.tps + pg_status_b.tps) / 2.0;
@@ -345,12 +350,12 @@ async fn run() -> anyhow::Result<()> {
     )
     .await?;
     summary.memory_after_requests("onboarding-status", args.rss_requests, hit.memory()?);
-    let (hit_run, hit_cpu) = under_load(
+    let (hit_run, _) = under_load(
+        &mut summary,
         &hit,
         wrk::Scenario::get("status-hit", "/api/onboarding/status", &tokens.warm_file),
+        "status hit",
     )?;
-    hit_run.print("status hit");
-    summary.cpu("status_hit", hit_cpu);
     summary.memory_under_load("onboarding-status (hit)", hit.memory()?);
     hit.stop();
 
@@ -367,12 +372,12 @@ async fn run() -> anyhow::Result<()> {
         .collect();
     functions::drive(&step, &gets, clients).await?;
     summary.memory_after_requests("onboarding-step", args.rss_requests, step.memory()?);
-    let (get_run, get_cpu) = under_load(
+    let (get_run, _) = under_load(
+        &mut summary,
         &step,
         wrk::Scenario::get("step-get", &step_path, &tokens.all_file),
+        "GET step",
     )?;
-    get_run.print("GET step");
-    summary.cpu("step_get", get_cpu);
 
     let write_script = pgbench::write_script();
     let before = db.versions_of(STEP).await?;
@@ -386,10 +391,12 @@ async fn run() -> anyhow::Result<()> {
         after_a - before,
     );
 
-    let (put_run, put_cpu) =
-        under_load(&step, wrk::Scenario::put_step(&step_path, &tokens.all_file))?;
-    put_run.print("PUT step");
-    summary.cpu("step_put", put_cpu);
+    let (put_run, _) = under_load(
+        &mut summary,
+        &step,
+        wrk::Scenario::put_step(&step_path, &tokens.all_file),
+        "PUT step",
+    )?;
     let after_put = db.versions_of(STEP).await?;
     summary.check_writes("PUT step", put_run.succeeded(), after_put - after_a);
     summary.memory_under_load("onboarding-step", step.memory()?);
