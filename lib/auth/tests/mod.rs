@@ -163,6 +163,11 @@ pub(super) fn bearer(token: &str) -> HeaderMap {
     headers(&[("authorization", &format!("Bearer {token}"))])
 }
 
+/// What an HS256 token fails with whose claims differ from valid ones only in `key`.
+pub(super) async fn rejection_with_claim(key: &str, value: Value) -> AuthError {
+    detect_err(&hs_auth(), &bearer(&hs_token(&claims_with(key, value)))).await
+}
+
 pub(super) async fn detect_err(auth: &Authenticator, headers: &HeaderMap) -> AuthError {
     match auth.detect(headers).await {
         Ok(caller) => panic!("expected rejection, got {caller:?}"),

@@ -101,16 +101,21 @@ async fn a_token_with_alg_none_is_rejected_as_a_disallowed_algorithm() {
     );
 }
 
-#[tokio::test]
-async fn an_hs256_token_signed_with_the_rsa_public_key_pem_is_rejected_when_keys_come_from_jwks() {
-    let server = JwksServer::start(Duration::ZERO).await;
-    let auth = oidc_auth(&server.url, None);
-    let forged = sign(
+/// The algorithm-confusion forgery: HS256 keyed with the RSA public key's PEM.
+fn hs256_signed_with_the_rsa_public_pem() -> String {
+    sign(
         Algorithm::HS256,
         Some(KID),
         &claims(),
         &EncodingKey::from_secret(RSA_PUBLIC_PEM),
-    );
+    )
+}
+
+#[tokio::test]
+async fn an_hs256_token_signed_with_the_rsa_public_key_pem_is_rejected_when_keys_come_from_jwks() {
+    let server = JwksServer::start(Duration::ZERO).await;
+    let auth = oidc_auth(&server.url, None);
+    let forged = hs256_signed_with_the_rsa_public_pem();
     assert_eq!(
         detect_err(&auth, &bearer(&forged)).await,
         AuthError::DisallowedAlgorithm
@@ -132,12 +137,7 @@ async fn an_hs256_token_signed_with_the_rsa_public_key_pem_fails_the_signature_w
         ])
         .expect("settings"),
     );
-    let forged = sign(
-        Algorithm::HS256,
-        Some(KID),
-        &claims(),
-        &EncodingKey::from_secret(RSA_PUBLIC_PEM),
-    );
+    let forged = hs256_signed_with_the_rsa_public_pem();
     // HMAC keys only ever come from AUTH_JWT_SECRET, never from the JWKS.
     assert_eq!(
         detect_err(&auth, &bearer(&forged)).await,
@@ -157,9 +157,8 @@ async fn an_rs256_token_is_rejected_when_only_an_hs_secret_is_configured() {
 
 #[tokio::test]
 async fn an_expired_token_is_rejected() {
-    let token = hs_token(&claims_with("exp", json!(now() - 120)));
     assert_eq!(
-        detect_err(&hs_auth(), &bearer(&token)).await,
+        rejection_with_claim("exp", json!(now() - 120)).await,
         AuthError::Expired
     );
 }
@@ -172,46 +171,40 @@ async fn a_token_expired_within_the_clock_skew_is_still_accepted() {
 
 #[tokio::test]
 async fn a_token_with_a_future_nbf_is_rejected() {
-    let token = hs_token(&claims_with("nbf", json!(now() + 300)));
     assert_eq!(
-        detect_err(&hs_auth(), &bearer(&token)).await,
+        rejection_with_claim("nbf", json!(now() + 300)).await,
         AuthError::NotYetValid
     );
 }
 
 #[tokio::test]
 async fn a_token_issued_in_the_future_beyond_the_skew_is_rejected() {
-    let token = hs_token(&claims_with("iat", json!(now() + 300)));
     assert_eq!(
-        detect_err(&hs_auth(), &bearer(&token)).await,
+        rejection_with_claim("iat", json!(now() + 300)).await,
         AuthError::NotYetValid
     );
 }
 
 #[tokio::test]
 async fn a_token_from_another_issuer_is_rejected() {
-    let token = hs_token(&claims_with("iss", json!("https://evil.example.test")));
     assert_eq!(
-        detect_err(&hs_auth(), &bearer(&token)).await,
+        rejection_with_claim("iss", json!("https://evil.example.test")).await,
         AuthError::WrongIssuer
     );
-    let token = hs_token(&claims_with("iss", json!(null)));
     assert_eq!(
-        detect_err(&hs_auth(), &bearer(&token)).await,
+        rejection_with_claim("iss", json!(null)).await,
         AuthError::WrongIssuer
     );
 }
 
 #[tokio::test]
 async fn a_token_for_another_audience_is_rejected() {
-    let token = hs_token(&claims_with("aud", json!("someone-else")));
     assert_eq!(
-        detect_err(&hs_auth(), &bearer(&token)).await,
+        rejection_with_claim("aud", json!("someone-else")).await,
         AuthError::WrongAudience
     );
-    let token = hs_token(&claims_with("aud", json!(null)));
     assert_eq!(
-        detect_err(&hs_auth(), &bearer(&token)).await,
+        rejection_with_claim("aud", json!(null)).await,
         AuthError::WrongAudience
     );
 }
@@ -277,9 +270,8 @@ async fn a_token_with_a_tampered_payload_is_rejected() {
 
 #[tokio::test]
 async fn a_100_kb_token_is_rejected_as_too_large_before_decoding() {
-    let token = hs_token(&claims_with("padding", json!("x".repeat(100 * 1024))));
     assert_eq!(
-        detect_err(&hs_auth(), &bearer(&token)).await,
+        rejection_with_claim("padding", json!("x".repeat(100 * 1024))).await,
         AuthError::TooLarge
     );
 }
@@ -307,32 +299,28 @@ async fn a_signed_token_whose_payload_is_not_an_object_is_rejected_as_malformed(
 
 #[tokio::test]
 async fn a_token_without_sub_is_rejected() {
-    let token = hs_token(&claims_with("sub", json!(null)));
     assert_eq!(
-        detect_err(&hs_auth(), &bearer(&token)).await,
+        rejection_with_claim("sub", json!(null)).await,
         AuthError::MissingSubject
     );
-    let token = hs_token(&claims_with("sub", json!("")));
     assert_eq!(
-        detect_err(&hs_auth(), &bearer(&token)).await,
+        rejection_with_claim("sub", json!("")).await,
         AuthError::MissingSubject
     );
 }
 
 #[tokio::test]
 async fn a_token_without_exp_is_rejected() {
-    let token = hs_token(&claims_with("exp", json!(null)));
     assert_eq!(
-        detect_err(&hs_auth(), &bearer(&token)).await,
+        rejection_with_claim("exp", json!(null)).await,
         AuthError::MissingExpiry
     );
 }
 
 #[tokio::test]
 async fn a_token_with_a_non_numeric_exp_is_rejected_as_malformed() {
-    let token = hs_token(&claims_with("exp", json!("tomorrow")));
     assert!(matches!(
-        detect_err(&hs_auth(), &bearer(&token)).await,
+        rejection_with_claim("exp", json!("tomorrow")).await,
         AuthError::Malformed(_)
     ));
 }
@@ -345,10 +333,9 @@ async fn a_token_with_an_exp_past_the_year_9999_is_rejected_as_malformed_not_a_p
         json!(1.9e19),
         json!(253_402_300_800u64),
     ] {
-        let token = hs_token(&claims_with("exp", exp.clone()));
         assert!(
             matches!(
-                detect_err(&hs_auth(), &bearer(&token)).await,
+                rejection_with_claim("exp", exp.clone()).await,
                 AuthError::Malformed(_)
             ),
             "exp {exp}"
@@ -360,10 +347,9 @@ async fn a_token_with_an_exp_past_the_year_9999_is_rejected_as_malformed_not_a_p
 async fn nbf_and_iat_out_of_range_are_rejected_as_malformed() {
     for claim in ["nbf", "iat"] {
         for value in [json!(1e300), json!(-1)] {
-            let token = hs_token(&claims_with(claim, value.clone()));
             assert!(
                 matches!(
-                    detect_err(&hs_auth(), &bearer(&token)).await,
+                    rejection_with_claim(claim, value.clone()).await,
                     AuthError::Malformed(_)
                 ),
                 "{claim} {value}"
@@ -481,9 +467,8 @@ async fn dotted_claim_paths_read_nested_claims() {
 
 #[tokio::test]
 async fn an_organization_id_with_control_characters_is_rejected() {
-    let token = hs_token(&claims_with("org_id", json!("org\u{0}1")));
     assert!(matches!(
-        detect_err(&hs_auth(), &bearer(&token)).await,
+        rejection_with_claim("org_id", json!("org\u{0}1")).await,
         AuthError::Malformed(_)
     ));
 }
