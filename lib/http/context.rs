@@ -1,7 +1,9 @@
 //! What every wizard route needs before it looks at its body: who is calling,
 //! the flow and flags in force for them (one Edge Config snapshot per
 //! request), the database context their queries run under, and where the
-//! status points. One extractor, so no handler repeats the preamble.
+//! status points. One extractor, so no handler repeats the preamble; and
+//! the way a wizard write runs (once per `Idempotency-Key`, then the caller's
+//! cached reads dropped), so no handler repeats that either.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
