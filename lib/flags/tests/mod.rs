@@ -195,6 +195,22 @@ fn record(state: &ServerState, path: String, headers: &HeaderMap, response: Resp
     response
 }
 
+/// Admits the request as the real API would (or answers as the mode says),
+/// answers it with `answer`, and records it under `path`.
+async fn served(
+    state: &ServerState,
+    id: &str,
+    headers: &HeaderMap,
+    path: String,
+    answer: impl FnOnce() -> Response,
+) -> Response {
+    let response = match admit(state, id, headers).await {
+        Err(response) => response,
+        Ok(()) => answer(),
+    };
+    record(state, path, headers, response)
+}
+
 fn digest_of(version: u64) -> String {
     format!("digest-{version}")
 }
@@ -204,27 +220,24 @@ async fn all_items(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let response = match admit(&state, &id, &headers).await {
-        Err(response) => response,
-        Ok(()) => {
-            let (version, items) = state.items.lock().unwrap().clone();
-            let digest = digest_of(version);
-            let etag = format!("\"{digest}\"");
-            let base = [
-                (header::ETAG.as_str(), etag.clone()),
-                (DIGEST_HEADER, digest),
-            ];
-            if headers
-                .get(header::IF_NONE_MATCH)
-                .is_some_and(|v| v.as_bytes() == etag.as_bytes())
-            {
-                (StatusCode::NOT_MODIFIED, base).into_response()
-            } else {
-                (StatusCode::OK, base, axum::Json(items)).into_response()
-            }
+    served(&state, &id, &headers, "/items".into(), || {
+        let (version, items) = state.items.lock().unwrap().clone();
+        let digest = digest_of(version);
+        let etag = format!("\"{digest}\"");
+        let base = [
+            (header::ETAG.as_str(), etag.clone()),
+            (DIGEST_HEADER, digest),
+        ];
+        if headers
+            .get(header::IF_NONE_MATCH)
+            .is_some_and(|v| v.as_bytes() == etag.as_bytes())
+        {
+            (StatusCode::NOT_MODIFIED, base).into_response()
+        } else {
+            (StatusCode::OK, base, axum::Json(items)).into_response()
         }
-    };
-    record(&state, "/items".into(), &headers, response)
+    })
+    .await
 }
 
 async fn one_item(
@@ -232,26 +245,23 @@ async fn one_item(
     Path((id, key)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let response = match admit(&state, &id, &headers).await {
-        Err(response) => response,
-        Ok(()) => {
-            let (version, items) = state.items.lock().unwrap().clone();
-            let digest = [(DIGEST_HEADER, digest_of(version))];
-            match items.get(&key) {
-                Some(value) => (StatusCode::OK, digest, axum::Json(value.clone())).into_response(),
-                None => (
-                    StatusCode::NOT_FOUND,
-                    digest,
-                    axum::Json(json!({ "error": {
-                        "code": "edge_config_item_not_found",
-                        "message": format!("Could not find the edge config item: {key}"),
-                    } })),
-                )
-                    .into_response(),
-            }
+    served(&state, &id, &headers, format!("/item/{key}"), || {
+        let (version, items) = state.items.lock().unwrap().clone();
+        let digest = [(DIGEST_HEADER, digest_of(version))];
+        match items.get(&key) {
+            Some(value) => (StatusCode::OK, digest, axum::Json(value.clone())).into_response(),
+            None => (
+                StatusCode::NOT_FOUND,
+                digest,
+                axum::Json(json!({ "error": {
+                    "code": "edge_config_item_not_found",
+                    "message": format!("Could not find the edge config item: {key}"),
+                } })),
+            )
+                .into_response(),
         }
-    };
-    record(&state, format!("/item/{key}"), &headers, response)
+    })
+    .await
 }
 
 async fn digest(
@@ -259,14 +269,11 @@ async fn digest(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let response = match admit(&state, &id, &headers).await {
-        Err(response) => response,
-        Ok(()) => {
-            let version = state.items.lock().unwrap().0;
-            axum::Json(digest_of(version)).into_response()
-        }
-    };
-    record(&state, "/digest".into(), &headers, response)
+    served(&state, &id, &headers, "/digest".into(), || {
+        let version = state.items.lock().unwrap().0;
+        axum::Json(digest_of(version)).into_response()
+    })
+    .await
 }
 
 /// The shipped items with `flags` replaced; `marker` tells versions apart.
