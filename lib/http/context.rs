@@ -9,7 +9,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 
-use crate::auth::Caller;
+use crate::auth::{Caller, UserCaller};
 use crate::db::{RlsContext, Tx};
 use crate::flags::Snapshot;
 use crate::http::error::ApiError;
@@ -99,6 +99,13 @@ impl WizardRequest {
         let reply = run_once(self.state.db(), context, key, fingerprint, write).await?;
         self.forget_cached().await;
         Ok(reply.into_response())
+    }
+
+    /// The signed-in user, or a 401 whose detail says why signing in is needed.
+    pub fn require_user(&self, why: &str) -> Result<&UserCaller, ApiError> {
+        self.caller
+            .user()
+            .ok_or_else(|| ApiError::sign_in_required(why))
     }
 
     pub fn is_signed_in(&self) -> bool {

@@ -11,7 +11,6 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::ai::preferences::{self, OrganizationPolicy};
-use crate::auth::Caller;
 use crate::db::{DbError, Tx, domain};
 use crate::http::context::WizardRequest;
 use crate::http::error::{ApiError, Problem};
@@ -54,11 +53,8 @@ pub struct PolicyBody {
 
 /// The caller's active organization, for a signed-in caller who has one.
 fn organization(request: &WizardRequest) -> Result<String, ApiError> {
-    let Caller::User(user) = &request.caller else {
-        return Err(ApiError::sign_in_required(
-            "sign in as an admin of the organization to manage its AI policy",
-        ));
-    };
+    let user =
+        request.require_user("sign in as an admin of the organization to manage its AI policy")?;
     user.organization_id()
         .map(|id| id.as_str().to_string())
         .ok_or_else(|| ApiError::Forbidden("select an organization first".into()))

@@ -8,7 +8,6 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::auth::Caller;
 use crate::db::funnel::{self, StepFunnel};
 use crate::db::{DbError, domain};
 use crate::http::context::WizardRequest;
@@ -71,11 +70,8 @@ async fn handle(
     request: WizardRequest,
     QueryParams(query): QueryParams<FunnelQuery>,
 ) -> Result<Json<Funnel>, ApiError> {
-    let Caller::User(user) = &request.caller else {
-        return Err(ApiError::sign_in_required(
-            "sign in as an admin of the organization to read its funnel",
-        ));
-    };
+    let user =
+        request.require_user("sign in as an admin of the organization to read its funnel")?;
     if user.organization_id().is_none() {
         return Err(ApiError::Forbidden("select an organization first".into()));
     }

@@ -6,7 +6,6 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::post;
 
-use crate::auth::Caller;
 use crate::http::context::WizardRequest;
 use crate::http::error::{ApiError, Problem};
 use crate::http::extract::{IdempotencyKey, RawBody};
@@ -49,11 +48,8 @@ async fn handle(
     IdempotencyKey(key): IdempotencyKey,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    let Caller::User(user) = &request.caller else {
-        return Err(ApiError::sign_in_required(
-            "sign in to complete onboarding; anonymous drafts are merged on sign-in",
-        ));
-    };
+    let user = request
+        .require_user("sign in to complete onboarding; anonymous drafts are merged on sign-in")?;
     let completer = Completer {
         user_id: user.user_id().as_str(),
         organization_id: user.organization_id().map(|org| org.as_str()),

@@ -7,7 +7,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
 use axum::{Json, Router};
 
-use crate::auth::Caller;
 use crate::http::context::WizardRequest;
 use crate::http::error::{ApiError, Problem};
 use crate::routes::problems::{DatabaseProblems, SignedInRequired};
@@ -56,11 +55,7 @@ pub fn export_router() -> Router<AppState> {
 )]
 #[tracing::instrument(level = "debug", skip_all)]
 async fn erase(request: WizardRequest) -> Result<Json<Erasure>, ApiError> {
-    let Caller::User(_) = &request.caller else {
-        return Err(ApiError::sign_in_required(
-            "sign in to erase your onboarding data",
-        ));
-    };
+    request.require_user("sign in to erase your onboarding data")?;
     let erased = request
         .state
         .db()
@@ -93,11 +88,7 @@ async fn erase(request: WizardRequest) -> Result<Json<Erasure>, ApiError> {
 )]
 #[tracing::instrument(level = "debug", skip_all)]
 async fn download(request: WizardRequest) -> Result<Response, ApiError> {
-    let Caller::User(user) = &request.caller else {
-        return Err(ApiError::sign_in_required(
-            "sign in to export your onboarding data",
-        ));
-    };
+    let user = request.require_user("sign in to export your onboarding data")?;
     let exported = request
         .state
         .db()
