@@ -86,17 +86,16 @@ impl WizardRequest {
         }
     }
 
-    /// Runs `write` in one transaction under `context`, at most once per
-    /// `Idempotency-Key`, then drops the caller's cached reads: the cache
-    /// never outlives the commit that made it stale.
+    /// Runs `write` in one transaction under the caller's context, at most
+    /// once per `Idempotency-Key`, then drops the caller's cached reads: the
+    /// cache never outlives the commit that made it stale.
     pub async fn write_once(
         &self,
-        context: &RlsContext,
         key: Option<&str>,
         fingerprint: &RequestFingerprint<'_>,
         write: impl AsyncFnOnce(&Tx<'_>) -> Result<Reply, ApiError> + Clone,
     ) -> Result<Response, ApiError> {
-        let reply = run_once(self.state.db(), context, key, fingerprint, write).await?;
+        let reply = run_once(self.state.db(), &self.rls(), key, fingerprint, write).await?;
         self.forget_cached().await;
         Ok(reply.into_response())
     }

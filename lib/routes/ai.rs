@@ -500,7 +500,7 @@ async fn decide_route(
     let fingerprint = RequestFingerprint::new("POST", path.replace("{id}", &id.to_string()), body);
     let write = request.write_context(&flags, expected);
     request
-        .write_once(&request.rls(), key.as_deref(), &fingerprint, async |tx| {
+        .write_once(key.as_deref(), &fingerprint, async |tx| {
             let decided = decide_suggestion(tx, write, id, decision).await?;
             let reply = Reply::json(StatusCode::OK, &decided);
             Ok(match &decided.saved {

@@ -58,15 +58,10 @@ async fn handle(
     let flags = request.flags();
     let fingerprint = RequestFingerprint::new("POST", PATH, &body);
     request
-        .write_once(
-            &completer.context(),
-            key.as_deref(),
-            &fingerprint,
-            async |tx| {
-                let completed =
-                    complete(tx, &completer, request.flow(), &flags, request.paths()).await?;
-                Ok(Reply::json(StatusCode::OK, &completed))
-            },
-        )
+        .write_once(key.as_deref(), &fingerprint, async |tx| {
+            let completed =
+                complete(tx, &completer, request.flow(), &flags, request.paths()).await?;
+            Ok(Reply::json(StatusCode::OK, &completed))
+        })
         .await
 }

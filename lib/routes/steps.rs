@@ -171,7 +171,7 @@ async fn write(
     };
     let fingerprint = RequestFingerprint::new("PUT", PATH.replace("{step}", &step), &body);
     request
-        .write_once(&request.rls(), key.as_deref(), &fingerprint, async |tx| {
+        .write_once(key.as_deref(), &fingerprint, async |tx| {
             let saved = write_answer(tx, &context, answer).await?;
             Ok(saved_reply(&saved))
         })

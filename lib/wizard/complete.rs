@@ -26,17 +26,6 @@ pub struct Completer<'a> {
     pub session_hash: Option<String>,
 }
 
-impl Completer<'_> {
-    /// The RLS context completion runs under.
-    pub fn context(&self) -> RlsContext {
-        RlsContext::user(
-            self.user_id,
-            self.organization_id,
-            self.session_hash.as_deref(),
-        )
-    }
-}
-
 /// The answer of `POST /api/onboarding/complete`.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
