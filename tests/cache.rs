@@ -16,7 +16,6 @@ use onboarding::cache::{
     Cache, CacheEntry, CacheSettings, FillOutcome, Lookup, Policy, RateLimiter, Redis,
     RedisSettings, SessionSettings, SessionSource, Sessions, Subject,
 };
-use onboarding::db::{RlsContext, progress};
 use onboarding::settings::SecretString;
 use redis::AsyncCommands;
 use serde_json::{Value, json};
@@ -198,19 +197,8 @@ async fn a_session_survives_a_redis_flush_and_is_refilled_from_postgresql() {
     let session = SessionId::generate();
 
     let created = sessions.create(&session).await.unwrap();
-    assert_eq!(created.progress_id, None);
     let found = sessions.find(&session).await.unwrap().unwrap();
     assert_eq!(found.source, SessionSource::Redis);
-
-    // Drafts: a progress row of the session, written by a route.
-    let hash = session.hash_hex();
-    let started = db
-        .transaction(&RlsContext::anonymous(Some(&hash)), async |tx| {
-            progress::start(tx, "default", 1, "welcome").await
-        })
-        .await
-        .unwrap()
-        .unwrap();
 
     // Redis loses everything it had about the session.
     let mut raw = raw(LOCAL_REDIS).await;
@@ -222,12 +210,10 @@ async fn a_session_survives_a_redis_flush_and_is_refilled_from_postgresql() {
     let found = sessions.find(&session).await.unwrap().unwrap();
     assert_eq!(found.source, SessionSource::Database);
     assert_eq!(found.created_at, created.created_at);
-    assert_eq!(found.progress_id, Some(started.id), "the drafts pointer");
     let refilled: bool = raw.exists(&key).await.unwrap();
     assert!(refilled, "the miss refilled Redis");
     let found = sessions.find(&session).await.unwrap().unwrap();
     assert_eq!(found.source, SessionSource::Redis);
-    assert_eq!(found.progress_id, Some(started.id));
 
     // An unknown session is not invented.
     assert_eq!(sessions.find(&SessionId::generate()).await.unwrap(), None);

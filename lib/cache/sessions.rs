@@ -14,8 +14,7 @@
 //!   lags Redis's by at most that interval.
 //!
 //! The Redis entry is a hash at `{prefix}:v1:session:<sha256 hex>` with
-//! `created_at`, `last_seen_at` and `db_seen_at` (Unix milliseconds) and
-//! `progress_id` (the drafts pointer: the session's progress row, or empty).
+//! `created_at`, `last_seen_at` and `db_seen_at` (Unix milliseconds).
 //!
 //! # Degraded mode
 //! Redis down: every call goes to PostgreSQL, and the touch rule is kept by
@@ -27,7 +26,6 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
 
 use crate::auth::SessionId;
 use crate::cache::Redis;
@@ -86,8 +84,6 @@ pub enum SessionSource {
 pub struct SessionRecord {
     pub created_at: DateTime<Utc>,
     pub last_seen_at: DateTime<Utc>,
-    /// The drafts pointer: the session's progress row, if any.
-    pub progress_id: Option<Uuid>,
     pub source: SessionSource,
 }
 
@@ -103,19 +99,7 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return redis.call('HGETALL', KEYS[1])
 ";
 
-/// Updates the drafts pointer of a cached session, never creating a partial entry.
-const SET_PROGRESS_SCRIPT: &str = r"
--- KEYS[1]: the session hash; ARGV[1]: progress id
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  return 0
-end
-redis.call('HSET', KEYS[1], 'progress_id', ARGV[1])
-return 1
-";
-
 static TOUCH: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(TOUCH_SCRIPT));
-static SET_PROGRESS: LazyLock<redis::Script> =
-    LazyLock::new(|| redis::Script::new(SET_PROGRESS_SCRIPT));
 
 /// The session store of one request; cheap to build.
 #[derive(Clone, Copy)]
@@ -230,20 +214,6 @@ impl<'a> Sessions<'a> {
         Ok(row.map(|row| record(&row, SessionSource::Database)))
     }
 
-    /// Points a cached session at its progress row once the route has
-    /// committed it (PostgreSQL already knows: the pointer is derived from
-    /// `onboarding.progress`). Best effort.
-    pub async fn set_progress(&self, session: &SessionId, progress_id: Uuid) {
-        let Some(redis) = self.redis else { return };
-        let mut invocation = SET_PROGRESS.prepare_invoke();
-        invocation
-            .key(redis.keys().session(session))
-            .arg(progress_id.to_string());
-        if let Err(error) = redis.invoke::<i64>(&invocation).await {
-            warn_degraded("session drafts pointer", &error);
-        }
-    }
-
     /// Drops the cached session (e.g. after merging it into a user); PostgreSQL keeps it.
     pub async fn forget(&self, session: &SessionId) {
         let Some(redis) = self.redis else { return };
@@ -318,10 +288,6 @@ impl<'a> Sessions<'a> {
                         row.last_seen_at.timestamp_millis().to_string(),
                     ),
                     ("db_seen_at", db_seen_at.timestamp_millis().to_string()),
-                    (
-                        "progress_id",
-                        row.progress_id.map(|id| id.to_string()).unwrap_or_default(),
-                    ),
                 ],
             )
             .ignore()
@@ -347,7 +313,6 @@ fn record(row: &SessionRow, source: SessionSource) -> SessionRecord {
     SessionRecord {
         created_at: row.created_at,
         last_seen_at: row.last_seen_at,
-        progress_id: row.progress_id,
         source,
     }
 }
@@ -360,15 +325,10 @@ fn parse_cached(fields: &HashMap<String, String>) -> Option<Cached> {
             .and_then(|raw| raw.parse::<i64>().ok())
             .and_then(DateTime::<Utc>::from_timestamp_millis)
     };
-    let progress_id = match fields.get("progress_id").map(String::as_str) {
-        None | Some("") => None,
-        Some(raw) => Some(raw.parse().ok()?),
-    };
     Some(Cached {
         record: SessionRecord {
             created_at: time("created_at")?,
             last_seen_at: time("last_seen_at")?,
-            progress_id,
             source: SessionSource::Redis,
         },
         db_seen_at: time("db_seen_at")?,

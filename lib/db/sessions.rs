@@ -8,19 +8,16 @@
 use chrono::{DateTime, Utc};
 use tokio_postgres::Row;
 use tokio_postgres::types::Type;
-use uuid::Uuid;
 
 use crate::db::{DbError, Statement, Tx};
 
-/// A session row, with its drafts pointer.
+/// A session row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionRow {
     pub id_hash: String,
     pub created_at: DateTime<Utc>,
     pub last_seen_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
-    /// The session's most recently updated progress row, if it has one.
-    pub progress_id: Option<Uuid>,
 }
 
 fn from_row(row: &Row) -> SessionRow {
@@ -29,68 +26,30 @@ fn from_row(row: &Row) -> SessionRow {
         created_at: row.get("created_at"),
         last_seen_at: row.get("last_seen_at"),
         expires_at: row.get("expires_at"),
-        progress_id: row.get("progress_id"),
     }
 }
 
-macro_rules! session_columns {
-    ($alias:literal) => {
-        concat!(
-            $alias,
-            ".id_hash, ",
-            $alias,
-            ".created_at, ",
-            $alias,
-            ".last_seen_at, ",
-            $alias,
-            ".expires_at,
-             (select p.id from onboarding.progress p
-              where p.session_id = ",
-            $alias,
-            ".id_hash and p.user_id is null
-              order by p.updated_at desc, p.id limit 1) as progress_id"
-        )
-    };
-}
-
 const CREATE: Statement = Statement::new(
-    concat!(
-        "with created as (
-           insert into onboarding.anonymous_sessions (id_hash, expires_at)
-           values ($1, now() + make_interval(secs => $2))
-           on conflict (id_hash) do update
-             set last_seen_at = now(), expires_at = greatest(anonymous_sessions.expires_at, excluded.expires_at)
-           returning id_hash, created_at, last_seen_at, expires_at
-         )
-         select ",
-        session_columns!("s"),
-        " from created s"
-    ),
+    "insert into onboarding.anonymous_sessions (id_hash, expires_at)
+     values ($1, now() + make_interval(secs => $2))
+     on conflict (id_hash) do update
+       set last_seen_at = now(), expires_at = greatest(anonymous_sessions.expires_at, excluded.expires_at)
+     returning id_hash, created_at, last_seen_at, expires_at",
     &[Type::TEXT, Type::FLOAT8],
 );
 
 const FETCH: Statement = Statement::new(
-    concat!(
-        "select ",
-        session_columns!("s"),
-        " from onboarding.anonymous_sessions s
-         where s.id_hash = $1 and s.expires_at > now() and s.merged_into_user_id is null"
-    ),
+    "select id_hash, created_at, last_seen_at, expires_at
+     from onboarding.anonymous_sessions
+     where id_hash = $1 and expires_at > now() and merged_into_user_id is null",
     &[Type::TEXT],
 );
 
 const TOUCH: Statement = Statement::new(
-    concat!(
-        "with touched as (
-           update onboarding.anonymous_sessions
-           set last_seen_at = now(), expires_at = now() + make_interval(secs => $2)
-           where id_hash = $1 and expires_at > now() and merged_into_user_id is null
-           returning id_hash, created_at, last_seen_at, expires_at
-         )
-         select ",
-        session_columns!("s"),
-        " from touched s"
-    ),
+    "update onboarding.anonymous_sessions
+     set last_seen_at = now(), expires_at = now() + make_interval(secs => $2)
+     where id_hash = $1 and expires_at > now() and merged_into_user_id is null
+     returning id_hash, created_at, last_seen_at, expires_at",
     &[Type::TEXT, Type::FLOAT8],
 );
 
