@@ -413,14 +413,6 @@ impl AuthSettings {
         self
     }
 
-    /// Overrides the verified-claims cache (defaults: 30 s, 10 000 entries).
-    /// A zero TTL or capacity disables it.
-    pub fn with_claims_cache(mut self, ttl: Duration, capacity: usize) -> Self {
-        self.claims_cache_ttl = ttl;
-        self.claims_cache_capacity = capacity;
-        self
-    }
-
     /// The configured provider preset.
     pub fn provider(&self) -> Provider {
         self.provider

@@ -111,11 +111,6 @@ pub const REPLACE_IF_VERSION: Statement = Statement::new(
      from onboarding.replace_step_answer_if_version($1, $2, $3, $4, $5, $6)",
 );
 
-const DELETE_ALL: Statement = Statement::new(
-    "delete from onboarding.step_answers where progress_id = $1",
-    &[Type::UUID],
-);
-
 /// Reads the caller's answer to one step in one network round trip.
 pub async fn fetch_own_in_one_trip(
     db: &Database,
@@ -208,10 +203,4 @@ pub async fn store(
         }
     };
     Ok(row.as_ref().map(from_row))
-}
-
-/// Removes every answer of a progress row (after a merge moved them).
-pub async fn delete_all(tx: &Tx<'_>, progress_id: Uuid) -> Result<(), DbError> {
-    tx.query(&DELETE_ALL, &[&progress_id]).await?;
-    Ok(())
 }
