@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::auth::error::AuthError;
 use crate::auth::ids::SessionId;
-use crate::auth::session::{SESSION_COOKIE_NAME, SESSION_HEADER_NAME, SessionCookies};
+use crate::auth::session::{SESSION_COOKIE_NAME, SESSION_HEADER, SessionCookies};
 use crate::auth::settings::{AuthSettings, CookieFormat, Provider, ProviderCookie};
 use crate::auth::verify::{MAX_TOKEN_BYTES, Verifier};
 use crate::auth::{AnonymousCaller, Caller, UserCaller};
@@ -104,7 +104,7 @@ impl Authenticator {
     }
 
     fn session(&self, headers: &HeaderMap) -> Result<Option<SessionId>, AuthError> {
-        let mut values = headers.get_all(SESSION_HEADER_NAME).iter();
+        let mut values = headers.get_all(SESSION_HEADER).iter();
         if let Some(value) = values.next() {
             if values.next().is_some() {
                 return Err(AuthError::BadSession);
@@ -202,8 +202,7 @@ fn cookies(headers: &HeaderMap) -> impl Iterator<Item = (&[u8], &[u8])> {
 /// `onboarding_session` cookie (no `X-Onboarding-Session` header, which wins):
 /// the session a server may clear with `Set-Cookie` when it rejects it.
 pub fn session_cookie_presented(headers: &HeaderMap) -> bool {
-    !headers.contains_key(SESSION_HEADER_NAME)
-        && first_cookie(headers, SESSION_COOKIE_NAME).is_some()
+    !headers.contains_key(SESSION_HEADER) && first_cookie(headers, SESSION_COOKIE_NAME).is_some()
 }
 
 /// The first cookie named `name` (browsers send the most specific path first).

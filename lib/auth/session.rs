@@ -6,7 +6,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
-use http::HeaderValue;
+use http::{HeaderName, HeaderValue};
 use sha2::Sha256;
 
 use crate::auth::error::AuthError;
@@ -20,6 +20,10 @@ pub const SESSION_COOKIE_NAME: &str = "onboarding_session";
 
 /// Header that non-browser clients use to send the same signed value.
 pub const SESSION_HEADER_NAME: &str = "x-onboarding-session";
+
+/// [`SESSION_HEADER_NAME`] as a header name: a lookup by a `&str` parses it
+/// on every call.
+pub const SESSION_HEADER: HeaderName = HeaderName::from_static(SESSION_HEADER_NAME);
 
 /// Minimum secret length: 256 bits, the HMAC-SHA256 block of entropy.
 pub(crate) const MIN_SECRET_BYTES: usize = 32;

@@ -5,7 +5,7 @@
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, HeaderName, header};
 use serde::de::DeserializeOwned;
 
 use crate::auth::{AuthError, Caller};
@@ -377,6 +377,8 @@ pub fn etag(version: i64) -> axum::http::HeaderValue {
         .expect("digits are a valid header value")
 }
 
+const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+
 /// An `Idempotency-Key` (1 to 255 printable ASCII characters), when given.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdempotencyKey(pub Option<String>);
@@ -385,7 +387,7 @@ impl FromRequestParts<AppState> for IdempotencyKey {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, ApiError> {
-        let Some(raw) = parts.headers.get("idempotency-key") else {
+        let Some(raw) = parts.headers.get(IDEMPOTENCY_KEY) else {
             return Ok(IdempotencyKey(None));
         };
         let key = raw

@@ -7,7 +7,7 @@ use std::panic::AssertUnwindSafe;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, State};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderName, HeaderValue, header};
 use axum::response::IntoResponse;
 use futures_util::FutureExt;
 
@@ -16,6 +16,10 @@ use crate::http::error::ApiError;
 use crate::http::request_id;
 use crate::monitoring::otlp::Exporter;
 use crate::monitoring::{self, Served};
+
+// Named once: a header looked up or added by a `&str` is parsed on every call.
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+const SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
 
 /// Middleware: assigns the request id ([`request_id::assign`]) and serves
 /// the request in its scope, measures it, adds `Server-Timing`, echoes the
@@ -64,7 +68,7 @@ async fn measured(
         .map(|matched| matched.as_str().to_string());
     let traceparent = request
         .headers()
-        .get("traceparent")
+        .get(TRACEPARENT)
         .and_then(|value| value.to_str().ok())
         .map(str::to_owned);
     let background = request
@@ -87,7 +91,7 @@ async fn measured(
         traceparent,
     };
     if let Ok(value) = HeaderValue::from_str(&served.server_timing()) {
-        response.headers_mut().append("server-timing", value);
+        response.headers_mut().append(SERVER_TIMING, value);
     }
     served.log();
     if let Some(exporter) = exporter {

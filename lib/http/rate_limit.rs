@@ -8,13 +8,13 @@ use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{Extensions, HeaderValue, Method};
+use axum::http::{Extensions, HeaderName, HeaderValue, Method};
 use axum::response::{IntoResponse, Response};
 
 use crate::auth::Caller;
 use crate::cache::Decision;
 use crate::cache::rate_limit::Kind;
-use crate::http::error::{ApiError, apply_rate_limit_headers as apply};
+use crate::http::error::{ApiError, RATELIMIT_REMAINING, apply_rate_limit_headers as apply};
 use crate::settings::secret_matches;
 use crate::state::AppState;
 
@@ -50,9 +50,9 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
 }
 
 /// The header in which the app's server-side proxy names the visitor's address.
-pub const PROXY_CLIENT_IP: &str = "x-onboarding-client-ip";
+pub const PROXY_CLIENT_IP: HeaderName = HeaderName::from_static("x-onboarding-client-ip");
 /// The header in which it presents `TRUSTED_PROXY_SECRET`.
-pub const PROXY_SECRET: &str = "x-onboarding-proxy-secret";
+pub const PROXY_SECRET: HeaderName = HeaderName::from_static("x-onboarding-proxy-secret");
 
 /// The visitor's address named by the app's own proxy, when the request
 /// presents the proxy secret. Every request from a Next.js proxy comes from
@@ -127,8 +127,8 @@ impl WriteAllowance {
     /// Adds the `RateLimit-*` headers to the response, unless the route
     /// reported limits of its own (events, AI).
     pub fn report(self, response: &mut Response) {
-        let route_reported = response.headers().contains_key("ratelimit-remaining");
-        if let Some(decision) = self.0.filter(|_| !route_reported) {
+        let Some(decision) = self.0 else { return };
+        if !response.headers().contains_key(RATELIMIT_REMAINING) {
             apply(&decision.headers(), response.headers_mut());
         }
     }

@@ -20,6 +20,11 @@ use crate::http::rate_limit::{ClientAddress, first_address};
 /// The largest body buffered before routing; routes apply their own, lower limit.
 const HARD_BODY_LIMIT: usize = 16 * 1024 * 1024;
 
+/// The client's address as Vercel's edge sets it (named once: a lookup by a
+/// `&str` parses the name on every call).
+const VERCEL_FORWARDED_FOR: axum::http::HeaderName =
+    axum::http::HeaderName::from_static("x-vercel-forwarded-for");
+
 /// The tower service `vercel_runtime::run` drives.
 #[derive(Clone)]
 pub struct VercelFunction {
@@ -53,7 +58,7 @@ impl Service<(vercel_runtime::AppState, Incoming)> for VercelFunction {
                     // Vercel's edge overwrites this header: on Vercel it is the client.
                     if let Some(address) = parts
                         .headers
-                        .get("x-vercel-forwarded-for")
+                        .get(VERCEL_FORWARDED_FOR)
                         .and_then(first_address)
                     {
                         parts.extensions.insert(ClientAddress(address));
