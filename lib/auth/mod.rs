@@ -54,7 +54,9 @@ pub use dev::mint_dev_token;
 pub use error::{AuthError, InvalidIdentifier};
 pub(crate) use ids::hex_lower;
 pub use ids::{OrganizationId, SessionId, UserId};
-pub use session::{SESSION_COOKIE_NAME, SESSION_HEADER_NAME, SessionCookies, cookie_is_secure};
+pub use session::{
+    SESSION_COOKIE_NAME, SESSION_HEADER, SESSION_HEADER_NAME, SessionCookies, cookie_is_secure,
+};
 pub use settings::{
     AuthSettings, LOCAL_AUTH_JWT_SECRET, LOCAL_SESSION_SECRET, Provider, env_var_docs,
 };

@@ -15,11 +15,17 @@
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use axum::http::{HeaderName, HeaderValue, Method, Request, Response, header};
+use axum::http::{HeaderValue, Method, Request, Response, header};
 use futures_util::TryFutureExt;
 use futures_util::future::{Either, MapOk};
 use tower::{Layer, Service};
 use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::auth::SESSION_HEADER;
+use crate::http::error::{RATELIMIT_LIMIT, RATELIMIT_REMAINING, RATELIMIT_RESET};
+use crate::http::extract::IDEMPOTENCY_KEY;
+use crate::http::idempotency::IDEMPOTENT_REPLAYED;
+use crate::http::request_id;
 
 /// The `Vary` value `Cors` writes by default, for the answers it is skipped for.
 const VARY: HeaderValue = HeaderValue::from_static(
@@ -52,19 +58,19 @@ pub fn for_origins(origins: &[String]) -> CorsForOrigins {
             header::CONTENT_TYPE,
             header::AUTHORIZATION,
             header::IF_MATCH,
-            HeaderName::from_static("idempotency-key"),
-            HeaderName::from_static("x-request-id"),
-            HeaderName::from_static("x-onboarding-session"),
+            IDEMPOTENCY_KEY,
+            request_id::HEADER.clone(),
+            SESSION_HEADER,
         ])
         .expose_headers([
             header::ETAG,
             header::CONTENT_DISPOSITION,
             header::RETRY_AFTER,
-            HeaderName::from_static("x-request-id"),
-            HeaderName::from_static("idempotent-replayed"),
-            HeaderName::from_static("ratelimit-limit"),
-            HeaderName::from_static("ratelimit-remaining"),
-            HeaderName::from_static("ratelimit-reset"),
+            request_id::HEADER.clone(),
+            IDEMPOTENT_REPLAYED,
+            RATELIMIT_LIMIT,
+            RATELIMIT_REMAINING,
+            RATELIMIT_RESET,
         ])
         .max_age(std::time::Duration::from_secs(600));
     CorsForOrigins(Arc::new(cors))

@@ -377,7 +377,7 @@ pub fn etag(version: i64) -> axum::http::HeaderValue {
         .expect("digits are a valid header value")
 }
 
-const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+pub(crate) const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 
 /// An `Idempotency-Key` (1 to 255 printable ASCII characters), when given.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,6 +11,9 @@ use crate::db::idempotency::{self, StoredResponse};
 use crate::db::{Database, RlsContext, Tx};
 use crate::http::error::ApiError;
 
+/// Marks an answer replayed from a stored one.
+pub(crate) const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
+
 /// A successful answer that can be stored under an idempotency key and
 /// replayed byte for byte.
 #[derive(Debug, Clone, PartialEq)]
@@ -73,10 +76,7 @@ impl Reply {
             headers,
             body: stored.body,
         }
-        .with_header(
-            HeaderName::from_static("idempotent-replayed"),
-            HeaderValue::from_static("true"),
-        )
+        .with_header(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"))
     }
 }
 
