@@ -4,7 +4,6 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, AlgorithmFamily};
-use serde_json::{Map, Value};
 
 use crate::auth::session::MIN_SECRET_BYTES;
 use crate::settings::{ConfigError, Lookup, Profile, SecretString};
@@ -124,14 +123,9 @@ impl ClaimPath {
         Self(path.split('.').map(str::to_owned).collect())
     }
 
-    /// The value at this path, if every segment resolves through objects.
-    pub(crate) fn resolve<'a>(&self, claims: &'a Map<String, Value>) -> Option<&'a Value> {
-        let (first, rest) = self.0.split_first()?;
-        let mut current = claims.get(first)?;
-        for segment in rest {
-            current = current.as_object()?.get(segment)?;
-        }
-        Some(current)
+    /// The names from the top-level claim down; never empty.
+    pub(crate) fn segments(&self) -> &[String] {
+        &self.0
     }
 }
 

@@ -1,7 +1,9 @@
 //! JWT verification: algorithm allow-list, key selection, claim checks, and a
 //! short-lived cache of successful verifications.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::str::FromStr;
 use std::sync::Mutex;
@@ -14,7 +16,8 @@ use hmac::{Hmac, Mac};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, AlgorithmFamily};
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde::de::{Deserializer as _, IgnoredAny, MapAccess, Visitor};
+use serde_json::Value;
 use sha2::{Digest, Sha256, Sha384, Sha512};
 use tokio::time::Instant;
 
@@ -97,6 +100,9 @@ pub(crate) struct Verifier {
     user_id_claim: ClaimPath,
     org_id_claims: Vec<ClaimPath>,
     org_role_claims: Vec<ClaimPath>,
+    /// The top-level claims the checks and the identity read; the payload's
+    /// others are skipped unparsed.
+    claims_read: Vec<String>,
     cache: ClaimsCache,
 }
 
@@ -123,6 +129,7 @@ impl Verifier {
             user_id_claim: settings.user_id_claim.clone(),
             org_id_claims: settings.org_id_claims.clone(),
             org_role_claims: settings.org_role_claims.clone(),
+            claims_read: claims_read(settings),
             cache: ClaimsCache::new(settings.claims_cache_ttl, settings.claims_cache_capacity),
         }
     }
@@ -199,7 +206,7 @@ impl Verifier {
         let claims_json = URL_SAFE_NO_PAD
             .decode(claims_b64)
             .map_err(|_| AuthError::Malformed("token is not base64url"))?;
-        let claims: Map<String, Value> = serde_json::from_slice(&claims_json)
+        let claims = Claims::parse(&claims_json, &self.claims_read)
             .map_err(|_| AuthError::Malformed("token payload is not a JSON object"))?;
 
         let exp = self.check_times(&claims)?;
@@ -216,7 +223,7 @@ impl Verifier {
     }
 
     /// Checks exp (required), nbf and iat; returns exp.
-    fn check_times(&self, claims: &Map<String, Value>) -> Result<f64, AuthError> {
+    fn check_times(&self, claims: &Claims<'_>) -> Result<f64, AuthError> {
         let now = now_secs();
         let exp = match claims.get("exp") {
             None | Some(Value::Null) => return Err(AuthError::MissingExpiry),
@@ -240,7 +247,7 @@ impl Verifier {
         Ok(exp)
     }
 
-    fn check_issuer(&self, claims: &Map<String, Value>) -> Result<(), AuthError> {
+    fn check_issuer(&self, claims: &Claims<'_>) -> Result<(), AuthError> {
         let Some(expected) = &self.issuer else {
             return Ok(());
         };
@@ -250,7 +257,7 @@ impl Verifier {
         }
     }
 
-    fn check_audience(&self, claims: &Map<String, Value>) -> Result<(), AuthError> {
+    fn check_audience(&self, claims: &Claims<'_>) -> Result<(), AuthError> {
         if self.audiences.is_empty() {
             return Ok(());
         }
@@ -267,8 +274,8 @@ impl Verifier {
         }
     }
 
-    fn identity(&self, claims: &Map<String, Value>) -> Result<Identity, AuthError> {
-        let user_id = match self.user_id_claim.resolve(claims) {
+    fn identity(&self, claims: &Claims<'_>) -> Result<Identity, AuthError> {
+        let user_id = match claims.resolve(&self.user_id_claim) {
             Some(Value::String(s)) if !s.is_empty() => UserId::parse(s)
                 .map_err(|_| AuthError::Malformed("subject is not a valid user id"))?,
             Some(Value::String(_)) | Some(Value::Null) | None => {
@@ -309,12 +316,12 @@ impl Verifier {
 /// The first non-empty string found at any of `paths`; null, missing and ""
 /// count as absent (templates often render a missing org as "" or null).
 fn first_string<'a>(
-    claims: &'a Map<String, Value>,
+    claims: &'a Claims<'_>,
     paths: &[ClaimPath],
     wrong_type: &'static str,
 ) -> Result<Option<&'a str>, AuthError> {
     for path in paths {
-        match path.resolve(claims) {
+        match claims.resolve(path) {
             None | Some(Value::Null) => {}
             Some(Value::String(s)) if s.is_empty() => {}
             Some(Value::String(s)) => return Ok(Some(s)),
@@ -322,6 +329,90 @@ fn first_string<'a>(
         }
     }
     Ok(None)
+}
+
+/// The registered claims the checks read.
+const REGISTERED_CLAIMS_READ: [&str; 5] = ["exp", "nbf", "iat", "iss", "aud"];
+
+/// The top-level names of the claims a verifier under `settings` reads.
+fn claims_read(settings: &AuthSettings) -> Vec<String> {
+    let mut names: Vec<String> = REGISTERED_CLAIMS_READ.map(String::from).into();
+    let paths = std::iter::once(&settings.user_id_claim)
+        .chain(&settings.org_id_claims)
+        .chain(&settings.org_role_claims);
+    for path in paths {
+        let [first, ..] = path.segments() else {
+            continue;
+        };
+        if !names.contains(first) {
+            names.push(first.clone());
+        }
+    }
+    names
+}
+
+/// The claims a verifier reads, parsed from a token's payload. The others
+/// are only checked to be well-formed JSON: a provider's token carries
+/// claims nobody here reads (a Clerk session token a dozen, some of them
+/// objects), and parsing each into a `Value` cost allocations for nothing.
+struct Claims<'a>(Vec<(Cow<'a, str>, Value)>);
+
+impl<'a> Claims<'a> {
+    /// The claims named in `read` of `json`, which must be one JSON object.
+    fn parse(json: &'a [u8], read: &[String]) -> Result<Self, serde_json::Error> {
+        let mut deserializer = serde_json::Deserializer::from_slice(json);
+        let claims = deserializer.deserialize_map(ClaimsRead(read))?;
+        deserializer.end()?;
+        Ok(claims)
+    }
+
+    /// The claim `name`: of a name given twice, the last, as a JSON object
+    /// parsed into a map keeps it.
+    fn get(&self, name: &str) -> Option<&Value> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(claim, _)| claim == name)
+            .map(|(_, value)| value)
+    }
+
+    /// The value at `path`, if every segment resolves through objects.
+    fn resolve(&self, path: &ClaimPath) -> Option<&Value> {
+        let (first, rest) = path.segments().split_first()?;
+        let mut current = self.get(first)?;
+        for segment in rest {
+            current = current.as_object()?.get(segment)?;
+        }
+        Some(current)
+    }
+}
+
+/// A claim's name, borrowed from the payload unless it has escapes.
+#[derive(Deserialize)]
+#[serde(transparent)]
+struct ClaimName<'a>(#[serde(borrow)] Cow<'a, str>);
+
+/// Reads an object of claims, keeping those it names.
+struct ClaimsRead<'r>(&'r [String]);
+
+impl<'de> Visitor<'de> for ClaimsRead<'_> {
+    type Value = Claims<'de>;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("a JSON object of claims")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Claims<'de>, A::Error> {
+        let mut kept = Vec::with_capacity(self.0.len());
+        while let Some(ClaimName(name)) = map.next_key()? {
+            if self.0.iter().any(|read| *read == name) {
+                kept.push((name, map.next_value()?));
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(Claims(kept))
+    }
 }
 
 /// The latest NumericDate accepted: 9999-12-31T23:59:59Z. A later one is no

@@ -297,6 +297,112 @@ async fn a_signed_token_whose_payload_is_not_an_object_is_rejected_as_malformed(
     assert!(matches!(err, AuthError::Malformed(_)), "{err:?}");
 }
 
+/// HS256 with the organization read from a nested claim, as Clerk's `o.id`.
+fn hs_auth_with_nested_organization() -> Authenticator {
+    authenticator(
+        settings(&[
+            ("AUTH_PROVIDER", "hs256"),
+            ("AUTH_JWT_SECRET", HS_SECRET),
+            ("AUTH_ISSUER", ISSUER),
+            ("AUTH_AUDIENCE", AUDIENCE),
+            ("AUTH_ORG_ID_CLAIM", "o.id"),
+            ("AUTH_ORG_ROLE_CLAIM", "o.rol"),
+        ])
+        .expect("valid hs256 settings"),
+    )
+}
+
+/// HS256 without issuer or audience checks, for payloads written by hand.
+fn hs_auth_unchecked() -> Authenticator {
+    authenticator(
+        settings(&[("AUTH_PROVIDER", "hs256"), ("AUTH_JWT_SECRET", HS_SECRET)])
+            .expect("valid hs256 settings"),
+    )
+}
+
+/// A signed token whose payload is exactly `payload`.
+fn hs_token_with_payload_text(payload: &str) -> String {
+    let header = b64(&json!({"alg": "HS256", "typ": "JWT"}));
+    hs_sign_raw(&header, &URL_SAFE_NO_PAD.encode(payload))
+}
+
+#[tokio::test]
+async fn claims_nobody_reads_are_skipped_whatever_their_shape_and_nested_ones_still_resolve() {
+    let mut payload = claims();
+    let object = payload.as_object_mut().expect("claims are an object");
+    for (name, value) in [
+        ("azp", json!("https://app.example")),
+        ("sid", json!("sess_2abc")),
+        ("v", json!(2)),
+        ("fva", json!([5, -1])),
+        ("pla", json!("u:free")),
+        (
+            "metadata",
+            json!({"plan": {"tier": ["a", {"deep": null}]}, "n": 1.5e300}),
+        ),
+        ("escaped \"name\"", json!("line\nbreak \u{e9}")),
+        (
+            "o",
+            json!({"id": "org_42", "rol": "admin", "slg": "acme", "per": "a,b"}),
+        ),
+    ] {
+        object.insert(name.to_owned(), value);
+    }
+    let user = detect_user(
+        &hs_auth_with_nested_organization(),
+        &bearer(&hs_token(&payload)),
+    )
+    .await;
+    assert_eq!(user.user_id().as_str(), "user_123");
+    assert_eq!(user.organization_id().map(|id| id.as_str()), Some("org_42"));
+    assert_eq!(user.organization_role(), Some("admin"));
+}
+
+#[tokio::test]
+async fn a_claim_nobody_reads_must_still_be_well_formed_json() {
+    let exp = now() + 600;
+    for payload in [
+        format!(r#"{{"sub":"user_123","exp":{exp},"extra":tru}}"#),
+        format!(r#"{{"sub":"user_123","exp":{exp},"extra":{{"a":}}}}"#),
+        format!(r#"{{"sub":"user_123","exp":{exp},"extra":"\q"}}"#),
+        format!(r#"{{"sub":"user_123","exp":{exp}}} trailing"#),
+        format!(r#"{{"sub":"user_123","exp":{exp},}}"#),
+    ] {
+        let token = hs_token_with_payload_text(&payload);
+        let err = detect_err(&hs_auth_unchecked(), &bearer(&token)).await;
+        assert!(matches!(err, AuthError::Malformed(_)), "{payload}: {err:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_claim_named_twice_counts_as_its_last_value_and_escaped_names_match() {
+    let exp = now() + 600;
+    let twice = format!(r#"{{"sub":"first","exp":{exp},"sub":"user_123"}}"#);
+    let user = detect_user(
+        &hs_auth_unchecked(),
+        &bearer(&hs_token_with_payload_text(&twice)),
+    )
+    .await;
+    assert_eq!(user.user_id().as_str(), "user_123");
+    let escaped = format!(r#"{{"s\u0075b":"user_123","\u0065xp":{exp}}}"#);
+    let user = detect_user(
+        &hs_auth_unchecked(),
+        &bearer(&hs_token_with_payload_text(&escaped)),
+    )
+    .await;
+    assert_eq!(user.user_id().as_str(), "user_123");
+    // `exp` read through its escaped name: an expired one is still rejected.
+    let expired = format!(r#"{{"sub":"user_123","\u0065xp":{}}}"#, now() - 3600);
+    assert_eq!(
+        detect_err(
+            &hs_auth_unchecked(),
+            &bearer(&hs_token_with_payload_text(&expired))
+        )
+        .await,
+        AuthError::Expired
+    );
+}
+
 #[tokio::test]
 async fn a_token_without_sub_is_rejected() {
     assert_eq!(
