@@ -11,7 +11,8 @@ use std::error::Error;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
-use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::Deserialize;
+use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use tokio_postgres::Row;
 use tokio_postgres::types::{FromSql, Type};
 use uuid::Uuid;
@@ -343,29 +344,9 @@ impl<'de> Visitor<'de> for StepsWanted<'_> {
 }
 
 /// A step id, borrowed from the JSON text unless it holds an escape.
-struct StepKey<'de>(Cow<'de, str>);
-
-impl<'de> Deserialize<'de> for StepKey<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct KeyVisitor;
-        impl<'de> Visitor<'de> for KeyVisitor {
-            type Value = StepKey<'de>;
-
-            fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
-                formatter.write_str("a step id")
-            }
-
-            fn visit_borrowed_str<E>(self, key: &'de str) -> Result<StepKey<'de>, E> {
-                Ok(StepKey(Cow::Borrowed(key)))
-            }
-
-            fn visit_str<E>(self, key: &str) -> Result<StepKey<'de>, E> {
-                Ok(StepKey(Cow::Owned(key.to_string())))
-            }
-        }
-        deserializer.deserialize_str(KeyVisitor)
-    }
-}
+#[derive(Deserialize)]
+#[serde(transparent)]
+struct StepKey<'a>(#[serde(borrow)] Cow<'a, str>);
 
 /// The caller's own row, locked until the transaction ends: writers of one
 /// caller's progress take turns, so two tabs cannot interleave.
