@@ -205,6 +205,14 @@ impl Database {
         Ok(row.get(0))
     }
 
+    /// Writes every dirty buffer out and starts a new checkpoint cycle.
+    pub async fn checkpoint(&self) -> anyhow::Result<()> {
+        self.client
+            .batch_execute("checkpoint")
+            .await
+            .context("Failed to checkpoint the bench database")
+    }
+
     /// Events in the outbox (the benchmark never delivers them).
     pub async fn outbox_events(&self) -> anyhow::Result<i64> {
         Ok(self

@@ -29,6 +29,7 @@ mod delay;
 mod floor;
 mod functions;
 mod network;
+mod outbox;
 mod pgbench;
 mod poolers;
 mod report;
@@ -84,6 +85,9 @@ struct Args {
     /// `--only pooled`: the status miss direct, with unnamed statements and
     /// through PgBouncer, alone; no summary.
     only_pooled: bool,
+    /// `--only outbox`: the write with and without its outbox event, in
+    /// pairs, alone; no summary.
+    only_outbox: bool,
 }
 
 impl Args {
@@ -103,6 +107,7 @@ impl Args {
             only_status: false,
             only_network: false,
             only_pooled: false,
+            only_outbox: false,
         };
         let mut it = std::env::args().skip(1);
         while let Some(arg) = it.next() {
@@ -133,7 +138,10 @@ impl Args {
                     "status" => args.only_status = true,
                     "network" => args.only_network = true,
                     "pooled" => args.only_pooled = true,
-                    section => bail!("--only takes `status`, `network` or `pooled`, not {section}"),
+                    "outbox" => args.only_outbox = true,
+                    section => bail!(
+                        "--only takes `status`, `network`, `pooled` or `outbox`, not {section}"
+                    ),
                 },
                 "-h" | "--help" => {
                     println!(
@@ -141,7 +149,7 @@ impl Args {
                          \x20            [--cold-starts N (20)] [--rss-requests N (10000)] [--label TEXT]\n\
                          \x20            [--sweep-seconds N (5)] [--network-connections N (4)]\n\
                          \x20            [--fn-env KEY=VALUE ...] [--release-dir DIR] [--out DIR]\n\
-                         \x20            [--only status|network|pooled]"
+                         \x20            [--only status|network|pooled|outbox]"
                     );
                     std::process::exit(0);
                 }
@@ -192,8 +200,9 @@ async fn run() -> anyhow::Result<()> {
     std::fs::create_dir_all(args.out.join("logs")).context("Failed to create the output dir")?;
     let binaries = functions::api_binaries(Path::new("Cargo.toml"))?;
     for (name, _) in &binaries {
-        if (args.only_status || args.only_network || args.only_pooled)
-            && name != "onboarding-status"
+        if args.only_outbox
+            || (args.only_status || args.only_network || args.only_pooled)
+                && name != "onboarding-status"
         {
             continue;
         }
@@ -228,6 +237,36 @@ async fn run() -> anyhow::Result<()> {
     let bin = |name: &str| args.release_dir.join(name);
     if args.only_network {
         network::across_network(&args, &bin, &env, &tokens, &cpu, &mut load).await?;
+        return Ok(());
+    }
+    if args.only_outbox {
+        let pgbench_run = |name: &str, script: &str| {
+            pgbench::run(
+                name,
+                script,
+                &flow,
+                args.users,
+                args.connections,
+                args.seconds,
+                &args.out,
+            )
+        };
+        let (pairs, (acknowledged, stored)) =
+            outbox::pairs(&db, OUTBOX_PAIRS, &pgbench_run).await?;
+        ensure!(
+            acknowledged == stored,
+            "{acknowledged} writes with an event acknowledged, {stored} events stored"
+        );
+        let costs = outbox::costs(&pairs.beside_event, &pairs.with_event);
+        println!(
+            "time a step_completed event adds to a save: {:.2}, the median of {}",
+            report::median(costs.clone()),
+            costs
+                .iter()
+                .map(|cost| format!("{cost:.2}"))
+                .collect::<Vec<_>>()
+                .join(" / ")
+        );
         return Ok(());
     }
     if args.only_pooled {
@@ -411,37 +450,11 @@ async fn run() -> anyhow::Result<()> {
     );
 
     // ---- the outbox: what a save that completes a step adds -------------------------
-    // In pairs, each the other way round from the one before: one run of
-    // each script measured the machine's drift between them as much as the
-    // insert (README: Latest figures).
     println!("== outbox: pgbench write with its step_completed event, alternating with writes");
     load.sample("outbox")?;
-    let events_in_outbox = db.outbox_events().await?;
-    let event_script = pgbench::write_with_event_script();
-    let mut writes_with_event = Vec::new();
-    let mut writes_beside_event = Vec::new();
-    for pair in 1..=OUTBOX_PAIRS {
-        let event_first = pair % 2 == 1;
-        for with_event in [event_first, !event_first] {
-            if with_event {
-                let run = pgbench_run(&format!("write-event-{pair}"), &event_script)?;
-                run.print("write + event");
-                writes_with_event.push(run);
-            } else {
-                let run = pgbench_run(&format!("write-c{pair}"), &write_script)?;
-                run.print("pgbench write");
-                writes_beside_event.push(run);
-            }
-        }
-    }
-    summary.check_writes(
-        "pgbench write + outbox event",
-        writes_with_event
-            .iter()
-            .map(|run| run.transactions)
-            .sum::<i64>(),
-        db.outbox_events().await? - events_in_outbox,
-    );
+    let (outbox_pairs, (acknowledged, stored)) =
+        outbox::pairs(&db, OUTBOX_PAIRS, &pgbench_run).await?;
+    summary.check_writes("pgbench write + outbox event", acknowledged, stored);
 
     // ---- status where deployments run it -------------------------------------------
     println!("== status (cache miss): pgbench at 1 to 64 clients");
@@ -557,8 +570,8 @@ async fn run() -> anyhow::Result<()> {
 
     summary.pgbench_status = vec![pg_status_a, pg_status_b];
     summary.pgbench_write = vec![pg_write_a, pg_write_b];
-    summary.pgbench_write_beside_event = writes_beside_event;
-    summary.pgbench_write_event = writes_with_event;
+    summary.pgbench_write_beside_event = outbox_pairs.beside_event;
+    summary.pgbench_write_event = outbox_pairs.with_event;
     summary.pgbench_status_sweep = sweep;
     summary.routes = vec![
         ("status_miss", miss_run),

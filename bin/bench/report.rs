@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use crate::cpu::CpuPerRequest;
 use crate::functions::{BinarySize, ColdStart, Memory};
+use crate::outbox;
 use crate::pgbench::PgbenchResult;
 use crate::wrk::WrkResult;
 
@@ -112,7 +113,7 @@ fn mean(values: impl Iterator<Item = f64>) -> f64 {
     values.iter().sum::<f64>() / values.len().max(1) as f64
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
+pub fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     match values.len() {
         0 => f64::NAN,
@@ -263,12 +264,8 @@ impl Summary {
                 .map_or(f64::NAN, |(_, run)| run.p50_ms)
         };
         // What the event adds in each pair, and the median pair's.
-        let event_costs: Vec<f64> = self
-            .pgbench_write_beside_event
-            .iter()
-            .zip(&self.pgbench_write_event)
-            .map(|(plain, with_event)| plain.tps / with_event.tps - 1.0)
-            .collect();
+        let event_costs =
+            outbox::costs(&self.pgbench_write_beside_event, &self.pgbench_write_event);
         let event_cost = median(event_costs.clone());
         let write_plain = mean(self.pgbench_write_beside_event.iter().map(|run| run.tps));
         let write_event_tps = mean(self.pgbench_write_event.iter().map(|run| run.tps));
