@@ -61,15 +61,19 @@ pub(super) fn authenticator(settings: AuthSettings) -> Authenticator {
 
 /// Local-dev style HS256 authenticator with issuer and audience checks.
 pub(super) fn hs_auth() -> Authenticator {
-    authenticator(
-        settings(&[
-            ("AUTH_PROVIDER", "hs256"),
-            ("AUTH_JWT_SECRET", HS_SECRET),
-            ("AUTH_ISSUER", ISSUER),
-            ("AUTH_AUDIENCE", AUDIENCE),
-        ])
-        .expect("valid hs256 settings"),
-    )
+    hs_auth_with(&[])
+}
+
+/// [`hs_auth`] with more settings.
+pub(super) fn hs_auth_with(more: &[(&str, &str)]) -> Authenticator {
+    let mut vars = vec![
+        ("AUTH_PROVIDER", "hs256"),
+        ("AUTH_JWT_SECRET", HS_SECRET),
+        ("AUTH_ISSUER", ISSUER),
+        ("AUTH_AUDIENCE", AUDIENCE),
+    ];
+    vars.extend_from_slice(more);
+    authenticator(settings(&vars).expect("valid hs256 settings"))
 }
 
 /// OIDC authenticator against a test JWKS server.
