@@ -235,22 +235,24 @@ async fn run() -> anyhow::Result<()> {
         logs: args.out.join("logs"),
     };
     let bin = |name: &str| args.release_dir.join(name);
+    // The routes' own transactions under pgbench, at the same clients and
+    // duration as wrk, for the figures to be compared.
+    let pgbench_run = |name: &str, script: &str| {
+        pgbench::run(
+            name,
+            script,
+            &flow,
+            args.users,
+            args.connections,
+            args.seconds,
+            &args.out,
+        )
+    };
     if args.only_network {
         network::across_network(&args, &bin, &env, &tokens, &cpu, &mut load).await?;
         return Ok(());
     }
     if args.only_outbox {
-        let pgbench_run = |name: &str, script: &str| {
-            pgbench::run(
-                name,
-                script,
-                &flow,
-                args.users,
-                args.connections,
-                args.seconds,
-                &args.out,
-            )
-        };
         let (pairs, (acknowledged, stored)) =
             outbox::pairs(&db, OUTBOX_PAIRS, &pgbench_run).await?;
         ensure!(
@@ -261,11 +263,7 @@ async fn run() -> anyhow::Result<()> {
         println!(
             "time a step_completed event adds to a save: {:.2}, the median of {}",
             report::median(costs.clone()),
-            costs
-                .iter()
-                .map(|cost| format!("{cost:.2}"))
-                .collect::<Vec<_>>()
-                .join(" / ")
+            outbox::listed(&costs)
         );
         return Ok(());
     }
@@ -313,12 +311,7 @@ async fn run() -> anyhow::Result<()> {
     println!("== status: pgbench, route (cache miss), pgbench");
     load.sample("status")?;
     let status_script = pgbench::status_script();
-    // The routes' own transactions under pgbench, at the same clients and
-    // duration as wrk, for the figures to be compared.
-    let pgbench_run = |name: &str, script: &str| {
-        pgbench::run(name, script, &flow, args.users, clients, seconds, &args.out)
-    };
-    // The same, with PostgreSQL's CPU per transaction.
+    // pgbench_run, with PostgreSQL's CPU per transaction.
     let pgbench_measured = |name: &str, script: &str| {
         let before = cpu.snapshot(None)?;
         let run = pgbench_run(name, script)?;

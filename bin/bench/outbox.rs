@@ -27,6 +27,15 @@ pub fn costs(beside_event: &[PgbenchResult], with_event: &[PgbenchResult]) -> Ve
         .collect()
 }
 
+/// The pairs' costs as printed: `0.25 / 0.18 / 0.32`.
+pub fn listed(costs: &[f64]) -> String {
+    costs
+        .iter()
+        .map(|cost| format!("{cost:.2}"))
+        .collect::<Vec<_>>()
+        .join(" / ")
+}
+
 /// `pairs` pairs of runs, `run(name, script)` running one pgbench; every
 /// run with the event must leave one event per transaction in the outbox.
 pub async fn pairs(

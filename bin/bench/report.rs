@@ -371,11 +371,7 @@ impl Summary {
                 context: format!(
                     "median of {} alternating pairs ({}); pgbench write {write_plain:.0} tps, with the outbox insert {write_event_tps:.0} tps (p50 {:.2} ms with, {:.2} ms without)",
                     event_costs.len(),
-                    event_costs
-                        .iter()
-                        .map(|cost| format!("{cost:.2}"))
-                        .collect::<Vec<_>>()
-                        .join(" / "),
+                    outbox::listed(&event_costs),
                     mean(self.pgbench_write_event.iter().map(|run| run.p50_ms)),
                     mean(self.pgbench_write_beside_event.iter().map(|run| run.p50_ms))
                 ),
