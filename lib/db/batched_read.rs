@@ -124,7 +124,11 @@ impl Batches {
                 db: db.clone(),
                 counted: true,
             };
-            tokio::spawn(flight.run(first));
+            // Boxed before it is spawned: the call's state (several KB of
+            // pool checkout and query futures) is then written once, into
+            // the box, where the spawn would copy it by value at each of
+            // its layers and into the task.
+            tokio::spawn(Box::pin(flight.run(first)));
         }
         answered
     }
