@@ -209,22 +209,23 @@ impl Verifier {
         let claims = Claims::parse(&claims_json, &self.claims_read)
             .map_err(|_| AuthError::Malformed("token payload is not a JSON object"))?;
 
-        let exp = self.check_times(&claims)?;
+        let now = now_secs();
+        let exp = self.check_times(&claims, now)?;
         self.check_issuer(&claims)?;
         self.check_audience(&claims)?;
         let identity = self.identity(&claims)?;
 
         // `exp` is bounded by `numeric_date`, so this converts; a failed
         // conversion only skips the cache.
-        if let Ok(remaining) = Duration::try_from_secs_f64(exp - now_secs()) {
+        if let Ok(remaining) = Duration::try_from_secs_f64(exp - now) {
             self.cache.insert(digest, identity.clone(), remaining);
         }
         Ok(identity)
     }
 
-    /// Checks exp (required), nbf and iat; returns exp.
-    fn check_times(&self, claims: &Claims<'_>) -> Result<f64, AuthError> {
-        let now = now_secs();
+    /// Checks exp (required), nbf and iat at `now` (seconds since the
+    /// epoch); returns exp.
+    fn check_times(&self, claims: &Claims<'_>, now: f64) -> Result<f64, AuthError> {
         let exp = match claims.get("exp") {
             None | Some(Value::Null) => return Err(AuthError::MissingExpiry),
             Some(v) => numeric_date(v).ok_or(AuthError::Malformed("exp is not a number"))?,

@@ -8,16 +8,26 @@
 //! a route on every request, which cost the status function more CPU than
 //! the steps themselves (README: Benchmark).
 
-use axum::extract::{Request, State};
-use axum::middleware::Next;
+use axum::extract::Request;
 use axum::response::Response;
 
+use crate::http::middleware::{Middleware, Next};
 use crate::http::{extract, outbox, rate_limit};
 use crate::state::AppState;
 
+/// [`admit`] as the middleware next to the handler.
+#[derive(Clone)]
+pub struct Admit(pub AppState);
+
+impl Middleware for Admit {
+    fn serve(self, request: Request, next: impl Next) -> impl Future<Output = Response> + Send {
+        admit(self.0, request, next)
+    }
+}
+
 /// Middleware: the steps above, in that order; a write over its limit is
 /// answered 429 without reaching the handler.
-pub async fn admit(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+pub async fn admit(state: AppState, mut request: Request, next: impl Next) -> Response {
     rate_limit::note_client_address(&state, &mut request);
     let stale_cookie = extract::identify(&state, &mut request).await;
     let mut response =

@@ -17,6 +17,7 @@ pub mod extract;
 pub mod idempotency;
 #[cfg(feature = "lambda")]
 pub mod lambda;
+pub mod middleware;
 pub mod observe;
 pub mod outbox;
 pub mod rate_limit;
@@ -29,6 +30,7 @@ use axum::response::IntoResponse;
 
 use crate::config::Settings;
 use crate::http::error::ApiError;
+use crate::http::middleware::MiddlewareLayer;
 use crate::monitoring;
 use crate::settings::Profile;
 use crate::state::AppState;
@@ -44,16 +46,10 @@ pub fn app(state: AppState, routes: Router<AppState>) -> Router {
         // Outside the others, so `Server-Timing` and the log line count the
         // time spent verifying credentials and checking rate limits too, and
         // a panic anywhere inside is logged as the 500 it is answered with.
-        .layer(axum::middleware::from_fn_with_state(
-            state.spans().cloned(),
-            observe::observe,
-        ))
+        .layer(MiddlewareLayer(observe::Observe(state.spans().cloned())))
         .layer(cors)
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            admit::admit,
-        ));
+        .layer(MiddlewareLayer(admit::Admit(state.clone())));
     routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

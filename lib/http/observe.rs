@@ -4,18 +4,35 @@
 //! `Cache-Control: no-store` unless the route said otherwise.
 
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, State};
+use axum::extract::MatchedPath;
 use axum::http::{HeaderName, HeaderValue, header};
 use axum::response::IntoResponse;
 use futures_util::FutureExt;
 
 use crate::http::background::Background;
 use crate::http::error::ApiError;
+use crate::http::middleware::{self, Middleware, Next};
 use crate::http::request_id;
 use crate::monitoring::otlp::Exporter;
 use crate::monitoring::{self, Served};
+
+/// [`observe`] as the outermost middleware, with the span exporter when
+/// one is configured.
+#[derive(Clone)]
+pub struct Observe(pub Option<Exporter>);
+
+impl Middleware for Observe {
+    fn serve(
+        self,
+        request: axum::extract::Request,
+        next: impl Next,
+    ) -> impl Future<Output = axum::response::Response> + Send {
+        observe(self.0, request, next)
+    }
+}
 
 // Named once: a header looked up or added by a `&str` is parsed on every call.
 const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
@@ -30,9 +47,9 @@ const SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
 /// One layer instead of one per concern: each layer of the router is cloned
 /// and boxed on every request.
 pub async fn observe(
-    State(exporter): State<Option<Exporter>>,
+    exporter: Option<Exporter>,
     mut request: axum::extract::Request,
-    next: axum::middleware::Next,
+    next: impl Next,
 ) -> axum::response::Response {
     // Dropped last, after the request's log line.
     let _serving = monitoring::serving();
@@ -54,41 +71,38 @@ pub async fn observe(
 
 async fn measured(
     exporter: Option<Exporter>,
-    request_id: String,
+    request_id: Arc<str>,
     request: axum::extract::Request,
-    next: axum::middleware::Next,
+    next: impl Next,
 ) -> axum::response::Response {
     let started = Instant::now();
     let started_at = std::time::SystemTime::now();
-    let method = request.method().to_string();
-    let path = request.uri().path().to_string();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|matched| matched.as_str().to_string());
-    let traceparent = request
-        .headers()
-        .get(TRACEPARENT)
-        .and_then(|value| value.to_str().ok())
-        .map(str::to_owned);
+    // Kept for the log line and the span, by reference count, not copied:
+    // a standard method is a constant, the path shares the request's
+    // buffer, the route its router's pattern.
+    let method = request.method().clone();
+    let uri = request.uri().clone();
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let traceparent = request.headers().get(TRACEPARENT).cloned();
     let background = request
         .extensions()
         .get::<Background>()
         .cloned()
         .unwrap_or_default();
-    let (mut response, figures) = monitoring::record(answering_panics(next.run(request))).await;
+    let (mut response, figures) =
+        monitoring::record(answering_panics(middleware::run(next, request))).await;
     let served = Served {
-        method,
-        path,
-        route,
+        method: method.as_str(),
+        path: uri.path(),
+        route: route.as_ref().map(MatchedPath::as_str),
         status: response.status().as_u16(),
         caller: figures.caller,
-        request_id,
+        request_id: &request_id,
         started: started_at,
         total: started.elapsed(),
         db: figures.db,
         cache: figures.cache,
-        traceparent,
+        traceparent: traceparent.as_ref().and_then(|value| value.to_str().ok()),
     };
     if let Ok(value) = HeaderValue::from_str(&served.server_timing()) {
         response.headers_mut().append(SERVER_TIMING, value);
@@ -96,7 +110,7 @@ async fn measured(
     served.log();
     if let Some(exporter) = exporter {
         // On Vercel the function stays alive until the span is posted.
-        background.spawn(exporter.export(served));
+        background.spawn(exporter.export(&served));
     }
     response
 }

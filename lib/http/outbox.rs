@@ -6,23 +6,27 @@
 //! whatever this one could not deliver.
 
 use axum::extract::Request;
-use axum::middleware::Next;
 use axum::response::Response;
 
 use crate::http::background::Background;
+use crate::http::middleware::{self, Next};
 use crate::outbox;
 use crate::state::AppState;
 
 /// Serves the request with `next`, then starts [`outbox::deliver`] after a
 /// successful response whose handler wrote an event, when any destination
 /// is configured (run by [`crate::http::admit`], next to the handler).
-pub async fn deliver_after_response(state: &AppState, request: Request, next: Next) -> Response {
+pub async fn deliver_after_response(
+    state: &AppState,
+    request: Request,
+    next: impl Next,
+) -> Response {
     let background = request
         .extensions()
         .get::<Background>()
         .cloned()
         .unwrap_or_default();
-    let (response, written) = outbox::noting_writes(next.run(request)).await;
+    let (response, written) = outbox::noting_writes(middleware::run(next, request)).await;
     if written && response.status().is_success() && state.outbound().is_configured() {
         let state = state.clone();
         background.spawn(async move {

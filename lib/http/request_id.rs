@@ -2,18 +2,20 @@
 //! new one. It is kept in a task-local so that any error response, wherever it
 //! is built, can carry it.
 
+use std::sync::Arc;
+
 use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue};
 
 pub static HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
 tokio::task_local! {
-    static REQUEST_ID: String;
+    static REQUEST_ID: Arc<str>;
 }
 
 /// The id of the request being served, if any.
 pub fn current() -> Option<String> {
-    REQUEST_ID.try_with(|id| id.clone()).ok()
+    REQUEST_ID.try_with(|id| id.to_string()).ok()
 }
 
 /// Accepts ids a log search can handle: 1 to 128 of `[A-Za-z0-9._-]`.
@@ -25,15 +27,21 @@ pub fn is_well_formed(candidate: &str) -> bool {
 }
 
 /// The caller's id when it is well formed, else a new one; written into the
-/// request's header so that handlers and logs see the same value.
-pub fn assign(request: &mut Request) -> (String, HeaderValue) {
-    let id = request
+/// request's header so that handlers and logs see the same value. Shared:
+/// the request's scope and its log line hold the same one.
+pub fn assign(request: &mut Request) -> (Arc<str>, HeaderValue) {
+    let id: Arc<str> = match request
         .headers()
         .get(&HEADER)
         .and_then(|value| value.to_str().ok())
         .filter(|value| is_well_formed(value))
-        .map(str::to_owned)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+    {
+        Some(id) => id.into(),
+        None => {
+            let mut hex = uuid::Uuid::encode_buffer();
+            (*uuid::Uuid::new_v4().simple().encode_lower(&mut hex)).into()
+        }
+    };
     let header = HeaderValue::from_str(&id).expect("a well-formed id is a valid header value");
     request.headers_mut().insert(HEADER.clone(), header.clone());
     (id, header)
@@ -43,7 +51,7 @@ pub fn assign(request: &mut Request) -> (String, HeaderValue) {
 ///
 /// Not an `async fn`: one that awaits a future it was given holds that
 /// future twice over in its own state, and this one wraps every request.
-pub fn scope<F: Future>(id: String, serve: F) -> impl Future<Output = F::Output> {
+pub fn scope<F: Future>(id: Arc<str>, serve: F) -> impl Future<Output = F::Output> {
     REQUEST_ID.scope(id, serve)
 }
 

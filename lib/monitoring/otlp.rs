@@ -150,8 +150,8 @@ impl Exporter {
 
     /// Queues the span of a served request. The future resolves once the
     /// batch holding it was posted (or dropped); awaiting it is optional.
-    pub fn export(&self, served: super::Served) -> impl Future<Output = ()> + Send + 'static {
-        let span = span_of(&served);
+    pub fn export(&self, served: &super::Served<'_>) -> impl Future<Output = ()> + Send + 'static {
+        let span = span_of(served);
         let (sent, done) = oneshot::channel();
         // The sender task starts with the first request, on its runtime.
         let queue = self.inner.queue.get_or_init(|| self.start_sender());
@@ -232,8 +232,8 @@ fn attribute(key: &str, value: Value) -> Value {
 
 /// The OTLP/JSON span of a served request. Ids are hex, times are
 /// nanoseconds since the epoch as decimal strings, as the JSON mapping wants.
-fn span_of(served: &super::Served) -> Value {
-    let parent = served.traceparent.as_deref().and_then(parse_traceparent);
+fn span_of(served: &super::Served<'_>) -> Value {
+    let parent = served.traceparent.and_then(parse_traceparent);
     let trace_id = parent
         .as_ref()
         .map(|(trace_id, _)| trace_id.clone())
@@ -243,7 +243,7 @@ fn span_of(served: &super::Served) -> Value {
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
     let end = start + served.total;
-    let route = served.route.as_deref().unwrap_or(&served.path);
+    let route = served.route.unwrap_or(served.path);
     let mut attributes = vec![
         attribute(
             "http.request.method",
@@ -268,7 +268,7 @@ fn span_of(served: &super::Served) -> Value {
             json!({ "doubleValue": super::millis(served.cache) }),
         ),
     ];
-    if let Some(route) = &served.route {
+    if let Some(route) = served.route {
         attributes.push(attribute("http.route", json!({ "stringValue": route })));
     }
     let mut span = json!({
