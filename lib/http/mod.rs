@@ -2,7 +2,8 @@
 //! and the others ([`extract`]), the one error response ([`error`]), replay
 //! by `Idempotency-Key` ([`idempotency`]), the write rate limit
 //! ([`rate_limit`]), the cron secret of scheduled requests ([`cron`]),
-//! request ids, timing and logs ([`observe`]), body limits,
+//! request ids, timing and logs ([`observe`]), the two middlewares as
+//! tower layers ([`middleware`]), body limits,
 //! CORS ([`cors`]) and caching headers, and the way a function binary runs its router
 //! (on Vercel, or on AWS Lambda with the `lambda` feature). Below it is the
 //! domain, which knows nothing of this.
