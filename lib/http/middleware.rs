@@ -3,8 +3,8 @@
 //!
 //! axum's `from_fn` wraps the rest of the stack in a boxed `Next` for every
 //! request, boxes that stack's answer again when it is called, and boxes
-//! the middleware's own future: three allocations and three copies of
-//! futures of a kilobyte or two per middleware (README: Benchmark). Here a
+//! the middleware's own future: three allocations per request and
+//! middleware, two of them copies of a future (README: Benchmark). Here a
 //! middleware is an `async fn` of what it holds, the request and the rest
 //! of the stack, which it calls directly: one box per middleware, the one
 //! its future takes.
