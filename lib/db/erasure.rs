@@ -130,18 +130,20 @@ pub async fn erase_user(tx: &Tx<'_>, user_id: &str) -> Result<Erasure, DbError> 
 // Export
 // ---------------------------------------------------------------------------
 
-/// The caller's profile, as completing onboarding wrote it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ExportedProfile {
-    pub full_name: Option<String>,
-    pub job_role: Option<String>,
-    pub timezone: Option<String>,
-    pub locale: Option<String>,
-    #[schema(value_type = Object)]
-    pub notifications: Value,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
+row_struct! {
+    /// The caller's profile, as completing onboarding wrote it.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct ExportedProfile {
+        pub full_name: Option<String>,
+        pub job_role: Option<String>,
+        pub timezone: Option<String>,
+        pub locale: Option<String>,
+        #[schema(value_type = Object)]
+        pub notifications: Value,
+        pub created_at: DateTime<Utc>,
+        pub updated_at: DateTime<Utc>,
+    }
 }
 
 const PROFILE: Statement = Statement::new(
@@ -152,33 +154,25 @@ const PROFILE: Statement = Statement::new(
 );
 
 pub async fn profile(tx: &Tx<'_>) -> Result<Option<ExportedProfile>, DbError> {
-    Ok(tx
-        .query_opt(&PROFILE, &[])
-        .await?
-        .map(|row| ExportedProfile {
-            full_name: row.get("full_name"),
-            job_role: row.get("job_role"),
-            timezone: row.get("timezone"),
-            locale: row.get("locale"),
-            notifications: row.get("notifications"),
-            created_at: row.get("created_at"),
-            updated_at: row.get("updated_at"),
-        }))
+    tx.query_opt_as(&PROFILE, &[], ExportedProfile::from_row)
+        .await
 }
 
-/// One flow's progress; its answers are attached by the domain.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ProgressRow {
-    pub id: Uuid,
-    pub flow_id: String,
-    pub flow_version: i32,
-    pub state: String,
-    pub current_step: Option<String>,
-    pub completed_steps: Vec<String>,
-    pub organization_id: Option<String>,
-    pub started_at: DateTime<Utc>,
-    pub completed_at: Option<DateTime<Utc>>,
-    pub updated_at: DateTime<Utc>,
+row_struct! {
+    /// One flow's progress; its answers are attached by the domain.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct ProgressRow {
+        pub id: Uuid,
+        pub flow_id: String,
+        pub flow_version: i32,
+        pub state: String,
+        pub current_step: Option<String>,
+        pub completed_steps: Vec<String>,
+        pub organization_id: Option<String>,
+        pub started_at: DateTime<Utc>,
+        pub completed_at: Option<DateTime<Utc>>,
+        pub updated_at: DateTime<Utc>,
+    }
 }
 
 const PROGRESS: Statement = Statement::new(
@@ -191,38 +185,24 @@ const PROGRESS: Statement = Statement::new(
 );
 
 pub async fn progress(tx: &Tx<'_>) -> Result<Vec<ProgressRow>, DbError> {
-    Ok(tx
-        .query(&PROGRESS, &[])
-        .await?
-        .iter()
-        .map(|row| ProgressRow {
-            id: row.get("id"),
-            flow_id: row.get("flow_id"),
-            flow_version: row.get("flow_version"),
-            state: row.get("state"),
-            current_step: row.get("current_step"),
-            completed_steps: row.get("completed_steps"),
-            organization_id: row.get("organization_id"),
-            started_at: row.get("started_at"),
-            completed_at: row.get("completed_at"),
-            updated_at: row.get("updated_at"),
-        })
-        .collect())
+    tx.query_as(&PROGRESS, &[], ProgressRow::from_row).await
 }
 
-/// One step's saved answer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ExportedAnswer {
-    #[schema(value_type = Object)]
-    pub answers: Value,
-    /// `draft` or `completed`.
-    #[schema(value_type = ExportedAnswerStatus)]
-    pub status: String,
-    pub flow_version: i32,
-    pub version: i64,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
+row_struct! {
+    /// One step's saved answer.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct ExportedAnswer {
+        #[schema(value_type = Object)]
+        pub answers: Value,
+        /// `draft` or `completed`.
+        #[schema(value_type = ExportedAnswerStatus)]
+        pub status: String,
+        pub flow_version: i32,
+        pub version: i64,
+        pub created_at: DateTime<Utc>,
+        pub updated_at: DateTime<Utc>,
+    }
 }
 
 const ANSWERS: Statement = Statement::new(
@@ -237,36 +217,24 @@ const ANSWERS: Statement = Statement::new(
 
 /// The caller's answers: (progress id, step, answer).
 pub async fn answers(tx: &Tx<'_>) -> Result<Vec<(Uuid, String, ExportedAnswer)>, DbError> {
-    Ok(tx
-        .query(&ANSWERS, &[])
-        .await?
-        .iter()
-        .map(|row| {
-            (
-                row.get("progress_id"),
-                row.get("step"),
-                ExportedAnswer {
-                    answers: row.get("answers"),
-                    status: row.get("status"),
-                    flow_version: row.get("flow_version"),
-                    version: row.get("version"),
-                    created_at: row.get("created_at"),
-                    updated_at: row.get("updated_at"),
-                },
-            )
-        })
-        .collect())
+    tx.query_as(&ANSWERS, &[], |row| {
+        let answer = ExportedAnswer::from_row(row);
+        (row.get("progress_id"), row.get("step"), answer)
+    })
+    .await
 }
 
-/// The caller's membership of an organization.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ExportedMembership {
-    pub organization_id: String,
-    /// `owner`, `admin` or `member`.
-    #[schema(value_type = MembershipRole)]
-    pub role: String,
-    pub created_at: DateTime<Utc>,
+row_struct! {
+    /// The caller's membership of an organization.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct ExportedMembership {
+        pub organization_id: String,
+        /// `owner`, `admin` or `member`.
+        #[schema(value_type = MembershipRole)]
+        pub role: String,
+        pub created_at: DateTime<Utc>,
+    }
 }
 
 const MEMBERSHIPS: Statement = Statement::new(
@@ -278,32 +246,26 @@ const MEMBERSHIPS: Statement = Statement::new(
 );
 
 pub async fn memberships(tx: &Tx<'_>) -> Result<Vec<ExportedMembership>, DbError> {
-    Ok(tx
-        .query(&MEMBERSHIPS, &[])
-        .await?
-        .iter()
-        .map(|row| ExportedMembership {
-            organization_id: row.get("organization_id"),
-            role: row.get("role"),
-            created_at: row.get("created_at"),
-        })
-        .collect())
+    tx.query_as(&MEMBERSHIPS, &[], ExportedMembership::from_row)
+        .await
 }
 
-/// An organization the caller belongs to or created.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ExportedOrganization {
-    pub id: String,
-    pub name: String,
-    pub slug: String,
-    pub size: Option<String>,
-    pub industry: Option<String>,
-    pub website: Option<String>,
-    /// Whether the caller created it.
-    pub created_by_you: bool,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
+row_struct! {
+    /// An organization the caller belongs to or created.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct ExportedOrganization {
+        pub id: String,
+        pub name: String,
+        pub slug: String,
+        pub size: Option<String>,
+        pub industry: Option<String>,
+        pub website: Option<String>,
+        /// Whether the caller created it.
+        pub created_by_you: bool,
+        pub created_at: DateTime<Utc>,
+        pub updated_at: DateTime<Utc>,
+    }
 }
 
 const ORGANIZATIONS: Statement = Statement::new(
@@ -318,39 +280,27 @@ const ORGANIZATIONS: Statement = Statement::new(
 );
 
 pub async fn organizations(tx: &Tx<'_>) -> Result<Vec<ExportedOrganization>, DbError> {
-    Ok(tx
-        .query(&ORGANIZATIONS, &[])
-        .await?
-        .iter()
-        .map(|row| ExportedOrganization {
-            id: row.get("id"),
-            name: row.get("name"),
-            slug: row.get("slug"),
-            size: row.get("size"),
-            industry: row.get("industry"),
-            website: row.get("website"),
-            created_by_you: row.get("created_by_you"),
-            created_at: row.get("created_at"),
-            updated_at: row.get("updated_at"),
-        })
-        .collect())
+    tx.query_as(&ORGANIZATIONS, &[], ExportedOrganization::from_row)
+        .await
 }
 
-/// An invitation the caller sent.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ExportedInvitation {
-    pub id: Uuid,
-    pub organization_id: String,
-    pub email: String,
-    /// `admin` or `member`.
-    #[schema(value_type = InvitationRole)]
-    pub role: String,
-    /// `pending`, `accepted` or `revoked`.
-    #[schema(value_type = InvitationStatus)]
-    pub status: String,
-    pub expires_at: DateTime<Utc>,
-    pub created_at: DateTime<Utc>,
+row_struct! {
+    /// An invitation the caller sent.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct ExportedInvitation {
+        pub id: Uuid,
+        pub organization_id: String,
+        pub email: String,
+        /// `admin` or `member`.
+        #[schema(value_type = InvitationRole)]
+        pub role: String,
+        /// `pending`, `accepted` or `revoked`.
+        #[schema(value_type = InvitationStatus)]
+        pub status: String,
+        pub expires_at: DateTime<Utc>,
+        pub created_at: DateTime<Utc>,
+    }
 }
 
 const INVITATIONS: Statement = Statement::new(
@@ -362,34 +312,24 @@ const INVITATIONS: Statement = Statement::new(
 );
 
 pub async fn invitations_sent(tx: &Tx<'_>) -> Result<Vec<ExportedInvitation>, DbError> {
-    Ok(tx
-        .query(&INVITATIONS, &[])
-        .await?
-        .iter()
-        .map(|row| ExportedInvitation {
-            id: row.get("id"),
-            organization_id: row.get("organization_id"),
-            email: row.get("email"),
-            role: row.get("role"),
-            status: row.get("status"),
-            expires_at: row.get("expires_at"),
-            created_at: row.get("created_at"),
-        })
-        .collect())
+    tx.query_as(&INVITATIONS, &[], ExportedInvitation::from_row)
+        .await
 }
 
-/// The caller's AI choice.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ExportedAiPreferences {
-    /// `off` or `suggest`.
-    #[schema(value_type = ExportedAiMode)]
-    pub mode: String,
-    #[schema(value_type = Object)]
-    pub field_overrides: Value,
-    pub consent_version: Option<String>,
-    pub chosen_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
+row_struct! {
+    /// The caller's AI choice.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct ExportedAiPreferences {
+        /// `off` or `suggest`.
+        #[schema(value_type = ExportedAiMode)]
+        pub mode: String,
+        #[schema(value_type = Object)]
+        pub field_overrides: Value,
+        pub consent_version: Option<String>,
+        pub chosen_at: DateTime<Utc>,
+        pub updated_at: DateTime<Utc>,
+    }
 }
 
 const AI_PREFERENCES: Statement = Statement::new(
@@ -400,39 +340,33 @@ const AI_PREFERENCES: Statement = Statement::new(
 );
 
 pub async fn ai_preferences(tx: &Tx<'_>) -> Result<Option<ExportedAiPreferences>, DbError> {
-    Ok(tx
-        .query_opt(&AI_PREFERENCES, &[])
-        .await?
-        .map(|row| ExportedAiPreferences {
-            mode: row.get("mode"),
-            field_overrides: row.get("field_overrides"),
-            consent_version: row.get("consent_version"),
-            chosen_at: row.get("chosen_at"),
-            updated_at: row.get("updated_at"),
-        }))
+    tx.query_opt_as(&AI_PREFERENCES, &[], ExportedAiPreferences::from_row)
+        .await
 }
 
-/// A suggestion made for the caller, and what they decided.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ExportedAiSuggestion {
-    pub id: Uuid,
-    pub flow_id: String,
-    pub step: String,
-    pub field: String,
-    pub prompt_key: String,
-    pub prompt_version: i32,
-    pub provider: String,
-    pub model: String,
-    /// The fields whose answers the prompt received (names, not values).
-    pub input_fields: Vec<String>,
-    /// The suggested value; `null` when the model's output was invalid.
-    pub value: Option<Value>,
-    /// `pending`, `accepted`, `rejected` or `invalid`.
-    #[schema(value_type = SuggestionStatus)]
-    pub status: String,
-    pub decided_at: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
+row_struct! {
+    /// A suggestion made for the caller, and what they decided.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct ExportedAiSuggestion {
+        pub id: Uuid,
+        pub flow_id: String,
+        pub step: String,
+        pub field: String,
+        pub prompt_key: String,
+        pub prompt_version: i32,
+        pub provider: String,
+        pub model: String,
+        /// The fields whose answers the prompt received (names, not values).
+        pub input_fields: Vec<String>,
+        /// The suggested value; `null` when the model's output was invalid.
+        pub value: Option<Value>,
+        /// `pending`, `accepted`, `rejected` or `invalid`.
+        #[schema(value_type = SuggestionStatus)]
+        pub status: String,
+        pub decided_at: Option<DateTime<Utc>>,
+        pub created_at: DateTime<Utc>,
+    }
 }
 
 const AI_SUGGESTIONS: Statement = Statement::new(
@@ -445,41 +379,25 @@ const AI_SUGGESTIONS: Statement = Statement::new(
 );
 
 pub async fn ai_suggestions(tx: &Tx<'_>) -> Result<Vec<ExportedAiSuggestion>, DbError> {
-    Ok(tx
-        .query(&AI_SUGGESTIONS, &[])
-        .await?
-        .iter()
-        .map(|row| ExportedAiSuggestion {
-            id: row.get("id"),
-            flow_id: row.get("flow_id"),
-            step: row.get("step"),
-            field: row.get("field"),
-            prompt_key: row.get("prompt_key"),
-            prompt_version: row.get("prompt_version"),
-            provider: row.get("provider"),
-            model: row.get("model"),
-            input_fields: row.get("input_fields"),
-            value: row.get("value"),
-            status: row.get("status"),
-            decided_at: row.get("decided_at"),
-            created_at: row.get("created_at"),
-        })
-        .collect())
+    tx.query_as(&AI_SUGGESTIONS, &[], ExportedAiSuggestion::from_row)
+        .await
 }
 
-/// A funnel event recorded while the caller was signed in.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ExportedEvent {
-    #[serde(rename = "type")]
-    pub event_type: String,
-    pub flow_id: String,
-    pub flow_version: i32,
-    pub step: Option<String>,
-    #[schema(value_type = Object)]
-    pub properties: Value,
-    pub organization_id: Option<String>,
-    pub occurred_at: DateTime<Utc>,
+row_struct! {
+    /// A funnel event recorded while the caller was signed in.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct ExportedEvent {
+        #[serde(rename = "type")]
+        pub event_type: String,
+        pub flow_id: String,
+        pub flow_version: i32,
+        pub step: Option<String>,
+        #[schema(value_type = Object)]
+        pub properties: Value,
+        pub organization_id: Option<String>,
+        pub occurred_at: DateTime<Utc>,
+    }
 }
 
 const EVENTS: Statement = Statement::new(
@@ -491,18 +409,5 @@ const EVENTS: Statement = Statement::new(
 );
 
 pub async fn events(tx: &Tx<'_>) -> Result<Vec<ExportedEvent>, DbError> {
-    Ok(tx
-        .query(&EVENTS, &[])
-        .await?
-        .iter()
-        .map(|row| ExportedEvent {
-            event_type: row.get("event_type"),
-            flow_id: row.get("flow_id"),
-            flow_version: row.get("flow_version"),
-            step: row.get("step"),
-            properties: row.get("properties"),
-            organization_id: row.get("organization_id"),
-            occurred_at: row.get("occurred_at"),
-        })
-        .collect())
+    tx.query_as(&EVENTS, &[], ExportedEvent::from_row).await
 }

@@ -30,6 +30,35 @@ macro_rules! caller_owns_progress {
     };
 }
 
+/// Declares a struct (its attributes, derives and doc comments pass through)
+/// with `fn from_row(&Row) -> Self`, which reads each field from the column of
+/// its name: the field list is the one place on this side where a column is
+/// named, so a struct and its mapping cannot drift apart. A column the
+/// statement does not select, or of another type, panics as `Row::get` does: a
+/// bug the first test that reads the row meets.
+macro_rules! row_struct {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $($(#[$field_meta:meta])* pub $field:ident: $ty:ty),* $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        pub struct $name {
+            $($(#[$field_meta])* pub $field: $ty),*
+        }
+
+        impl $name {
+            /// Reads each field from the row's column of the same name.
+            pub fn from_row(row: &tokio_postgres::Row) -> Self {
+                Self {
+                    $($field: row.get(stringify!($field))),*
+                }
+            }
+        }
+    };
+}
+
 pub mod answers;
 mod batched_read;
 mod connect;

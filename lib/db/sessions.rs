@@ -6,26 +6,18 @@
 //! the policy on `onboarding.anonymous_sessions` lets it reach that one row.
 
 use chrono::{DateTime, Utc};
-use tokio_postgres::Row;
 use tokio_postgres::types::Type;
 
 use crate::db::{DbError, Statement, Tx};
 
-/// A session row.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionRow {
-    pub id_hash: String,
-    pub created_at: DateTime<Utc>,
-    pub last_seen_at: DateTime<Utc>,
-    pub expires_at: DateTime<Utc>,
-}
-
-fn from_row(row: &Row) -> SessionRow {
-    SessionRow {
-        id_hash: row.get("id_hash"),
-        created_at: row.get("created_at"),
-        last_seen_at: row.get("last_seen_at"),
-        expires_at: row.get("expires_at"),
+row_struct! {
+    /// A session row.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct SessionRow {
+        pub id_hash: String,
+        pub created_at: DateTime<Utc>,
+        pub last_seen_at: DateTime<Utc>,
+        pub expires_at: DateTime<Utc>,
     }
 }
 
@@ -64,13 +56,14 @@ pub async fn create(
     ttl: std::time::Duration,
 ) -> Result<SessionRow, DbError> {
     let row = tx.query_one(&CREATE, &[&id_hash, &seconds(ttl)]).await?;
-    Ok(from_row(&row))
+    Ok(SessionRow::from_row(&row))
 }
 
 /// The session, unless it does not exist, has expired, or was merged into
 /// a user (its drafts are theirs now: presented again, it is a new visitor's).
 pub async fn fetch(tx: &Tx<'_>, id_hash: &str) -> Result<Option<SessionRow>, DbError> {
-    tx.query_opt_as(&FETCH, &[&id_hash], from_row).await
+    tx.query_opt_as(&FETCH, &[&id_hash], SessionRow::from_row)
+        .await
 }
 
 /// Marks the session seen now and pushes its expiry to now + `ttl`;
@@ -80,6 +73,6 @@ pub async fn touch(
     id_hash: &str,
     ttl: std::time::Duration,
 ) -> Result<Option<SessionRow>, DbError> {
-    tx.query_opt_as(&TOUCH, &[&id_hash, &seconds(ttl)], from_row)
+    tx.query_opt_as(&TOUCH, &[&id_hash, &seconds(ttl)], SessionRow::from_row)
         .await
 }
