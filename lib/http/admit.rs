@@ -15,7 +15,7 @@ use crate::http::middleware::{Middleware, Next};
 use crate::http::{extract, outbox, rate_limit};
 use crate::state::AppState;
 
-/// [`admit`] as the middleware next to the handler.
+/// The steps of `admit` below, as the middleware next to the handler.
 #[derive(Clone)]
 pub struct Admit(pub AppState);
 
@@ -27,7 +27,7 @@ impl Middleware for Admit {
 
 /// Middleware: the steps above, in that order; a write over its limit is
 /// answered 429 without reaching the handler.
-pub async fn admit(state: AppState, mut request: Request, next: impl Next) -> Response {
+async fn admit(state: AppState, mut request: Request, next: impl Next) -> Response {
     rate_limit::note_client_address(&state, &mut request);
     let stale_cookie = extract::identify(&state, &mut request).await;
     let mut response =

@@ -19,7 +19,7 @@ use crate::http::request_id;
 use crate::monitoring::otlp::Exporter;
 use crate::monitoring::{self, Served};
 
-/// [`observe`] as the outermost middleware, with the span exporter when
+/// `observe` below as the outermost middleware, with the span exporter when
 /// one is configured.
 #[derive(Clone)]
 pub struct Observe(pub Option<Exporter>);
@@ -46,7 +46,7 @@ const SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
 ///
 /// One layer instead of one per concern: each layer of the router is cloned
 /// and boxed on every request.
-pub async fn observe(
+async fn observe(
     exporter: Option<Exporter>,
     mut request: axum::extract::Request,
     next: impl Next,
