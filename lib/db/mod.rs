@@ -50,7 +50,7 @@ macro_rules! row_struct {
 
         impl $name {
             /// Reads each field from the row's column of the same name.
-            pub fn from_row(row: &tokio_postgres::Row) -> Self {
+            fn from_row(row: &tokio_postgres::Row) -> Self {
                 Self {
                     $($field: row.get(stringify!($field))),*
                 }
