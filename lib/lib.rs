@@ -49,19 +49,47 @@ struct Mimalloc;
 /// The alignment every block of `mi_malloc` has.
 const PLAIN_ALIGN: usize = std::mem::align_of::<usize>();
 
+type PlainAlloc = unsafe extern "C" fn(usize) -> *mut std::ffi::c_void;
+type AlignedAlloc = unsafe extern "C" fn(usize, usize) -> *mut std::ffi::c_void;
+
+impl Mimalloc {
+    /// `plain(size)` where every block's alignment is enough, else
+    /// `aligned(size, alignment)`.
+    ///
+    /// # Safety
+    /// As for [`std::alloc::GlobalAlloc::alloc`].
+    #[inline(always)]
+    unsafe fn allocate(
+        layout: std::alloc::Layout,
+        plain: PlainAlloc,
+        aligned: AlignedAlloc,
+    ) -> *mut u8 {
+        // SAFETY: both take any size; `aligned` any power-of-two alignment,
+        // which a `Layout`'s is.
+        unsafe {
+            if layout.align() <= PLAIN_ALIGN {
+                plain(layout.size()).cast()
+            } else {
+                aligned(layout.size(), layout.align()).cast()
+            }
+        }
+    }
+}
+
 // SAFETY: each call passes the layout's size and, above `PLAIN_ALIGN`, its
-// alignment to the mimalloc function that honours both, and frees with
-// `mi_free`, which takes any block of either kind.
+// alignment to the mimalloc function that honours both; `mi_free` takes a
+// block of either kind; `mi_realloc_aligned` keeps the block's alignment
+// (and is `mi_realloc` itself up to `PLAIN_ALIGN`).
 unsafe impl std::alloc::GlobalAlloc for Mimalloc {
     #[inline]
     unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
         // SAFETY: see the impl.
         unsafe {
-            if layout.align() <= PLAIN_ALIGN {
-                libmimalloc_sys::mi_malloc(layout.size()).cast()
-            } else {
-                libmimalloc_sys::mi_malloc_aligned(layout.size(), layout.align()).cast()
-            }
+            Self::allocate(
+                layout,
+                libmimalloc_sys::mi_malloc,
+                libmimalloc_sys::mi_malloc_aligned,
+            )
         }
     }
 
@@ -69,11 +97,11 @@ unsafe impl std::alloc::GlobalAlloc for Mimalloc {
     unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
         // SAFETY: see the impl.
         unsafe {
-            if layout.align() <= PLAIN_ALIGN {
-                libmimalloc_sys::mi_zalloc(layout.size()).cast()
-            } else {
-                libmimalloc_sys::mi_zalloc_aligned(layout.size(), layout.align()).cast()
-            }
+            Self::allocate(
+                layout,
+                libmimalloc_sys::mi_zalloc,
+                libmimalloc_sys::mi_zalloc_aligned,
+            )
         }
     }
 
@@ -86,13 +114,7 @@ unsafe impl std::alloc::GlobalAlloc for Mimalloc {
     #[inline]
     unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
         // SAFETY: see the impl.
-        unsafe {
-            if layout.align() <= PLAIN_ALIGN {
-                libmimalloc_sys::mi_realloc(ptr.cast(), new_size).cast()
-            } else {
-                libmimalloc_sys::mi_realloc_aligned(ptr.cast(), new_size, layout.align()).cast()
-            }
-        }
+        unsafe { libmimalloc_sys::mi_realloc_aligned(ptr.cast(), new_size, layout.align()).cast() }
     }
 }
 
