@@ -29,6 +29,8 @@ pub mod wizard;
 pub use http::error::{ApiError, Result};
 pub use state::AppState;
 
+use libmimalloc_sys as mi;
+
 /// mimalloc instead of glibc's malloc, for every binary of the crate: a
 /// status read on a cache miss costs the function 82 µs of CPU instead of
 /// 98 µs (malloc, free and their consolidation were about a seventh of its
@@ -84,37 +86,25 @@ unsafe impl std::alloc::GlobalAlloc for Mimalloc {
     #[inline]
     unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
         // SAFETY: see the impl.
-        unsafe {
-            Self::allocate(
-                layout,
-                libmimalloc_sys::mi_malloc,
-                libmimalloc_sys::mi_malloc_aligned,
-            )
-        }
+        unsafe { Self::allocate(layout, mi::mi_malloc, mi::mi_malloc_aligned) }
     }
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
         // SAFETY: see the impl.
-        unsafe {
-            Self::allocate(
-                layout,
-                libmimalloc_sys::mi_zalloc,
-                libmimalloc_sys::mi_zalloc_aligned,
-            )
-        }
+        unsafe { Self::allocate(layout, mi::mi_zalloc, mi::mi_zalloc_aligned) }
     }
 
     #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, _layout: std::alloc::Layout) {
         // SAFETY: see the impl.
-        unsafe { libmimalloc_sys::mi_free(ptr.cast()) }
+        unsafe { mi::mi_free(ptr.cast()) }
     }
 
     #[inline]
     unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
         // SAFETY: see the impl.
-        unsafe { libmimalloc_sys::mi_realloc_aligned(ptr.cast(), new_size, layout.align()).cast() }
+        unsafe { mi::mi_realloc_aligned(ptr.cast(), new_size, layout.align()).cast() }
     }
 }
 
