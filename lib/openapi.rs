@@ -96,11 +96,7 @@ pub fn router() -> Router<AppState> {
 ///
 /// Generated from the code at build time, so it changes only with a deploy;
 /// nothing in it is personal, so CDNs and browsers may keep it for a while.
-#[utoipa::path(
-    get,
-    path = "/api/openapi.json",
-    operation_id = "getOpenApiDocument",
-    tag = "meta",
+#[utoipa::path(get, path = "/api/openapi.json", operation_id = "getOpenApiDocument", tag = "meta",
     responses(
         (status = 200, description = "The OpenAPI 3.1 document", body = Object),
     )

@@ -173,13 +173,8 @@ impl PreferencesView {
 /// The caller's AI preferences
 ///
 /// Off by default; `available` says whether this deployment has a provider.
-#[utoipa::path(
-    get,
-    path = PREFERENCES_PATH,
-    operation_id = "getAiPreferences",
-    tag = "ai",
-    security(("bearer" = []), ("sessionCookie" = []), ("sessionHeader" = [])),
-    responses(
+#[utoipa::path(get, path = PREFERENCES_PATH, operation_id = "getAiPreferences", tag = "ai",
+    security(("bearer" = []), ("sessionCookie" = []), ("sessionHeader" = [])), responses(
         (status = 200, description = "The stored choice, or the default (`off`)", body = PreferencesView),
         OwnerRequired,
         DatabaseProblems,
@@ -199,14 +194,8 @@ async fn read_preferences(request: WizardRequest) -> Result<Json<PreferencesView
 ///
 /// Opting in (`suggest` as `mode` or for any field) needs the version of the
 /// consent text the user was shown.
-#[utoipa::path(
-    put,
-    path = PREFERENCES_PATH,
-    operation_id = "setAiPreferences",
-    tag = "ai",
-    request_body = PreferencesBody,
-    security(("bearer" = []), ("sessionCookie" = []), ("sessionHeader" = [])),
-    responses(
+#[utoipa::path(put, path = PREFERENCES_PATH, operation_id = "setAiPreferences", tag = "ai",
+    request_body = PreferencesBody, security(("bearer" = []), ("sessionCookie" = []), ("sessionHeader" = [])), responses(
         (status = 200, description = "Stored", body = PreferencesView),
         MalformedJson,
         OwnerRequired,
@@ -347,14 +336,8 @@ pub struct SuggestReply {
 /// is validated like an answer and stored as `pending`; it reaches the
 /// answers only when accepted. A provider failure or output that stays
 /// invalid is 200 with no suggestion, never an error page.
-#[utoipa::path(
-    post,
-    path = SUGGEST_PATH,
-    operation_id = "requestSuggestion",
-    tag = "ai",
-    request_body = SuggestBody,
-    security(("bearer" = []), ("sessionCookie" = []), ("sessionHeader" = [])),
-    responses(
+#[utoipa::path(post, path = SUGGEST_PATH, operation_id = "requestSuggestion", tag = "ai",
+    request_body = SuggestBody, security(("bearer" = []), ("sessionCookie" = []), ("sessionHeader" = [])), responses(
         (status = 200, description = "No suggestion: `reason` says why (`invalid_output`, `refused`, `unavailable`)", body = SuggestReply),
         (status = 201, description = "A pending suggestion", body = SuggestReply),
         MalformedJson,
@@ -516,14 +499,9 @@ async fn decide_route(
 /// Under the same rules as a save (`If-Match` with the step's version once it
 /// has an answer). Accepting again answers with the step as it is now. Any
 /// body must be a JSON object and is otherwise ignored.
-#[utoipa::path(
-    post,
-    path = ACCEPT_PATH,
-    operation_id = "acceptSuggestion",
-    tag = "ai",
+#[utoipa::path(post, path = ACCEPT_PATH, operation_id = "acceptSuggestion", tag = "ai",
     params(("id" = uuid::Uuid, Path, description = "The suggestion's id"), IfMatch, IdempotencyKey),
-    security(("bearer" = []), ("sessionCookie" = []), ("sessionHeader" = [])),
-    responses(
+    security(("bearer" = []), ("sessionCookie" = []), ("sessionHeader" = [])), responses(
         (status = 200, description = "Accepted: `saved` is the step with its new version (and `ETag`); for a repeat, `step` is the step now", body = Decided,
             headers(("ETag" = String, description = "The step's new version, quoted, when this request wrote it"))),
         (status = 400, description = "A body that is not JSON, a malformed `If-Match` or `Idempotency-Key`, or an id segment or query string that does not decode", body = Problem, content_type = "application/problem+json"),
@@ -553,14 +531,9 @@ async fn accept(
 ///
 /// Records the decision; the answers are not touched. Rejecting again is
 /// harmless. Any body must be a JSON object and is otherwise ignored.
-#[utoipa::path(
-    post,
-    path = REJECT_PATH,
-    operation_id = "rejectSuggestion",
-    tag = "ai",
+#[utoipa::path(post, path = REJECT_PATH, operation_id = "rejectSuggestion", tag = "ai",
     params(("id" = uuid::Uuid, Path, description = "The suggestion's id"), IdempotencyKey),
-    security(("bearer" = []), ("sessionCookie" = []), ("sessionHeader" = [])),
-    responses(
+    security(("bearer" = []), ("sessionCookie" = []), ("sessionHeader" = [])), responses(
         (status = 200, description = "Rejected", body = Decided),
         (status = 400, description = "A body that is not JSON, a malformed `Idempotency-Key`, or an id segment or query string that does not decode", body = Problem, content_type = "application/problem+json"),
         OwnerRequired,

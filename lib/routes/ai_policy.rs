@@ -99,13 +99,8 @@ fn view(
 /// For the admins (owners and admins, checked in the database) of the
 /// caller's active organization. No policy set means AI is allowed; members
 /// still opt in themselves (`PUT /api/onboarding/ai/preferences`).
-#[utoipa::path(
-    get,
-    path = PATH,
-    operation_id = "getOrganizationAiPolicy",
-    tag = "ai",
-    security(("bearer" = [])),
-    responses(
+#[utoipa::path(get, path = PATH, operation_id = "getOrganizationAiPolicy", tag = "ai",
+    security(("bearer" = [])), responses(
         (status = 200, description = "The policy, or the default (allowed)", body = OrganizationAiPolicy),
         SignedInRequired,
         OrganizationAdminRequired,
@@ -125,14 +120,8 @@ async fn read(request: WizardRequest) -> Result<Json<OrganizationAiPolicy>, ApiE
 ///
 /// Forbidding takes effect on the members' next suggestion request (`403`);
 /// their own opt-in is kept for when it is allowed again.
-#[utoipa::path(
-    put,
-    path = PATH,
-    operation_id = "setOrganizationAiPolicy",
-    tag = "ai",
-    request_body = PolicyBody,
-    security(("bearer" = [])),
-    responses(
+#[utoipa::path(put, path = PATH, operation_id = "setOrganizationAiPolicy", tag = "ai",
+    request_body = PolicyBody, security(("bearer" = [])), responses(
         (status = 200, description = "Stored", body = OrganizationAiPolicy),
         MalformedJson,
         SignedInRequired,

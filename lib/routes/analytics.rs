@@ -51,14 +51,8 @@ pub struct Funnel {
 /// For the admins of the caller's active organization (membership is checked
 /// in the database, not taken from the token). The range is at most a year;
 /// by default the 30 days before `to`.
-#[utoipa::path(
-    get,
-    path = PATH,
-    operation_id = "getFunnel",
-    tag = "analytics",
-    params(FunnelQuery),
-    security(("bearer" = [])),
-    responses(
+#[utoipa::path(get, path = PATH, operation_id = "getFunnel", tag = "analytics",
+    params(FunnelQuery), security(("bearer" = [])), responses(
         (status = 200, description = "The funnel, in the flow's step order", body = Funnel),
         (status = 400, description = "A malformed or unknown query parameter, or `from` not before `to` or more than a year apart", body = Problem, content_type = "application/problem+json"),
         SignedInRequired,

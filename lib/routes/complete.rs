@@ -26,14 +26,8 @@ pub fn router() -> Router<AppState> {
 /// organization (the caller becomes its owner) and the invitations, and marks
 /// the flow completed, in one transaction. Repeating it answers the same and
 /// writes nothing. Any body is ignored but for `Idempotency-Key` matching.
-#[utoipa::path(
-    post,
-    path = PATH,
-    operation_id = "completeOnboarding",
-    tag = "onboarding",
-    params(IdempotencyKey),
-    security(("bearer" = [])),
-    responses(
+#[utoipa::path(post, path = PATH, operation_id = "completeOnboarding", tag = "onboarding",
+    params(IdempotencyKey), security(("bearer" = [])), responses(
         (status = 200, description = "Completed (now or before)", body = Completed),
         MalformedIdempotencyKey,
         (status = 401, description = "Not signed in (anonymous drafts are merged on sign-in), or a credential that failed verification", body = Problem, content_type = "application/problem+json"),

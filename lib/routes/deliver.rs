@@ -29,13 +29,8 @@ pub fn router() -> Router<AppState> {
 /// by one of them. Events are delivered at least once: a run stopped midway
 /// leaves its events to the next run, which sends them with the same
 /// `webhook-id`.
-#[utoipa::path(
-    get,
-    path = PATH,
-    operation_id = "deliverOutbox",
-    tag = "ops",
-    security(("cronSecret" = [])),
-    responses(
+#[utoipa::path(get, path = PATH, operation_id = "deliverOutbox", tag = "ops",
+    security(("cronSecret" = [])), responses(
         (status = 200, description = "What was delivered, retried and dead-lettered, and whether the run got to the end", body = Delivered),
         CronSecretRequired,
         (status = 500, description = "An unexpected database error; outcomes recorded before it stay recorded", body = Problem, content_type = "application/problem+json"),

@@ -76,14 +76,8 @@ pub struct Accepted {
 /// Answered at once; the batch is stored after the response, in one
 /// statement. `occurredAt` must be within the last 7 days and at most 5
 /// minutes ahead.
-#[utoipa::path(
-    post,
-    path = PATH,
-    operation_id = "recordEvents",
-    tag = "analytics",
-    request_body = Batch,
-    security(("bearer" = []), ("sessionCookie" = []), ("sessionHeader" = [])),
-    responses(
+#[utoipa::path(post, path = PATH, operation_id = "recordEvents", tag = "analytics",
+    request_body = Batch, security(("bearer" = []), ("sessionCookie" = []), ("sessionHeader" = [])), responses(
         (status = 202, description = "Accepted; stored after the response", body = Accepted),
         MalformedJson,
         OwnerRequired,

@@ -20,13 +20,8 @@ pub fn router() -> Router<AppState> {
 ///
 /// After flags and conditions (a one-person organization has no team step),
 /// each step with the JSON Schema of a completed answer and of a draft.
-#[utoipa::path(
-    get,
-    path = PATH,
-    operation_id = "getFlow",
-    tag = "onboarding",
-    security((), ("bearer" = []), ("sessionCookie" = []), ("sessionHeader" = [])),
-    responses(
+#[utoipa::path(get, path = PATH, operation_id = "getFlow", tag = "onboarding",
+    security((), ("bearer" = []), ("sessionCookie" = []), ("sessionHeader" = [])), responses(
         (status = 200, description = "The caller's flow", body = FlowView),
         CredentialRejected,
         DatabaseProblems,

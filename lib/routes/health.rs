@@ -186,11 +186,7 @@ async fn within<T, E: std::fmt::Display>(
 ///
 /// 503 only when the database, which the wizard cannot do without, is down;
 /// Redis or Edge Config trouble is `degraded` with 200.
-#[utoipa::path(
-    get,
-    path = PATH,
-    operation_id = "getHealth",
-    tag = "health",
+#[utoipa::path(get, path = PATH, operation_id = "getHealth", tag = "health",
     responses(
         (status = 200, description = "The database is up (`ok`, or `degraded` while Redis or Edge Config is down)", body = HealthReport),
         (status = 503, description = "The database is down (`unavailable`)", body = HealthReport),

@@ -40,13 +40,8 @@ pub fn export_router() -> Router<AppState> {
 /// owner stays, without their id. The answer counts the rows per table.
 /// Calling it again deletes nothing and answers zeros. Only ever the caller
 /// of the token: no parameter names a user.
-#[utoipa::path(
-    delete,
-    path = PATH,
-    operation_id = "eraseMe",
-    tag = "privacy",
-    security(("bearer" = [])),
-    responses(
+#[utoipa::path(delete, path = PATH, operation_id = "eraseMe", tag = "privacy",
+    security(("bearer" = [])), responses(
         (status = 200, description = "Erased (now, or nothing was left): rows per table", body = Erasure),
         SignedInRequired,
         (status = 429, description = "Too many writes; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json"),
@@ -73,13 +68,8 @@ async fn erase(request: WizardRequest) -> Result<Json<Erasure>, ApiError> {
 /// they belong to or created, the invitations they sent, AI preferences and
 /// suggestions, and the funnel events recorded while signed in. Read in one
 /// transaction under the user's own Row Level Security policies.
-#[utoipa::path(
-    get,
-    path = EXPORT_PATH,
-    operation_id = "exportMe",
-    tag = "privacy",
-    security(("bearer" = [])),
-    responses(
+#[utoipa::path(get, path = EXPORT_PATH, operation_id = "exportMe", tag = "privacy",
+    security(("bearer" = [])), responses(
         (status = 200, description = "The export", body = Export,
             headers(("Content-Disposition" = String, description = "`attachment; filename=\"onboarding-export.json\"`"))),
         SignedInRequired,

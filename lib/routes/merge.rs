@@ -37,14 +37,9 @@ pub fn router() -> Router<AppState> {
 /// whether its HttpOnly cookie holds one, so that is a 200 with nothing in
 /// `merged`, not an error. Any body is ignored but for `Idempotency-Key`
 /// matching.
-#[utoipa::path(
-    post,
-    path = PATH,
-    operation_id = "mergeSession",
-    tag = "session",
+#[utoipa::path(post, path = PATH, operation_id = "mergeSession", tag = "session",
     params(IdempotencyKey),
-    security(("bearer" = [], "sessionCookie" = []), ("bearer" = [], "sessionHeader" = [])),
-    responses(
+    security(("bearer" = [], "sessionCookie" = []), ("bearer" = [], "sessionHeader" = [])), responses(
         (status = 200, description = "Merged; `merged` is empty when there was no session to merge", body = Merged,
             headers(("Set-Cookie" = String, description = "Clears `onboarding_session` (`Max-Age=0`)"))),
         MalformedIdempotencyKey,

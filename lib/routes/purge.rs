@@ -30,13 +30,8 @@ pub fn router() -> Router<AppState> {
 /// transaction, for up to 8 seconds; a run cut short answers
 /// `complete: false` and the next one continues. Runs may overlap: each row
 /// is deleted by one of them. Repeating it deletes nothing new.
-#[utoipa::path(
-    get,
-    path = PATH,
-    operation_id = "purgeExpiredData",
-    tag = "ops",
-    security(("cronSecret" = [])),
-    responses(
+#[utoipa::path(get, path = PATH, operation_id = "purgeExpiredData", tag = "ops",
+    security(("cronSecret" = [])), responses(
         (status = 200, description = "What was deleted, per kind, and whether the run got to the end", body = Purged),
         CronSecretRequired,
         (status = 500, description = "An unexpected database error; batches deleted before it stay deleted", body = Problem, content_type = "application/problem+json"),

@@ -42,13 +42,8 @@ pub struct SessionStarted {
 /// `Secure` except on localhost); clients without cookies send `session`
 /// back in `X-Onboarding-Session`. A visitor who presents a live session
 /// gets it back, so retrying is harmless.
-#[utoipa::path(
-    post,
-    path = PATH,
-    operation_id = "startSession",
-    tag = "session",
-    security((), ("sessionCookie" = []), ("sessionHeader" = [])),
-    responses(
+#[utoipa::path(post, path = PATH, operation_id = "startSession", tag = "session",
+    security((), ("sessionCookie" = []), ("sessionHeader" = [])), responses(
         (status = 200, description = "The session presented is live and is returned", body = SessionStarted,
             headers(("Set-Cookie" = String, description = "`onboarding_session=…`"))),
         (status = 201, description = "A new session (also in place of one that expired or does not verify)", body = SessionStarted,

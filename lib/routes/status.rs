@@ -20,13 +20,8 @@ pub fn router() -> Router<AppState> {
 /// For the Next.js middleware, on every navigation: cached per caller in
 /// Redis, so a hit costs no database round trip. Anonymous callers get
 /// `not_started`.
-#[utoipa::path(
-    get,
-    path = PATH,
-    operation_id = "getStatus",
-    tag = "onboarding",
-    security((), ("bearer" = []), ("sessionCookie" = []), ("sessionHeader" = [])),
-    responses(
+#[utoipa::path(get, path = PATH, operation_id = "getStatus", tag = "onboarding",
+    security((), ("bearer" = []), ("sessionCookie" = []), ("sessionHeader" = [])), responses(
         (status = 200, description = "The caller's status", body = Status),
         CredentialRejected,
         DatabaseProblems,

@@ -75,14 +75,9 @@ fn unknown_step(step: &str) -> ApiError {
 /// carries the version to send back in `If-Match`. Answers saved under an
 /// older flow version are upgraded by its declared rules; what they could not
 /// carry over is listed in `needsAttention`.
-#[utoipa::path(
-    get,
-    path = PATH,
-    operation_id = "getStep",
-    tag = "onboarding",
+#[utoipa::path(get, path = PATH, operation_id = "getStep", tag = "onboarding",
     params(("step" = String, Path, description = "Step id from the flow")),
-    security((), ("bearer" = []), ("sessionCookie" = []), ("sessionHeader" = [])),
-    responses(
+    security((), ("bearer" = []), ("sessionCookie" = []), ("sessionHeader" = [])), responses(
         (status = 200, description = "The step's answer", body = StepView,
             headers(("ETag" = String, description = "The version, quoted: `\"3\"`"))),
         (status = 400, description = "The step segment or the query string does not decode", body = Problem, content_type = "application/problem+json"),
@@ -118,15 +113,9 @@ async fn read(
 /// Every field error is reported at once (422). Overwriting an answer needs
 /// `If-Match` with its version: without it 428, stale 412, never a lost
 /// update.
-#[utoipa::path(
-    put,
-    path = PATH,
-    operation_id = "saveStep",
-    tag = "onboarding",
+#[utoipa::path(put, path = PATH, operation_id = "saveStep", tag = "onboarding",
     params(("step" = String, Path, description = "Step id from the flow"), IfMatch, IdempotencyKey),
-    request_body = SaveBody,
-    security(("bearer" = []), ("sessionCookie" = []), ("sessionHeader" = [])),
-    responses(
+    request_body = SaveBody, security(("bearer" = []), ("sessionCookie" = []), ("sessionHeader" = [])), responses(
         (status = 200, description = "Saved: the step with its new version, and the caller's new status", body = Saved,
             headers(("ETag" = String, description = "The new version, quoted: `\"4\"`"))),
         (status = 400, description = "Malformed JSON, a malformed `If-Match` or `Idempotency-Key`, or a step segment or query string that does not decode", body = Problem, content_type = "application/problem+json"),

@@ -49,11 +49,7 @@ pub struct WebhookReceipt {
 /// accepted too). `user.deleted` erases that user's onboarding data exactly
 /// as `DELETE /api/onboarding/me` does; other events are acknowledged and
 /// ignored. Deliveries may be repeated: a replay erases nothing more.
-#[utoipa::path(
-    post,
-    path = CLERK_PATH,
-    operation_id = "clerkWebhook",
-    tag = "privacy",
+#[utoipa::path(post, path = CLERK_PATH, operation_id = "clerkWebhook", tag = "privacy",
     params(
         ("svix-id" = Option<String>, Header, description = "The message id (or `webhook-id`)"),
         ("svix-timestamp" = Option<String>, Header, description = "Seconds since the epoch (or `webhook-timestamp`)"),
