@@ -3,6 +3,12 @@
 //! request (extractors of [`crate::http`]), calls one operation of
 //! [`crate::wizard`] or a store, and maps the result to a response; each path
 //! string is written once, in the route's `PATH`.
+//!
+//! A handler's `#[utoipa::path]` opens with two lines: what the operation is
+//! (method, path, operation id, tag), then what it takes (parameters, body,
+//! security; long parameter lists on lines of their own) ending in
+//! `responses(`; its answers follow one a line, the sets many routes share
+//! named from [`problems`].
 
 pub mod ai;
 pub mod ai_policy;
