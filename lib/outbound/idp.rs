@@ -116,51 +116,67 @@ fn user_url(base: &str, prefix: &[&str], user_id: &str, suffix: &[&str]) -> Opti
     Some(url)
 }
 
+/// How one provider takes the completion (the module's opening comment has
+/// both requests in full).
+struct MetadataWrite {
+    method: reqwest::Method,
+    /// The path before and after the user's id.
+    path: (&'static [&'static str], &'static [&'static str]),
+    /// The body's one field: the metadata the provider copies into its tokens.
+    field: &'static str,
+    /// The keys in that metadata, in the provider's own casing.
+    complete_key: &'static str,
+    organization_key: &'static str,
+    /// Supabase's gateway wants the key as `apikey` too.
+    key_as_apikey: bool,
+}
+
+impl IdpKind {
+    fn metadata_write(self) -> MetadataWrite {
+        match self {
+            IdpKind::Clerk => MetadataWrite {
+                method: reqwest::Method::PATCH,
+                path: (&["v1", "users"], &["metadata"]),
+                field: "public_metadata",
+                complete_key: "onboardingComplete",
+                organization_key: "organizationId",
+                key_as_apikey: false,
+            },
+            IdpKind::Supabase => MetadataWrite {
+                method: reqwest::Method::PUT,
+                path: (&["auth", "v1", "admin", "users"], &[]),
+                field: "app_metadata",
+                complete_key: "onboarding_complete",
+                organization_key: "organization_id",
+                key_as_apikey: true,
+            },
+        }
+    }
+}
+
 /// One attempt to write the completion into the user's metadata.
 pub async fn sync(http: &reqwest::Client, settings: &IdpSettings, event: Outgoing<'_>) -> Sent {
-    let organization_id = event
+    let write = settings.kind.metadata_write();
+    let mut metadata = serde_json::Map::new();
+    metadata.insert(write.complete_key.into(), true.into());
+    if let Some(organization_id) = event
         .payload
         .pointer("/data/organizationId")
         .filter(|value| !value.is_null())
-        .cloned();
+    {
+        metadata.insert(write.organization_key.into(), organization_id.clone());
+    }
+    let body = serde_json::Map::from_iter([(write.field.to_string(), metadata.into())]);
     let key = settings.secret_key.expose_secret();
-    let request = match settings.kind {
-        IdpKind::Clerk => {
-            let mut metadata = serde_json::json!({ "onboardingComplete": true });
-            if let Some(organization_id) = organization_id {
-                metadata["organizationId"] = organization_id;
-            }
-            user_url(
-                &settings.base_url,
-                &["v1", "users"],
-                event.user_id,
-                &["metadata"],
-            )
-            .map(|url| {
-                http.patch(url)
-                    .bearer_auth(key)
-                    .json(&serde_json::json!({ "public_metadata": metadata }))
-            })
+    let (before_id, after_id) = write.path;
+    let request = user_url(&settings.base_url, before_id, event.user_id, after_id).map(|url| {
+        let request = http.request(write.method, url).bearer_auth(key).json(&body);
+        if write.key_as_apikey {
+            request.header("apikey", key)
+        } else {
+            request
         }
-        IdpKind::Supabase => {
-            let mut metadata = serde_json::json!({ "onboarding_complete": true });
-            if let Some(organization_id) = organization_id {
-                metadata["organization_id"] = organization_id;
-            }
-            user_url(
-                &settings.base_url,
-                &["auth", "v1", "admin", "users"],
-                event.user_id,
-                &[],
-            )
-            .map(|url| {
-                http.put(url)
-                    .header("apikey", key)
-                    .bearer_auth(key)
-                    .json(&serde_json::json!({ "app_metadata": metadata }))
-            })
-        }
-    };
+    });
     let Some(request) = request else {
         return Sent::Failed {
             error: "the identity provider's URL cannot carry a user id".into(),
