@@ -499,6 +499,21 @@ struct ChatUsage {
     completion_tokens: Option<u32>,
 }
 
+/// Why a provider stopped, read from its own fields: a refusal is
+/// [`AiError::Refused`] (the user is told so), and output cut off at
+/// `max_tokens` is invalid (it cannot be the whole JSON asked for).
+fn check_stop(refused: bool, cut_off: bool) -> Result<(), AiError> {
+    if refused {
+        return Err(AiError::Refused);
+    }
+    if cut_off {
+        return Err(AiError::InvalidOutput(
+            "the output was cut off at max_tokens".into(),
+        ));
+    }
+    Ok(())
+}
+
 fn parse_chat(body: &[u8], configured_model: &str) -> Result<Completion, AiError> {
     let response: ChatResponse = serde_json::from_slice(body).map_err(|error| {
         AiError::InvalidOutput(format!("not a chat completion response: {error}"))
@@ -508,20 +523,14 @@ fn parse_chat(body: &[u8], configured_model: &str) -> Result<Completion, AiError
         .into_iter()
         .next()
         .ok_or_else(|| AiError::InvalidOutput("no choices".into()))?;
-    if choice
+    let finish_reason = choice.finish_reason.as_deref();
+    let refused = choice
         .message
         .refusal
         .as_deref()
         .is_some_and(|refusal| !refusal.trim().is_empty())
-        || choice.finish_reason.as_deref() == Some("content_filter")
-    {
-        return Err(AiError::Refused);
-    }
-    if choice.finish_reason.as_deref() == Some("length") {
-        return Err(AiError::InvalidOutput(
-            "the output was cut off at max_tokens".into(),
-        ));
-    }
+        || finish_reason == Some("content_filter");
+    check_stop(refused, finish_reason == Some("length"))?;
     let content = choice
         .message
         .content
@@ -602,14 +611,11 @@ struct AnthropicUsage {
 fn parse_messages(body: &[u8], configured_model: &str, tool: &str) -> Result<Completion, AiError> {
     let response: MessagesResponse = serde_json::from_slice(body)
         .map_err(|error| AiError::InvalidOutput(format!("not a messages response: {error}")))?;
-    if response.stop_reason.as_deref() == Some("refusal") {
-        return Err(AiError::Refused);
-    }
-    if response.stop_reason.as_deref() == Some("max_tokens") {
-        return Err(AiError::InvalidOutput(
-            "the output was cut off at max_tokens".into(),
-        ));
-    }
+    let stop_reason = response.stop_reason.as_deref();
+    check_stop(
+        stop_reason == Some("refusal"),
+        stop_reason == Some("max_tokens"),
+    )?;
     let input = response
         .content
         .into_iter()
