@@ -24,10 +24,10 @@ async fn main() -> anyhow::Result<()> {
     // The database it serves is the one it migrates.
     let migration_url =
         db::migrate::migration_url_for(settings.database.url().expose_secret(), &credentials)?;
-    if db::migrate::create_database_if_missing(&migration_url).await? {
+    let report = db::migrate::create_and_run(&migration_url).await?;
+    if report.created {
         tracing::info!("created the database");
     }
-    let report = db::migrate::run(&migration_url).await?;
     for name in &report.applied {
         tracing::info!(migration = %name, "applied");
     }

@@ -28,10 +28,14 @@ async fn main() -> anyhow::Result<()> {
         .or_else(|| std::env::var("MIGRATION_DATABASE_URL").ok())
         .or_else(|| std::env::var("POSTGRES_URL_NON_POOLING").ok())
         .context("no database: pass --database-url or set MIGRATION_DATABASE_URL")?;
-    if create && onboarding::db::migrate::create_database_if_missing(&url).await? {
+    let report = if create {
+        onboarding::db::migrate::create_and_run(&url).await?
+    } else {
+        onboarding::db::migrate::run(&url).await?
+    };
+    if report.created {
         println!("created the database");
     }
-    let report = onboarding::db::migrate::run(&url).await?;
     if report.applied.is_empty() {
         println!("no pending migrations");
     }

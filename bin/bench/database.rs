@@ -69,12 +69,9 @@ pub struct Database {
 /// then clears what earlier runs appended and vacuums, so runs start alike.
 pub async fn prepare(users: u32, flow: &Flow) -> anyhow::Result<Database> {
     let url = superuser_url();
-    onboarding::db::migrate::create_database_if_missing(&url)
+    onboarding::db::migrate::create_and_run(&url)
         .await
-        .context("Failed to create the bench database")?;
-    onboarding::db::migrate::run(&url)
-        .await
-        .context("Failed to migrate the bench database")?;
+        .context("Failed to create or migrate the bench database")?;
     let (client, connection) = tokio_postgres::connect(&url, NoTls)
         .await
         .context("Failed to connect to the bench database as postgres")?;

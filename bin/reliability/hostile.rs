@@ -5,11 +5,12 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, ensure};
-use reqwest::Method;
+use anyhow::Context;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::tokens::{bad_tokens, claims, hs_token, rs_token};
+use crate::user::send_expecting;
 
 #[derive(Default)]
 pub struct Hostile {
@@ -82,16 +83,15 @@ pub async fn send_corpus(base: &str, client: &reqwest::Client) -> anyhow::Result
     let rs_valid = rs_token(&claims("rel_hostile_rs"));
     // Controls: the corpus is rejected for what it is, not because nothing is accepted.
     for (name, token) in [("HS256", &valid), ("RS256 via JWKS", &rs_valid)] {
-        let response = client
+        let request = client
             .get(format!("{base}/api/onboarding/status"))
-            .bearer_auth(token)
-            .send()
-            .await?;
-        ensure!(
-            response.status() == 200,
-            "control: a valid {name} token answered {}",
-            response.status()
-        );
+            .bearer_auth(token);
+        send_expecting(
+            request,
+            StatusCode::OK,
+            &format!("control: a valid {name} token"),
+        )
+        .await?;
     }
 
     let targets: [(Method, &str); 3] = [

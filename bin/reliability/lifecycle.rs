@@ -103,24 +103,12 @@ pub async fn prepare_leaver(client: &reqwest::Client, base: &str) -> anyhow::Res
     Ok(token)
 }
 
-/// `DELETE /api/onboarding/me` for the leaver, once the load is under way.
-pub async fn erase_during_load(
-    client: reqwest::Client,
-    base: String,
-    token: String,
-    after: Duration,
-) -> Result<Value, String> {
-    let request = client
-        .delete(format!("{base}/api/onboarding/me"))
-        .bearer_auth(token);
-    call_during_load(request, after, "the erasure").await
-}
-
-/// Sends `request` once `after` has passed; its JSON body when it answers 200.
-async fn call_during_load(
+/// Sends `request` (the purge as Vercel's cron sends it, or the leaver's
+/// erasure) once `after` has passed; its JSON body when it answers 200.
+pub async fn call_during_load(
     request: reqwest::RequestBuilder,
     after: Duration,
-    what: &str,
+    what: &'static str,
 ) -> Result<Value, String> {
     tokio::time::sleep(after).await;
     let response = request
@@ -135,18 +123,33 @@ async fn call_during_load(
     Ok(body)
 }
 
+/// Checks, as the superuser, what the purge and the erasure called during
+/// the load did; a call that failed is recorded as a failure, not checked.
+pub async fn check_purge_and_erasure(
+    pg: &Postgres,
+    purged: Result<Value, String>,
+    erased: Result<Value, String>,
+    result: &mut Lifecycle,
+) -> anyhow::Result<()> {
+    let (client, task) = pg.connect("onboarding").await?;
+    if let Some(body) = result.answered(purged) {
+        check_purge(&client, &body, result).await?;
+    }
+    if let Some(body) = result.answered(erased) {
+        check_erasure(&client, &body, result).await?;
+    }
+    task.abort();
+    Ok(())
+}
+
 /// Nothing of the leaver in any column that names a user, in any table of
 /// the schema (the columns are listed from the catalog, so a new table is
 /// not forgotten), checked as the superuser.
-pub async fn check_erasure(
-    pg: &Postgres,
-    outcome: Result<Value, String>,
+async fn check_erasure(
+    client: &tokio_postgres::Client,
+    body: &Value,
     result: &mut Lifecycle,
 ) -> anyhow::Result<()> {
-    let Some(body) = result.answered(outcome) else {
-        return Ok(());
-    };
-    let (client, task) = pg.connect("onboarding").await?;
     let columns = client
         .query(
             "select table_name::text, column_name::text from information_schema.columns
@@ -165,7 +168,6 @@ pub async fn check_erasure(
             left.push(format!("{table}.{column}: {count}"));
         }
     }
-    task.abort();
     let deleted: i64 = body["deleted"]
         .as_object()
         .map(|tables| tables.values().filter_map(Value::as_i64).sum())
@@ -189,29 +191,13 @@ pub async fn check_erasure(
     Ok(())
 }
 
-/// Calls the purge as Vercel's cron does, once the load is under way.
-pub async fn purge_during_load(
-    client: reqwest::Client,
-    base: String,
-    after: Duration,
-) -> Result<Value, String> {
-    let request = client
-        .get(format!("{base}/api/cron/purge"))
-        .bearer_auth(CRON_SECRET);
-    call_during_load(request, after, "the purge").await
-}
-
 /// What the purge left: every seeded expired session gone (a purge that ran
 /// out of time would say `complete: false`), no live session lost.
-pub async fn check_purge(
-    pg: &Postgres,
-    outcome: Result<Value, String>,
+async fn check_purge(
+    client: &tokio_postgres::Client,
+    body: &Value,
     result: &mut Lifecycle,
 ) -> anyhow::Result<()> {
-    let Some(body) = result.answered(outcome) else {
-        return Ok(());
-    };
-    let (client, task) = pg.connect("onboarding").await?;
     let left: i64 = client
         .query_one(
             "select count(*) from onboarding.anonymous_sessions where id_hash in
@@ -230,7 +216,6 @@ pub async fn check_purge(
         )
         .await?
         .get(0);
-    task.abort();
     let purged = body["sessions"].as_i64().unwrap_or(-1);
     result.lines.push(format!(
         "purge during load  {purged} expired sessions deleted (of {EXPIRED_SESSIONS} seeded), complete: {}, {left} seeded left, {orphans} drafts without a session",

@@ -263,12 +263,9 @@ async fn load_and_check(
     database_url: String,
 ) -> anyhow::Result<bool> {
     let migration_url = pg.superuser_url("onboarding");
-    onboarding::db::migrate::create_database_if_missing(&migration_url)
+    onboarding::db::migrate::create_and_run(&migration_url)
         .await
-        .context("Failed to create the database")?;
-    onboarding::db::migrate::run(&migration_url)
-        .await
-        .context("Failed to migrate")?;
+        .context("Failed to create or migrate the database")?;
 
     lifecycle::seed_expired(pg).await?;
     let jwks_url = tokens::serve_jwks().await?;
@@ -334,16 +331,19 @@ async fn load_and_check(
         .map(|user| tokio::spawn(user.run(Arc::clone(&shared))))
         .collect();
     // As Vercel's cron would, while the users work and before the outages.
-    let purge = tokio::spawn(lifecycle::purge_during_load(
-        client.clone(),
-        base.clone(),
+    let purge = tokio::spawn(lifecycle::call_during_load(
+        client
+            .get(format!("{base}/api/cron/purge"))
+            .bearer_auth(lifecycle::CRON_SECRET),
         Duration::from_secs(1),
+        "the purge",
     ));
-    let erasure = tokio::spawn(lifecycle::erase_during_load(
-        client.clone(),
-        base.clone(),
-        leaver,
+    let erasure = tokio::spawn(lifecycle::call_during_load(
+        client
+            .delete(format!("{base}/api/onboarding/me"))
+            .bearer_auth(leaver),
         Duration::from_secs(2),
+        "the erasure",
     ));
     let faults = faults::inject(args, &shared, pg, redis, started).await?;
 
@@ -386,9 +386,8 @@ async fn load_and_check(
     println!("== the purge and the erasure during the load, then anonymous floods");
     let mut lifecycle = lifecycle::Lifecycle::default();
     let purged = purge.await.context("the purge task panicked")?;
-    lifecycle::check_purge(pg, purged, &mut lifecycle).await?;
     let erased = erasure.await.context("the erasure task panicked")?;
-    lifecycle::check_erasure(pg, erased, &mut lifecycle).await?;
+    lifecycle::check_purge_and_erasure(pg, purged, erased, &mut lifecycle).await?;
     lifecycle::floods(pg, redis.port, &mut lifecycle).await?;
     lifecycle.lines.extend(outbox.lines);
     lifecycle.failures.extend(outbox.failures);

@@ -65,6 +65,22 @@ pub struct User {
     ai_opted_in: bool,
 }
 
+/// Sends a set-up request and fails, naming it `what`, unless it answers
+/// `expected`: set-up that went wrong would make every later check meaningless.
+pub async fn send_expecting(
+    request: reqwest::RequestBuilder,
+    expected: StatusCode,
+    what: &str,
+) -> anyhow::Result<reqwest::Response> {
+    let response = request.send().await?;
+    ensure!(
+        response.status() == expected,
+        "{what} answered {}",
+        response.status()
+    );
+    Ok(response)
+}
+
 /// `count` users: four in five sign in with a JWT, one in five is an anonymous session.
 pub async fn sign_in(
     client: &reqwest::Client,
@@ -75,16 +91,11 @@ pub async fn sign_in(
     for i in 0..count {
         let name = format!("rel_u{i}");
         let credential = if i % 5 == 4 {
-            let response = client
-                .post(format!("{base}/api/onboarding/session"))
-                .send()
+            let request = client.post(format!("{base}/api/onboarding/session"));
+            let body: Value = send_expecting(request, StatusCode::CREATED, "POST session")
+                .await?
+                .json()
                 .await?;
-            ensure!(
-                response.status() == 201,
-                "POST session answered {}",
-                response.status()
-            );
-            let body: Value = response.json().await?;
             Credential::Session(body["session"].as_str().unwrap_or_default().to_string())
         } else {
             Credential::Token(hs_token(&claims(&name)))

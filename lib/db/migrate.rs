@@ -26,6 +26,8 @@ pub fn embedded() -> Vec<refinery::Migration> {
 /// A summary of one migration run.
 #[derive(Debug)]
 pub struct MigrationReport {
+    /// Whether the run created the database first ([`create_and_run`]).
+    pub created: bool,
     /// Names of the migrations applied by this run, oldest first.
     pub applied: Vec<String>,
 }
@@ -51,6 +53,17 @@ pub async fn run(url: &str) -> anyhow::Result<MigrationReport> {
     run_with(url, runner()).await
 }
 
+/// Creates the database `url` names when it is missing, then applies every
+/// pending migration: how the dev server, the benchmark and the reliability
+/// suite bring up the database they then use.
+pub async fn create_and_run(url: &str) -> anyhow::Result<MigrationReport> {
+    let created = create_database_if_missing(url).await?;
+    Ok(MigrationReport {
+        created,
+        ..run(url).await?
+    })
+}
+
 /// Applies the migrations of `runner` (tests add a failing one to prove atomicity).
 pub async fn run_with(url: &str, runner: refinery::Runner) -> anyhow::Result<MigrationReport> {
     let target = parse_pg_url(
@@ -65,6 +78,7 @@ pub async fn run_with(url: &str, runner: refinery::Runner) -> anyhow::Result<Mig
         .await
         .context("Failed to apply migrations")?;
     Ok(MigrationReport {
+        created: false,
         applied: report
             .applied_migrations()
             .iter()
