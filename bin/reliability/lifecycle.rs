@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use tokio_postgres::Client;
 
 use crate::services::Postgres;
 
@@ -133,24 +134,21 @@ pub async fn check_purge_and_erasure(
 ) -> anyhow::Result<()> {
     let (client, task) = pg.connect("onboarding").await?;
     if let Some(body) = result.answered(purged) {
-        check_purge(&client, &body, result).await?;
+        result.check_purge(&client, &body).await?;
     }
     if let Some(body) = result.answered(erased) {
-        check_erasure(&client, &body, result).await?;
+        result.check_erasure(&client, &body).await?;
     }
     task.abort();
     Ok(())
 }
 
-/// Nothing of the leaver in any column that names a user, in any table of
-/// the schema (the columns are listed from the catalog, so a new table is
-/// not forgotten), checked as the superuser.
-async fn check_erasure(
-    client: &tokio_postgres::Client,
-    body: &Value,
-    result: &mut Lifecycle,
-) -> anyhow::Result<()> {
-    let columns = client
+impl Lifecycle {
+    /// Nothing of the leaver in any column that names a user, in any table of
+    /// the schema (the columns are listed from the catalog, so a new table is
+    /// not forgotten), checked as the superuser.
+    async fn check_erasure(&mut self, client: &Client, body: &Value) -> anyhow::Result<()> {
+        let columns = client
         .query(
             "select table_name::text, column_name::text from information_schema.columns
              where table_schema = 'onboarding' and data_type = 'text'
@@ -159,55 +157,50 @@ async fn check_erasure(
             &[],
         )
         .await?;
-    let mut left = Vec::new();
-    for row in &columns {
-        let (table, column): (String, String) = (row.get(0), row.get(1));
-        let sql = format!("select count(*) from onboarding.{table} where {column} = $1");
-        let count: i64 = client.query_one(&sql, &[&LEAVER]).await?.get(0);
-        if count > 0 {
-            left.push(format!("{table}.{column}: {count}"));
+        let mut left = Vec::new();
+        for row in &columns {
+            let (table, column): (String, String) = (row.get(0), row.get(1));
+            let sql = format!("select count(*) from onboarding.{table} where {column} = $1");
+            let count: i64 = client.query_one(&sql, &[&LEAVER]).await?.get(0);
+            if count > 0 {
+                left.push(format!("{table}.{column}: {count}"));
+            }
         }
-    }
-    let deleted: i64 = body["deleted"]
-        .as_object()
-        .map(|tables| tables.values().filter_map(Value::as_i64).sum())
-        .unwrap_or(0);
-    result.lines.push(format!(
+        let deleted: i64 = body["deleted"]
+            .as_object()
+            .map(|tables| tables.values().filter_map(Value::as_i64).sum())
+            .unwrap_or(0);
+        self.lines.push(format!(
         "erasure during load {deleted} rows of {LEAVER} deleted; {} columns that name a user checked, {} still naming them",
         columns.len(),
         left.len()
     ));
-    if deleted == 0 {
-        result
-            .failures
-            .push("the erasure during the load deleted nothing".into());
+        if deleted == 0 {
+            self.failures
+                .push("the erasure during the load deleted nothing".into());
+        }
+        if !left.is_empty() {
+            self.failures.push(format!(
+                "after the erasure {LEAVER} is still in {}",
+                left.join(", ")
+            ));
+        }
+        Ok(())
     }
-    if !left.is_empty() {
-        result.failures.push(format!(
-            "after the erasure {LEAVER} is still in {}",
-            left.join(", ")
-        ));
-    }
-    Ok(())
-}
 
-/// What the purge left: every seeded expired session gone (a purge that ran
-/// out of time would say `complete: false`), no live session lost.
-async fn check_purge(
-    client: &tokio_postgres::Client,
-    body: &Value,
-    result: &mut Lifecycle,
-) -> anyhow::Result<()> {
-    let left: i64 = client
-        .query_one(
-            "select count(*) from onboarding.anonymous_sessions where id_hash in
+    /// What the purge left: every seeded expired session gone (a purge that ran
+    /// out of time would say `complete: false`), no live session lost.
+    async fn check_purge(&mut self, client: &Client, body: &Value) -> anyhow::Result<()> {
+        let left: i64 = client
+            .query_one(
+                "select count(*) from onboarding.anonymous_sessions where id_hash in
                (select encode(sha256(('reliability-expired-' || i)::bytea), 'hex')
                 from generate_series(1, $1::bigint) i)",
-            &[&EXPIRED_SESSIONS],
-        )
-        .await?
-        .get(0);
-    let orphans: i64 = client
+                &[&EXPIRED_SESSIONS],
+            )
+            .await?
+            .get(0);
+        let orphans: i64 = client
         .query_one(
             "select count(*) from onboarding.progress p
              where p.session_id is not null
@@ -216,27 +209,27 @@ async fn check_purge(
         )
         .await?
         .get(0);
-    let purged = body["sessions"].as_i64().unwrap_or(-1);
-    result.lines.push(format!(
+        let purged = body["sessions"].as_i64().unwrap_or(-1);
+        self.lines.push(format!(
         "purge during load  {purged} expired sessions deleted (of {EXPIRED_SESSIONS} seeded), complete: {}, {left} seeded left, {orphans} drafts without a session",
         body["complete"]
     ));
-    if body["complete"] == json!(true) && left != 0 {
-        result.failures.push(format!(
-            "the purge said complete but {left} expired sessions are left"
-        ));
+        if body["complete"] == json!(true) && left != 0 {
+            self.failures.push(format!(
+                "the purge said complete but {left} expired sessions are left"
+            ));
+        }
+        if purged < EXPIRED_SESSIONS && body["complete"] == json!(true) {
+            self.failures.push(format!(
+                "the purge deleted {purged} of {EXPIRED_SESSIONS} expired sessions"
+            ));
+        }
+        if orphans != 0 {
+            self.failures
+                .push(format!("{orphans} drafts left behind by purged sessions"));
+        }
+        Ok(())
     }
-    if purged < EXPIRED_SESSIONS && body["complete"] == json!(true) {
-        result.failures.push(format!(
-            "the purge deleted {purged} of {EXPIRED_SESSIONS} expired sessions"
-        ));
-    }
-    if orphans != 0 {
-        result
-            .failures
-            .push(format!("{orphans} drafts left behind by purged sessions"));
-    }
-    Ok(())
 }
 
 /// Anonymous floods against an instance with the default limits, served with
