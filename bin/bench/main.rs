@@ -324,12 +324,14 @@ async fn run() -> anyhow::Result<()> {
     pg_status_a.print("pgbench status");
     summary.cpu("pgbench_status", pg_status_cpu);
     // No Redis: every request reads PostgreSQL (the cache is disabled, not just cold).
-    let miss = Function::start(
+    let miss = Function::start_warmed(
         "status-miss",
         &bin("onboarding-status"),
         &env.without_redis(),
-    )?;
-    functions::drive(&miss, &status_calls(&tokens.all, 1000), clients).await?;
+        &status_calls(&tokens.all, 1000),
+        clients,
+    )
+    .await?;
     let (miss_run, miss_cpu) = under_load(
         &mut summary,
         &miss,
@@ -372,10 +374,11 @@ async fn run() -> anyhow::Result<()> {
     // ---- status: cache hit --------------------------------------------------------
     println!("== status: route (cache hit)");
     load.sample("status-hit")?;
-    let hit = Function::start("status-hit", &bin("onboarding-status"), &env)?;
     // The 10,000 requests that fill the cache are the ones RSS is read after.
-    functions::drive(
-        &hit,
+    let hit = Function::start_warmed(
+        "status-hit",
+        &bin("onboarding-status"),
+        &env,
         &status_calls(&tokens.warm, tokens.warm.len()),
         clients,
     )
@@ -393,7 +396,6 @@ async fn run() -> anyhow::Result<()> {
     // ---- steps: GET, then the write transaction and PUT -----------------------------
     println!("== steps: route GET; pgbench write, route PUT, pgbench write");
     load.sample("steps")?;
-    let step = Function::start("step", &bin("onboarding-step"), &env)?;
     let step_path = format!("/api/onboarding/steps/{STEP}");
     let gets: Vec<Call> = tokens
         .all
@@ -401,7 +403,8 @@ async fn run() -> anyhow::Result<()> {
         .take(args.rss_requests)
         .map(|token| Call::get(&step_path, token))
         .collect();
-    functions::drive(&step, &gets, clients).await?;
+    let step =
+        Function::start_warmed("step", &bin("onboarding-step"), &env, &gets, clients).await?;
     summary.memory_after_requests("onboarding-step", args.rss_requests, step.memory()?);
     let (get_run, _) = under_load(
         &mut summary,
@@ -487,14 +490,14 @@ async fn run() -> anyhow::Result<()> {
     println!("== events: route POST");
     load.sample("events")?;
     let events_before = db.events().await?;
-    let events = Function::start("events", &bin("onboarding-events"), &env)?;
     let posts: Vec<Call> = tokens
         .all
         .iter()
         .take(args.rss_requests)
         .map(|token| Call::post_events(token))
         .collect();
-    functions::drive(&events, &posts, clients).await?;
+    let events =
+        Function::start_warmed("events", &bin("onboarding-events"), &env, &posts, clients).await?;
     summary.memory_after_requests("onboarding-events", args.rss_requests, events.memory()?);
     let events_run = wrk::run(
         &wrk::Scenario::post_events(&tokens.all_file),
@@ -523,14 +526,13 @@ async fn run() -> anyhow::Result<()> {
         ("onboarding-flow", "/api/onboarding/flow"),
         ("health", "/api/health"),
     ] {
-        let function = Function::start(name, &bin(name), &env)?;
         let calls: Vec<Call> = tokens
             .all
             .iter()
             .take(args.rss_requests)
             .map(|token| Call::get(path, token))
             .collect();
-        functions::drive(&function, &calls, clients).await?;
+        let function = Function::start_warmed(name, &bin(name), &env, &calls, clients).await?;
         summary.memory_after_requests(name, args.rss_requests, function.memory()?);
         function.stop();
     }
@@ -619,8 +621,14 @@ async fn status_miss_route(
     args: &Args,
 ) -> anyhow::Result<(wrk::WrkResult, CpuPerRequest)> {
     let env: &dyn Environment = &env.without_redis();
-    let function = Function::start(name, &bin("onboarding-status"), env)?;
-    functions::drive(&function, &status_calls(&tokens.all, 1000), connections).await?;
+    let function = Function::start_warmed(
+        name,
+        &bin("onboarding-status"),
+        env,
+        &status_calls(&tokens.all, 1000),
+        connections,
+    )
+    .await?;
     let scenario = wrk::Scenario::get(name, "/api/onboarding/status", &tokens.all_file);
     measured_then_stopped(function, &scenario, cpu, connections, args)
 }
