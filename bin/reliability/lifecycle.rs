@@ -149,14 +149,14 @@ impl Lifecycle {
     /// not forgotten), checked as the superuser.
     async fn check_erasure(&mut self, client: &Client, body: &Value) -> anyhow::Result<()> {
         let columns = client
-        .query(
-            "select table_name::text, column_name::text from information_schema.columns
-             where table_schema = 'onboarding' and data_type = 'text'
-               and column_name in ('user_id', 'created_by', 'invited_by', 'updated_by', 'merged_into_user_id')
-             order by 1, 2",
-            &[],
-        )
-        .await?;
+            .query(
+                "select table_name::text, column_name::text from information_schema.columns
+                 where table_schema = 'onboarding' and data_type = 'text'
+                   and column_name in ('user_id', 'created_by', 'invited_by', 'updated_by', 'merged_into_user_id')
+                 order by 1, 2",
+                &[],
+            )
+            .await?;
         let mut left = Vec::new();
         for row in &columns {
             let (table, column): (String, String) = (row.get(0), row.get(1));
@@ -171,10 +171,10 @@ impl Lifecycle {
             .map(|tables| tables.values().filter_map(Value::as_i64).sum())
             .unwrap_or(0);
         self.lines.push(format!(
-        "erasure during load {deleted} rows of {LEAVER} deleted; {} columns that name a user checked, {} still naming them",
-        columns.len(),
-        left.len()
-    ));
+            "erasure during load {deleted} rows of {LEAVER} deleted; {} columns that name a user checked, {} still naming them",
+            columns.len(),
+            left.len()
+        ));
         if deleted == 0 {
             self.failures
                 .push("the erasure during the load deleted nothing".into());
@@ -194,26 +194,26 @@ impl Lifecycle {
         let left: i64 = client
             .query_one(
                 "select count(*) from onboarding.anonymous_sessions where id_hash in
-               (select encode(sha256(('reliability-expired-' || i)::bytea), 'hex')
-                from generate_series(1, $1::bigint) i)",
+                   (select encode(sha256(('reliability-expired-' || i)::bytea), 'hex')
+                    from generate_series(1, $1::bigint) i)",
                 &[&EXPIRED_SESSIONS],
             )
             .await?
             .get(0);
         let orphans: i64 = client
-        .query_one(
-            "select count(*) from onboarding.progress p
-             where p.session_id is not null
-               and not exists (select 1 from onboarding.anonymous_sessions s where s.id_hash = p.session_id)",
-            &[],
-        )
-        .await?
-        .get(0);
+            .query_one(
+                "select count(*) from onboarding.progress p
+                 where p.session_id is not null
+                   and not exists (select 1 from onboarding.anonymous_sessions s where s.id_hash = p.session_id)",
+                &[],
+            )
+            .await?
+            .get(0);
         let purged = body["sessions"].as_i64().unwrap_or(-1);
         self.lines.push(format!(
-        "purge during load  {purged} expired sessions deleted (of {EXPIRED_SESSIONS} seeded), complete: {}, {left} seeded left, {orphans} drafts without a session",
-        body["complete"]
-    ));
+            "purge during load  {purged} expired sessions deleted (of {EXPIRED_SESSIONS} seeded), complete: {}, {left} seeded left, {orphans} drafts without a session",
+            body["complete"]
+        ));
         if body["complete"] == json!(true) && left != 0 {
             self.failures.push(format!(
                 "the purge said complete but {left} expired sessions are left"
