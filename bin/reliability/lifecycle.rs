@@ -30,13 +30,6 @@ pub struct Lifecycle {
     pub failures: Vec<String>,
 }
 
-impl Lifecycle {
-    /// The body of a call made during the load, or `None` with its failure recorded.
-    fn answered(&mut self, outcome: Result<Value, String>) -> Option<Value> {
-        outcome.map_err(|problem| self.failures.push(problem)).ok()
-    }
-}
-
 /// Seeds rows past their retention: expired sessions with drafts.
 pub async fn seed_expired(pg: &Postgres) -> anyhow::Result<()> {
     let (client, task) = pg.connect("onboarding").await?;
@@ -144,6 +137,11 @@ pub async fn check_purge_and_erasure(
 }
 
 impl Lifecycle {
+    /// The body of a call made during the load, or `None` with its failure recorded.
+    fn answered(&mut self, outcome: Result<Value, String>) -> Option<Value> {
+        outcome.map_err(|problem| self.failures.push(problem)).ok()
+    }
+
     /// Nothing of the leaver in any column that names a user, in any table of
     /// the schema (the columns are listed from the catalog, so a new table is
     /// not forgotten), checked as the superuser.
