@@ -16,7 +16,7 @@ use crate::wizard::error::CurrentAnswer;
 use crate::wizard::flow::{AnswerMap, Flow};
 use crate::wizard::status::{self, RedirectPaths, Status};
 use crate::wizard::transform::to_stored;
-use crate::wizard::validation::{validate_draft, validate_step};
+use crate::wizard::validation::{Submission, validate_step};
 
 /// The version a write expects to replace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -248,11 +248,19 @@ pub async fn write_answer(
         .filter(|(other, _)| other.as_str() != step)
         .map(|(step, answer)| (step.clone(), answer.answers.clone()))
         .collect();
-    let validated = if complete {
-        validate_step(flow, step, answers, &context_answers, write.flags)
+    let submission = if complete {
+        Submission::Complete
     } else {
-        validate_draft(flow, step, answers, &context_answers, write.flags)
-    }
+        Submission::Draft
+    };
+    let validated = validate_step(
+        flow,
+        step,
+        answers,
+        &context_answers,
+        write.flags,
+        submission,
+    )
     .map_err(|errors| errors.in_step(step))?;
     context_answers.insert(step.to_string(), to_stored(&validated));
     let value = &context_answers[step];

@@ -6,7 +6,7 @@
 //!    forbidden: a typed refusal, and nothing leaves the backend.
 //! 3. Render the prompt from the declared variables only; call the provider.
 //! 4. Validate the output with the same validation as user answers
-//!    ([`crate::wizard::validation::validate_draft`] on a step object holding just the
+//!    ([`crate::wizard::validation::validate_step`] as a draft on a step object holding just the
 //!    field); on invalid output, one repair attempt that sends the errors back.
 //! 5. Store the suggestion (prompt version, model, field names sent, latency,
 //!    tokens, status) in a second transaction. No transaction stays open while
@@ -29,7 +29,7 @@ use crate::ai::prompts::{self, Label, Prompt};
 use crate::ai::provider::{AiClient, AiError, Completion, CompletionRequest};
 use crate::db::{Database, DbError, DbRole, RlsContext, Statement, Tx};
 use crate::wizard::flow::{AnswerMap, Flow};
-use crate::wizard::validation::{self, ErrorCode};
+use crate::wizard::validation::{self, ErrorCode, Submission};
 
 /// Longest previous output echoed back in a repair request, in characters.
 const MAX_ECHOED_OUTPUT: usize = 2000;
@@ -273,12 +273,13 @@ fn check_enhanceable(request: &SuggestRequest<'_>) -> Result<(), ()> {
         return Err(());
     }
     // An empty draft of the step fails only when the step itself does not apply.
-    match validation::validate_draft(
+    match validation::validate_step(
         request.flow,
         request.step,
         &json!({}),
         request.answers,
         request.flags,
+        Submission::Draft,
     ) {
         Err(errors)
             if errors
@@ -312,12 +313,13 @@ fn check_output(request: &SuggestRequest<'_>, output: &Value) -> Result<Value, V
         return Err(problems);
     }
     let candidate = json!({ request.field: value });
-    match validation::validate_draft(
+    match validation::validate_step(
         request.flow,
         request.step,
         &candidate,
         request.answers,
         request.flags,
+        Submission::Draft,
     ) {
         Ok(answers) => answers
             .get(request.field)

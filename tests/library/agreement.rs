@@ -11,7 +11,7 @@
 
 use crate::library::corpus as support;
 
-use onboarding::wizard::validation::{ErrorCode, normalize_strings, validate_draft, validate_step};
+use onboarding::wizard::validation::{ErrorCode, Submission, normalize_strings, validate_step};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
@@ -47,11 +47,12 @@ impl Oracle {
 
     fn check(&self, step: &str, raw: &Value, draft: bool) -> Verdict {
         let (answers, flags) = support::all_visible();
-        let rust = if draft {
-            validate_draft(&self.flow, step, raw, &answers, &flags)
+        let submission = if draft {
+            Submission::Draft
         } else {
-            validate_step(&self.flow, step, raw, &answers, &flags)
+            Submission::Complete
         };
+        let rust = validate_step(&self.flow, step, raw, &answers, &flags, submission);
         let (_, complete, draft_schema) = self
             .validators
             .iter()
@@ -116,7 +117,16 @@ fn schema_and_validator_agree_on_the_deterministic_corpus() {
                     other => exceptions.push((step.id.clone(), case.clone(), other)),
                 }
                 let (answers, flags) = support::all_visible();
-                if validate_step(&oracle.flow, &step.id, case, &answers, &flags).is_ok() {
+                if validate_step(
+                    &oracle.flow,
+                    &step.id,
+                    case,
+                    &answers,
+                    &flags,
+                    Submission::Complete,
+                )
+                .is_ok()
+                {
                     accepted += 1;
                 }
             }
@@ -151,7 +161,15 @@ fn the_punycode_url_exception_is_real_and_narrow() {
     assert_eq!(oracle.check("organization", &good, false), Verdict::Agree);
     let (answers, flags) = support::all_visible();
     let bad = with_field(&base, "website", Some(json!("https://xn--a.example")));
-    let rust_ok = validate_step(&oracle.flow, "organization", &bad, &answers, &flags).is_ok();
+    let rust_ok = validate_step(
+        &oracle.flow,
+        "organization",
+        &bad,
+        &answers,
+        &flags,
+        Submission::Complete,
+    )
+    .is_ok();
     let schema = oracle
         .flow
         .step_json_schema("organization")

@@ -4,7 +4,7 @@
 use crate::library::corpus as support;
 
 use onboarding::wizard::transform::{from_stored, to_stored};
-use onboarding::wizard::validation::{normalize_text, validate_draft, validate_step};
+use onboarding::wizard::validation::{Submission, normalize_text, validate_step};
 use proptest::prelude::*;
 use serde_json::{Map, Value};
 
@@ -52,22 +52,14 @@ fn arbitrary_json() -> impl Strategy<Value = Value> {
 fn check_round_trip(step: &str, raw: &Value) -> Result<(), TestCaseError> {
     let flow = support::flow();
     let (answers, flags) = support::all_visible();
-    for draft in [false, true] {
-        let result = if draft {
-            validate_draft(&flow, step, raw, &answers, &flags)
-        } else {
-            validate_step(&flow, step, raw, &answers, &flags)
-        };
+    for submission in [Submission::Complete, Submission::Draft] {
+        let result = validate_step(&flow, step, raw, &answers, &flags, submission);
         if let Ok(parsed) = result {
             let stored = to_stored(&parsed);
             let back = from_stored(&flow, step, &stored);
             prop_assert_eq!(back.as_ref().ok(), Some(&parsed));
             // Idempotent normalization: the canonical form validates to itself.
-            let again = if draft {
-                validate_draft(&flow, step, &stored, &answers, &flags)
-            } else {
-                validate_step(&flow, step, &stored, &answers, &flags)
-            };
+            let again = validate_step(&flow, step, &stored, &answers, &flags, submission);
             prop_assert_eq!(again.as_ref().ok(), Some(&parsed));
             prop_assert_eq!(to_stored(&parsed), stored);
         }

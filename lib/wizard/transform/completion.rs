@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::wizard::flow::{AnswerMap, Flow};
-use crate::wizard::validation::{FieldError, Options, StepAnswers, validate_with};
+use crate::wizard::validation::{FieldError, Options, StepAnswers, Submission, validate_with};
 
 /// Row for the user's profile.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -124,7 +124,7 @@ pub fn completion_plan(
             continue;
         };
         let options = Options {
-            draft: false,
+            submission: Submission::Complete,
             context: Some((&json, flags)),
             check_step_visibility: true,
         };
@@ -222,7 +222,7 @@ pub fn completion_plan(
 mod tests {
     use super::*;
     use crate::wizard::flow::default_flow;
-    use crate::wizard::validation::validate_step;
+    use crate::wizard::validation::{Submission, validate_step};
     use serde_json::json;
 
     fn on(key: &str) -> bool {
@@ -256,7 +256,14 @@ mod tests {
         for (step, value) in raw {
             // Validate against the context as it would be at that point, but
             // keep team answers even when the step is hidden, to show they are ignored.
-            let parsed = match validate_step(&flow, step, &value, &json_answers, &on) {
+            let parsed = match validate_step(
+                &flow,
+                step,
+                &value,
+                &json_answers,
+                &on,
+                Submission::Complete,
+            ) {
                 Ok(p) => p,
                 Err(_) => crate::wizard::transform::from_stored(&flow, step, &value)
                     .expect("stored shape"),
@@ -303,12 +310,13 @@ mod tests {
         let mut answers = answer_all("2-10");
         answers.remove("goals");
         answers.remove("team"); // optional: not listed
-        let draft = crate::wizard::validation::validate_draft(
+        let draft = validate_step(
             &flow,
             "preferences",
             &json!({ "productUpdates": true }),
             &AnswerMap::new(),
             &on,
+            Submission::Draft,
         )
         .expect("valid draft");
         answers.insert("preferences".into(), draft);

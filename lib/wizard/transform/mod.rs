@@ -9,7 +9,9 @@ mod upgrade;
 use serde_json::Value;
 
 use crate::wizard::flow::Flow;
-use crate::wizard::validation::{Options, StepAnswers, ValidationErrors, validate_with};
+use crate::wizard::validation::{
+    Options, StepAnswers, Submission, ValidationErrors, validate_with,
+};
 
 pub use completion::{
     CompletionPlan, InvitationRow, MissingStep, MissingStepReason, MissingSteps, OrganizationRow,
@@ -33,7 +35,7 @@ pub fn from_stored(
     stored: &Value,
 ) -> Result<StepAnswers, ValidationErrors> {
     let options = Options {
-        draft: true,
+        submission: Submission::Draft,
         context: None,
         check_step_visibility: false,
     };
@@ -52,8 +54,15 @@ mod tests {
         let flow = default_flow().expect("parses");
         let raw = json!({ "name": "  Acme\u{0301} ", "slug": "acme", "size": "2-10",
                           "industry": "saas", "website": "https://acme.test" });
-        let answers = validate_step(&flow, "organization", &raw, &AnswerMap::new(), &|_| false)
-            .expect("valid");
+        let answers = validate_step(
+            &flow,
+            "organization",
+            &raw,
+            &AnswerMap::new(),
+            &|_| false,
+            Submission::Complete,
+        )
+        .expect("valid");
         let stored = to_stored(&answers);
         assert_eq!(stored["name"], "Acm\u{e9}");
         let back = from_stored(&flow, "organization", &stored).expect("reads back");

@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::wizard::flow::{AnswerMap, Flow, UpgradeRule};
-use crate::wizard::validation::{Options, StepAnswers, validate_with};
+use crate::wizard::validation::{Options, StepAnswers, Submission, validate_with};
 
 /// Something the user has to look at again after an upgrade.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
@@ -204,7 +204,7 @@ fn revalidate(
         // and field conditions that use flags see them as off. That only
         // matters for hidden_field, which then sets the value aside for review.
         let options = Options {
-            draft: true,
+            submission: Submission::Draft,
             context: Some((&context, &no_flags)),
             check_step_visibility: false,
         };

@@ -45,4 +45,4 @@ pub use rules::{
     is_valid_url, normalize_text,
 };
 pub(crate) use step::{Options, validate_with};
-pub use step::{validate_draft, validate_step};
+pub use step::{Submission, validate_step};

@@ -12,41 +12,28 @@ use super::field::parse_field;
 use super::limits::check_limits;
 use crate::wizard::flow::{AnswerMap, FieldDefinition, FieldRef, Flow, StepDefinition};
 
-/// Validates a complete step submission: required fields must be present.
+/// What a submission of a step's answers must hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Submission {
+    /// The step is completed: required fields must be present.
+    Complete,
+    /// Saved midway: required fields may be missing, but every value present
+    /// is checked as strictly as in a complete one.
+    Draft,
+}
+
+/// Validates a step's answers as submitted in a request.
 pub fn validate_step(
     flow: &Flow,
     step_id: &str,
     raw: &Value,
     answers: &AnswerMap,
     flags: &dyn Fn(&str) -> bool,
-) -> Result<StepAnswers, ValidationErrors> {
-    validate_request(flow, step_id, raw, (answers, flags), false)
-}
-
-/// Validates a draft (saved midway): required fields may be missing, but every
-/// value present is checked as strictly as in [`validate_step`].
-pub fn validate_draft(
-    flow: &Flow,
-    step_id: &str,
-    raw: &Value,
-    answers: &AnswerMap,
-    flags: &dyn Fn(&str) -> bool,
-) -> Result<StepAnswers, ValidationErrors> {
-    validate_request(flow, step_id, raw, (answers, flags), true)
-}
-
-/// A submission in a request: conditions are evaluated against the caller's
-/// answers and flags, and a step that does not apply is rejected.
-fn validate_request(
-    flow: &Flow,
-    step_id: &str,
-    raw: &Value,
-    context: Context<'_>,
-    draft: bool,
+    submission: Submission,
 ) -> Result<StepAnswers, ValidationErrors> {
     let options = Options {
-        draft,
-        context: Some(context),
+        submission,
+        context: Some((answers, flags)),
         check_step_visibility: true,
     };
     validate_with(flow, step_id, raw, &options)
@@ -58,8 +45,8 @@ pub(crate) type Context<'a> = (&'a AnswerMap, &'a dyn Fn(&str) -> bool);
 /// How strictly to validate; crate-internal so `transform` can re-read stored
 /// answers without the request context.
 pub(crate) struct Options<'a> {
-    /// Missing required fields are fine.
-    pub(crate) draft: bool,
+    /// Whether required fields must be present.
+    pub(crate) submission: Submission,
     /// Answers and flags for conditions. `None`: conditional fields are allowed
     /// when present and never required (stored data, validated when saved).
     pub(crate) context: Option<Context<'a>>,
@@ -67,8 +54,8 @@ pub(crate) struct Options<'a> {
     pub(crate) check_step_visibility: bool,
 }
 
-/// Validates one step's answers as `options` say. [`validate_step`] and
-/// [`validate_draft`] use a request's settings; `transform` chooses its own
+/// Validates one step's answers as `options` say. [`validate_step`] uses a
+/// request's settings; `transform` chooses its own
 /// (stored answers, the completion plan, upgrades).
 pub(crate) fn validate_with(
     flow: &Flow,
@@ -161,7 +148,10 @@ fn validate_object(
                 step: None,
             }),
             (_, None) => {
-                if field.required && !options.draft && visibility == Visibility::Shown {
+                if field.required
+                    && options.submission == Submission::Complete
+                    && visibility == Visibility::Shown
+                {
                     errors.push(required(field));
                 }
             }
@@ -174,7 +164,10 @@ fn validate_object(
                     }
                     None if errors.len() == before => {
                         // An empty string: unanswered.
-                        if field.required && !options.draft && visibility == Visibility::Shown {
+                        if field.required
+                            && options.submission == Submission::Complete
+                            && visibility == Visibility::Shown
+                        {
                             errors.push(required(field));
                         }
                     }

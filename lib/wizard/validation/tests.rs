@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{ErrorCode, MAX_NODES, StepAnswers, ValidationErrors, validate_draft, validate_step};
+use super::{ErrorCode, MAX_NODES, StepAnswers, Submission, ValidationErrors, validate_step};
 use crate::wizard::flow::{AnswerMap, Flow, default_flow};
 
 fn no_flags(_: &str) -> bool {
@@ -35,7 +35,14 @@ fn kitchen_sink() -> Flow {
 }
 
 fn sink(raw: Value) -> Result<StepAnswers, ValidationErrors> {
-    validate_draft(&kitchen_sink(), "all", &raw, &AnswerMap::new(), &no_flags)
+    validate_step(
+        &kitchen_sink(),
+        "all",
+        &raw,
+        &AnswerMap::new(),
+        &no_flags,
+        Submission::Draft,
+    )
 }
 
 fn codes(result: Result<StepAnswers, ValidationErrors>) -> Vec<(String, &'static str)> {
@@ -53,7 +60,7 @@ fn step(step: &str, raw: Value) -> Result<StepAnswers, ValidationErrors> {
     let flow = default_flow().expect("parses");
     let mut answers = AnswerMap::new();
     answers.insert("organization".into(), json!({ "size": "2-10" }));
-    validate_step(&flow, step, &raw, &answers, &team_on)
+    validate_step(&flow, step, &raw, &answers, &team_on, Submission::Complete)
 }
 
 fn one(step_id: &str, raw: Value) -> (String, &'static str) {
@@ -350,8 +357,16 @@ fn reports_all_errors_at_once() {
 #[test]
 fn a_draft_may_omit_required_fields_but_not_break_rules() {
     let flow = default_flow().expect("parses");
-    let draft =
-        |raw: Value| validate_draft(&flow, "organization", &raw, &AnswerMap::new(), &no_flags);
+    let draft = |raw: Value| {
+        validate_step(
+            &flow,
+            "organization",
+            &raw,
+            &AnswerMap::new(),
+            &no_flags,
+            Submission::Draft,
+        )
+    };
     assert!(draft(json!({ "name": "Acme" })).is_ok());
     assert!(draft(json!({})).is_ok());
     assert_eq!(
@@ -371,7 +386,16 @@ fn a_draft_may_omit_required_fields_but_not_break_rules() {
 #[test]
 fn a_field_shown_by_a_condition_is_required_and_hidden_it_must_be_absent() {
     let flow = kitchen_sink();
-    let complete = |raw: Value| validate_step(&flow, "all", &raw, &AnswerMap::new(), &no_flags);
+    let complete = |raw: Value| {
+        validate_step(
+            &flow,
+            "all",
+            &raw,
+            &AnswerMap::new(),
+            &no_flags,
+            Submission::Complete,
+        )
+    };
     assert_eq!(
         codes(complete(json!({ "hasSite": true }))),
         [("/site".into(), "required")]
@@ -392,9 +416,26 @@ fn a_field_shown_by_a_condition_is_required_and_hidden_it_must_be_absent() {
 fn a_field_behind_a_flag_is_hidden_while_the_flag_is_off() {
     let flow = kitchen_sink();
     let raw = json!({ "beta": true });
-    let off = validate_draft(&flow, "all", &raw, &AnswerMap::new(), &no_flags);
+    let off = validate_step(
+        &flow,
+        "all",
+        &raw,
+        &AnswerMap::new(),
+        &no_flags,
+        Submission::Draft,
+    );
     assert_eq!(codes(off), [("/beta".into(), "hidden_field")]);
-    assert!(validate_draft(&flow, "all", &raw, &AnswerMap::new(), &|k| k == "beta").is_ok());
+    assert!(
+        validate_step(
+            &flow,
+            "all",
+            &raw,
+            &AnswerMap::new(),
+            &|k| k == "beta",
+            Submission::Draft
+        )
+        .is_ok()
+    );
 }
 
 #[test]
@@ -408,9 +449,25 @@ fn rejects_a_submission_to_a_hidden_or_unknown_step() {
     let flow = default_flow().expect("parses");
     let mut answers = AnswerMap::new();
     answers.insert("organization".into(), json!({ "size": "1" }));
-    let e = validate_step(&flow, "team", &json!({}), &answers, &team_on).expect_err("hidden");
+    let e = validate_step(
+        &flow,
+        "team",
+        &json!({}),
+        &answers,
+        &team_on,
+        Submission::Complete,
+    )
+    .expect_err("hidden");
     assert_eq!(e.errors()[0].code, ErrorCode::HiddenStep);
-    let e = validate_step(&flow, "billing", &json!({}), &answers, &team_on).expect_err("unknown");
+    let e = validate_step(
+        &flow,
+        "billing",
+        &json!({}),
+        &answers,
+        &team_on,
+        Submission::Complete,
+    )
+    .expect_err("unknown");
     assert_eq!(e.errors()[0].code, ErrorCode::UnknownStep);
 }
 
@@ -425,8 +482,15 @@ fn rejects_deep_nesting_without_recursing() {
     // Not json!: it would serialize `deep` recursively.
     let raw = Value::Object(Map::from_iter([("fullName".to_owned(), deep)]));
     let flow = default_flow().expect("parses");
-    let e =
-        validate_step(&flow, "profile", &raw, &AnswerMap::new(), &no_flags).expect_err("too deep");
+    let e = validate_step(
+        &flow,
+        "profile",
+        &raw,
+        &AnswerMap::new(),
+        &no_flags,
+        Submission::Complete,
+    )
+    .expect_err("too deep");
     assert_eq!(e.errors()[0].code, ErrorCode::TooDeep);
     assert_eq!(e.errors()[0].pointer, "");
     // Dropping such a value recursively would overflow the stack, so take it apart iteratively.
