@@ -53,6 +53,7 @@ const JWT_SECRET: &str = "bench-jwt-secret-0123456789abcdef0123456789";
 const SESSION_SECRET: &str = "bench-session-secret-0123456789abcdef012345";
 /// The step the step scenarios read and write; every seeded user has an answer to it.
 const STEP: &str = "profile";
+const STATUS_PATH: &str = "/api/onboarding/status";
 /// Events per `POST /events` batch.
 const EVENTS_PER_BATCH: u64 = 3;
 /// pgbench's status transaction at each of these client counts, to find
@@ -235,6 +236,11 @@ async fn run() -> anyhow::Result<()> {
         logs: args.out.join("logs"),
     };
     let bin = |name: &str| args.release_dir.join(name);
+    let runs = RouteRuns {
+        args: &args,
+        tokens: &tokens,
+        cpu: &cpu,
+    };
     // The routes' own transactions under pgbench, at the same clients and
     // duration as wrk, for the figures to be compared.
     let pgbench_run = |name: &str, script: &str| {
@@ -249,7 +255,7 @@ async fn run() -> anyhow::Result<()> {
         )
     };
     if args.only_network {
-        network::across_network(&args, &bin, &env, &tokens, &cpu, &mut load).await?;
+        network::across_network(&runs, &env, &mut load).await?;
         return Ok(());
     }
     if args.only_outbox {
@@ -269,15 +275,14 @@ async fn run() -> anyhow::Result<()> {
     }
     if args.only_pooled {
         let status_miss = async |name: &str, env: &FunctionEnv| {
-            status_miss_route(name, &bin, env, &tokens, &cpu, args.connections, &args).await
+            runs.status_miss(name, env, args.connections).await
         };
         let (direct, direct_cpu) = status_miss("status-miss", &env).await?;
         direct.print("direct");
         let pooled = poolers::behind_poolers("status", &env, status_miss).await?;
         pooled.print_beside("status", &direct, &direct_cpu);
-        let step_put = async |name: &str, env: &FunctionEnv| {
-            step_put_route(name, &bin, env, &tokens, &cpu, args.connections, &args).await
-        };
+        let step_put =
+            async |name: &str, env: &FunctionEnv| runs.step_put(name, env, args.connections).await;
         let (direct, direct_cpu) = step_put("step-put", &env).await?;
         direct.print("PUT direct");
         let pooled = poolers::behind_poolers("step-put", &env, step_put).await?;
@@ -306,6 +311,16 @@ async fn run() -> anyhow::Result<()> {
             summary.cpu(&scenario.name.replace('-', "_"), per_request);
             anyhow::Ok((run, per_request))
         };
+    // The status route under load as `case` (miss, hit), its memory read
+    // under that load, then stopped.
+    let status_under_load =
+        |summary: &mut Summary, function: Function, case: &str, tokens: &Path| {
+            let scenario = wrk::Scenario::get(&format!("status-{case}"), STATUS_PATH, tokens);
+            let measured = under_load(summary, &function, scenario, &format!("status {case}"))?;
+            summary.memory_under_load(&format!("onboarding-status ({case})"), function.memory()?);
+            function.stop();
+            anyhow::Ok(measured)
+        };
 
     // ---- status: the database's limit, then the route on a cache miss ------------
     println!("== status: pgbench, route (cache miss), pgbench");
@@ -332,14 +347,7 @@ async fn run() -> anyhow::Result<()> {
         clients,
     )
     .await?;
-    let (miss_run, miss_cpu) = under_load(
-        &mut summary,
-        &miss,
-        wrk::Scenario::get("status-miss", "/api/onboarding/status", &tokens.all_file),
-        "status miss",
-    )?;
-    summary.memory_under_load("onboarding-status (miss)", miss.memory()?);
-    miss.stop();
+    let (miss_run, miss_cpu) = status_under_load(&mut summary, miss, "miss", &tokens.all_file)?;
     let pg_status_b = pgbench_run("status-b", &status_script)?;
     pg_status_b.print("pgbench status");
     // The same requests to Vercel's runtime answering a constant: what the
@@ -352,7 +360,7 @@ async fn run() -> anyhow::Result<()> {
     let (floor_run, floor_cpu) = under_load(
         &mut summary,
         &floor,
-        wrk::Scenario::get("runtime-floor", "/api/onboarding/status", &tokens.all_file),
+        wrk::Scenario::get("runtime-floor", STATUS_PATH, &tokens.all_file),
         "runtime floor",
     )?;
     floor.stop();
@@ -384,14 +392,7 @@ async fn run() -> anyhow::Result<()> {
     )
     .await?;
     summary.memory_after_requests("onboarding-status", args.rss_requests, hit.memory()?);
-    let (hit_run, _) = under_load(
-        &mut summary,
-        &hit,
-        wrk::Scenario::get("status-hit", "/api/onboarding/status", &tokens.warm_file),
-        "status hit",
-    )?;
-    summary.memory_under_load("onboarding-status (hit)", hit.memory()?);
-    hit.stop();
+    let (hit_run, _) = status_under_load(&mut summary, hit, "hit", &tokens.warm_file)?;
 
     // ---- steps: GET, then the write transaction and PUT -----------------------------
     println!("== steps: route GET; pgbench write, route PUT, pgbench write");
@@ -473,7 +474,7 @@ async fn run() -> anyhow::Result<()> {
     println!("== status (cache miss): unnamed statements, through PgBouncer");
     load.sample("pooled")?;
     let pooled = poolers::behind_poolers("status", &env, async |name: &str, env: &FunctionEnv| {
-        status_miss_route(name, &bin, env, &tokens, &cpu, clients, &args).await
+        runs.status_miss(name, env, clients).await
     })
     .await?;
     let (unnamed_run, unnamed_cpu) = pooled.unnamed;
@@ -483,8 +484,7 @@ async fn run() -> anyhow::Result<()> {
     let (prepared_run, prepared_cpu) = pooled.pgbouncer_prepared;
     summary.cpu("status_miss_pgbouncer_prepared", prepared_cpu);
 
-    let (near_run, far_runs, put_runs) =
-        network::across_network(&args, &bin, &env, &tokens, &cpu, &mut load).await?;
+    let (near_run, far_runs, put_runs) = network::across_network(&runs, &env, &mut load).await?;
 
     // ---- events ------------------------------------------------------------------
     println!("== events: route POST");
@@ -609,68 +609,72 @@ fn measured(
     Ok((run, per_request))
 }
 
-/// `GET /status` on a cache miss (no Redis) with `env`'s database URL: the
-/// function started, its pool warmed, then `connections` under wrk.
-async fn status_miss_route(
-    name: &str,
-    bin: &dyn Fn(&str) -> PathBuf,
-    env: &FunctionEnv,
-    tokens: &Tokens,
-    cpu: &CpuMeter,
-    connections: usize,
-    args: &Args,
-) -> anyhow::Result<(wrk::WrkResult, CpuPerRequest)> {
-    let env: &dyn Environment = &env.without_redis();
-    let function = Function::start_warmed(
-        name,
-        &bin("onboarding-status"),
-        env,
-        &status_calls(&tokens.all, 1000),
-        connections,
-    )
-    .await?;
-    let scenario = wrk::Scenario::get(name, "/api/onboarding/status", &tokens.all_file);
-    measured_then_stopped(function, &scenario, cpu, connections, args)
+/// What each route run started from a phase needs of the harness: the
+/// arguments (where the release binaries are, how long to run), the tokens
+/// and the CPU meter.
+pub struct RouteRuns<'a> {
+    args: &'a Args,
+    tokens: &'a Tokens,
+    cpu: &'a CpuMeter,
 }
 
-/// `PUT /steps/{step}` (`If-Match: *`) with `env`'s database URL: the
-/// function started, then `connections` under wrk.
-async fn step_put_route(
-    name: &str,
-    bin: &dyn Fn(&str) -> PathBuf,
-    env: &FunctionEnv,
-    tokens: &Tokens,
-    cpu: &CpuMeter,
-    connections: usize,
-    args: &Args,
-) -> anyhow::Result<(wrk::WrkResult, CpuPerRequest)> {
-    let function = Function::start(name, &bin("onboarding-step"), env)?;
-    let mut scenario =
-        wrk::Scenario::put_step(&format!("/api/onboarding/steps/{STEP}"), &tokens.all_file);
-    scenario.name = name.to_string();
-    measured_then_stopped(function, &scenario, cpu, connections, args)
-}
+impl RouteRuns<'_> {
+    /// `GET /status` on a cache miss (no Redis) with `env`'s database URL:
+    /// the function started, its pool warmed, then `connections` under wrk.
+    pub async fn status_miss(
+        &self,
+        name: &str,
+        env: &FunctionEnv,
+        connections: usize,
+    ) -> anyhow::Result<(wrk::WrkResult, CpuPerRequest)> {
+        let env: &dyn Environment = &env.without_redis();
+        let calls = status_calls(&self.tokens.all, 1000);
+        let binary = self.args.release_dir.join("onboarding-status");
+        let function = Function::start_warmed(name, &binary, env, &calls, connections).await?;
+        let scenario = wrk::Scenario::get(name, STATUS_PATH, &self.tokens.all_file);
+        self.measured_then_stopped(function, &scenario, connections)
+    }
 
-/// `scenario` against `function` at `connections` for the run's seconds,
-/// with the CPU it cost; the function is stopped after it.
-fn measured_then_stopped(
-    function: Function,
-    scenario: &wrk::Scenario,
-    cpu: &CpuMeter,
-    connections: usize,
-    args: &Args,
-) -> anyhow::Result<(wrk::WrkResult, CpuPerRequest)> {
-    let outcome = measured(cpu, &function, || {
-        wrk::run(
-            scenario,
-            &function.address,
-            args.seconds,
-            connections,
-            &args.out,
-        )
-    });
-    function.stop();
-    outcome
+    /// `PUT /steps/{step}` (`If-Match: *`) with `env`'s database URL: the
+    /// function started, then `connections` under wrk.
+    pub async fn step_put(
+        &self,
+        name: &str,
+        env: &FunctionEnv,
+        connections: usize,
+    ) -> anyhow::Result<(wrk::WrkResult, CpuPerRequest)> {
+        let binary = self.args.release_dir.join("onboarding-step");
+        let function = Function::start(name, &binary, env)?;
+        let path = format!("/api/onboarding/steps/{STEP}");
+        let mut scenario = wrk::Scenario::put_step(&path, &self.tokens.all_file);
+        scenario.name = name.to_string();
+        self.measured_then_stopped(function, &scenario, connections)
+    }
+
+    /// The connections of the runs across a network: one instance's pool.
+    pub fn network_connections(&self) -> usize {
+        self.args.network_connections
+    }
+
+    fn measured_then_stopped(
+        &self,
+        function: Function,
+        scenario: &wrk::Scenario,
+        connections: usize,
+    ) -> anyhow::Result<(wrk::WrkResult, CpuPerRequest)> {
+        let args = self.args;
+        let outcome = measured(self.cpu, &function, || {
+            wrk::run(
+                scenario,
+                &function.address,
+                args.seconds,
+                connections,
+                &args.out,
+            )
+        });
+        function.stop();
+        outcome
+    }
 }
 
 fn on_path(tool: &str) -> bool {
@@ -683,7 +687,7 @@ fn status_calls(tokens: &[String], count: usize) -> Vec<Call> {
         .iter()
         .cycle()
         .take(count)
-        .map(|token| Call::get("/api/onboarding/status", token))
+        .map(|token| Call::get(STATUS_PATH, token))
         .collect()
 }
 

@@ -2,13 +2,11 @@
 //! PostgreSQL: what the one-round-trip design buys where a deployment's
 //! database is a network hop away, not on loopback.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cpu::CpuMeter;
 use crate::functions::FunctionEnv;
 use crate::report::LoadAverage;
-use crate::{Args, Tokens, database, delay, status_miss_route, step_put_route, wrk};
+use crate::{RouteRuns, database, delay, wrk};
 
 /// Round trips added between the function and PostgreSQL.
 pub const ADDED_ROUND_TRIPS_MS: [u64; 2] = [1, 5];
@@ -21,34 +19,24 @@ pub type AcrossNetwork = Vec<(u64, wrk::WrkResult)>;
 /// to every round trip; then `PUT /steps/{step}` on loopback and with the
 /// largest delay.
 pub async fn across_network(
-    args: &Args,
-    bin: &dyn Fn(&str) -> PathBuf,
+    runs: &RouteRuns<'_>,
     env: &FunctionEnv,
-    tokens: &Tokens,
-    cpu: &CpuMeter,
     load: &mut LoadAverage,
 ) -> anyhow::Result<(wrk::WrkResult, AcrossNetwork, AcrossNetwork)> {
-    let network_clients = args.network_connections;
+    let network_clients = runs.network_connections();
     println!(
         "== status (cache miss), then PUT, at {network_clients} connections: loopback, then {ADDED_ROUND_TRIPS_MS:?} ms added per round trip"
     );
     load.sample("network")?;
-    let (near_run, _) =
-        status_miss_route("status-rtt0", bin, env, tokens, cpu, network_clients, args).await?;
+    let (near_run, _) = runs
+        .status_miss("status-rtt0", env, network_clients)
+        .await?;
     near_run.print("loopback");
     let mut far_runs = Vec::new();
     for added_ms in ADDED_ROUND_TRIPS_MS {
         let (_proxy, far_env) = delayed(env, added_ms)?;
-        let (far_run, _) = status_miss_route(
-            &format!("status-rtt{added_ms}"),
-            bin,
-            &far_env,
-            tokens,
-            cpu,
-            network_clients,
-            args,
-        )
-        .await?;
+        let name = format!("status-rtt{added_ms}");
+        let (far_run, _) = runs.status_miss(&name, &far_env, network_clients).await?;
         far_run.print(&format!("+{added_ms} ms"));
         far_runs.push((added_ms, far_run));
     }
@@ -57,8 +45,7 @@ pub async fn across_network(
     for added_ms in [0, ADDED_ROUND_TRIPS_MS[ADDED_ROUND_TRIPS_MS.len() - 1]] {
         let (_proxy, put_env) = delayed(env, added_ms)?;
         let name = format!("step-put-rtt{added_ms}");
-        let (run, _) =
-            step_put_route(&name, bin, &put_env, tokens, cpu, network_clients, args).await?;
+        let (run, _) = runs.step_put(&name, &put_env, network_clients).await?;
         run.print(&format!("PUT +{added_ms} ms"));
         put_runs.push((added_ms, run));
     }
