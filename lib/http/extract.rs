@@ -2,11 +2,16 @@
 //! who is calling, the JSON body, `If-Match` and `Idempotency-Key`. Every
 //! rejection is an [`ApiError`], so it answers in the problem+json shape.
 
+use std::marker::PhantomData;
+
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, header};
 use serde::de::DeserializeOwned;
+use utoipa::openapi::Required;
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::schema::{ObjectBuilder, Type as SchemaType};
 
 use crate::auth::{AuthError, Caller};
 use crate::http::error::ApiError;
@@ -164,28 +169,54 @@ impl FromRequestParts<AppState> for CallerForNewSession {
     }
 }
 
-/// A path parameter. One that does not decode (invalid UTF-8 once
-/// percent-decoded) is a 400 in the problem shape; axum's own rejection
-/// would be text/plain.
-pub struct PathParam<T>(pub T);
+/// The name of a route's dynamic segment: `step` for the function file
+/// `api/onboarding/steps/[step].rs`.
+pub trait SegmentName {
+    const NAME: &'static str;
+}
 
-impl<T, S> FromRequestParts<S> for PathParam<T>
-where
-    T: DeserializeOwned + Send,
-    S: Send + Sync,
-{
+/// A route's dynamic segment. Vercel routes a function file such as
+/// `api/onboarding/steps/[step].rs` with the placeholder (`[step]`) in the
+/// path and the segment in the query parameter of the same name, so the
+/// value is the path's segment, or for the placeholder that parameter
+/// (empty when it is missing). A segment that does not decode (invalid
+/// UTF-8 once percent-decoded), or a query that gives the parameter twice,
+/// is a 400 in the problem shape; axum's own rejection would be text/plain.
+pub struct Segment<N>(pub String, pub PhantomData<N>);
+
+impl<N: SegmentName, S: Send + Sync> FromRequestParts<S> for Segment<N> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        axum::extract::Path::<T>::from_request_parts(parts, state)
-            .await
-            .map(|axum::extract::Path(value)| PathParam(value))
-            .map_err(|rejection| ApiError::BadRequest(rejection.body_text()))
+        let axum::extract::Path(path) =
+            axum::extract::Path::<String>::from_request_parts(parts, state)
+                .await
+                .map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
+        let axum::extract::Query(pairs) =
+            axum::extract::Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
+                .map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
+        let mut named = pairs.into_iter().filter(|(key, _)| key == N::NAME);
+        let from_query = named.next().map(|(_, value)| value);
+        if named.next().is_some() {
+            return Err(ApiError::BadRequest(format!(
+                "Failed to deserialize query string: duplicate field `{}`",
+                N::NAME
+            )));
+        }
+        let placeholder = path
+            .strip_prefix('[')
+            .and_then(|name| name.strip_suffix(']'));
+        let value = if placeholder == Some(N::NAME) {
+            from_query.unwrap_or_default()
+        } else {
+            path
+        };
+        Ok(Segment(value, PhantomData))
     }
 }
 
 /// The query string as `T`; one that does not fit (e.g. a parameter given
-/// twice) is a 400 in the problem shape, as for [`PathParam`].
+/// twice) is a 400 in the problem shape, as for [`Segment`].
 pub struct QueryParams<T>(pub T);
 
 impl<T, S> FromRequestParts<S> for QueryParams<T>
@@ -354,9 +385,7 @@ impl FromRequestParts<AppState> for IfMatch {
 }
 
 impl utoipa::IntoParams for IfMatch {
-    fn into_params(
-        _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
-    ) -> Vec<utoipa::openapi::path::Parameter> {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
         vec![header_parameter(
             "If-Match",
             "The version this write replaces, as its `ETag` gave it (`\"3\"`), or `*`: \
@@ -364,8 +393,8 @@ impl utoipa::IntoParams for IfMatch {
              answer is 412. Required once the step has an answer (else 428); a stale version is \
              412, with the current version as `ETag` and the current answer in the problem. \
              A first write may omit it or send `\"0\"`.",
-            utoipa::openapi::schema::ObjectBuilder::new()
-                .schema_type(utoipa::openapi::schema::Type::String)
+            ObjectBuilder::new()
+                .schema_type(SchemaType::String)
                 .pattern(Some(r#"^(\*|"[0-9]+")$"#)),
         )]
     }
@@ -407,16 +436,14 @@ impl FromRequestParts<AppState> for IdempotencyKey {
 }
 
 impl utoipa::IntoParams for IdempotencyKey {
-    fn into_params(
-        _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
-    ) -> Vec<utoipa::openapi::path::Parameter> {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
         vec![header_parameter(
             "Idempotency-Key",
             "Makes a retry safe (Stripe semantics): the first successful answer is stored with \
              the write and replayed, with `Idempotent-Replayed: true`, for 24 hours; the same key \
              with a different request is 422 of type `idempotency-key-reused`.",
-            utoipa::openapi::schema::ObjectBuilder::new()
-                .schema_type(utoipa::openapi::schema::Type::String)
+            ObjectBuilder::new()
+                .schema_type(SchemaType::String)
                 .min_length(Some(1))
                 .max_length(Some(255))
                 .pattern(Some("^[!-~]+$")),
@@ -424,15 +451,11 @@ impl utoipa::IntoParams for IdempotencyKey {
     }
 }
 
-fn header_parameter(
-    name: &str,
-    description: &str,
-    schema: utoipa::openapi::schema::ObjectBuilder,
-) -> utoipa::openapi::path::Parameter {
-    utoipa::openapi::path::ParameterBuilder::new()
+fn header_parameter(name: &str, description: &str, schema: ObjectBuilder) -> Parameter {
+    ParameterBuilder::new()
         .name(name)
-        .parameter_in(utoipa::openapi::path::ParameterIn::Header)
-        .required(utoipa::openapi::Required::False)
+        .parameter_in(ParameterIn::Header)
+        .required(Required::False)
         .description(Some(description))
         .schema(Some(schema))
         .build()
@@ -480,6 +503,53 @@ mod tests {
                 .status(),
             400
         );
+    }
+
+    struct StepName;
+
+    impl SegmentName for StepName {
+        const NAME: &'static str = "step";
+    }
+
+    /// The status and body of `GET uri` to a route that answers its segment.
+    async fn segment_answer(uri: &str) -> (u16, String) {
+        use tower::ServiceExt;
+        let app = axum::Router::new().route(
+            "/steps/{step}",
+            axum::routing::get(|Segment(value, _): Segment<StepName>| async move { value }),
+        );
+        let request = Request::builder().uri(uri).body(axum::body::Body::empty());
+        let response = app.oneshot(request.unwrap()).await.unwrap();
+        let status = response.status().as_u16();
+        let body = axum::body::to_bytes(response.into_body(), 1024).await.unwrap();
+        (status, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_segment_comes_from_the_path_or_for_the_placeholder_from_the_query() {
+        for (uri, expected) in [
+            ("/steps/profile", "profile"),
+            ("/steps/profile?step=team", "profile"),
+            ("/steps/%5Bstep%5D?step=team", "team"),
+            ("/steps/%5Bstep%5D?other=1&step=te%20am", "te am"),
+            ("/steps/%5Bstep%5D", ""),
+            ("/steps/%5Bid%5D?id=team", "[id]"),
+        ] {
+            assert_eq!(segment_answer(uri).await, (200, expected.to_string()), "{uri}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_segment_named_twice_or_not_decoding_is_a_400_problem() {
+        for uri in [
+            "/steps/profile?step=a&step=b",
+            "/steps/%5Bstep%5D?step=a&step=b",
+            "/steps/%FF",
+        ] {
+            let (status, body) = segment_answer(uri).await;
+            assert_eq!(status, 400, "{uri}: {body}");
+            assert!(body.contains("\"status\":400"), "{uri}: {body}");
+        }
     }
 
     #[test]

@@ -24,7 +24,7 @@ use crate::cache::rate_limit;
 use crate::http::context::WizardRequest;
 use crate::http::error::{ApiError, Problem, apply_rate_limit_headers};
 use crate::http::extract::{
-    IdempotencyKey, IfMatch, JsonBody, PathParam, QueryParams, RawBody, etag, parse_json,
+    IdempotencyKey, IfMatch, JsonBody, RawBody, Segment, SegmentName, etag, parse_json,
 };
 use crate::http::idempotency::{Reply, RequestFingerprint};
 use crate::http::rate_limit::ClientIp;
@@ -446,19 +446,17 @@ async fn request_suggestion(
     Ok(response)
 }
 
-#[derive(Debug, Deserialize)]
-pub struct IdQuery {
-    id: Option<String>,
+/// The `[id]` of `api/onboarding/ai/suggestions/[id]/accept.rs` and `reject.rs`.
+pub struct IdSegment;
+
+impl SegmentName for IdSegment {
+    const NAME: &'static str = "id";
 }
 
-/// The id from the path, or from `?id=` when Vercel routed the dynamic segment.
-fn suggestion_id(path: String, query: IdQuery) -> Result<uuid::Uuid, ApiError> {
-    let raw = if path == "[id]" {
-        query.id.unwrap_or_default()
-    } else {
-        path
-    };
-    raw.parse()
+/// The suggestion the segment names; one that is not a UUID is a 404.
+fn suggestion_id(segment: String) -> Result<uuid::Uuid, ApiError> {
+    segment
+        .parse()
         .map_err(|_| ApiError::NotFound("no such suggestion".into()))
 }
 
@@ -519,11 +517,10 @@ async fn accept(
     request: WizardRequest,
     IfMatch(expected): IfMatch,
     IdempotencyKey(key): IdempotencyKey,
-    PathParam(path): PathParam<String>,
-    QueryParams(query): QueryParams<IdQuery>,
+    Segment(segment, _): Segment<IdSegment>,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    let id = suggestion_id(path, query)?;
+    let id = suggestion_id(segment)?;
     decide_route(request, expected, key, id, Decision::Accept, &body).await
 }
 
@@ -547,11 +544,10 @@ async fn accept(
 async fn reject(
     request: WizardRequest,
     IdempotencyKey(key): IdempotencyKey,
-    PathParam(path): PathParam<String>,
-    QueryParams(query): QueryParams<IdQuery>,
+    Segment(segment, _): Segment<IdSegment>,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    let id = suggestion_id(path, query)?;
+    let id = suggestion_id(segment)?;
     decide_route(
         request,
         ExpectedVersion::Absent,

@@ -16,7 +16,7 @@ use crate::db::answers;
 use crate::http::context::WizardRequest;
 use crate::http::error::{ApiError, Problem};
 use crate::http::extract::{
-    IdempotencyKey, IfMatch, JsonBytes, PathParam, QueryParams, etag, parse_json,
+    IdempotencyKey, IfMatch, JsonBytes, Segment, SegmentName, etag, parse_json,
 };
 use crate::http::idempotency::{Reply, RequestFingerprint};
 use crate::routes::problems::{
@@ -32,9 +32,11 @@ pub fn router() -> Router<AppState> {
     Router::new().route(PATH, get(read).put(write))
 }
 
-#[derive(Debug, Deserialize)]
-pub struct StepQuery {
-    step: Option<String>,
+/// The `[step]` of `api/onboarding/steps/[step].rs`.
+pub struct StepSegment;
+
+impl SegmentName for StepSegment {
+    const NAME: &'static str = "step";
 }
 
 /// The body of a save.
@@ -49,13 +51,8 @@ pub struct SaveBody {
     pub complete: bool,
 }
 
-/// The step named by the path, or by `?step=` when Vercel routed the dynamic segment.
-fn step_name(path: String, query: StepQuery) -> Result<String, ApiError> {
-    let name = if path == "[step]" {
-        query.step.unwrap_or_default()
-    } else {
-        path
-    };
+/// The step the segment names; none is a 404.
+fn step_name(name: String) -> Result<String, ApiError> {
     if name.is_empty() {
         return Err(ApiError::NotFound("no step named".into()));
     }
@@ -89,10 +86,9 @@ fn unknown_step(step: &str) -> ApiError {
 #[tracing::instrument(level = "debug", skip_all)]
 async fn read(
     request: WizardRequest,
-    PathParam(path): PathParam<String>,
-    QueryParams(query): QueryParams<StepQuery>,
+    Segment(segment, _): Segment<StepSegment>,
 ) -> Result<Response, ApiError> {
-    let step = step_name(path, query)?;
+    let step = step_name(segment)?;
     let flow = request.flow();
     if flow.step(&step).is_none() {
         return Err(unknown_step(&step));
@@ -135,11 +131,10 @@ async fn write(
     request: WizardRequest,
     IfMatch(expected): IfMatch,
     IdempotencyKey(key): IdempotencyKey,
-    PathParam(path): PathParam<String>,
-    QueryParams(query): QueryParams<StepQuery>,
+    Segment(segment, _): Segment<StepSegment>,
     JsonBytes(body): JsonBytes,
 ) -> Result<Response, ApiError> {
-    let step = step_name(path, query)?;
+    let step = step_name(segment)?;
     request.require_owner()?;
     let flow = request.flow();
     if flow.step(&step).is_none() {
