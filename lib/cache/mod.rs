@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 use crate::breaker::CircuitBreaker;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{FromRedisValue, RedisResult};
 use tokio::sync::OnceCell;
 
 use crate::breaker::CircuitSettings;
@@ -212,38 +213,46 @@ impl Redis {
         outcome
     }
 
-    /// Runs one command within the command timeout.
-    pub async fn query<T: redis::FromRedisValue>(
-        &self,
-        command: &redis::Cmd,
-    ) -> Result<T, RedisError> {
-        self.guarded(|mut connection| async move { command.query_async(&mut connection).await })
-            .await
-    }
-
-    /// Runs a pipeline (`MULTI`/`EXEC` when it is atomic) within the command timeout.
-    pub async fn pipeline<T: redis::FromRedisValue>(
-        &self,
-        pipeline: &redis::Pipeline,
-    ) -> Result<T, RedisError> {
-        self.guarded(|mut connection| async move { pipeline.query_async(&mut connection).await })
-            .await
-    }
-
-    /// Runs a Lua script (`EVALSHA`, loading it on `NOSCRIPT`) within the
-    /// command timeout.
-    pub async fn invoke<T: redis::FromRedisValue>(
-        &self,
-        invocation: &redis::ScriptInvocation<'_>,
-    ) -> Result<T, RedisError> {
-        self.guarded(|mut connection| async move { invocation.invoke_async(&mut connection).await })
+    /// Runs a command, a pipeline or a script within the command timeout.
+    pub async fn run<T: FromRedisValue>(&self, request: &impl Request) -> Result<T, RedisError> {
+        self.guarded(|mut connection| async move { request.run_on(&mut connection).await })
             .await
     }
 
     /// `PING`, for health checks.
     pub async fn ping(&self) -> Result<Duration, RedisError> {
         let started = Instant::now();
-        let _: String = self.query(&redis::cmd("PING")).await?;
+        let _: String = self.run(&redis::cmd("PING")).await?;
         Ok(started.elapsed())
+    }
+}
+
+/// What [`Redis::run`] sends: a command, a pipeline (`MULTI`/`EXEC` when it
+/// is atomic) or a Lua script (`EVALSHA`, loading it on `NOSCRIPT`).
+/// The future is not declared `Send`: whether it is depends on the reply
+/// type (a script's holds its reply across the `NOSCRIPT` retry), and each
+/// caller's concrete types are what prove it.
+pub trait Request: Sync {
+    fn run_on<T: FromRedisValue>(
+        &self,
+        con: &mut ConnectionManager,
+    ) -> impl Future<Output = RedisResult<T>>;
+}
+
+impl Request for redis::Cmd {
+    async fn run_on<T: FromRedisValue>(&self, con: &mut ConnectionManager) -> RedisResult<T> {
+        self.query_async(con).await
+    }
+}
+
+impl Request for redis::Pipeline {
+    async fn run_on<T: FromRedisValue>(&self, con: &mut ConnectionManager) -> RedisResult<T> {
+        self.query_async(con).await
+    }
+}
+
+impl Request for redis::ScriptInvocation<'_> {
+    async fn run_on<T: FromRedisValue>(&self, con: &mut ConnectionManager) -> RedisResult<T> {
+        self.invoke_async(con).await
     }
 }

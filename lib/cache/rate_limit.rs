@@ -361,7 +361,7 @@ impl<'a> RateLimiter<'a> {
             .arg(now_ms)
             .arg(window)
             .arg(count);
-        match redis.invoke::<i64>(&invocation).await {
+        match redis.run::<i64>(&invocation).await {
             Ok(left) => Decision {
                 allowed: left >= 0,
                 limit: policy.limit,

@@ -219,7 +219,7 @@ impl<'a> Sessions<'a> {
         let Some(redis) = self.redis else { return };
         let mut command = redis::cmd("DEL");
         command.arg(redis.keys().session(session));
-        if let Err(error) = redis.query::<i64>(&command).await {
+        if let Err(error) = redis.run::<i64>(&command).await {
             warn_degraded("session forget", &error);
         }
     }
@@ -235,7 +235,7 @@ impl<'a> Sessions<'a> {
         };
         let mut command = redis::cmd("HGETALL");
         command.arg(redis.keys().session(session));
-        match redis.query::<HashMap<String, String>>(&command).await {
+        match redis.run::<HashMap<String, String>>(&command).await {
             Ok(fields) => Ok(parse_cached(&fields)),
             Err(error) => {
                 warn_degraded("session read", &error);
@@ -258,7 +258,7 @@ impl<'a> Sessions<'a> {
             .arg(now.timestamp_millis())
             .arg(millis(self.settings.ttl));
         match redis
-            .invoke::<Option<HashMap<String, String>>>(&invocation)
+            .run::<Option<HashMap<String, String>>>(&invocation)
             .await
         {
             Ok(fields) => Ok(fields.as_ref().and_then(parse_cached)),
@@ -293,7 +293,7 @@ impl<'a> Sessions<'a> {
             .ignore()
             .pexpire(&key, ttl_ms)
             .ignore();
-        if let Err(error) = redis.pipeline::<()>(&pipe).await {
+        if let Err(error) = redis.run::<()>(&pipe).await {
             warn_degraded("session refill", &error);
         }
     }

@@ -168,14 +168,14 @@ impl<'a> Cache<'a> {
         command
             .arg(entry.key(redis, subject))
             .arg(redis.keys().generation(subject));
-        let (value, generation): (Option<String>, Option<String>) =
-            match redis.query(&command).await {
-                Ok(found) => found,
-                Err(error) => {
-                    warn_degraded("cache read", &error);
-                    return Lookup::Miss(None);
-                }
-            };
+        let (value, generation): (Option<String>, Option<String>) = match redis.run(&command).await
+        {
+            Ok(found) => found,
+            Err(error) => {
+                warn_degraded("cache read", &error);
+                return Lookup::Miss(None);
+            }
+        };
         let ticket = FillTicket {
             generation: generation.unwrap_or_else(|| "0".to_string()),
         };
@@ -215,7 +215,7 @@ impl<'a> Cache<'a> {
             .arg(&ticket.generation)
             .arg(json)
             .arg(millis(self.ttl));
-        match redis.invoke::<i64>(&invocation).await {
+        match redis.run::<i64>(&invocation).await {
             Ok(1) => FillOutcome::Stored,
             Ok(_) => FillOutcome::Stale,
             Err(error) => {
@@ -239,7 +239,7 @@ impl<'a> Cache<'a> {
             invocation.key(entry.key(redis, subject));
         }
         invocation.arg(millis(GENERATION_TTL));
-        match redis.invoke::<i64>(&invocation).await {
+        match redis.run::<i64>(&invocation).await {
             Ok(_) => true,
             Err(error) => {
                 warn_degraded("cache invalidation", &error);
