@@ -521,7 +521,9 @@ mod tests {
         let request = Request::builder().uri(uri).body(axum::body::Body::empty());
         let response = app.oneshot(request.unwrap()).await.unwrap();
         let status = response.status().as_u16();
-        let body = axum::body::to_bytes(response.into_body(), 1024).await.unwrap();
+        let body = axum::body::to_bytes(response.into_body(), 1024)
+            .await
+            .unwrap();
         (status, String::from_utf8(body.to_vec()).unwrap())
     }
 
@@ -535,7 +537,11 @@ mod tests {
             ("/steps/%5Bstep%5D", ""),
             ("/steps/%5Bid%5D?id=team", "[id]"),
         ] {
-            assert_eq!(segment_answer(uri).await, (200, expected.to_string()), "{uri}");
+            assert_eq!(
+                segment_answer(uri).await,
+                (200, expected.to_string()),
+                "{uri}"
+            );
         }
     }
 

@@ -33,7 +33,6 @@ use crate::routes::problems::{
     WriteLimits,
 };
 use crate::state::AppState;
-use crate::wizard::reads::own_progress;
 use crate::wizard::save::ExpectedVersion;
 use crate::wizard::suggest::{
     Decision, NoSuggestionReason, SuggestError, SuggestRequest, SuggestionOutcome, suggest,
@@ -372,10 +371,7 @@ async fn request_suggestion(
     let flow = request.flow();
     let flags = request.flags();
     // Every answer: the prompt may quote any of them.
-    let answers = own_progress(state.db(), &request.caller, flow.id(), &|_| true)
-        .await?
-        .map(|(_, answers)| answers)
-        .unwrap_or_default();
+    let answers = request.reader(&flags).own_answers().await?;
     let suggestion = SuggestRequest {
         flow,
         step: &body.step,

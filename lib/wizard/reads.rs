@@ -110,10 +110,34 @@ impl Reader<'_> {
         &self,
     ) -> Result<Option<(ProgressRecord, AnswerMap)>, WizardError> {
         let read = self.flow.steps_read_by_visibility();
-        own_progress(self.db, self.caller, self.flow.id(), &|step| {
-            read.iter().any(|wanted| wanted == step)
-        })
-        .await
+        self.own_progress(&|step| read.iter().any(|wanted| wanted == step))
+            .await
+    }
+
+    /// Every answer the caller has saved in the flow (none for a visitor
+    /// without a session).
+    pub async fn own_answers(&self) -> Result<AnswerMap, WizardError> {
+        let found = self.own_progress(&|_| true).await?;
+        Ok(found.map(|(_, answers)| answers).unwrap_or_default())
+    }
+
+    /// The caller's progress row for the flow and the answers of the steps
+    /// `wanted` accepts, in one round trip; no database work at all for a
+    /// visitor without a session (who has no row).
+    async fn own_progress(
+        &self,
+        wanted: &(dyn Fn(&str) -> bool + Sync),
+    ) -> Result<Option<(ProgressRecord, AnswerMap)>, WizardError> {
+        let caller = self.caller;
+        if caller.user().is_none() && caller.session().is_none() {
+            return Ok(None);
+        }
+        let context = RlsContext::for_caller(caller);
+        let flow_id = self.flow.id();
+        let found =
+            progress::fetch_own_with_answers_in_one_trip(self.db, &context, flow_id, wanted)
+                .await?;
+        Ok(found.map(|(record, answers)| (record, answers.into_iter().collect())))
     }
 
     /// `compute`'s answer, from the cache when it has it; stored there after
@@ -139,23 +163,6 @@ impl Reader<'_> {
         }
         Ok(value)
     }
-}
-
-/// The caller's progress row for a flow and the answers of the steps
-/// `wanted` accepts, in one round trip; no database work at all for a
-/// visitor without a session (who has no row).
-pub async fn own_progress(
-    db: &Database,
-    caller: &Caller,
-    flow_id: &str,
-    wanted: &(dyn Fn(&str) -> bool + Sync),
-) -> Result<Option<(ProgressRecord, AnswerMap)>, WizardError> {
-    if caller.user().is_none() && caller.session().is_none() {
-        return Ok(None);
-    }
-    let context = RlsContext::for_caller(caller);
-    let found = progress::fetch_own_with_answers_in_one_trip(db, &context, flow_id, wanted).await?;
-    Ok(found.map(|(record, answers)| (record, answers.into_iter().collect())))
 }
 
 /// Drops the caller's cached status and flow after a write committed (and,
