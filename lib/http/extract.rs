@@ -1,6 +1,7 @@
 //! Extractors that parse the hostile edge of a request into typed values once:
-//! who is calling, the JSON body, `If-Match` and `Idempotency-Key`. Every
-//! rejection is an [`ApiError`], so it answers in the problem+json shape.
+//! who is calling, the JSON body, `If-Match` and `Idempotency-Key`, a route's
+//! dynamic segment and the query string. Every rejection is an [`ApiError`],
+//! so it answers in the problem+json shape.
 
 use std::marker::PhantomData;
 
