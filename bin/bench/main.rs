@@ -53,6 +53,7 @@ const JWT_SECRET: &str = "bench-jwt-secret-0123456789abcdef0123456789";
 const SESSION_SECRET: &str = "bench-session-secret-0123456789abcdef012345";
 /// The step the step scenarios read and write; every seeded user has an answer to it.
 const STEP: &str = "profile";
+/// The status route: the status scenarios and their warm-up calls.
 const STATUS_PATH: &str = "/api/onboarding/status";
 /// Events per `POST /events` batch.
 const EVENTS_PER_BATCH: u64 = 3;
@@ -656,6 +657,8 @@ impl RouteRuns<'_> {
         self.args.network_connections
     }
 
+    /// `scenario` against `function` at `connections` for the run's seconds,
+    /// with the CPU it cost; the function is stopped after it.
     fn measured_then_stopped(
         &self,
         function: Function,

@@ -168,8 +168,10 @@ impl<'a> Cache<'a> {
         command
             .arg(entry.key(redis, subject))
             .arg(redis.keys().generation(subject));
-        let (value, generation): (Option<String>, Option<String>) = match redis.run(&command).await
-        {
+        let found = redis
+            .run::<(Option<String>, Option<String>)>(&command)
+            .await;
+        let (value, generation) = match found {
             Ok(found) => found,
             Err(error) => {
                 warn_degraded("cache read", &error);

@@ -6,8 +6,9 @@
 //!    forbidden: a typed refusal, and nothing leaves the backend.
 //! 3. Render the prompt from the declared variables only; call the provider.
 //! 4. Validate the output with the same validation as user answers
-//!    ([`crate::wizard::validation::validate_step`] as a draft on a step object holding just the
-//!    field); on invalid output, one repair attempt that sends the errors back.
+//!    ([`crate::wizard::validation::validate_step`], as a draft, on a step
+//!    object holding just the field); on invalid output, one repair attempt
+//!    that sends the errors back.
 //! 5. Store the suggestion (prompt version, model, field names sent, latency,
 //!    tokens, status) in a second transaction. No transaction stays open while
 //!    the model thinks.
