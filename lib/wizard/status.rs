@@ -157,28 +157,28 @@ mod tests {
         key == "teamInvites"
     }
 
-    /// The status of a signed-in caller with `record` and no answers.
-    fn status_of(flow: &Flow, record: &ProgressRecord) -> Status {
+    /// The status of a caller (signed in or not) with `record` and `answers`,
+    /// with the default redirect paths.
+    fn status_of(
+        flow: &Flow,
+        signed_in: bool,
+        record: Option<&ProgressRecord>,
+        answers: &AnswerMap,
+    ) -> Status {
         compute(
             flow,
             &flags,
-            true,
-            Some(record),
-            &AnswerMap::new(),
+            signed_in,
+            record,
+            answers,
             &RedirectPaths::default(),
         )
     }
+
     #[test]
     fn a_caller_without_progress_has_not_started_and_is_sent_to_the_first_step() {
         let flow = default_flow().unwrap();
-        let status = compute(
-            &flow,
-            &flags,
-            false,
-            None,
-            &AnswerMap::new(),
-            &RedirectPaths::default(),
-        );
+        let status = status_of(&flow, false, None, &AnswerMap::new());
         assert_eq!(status.state, OnboardingState::NotStarted);
         assert_eq!(status.next_step.as_deref(), Some("profile"));
         assert_eq!(status.redirect_to, "/onboarding/profile");
@@ -190,22 +190,8 @@ mod tests {
         let flow = default_flow().unwrap();
         let mut answers = AnswerMap::new();
         answers.insert("organization".into(), json!({"size": "1"}));
-        let with_team = compute(
-            &flow,
-            &flags,
-            true,
-            None,
-            &AnswerMap::new(),
-            &RedirectPaths::default(),
-        );
-        let without = compute(
-            &flow,
-            &flags,
-            true,
-            None,
-            &answers,
-            &RedirectPaths::default(),
-        );
+        let with_team = status_of(&flow, true, None, &AnswerMap::new());
+        let without = status_of(&flow, true, None, &answers);
         assert_eq!(without.progress.total + 1, with_team.progress.total);
     }
 
@@ -217,7 +203,7 @@ mod tests {
             "goals",
             ProgressState::InProgress,
         );
-        let status = status_of(&flow, &record);
+        let status = status_of(&flow, true, Some(&record), &AnswerMap::new());
         assert_eq!(status.next_step.as_deref(), Some("goals"));
         assert_eq!(status.progress.completed, 2);
         assert!(status.progress.percent > 0 && status.progress.percent < 100);
@@ -227,7 +213,7 @@ mod tests {
     fn a_completed_flow_redirects_out_of_the_wizard() {
         let flow = default_flow().unwrap();
         let record = record(&["profile"], "review", ProgressState::Completed);
-        let status = status_of(&flow, &record);
+        let status = status_of(&flow, true, Some(&record), &AnswerMap::new());
         assert_eq!(status.state, OnboardingState::Completed);
         assert_eq!(status.redirect_to, "/");
         assert_eq!(status.progress.percent, 100);
