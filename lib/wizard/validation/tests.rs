@@ -34,15 +34,18 @@ fn kitchen_sink() -> Flow {
         .expect("valid flow")
 }
 
+/// `raw` submitted to `step` by a caller with no other answers and no flag on.
+fn without_context(
+    flow: &Flow,
+    step: &str,
+    raw: &Value,
+    submission: Submission,
+) -> Result<StepAnswers, ValidationErrors> {
+    validate_step(flow, step, raw, &AnswerMap::new(), &no_flags, submission)
+}
+
 fn sink(raw: Value) -> Result<StepAnswers, ValidationErrors> {
-    validate_step(
-        &kitchen_sink(),
-        "all",
-        &raw,
-        &AnswerMap::new(),
-        &no_flags,
-        Submission::Draft,
-    )
+    without_context(&kitchen_sink(), "all", &raw, Submission::Draft)
 }
 
 fn codes(result: Result<StepAnswers, ValidationErrors>) -> Vec<(String, &'static str)> {
@@ -357,16 +360,7 @@ fn reports_all_errors_at_once() {
 #[test]
 fn a_draft_may_omit_required_fields_but_not_break_rules() {
     let flow = default_flow().expect("parses");
-    let draft = |raw: Value| {
-        validate_step(
-            &flow,
-            "organization",
-            &raw,
-            &AnswerMap::new(),
-            &no_flags,
-            Submission::Draft,
-        )
-    };
+    let draft = |raw: Value| without_context(&flow, "organization", &raw, Submission::Draft);
     assert!(draft(json!({ "name": "Acme" })).is_ok());
     assert!(draft(json!({})).is_ok());
     assert_eq!(
@@ -386,16 +380,7 @@ fn a_draft_may_omit_required_fields_but_not_break_rules() {
 #[test]
 fn a_field_shown_by_a_condition_is_required_and_hidden_it_must_be_absent() {
     let flow = kitchen_sink();
-    let complete = |raw: Value| {
-        validate_step(
-            &flow,
-            "all",
-            &raw,
-            &AnswerMap::new(),
-            &no_flags,
-            Submission::Complete,
-        )
-    };
+    let complete = |raw: Value| without_context(&flow, "all", &raw, Submission::Complete);
     assert_eq!(
         codes(complete(json!({ "hasSite": true }))),
         [("/site".into(), "required")]
@@ -416,14 +401,7 @@ fn a_field_shown_by_a_condition_is_required_and_hidden_it_must_be_absent() {
 fn a_field_behind_a_flag_is_hidden_while_the_flag_is_off() {
     let flow = kitchen_sink();
     let raw = json!({ "beta": true });
-    let off = validate_step(
-        &flow,
-        "all",
-        &raw,
-        &AnswerMap::new(),
-        &no_flags,
-        Submission::Draft,
-    );
+    let off = without_context(&flow, "all", &raw, Submission::Draft);
     assert_eq!(codes(off), [("/beta".into(), "hidden_field")]);
     assert!(
         validate_step(
@@ -449,25 +427,19 @@ fn rejects_a_submission_to_a_hidden_or_unknown_step() {
     let flow = default_flow().expect("parses");
     let mut answers = AnswerMap::new();
     answers.insert("organization".into(), json!({ "size": "1" }));
-    let e = validate_step(
-        &flow,
-        "team",
-        &json!({}),
-        &answers,
-        &team_on,
-        Submission::Complete,
-    )
-    .expect_err("hidden");
+    let submit = |step: &str| {
+        validate_step(
+            &flow,
+            step,
+            &json!({}),
+            &answers,
+            &team_on,
+            Submission::Complete,
+        )
+    };
+    let e = submit("team").expect_err("hidden");
     assert_eq!(e.errors()[0].code, ErrorCode::HiddenStep);
-    let e = validate_step(
-        &flow,
-        "billing",
-        &json!({}),
-        &answers,
-        &team_on,
-        Submission::Complete,
-    )
-    .expect_err("unknown");
+    let e = submit("billing").expect_err("unknown");
     assert_eq!(e.errors()[0].code, ErrorCode::UnknownStep);
 }
 
@@ -482,15 +454,7 @@ fn rejects_deep_nesting_without_recursing() {
     // Not json!: it would serialize `deep` recursively.
     let raw = Value::Object(Map::from_iter([("fullName".to_owned(), deep)]));
     let flow = default_flow().expect("parses");
-    let e = validate_step(
-        &flow,
-        "profile",
-        &raw,
-        &AnswerMap::new(),
-        &no_flags,
-        Submission::Complete,
-    )
-    .expect_err("too deep");
+    let e = without_context(&flow, "profile", &raw, Submission::Complete).expect_err("too deep");
     assert_eq!(e.errors()[0].code, ErrorCode::TooDeep);
     assert_eq!(e.errors()[0].pointer, "");
     // Dropping such a value recursively would overflow the stack, so take it apart iteratively.
