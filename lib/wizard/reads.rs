@@ -1,7 +1,8 @@
 //! The reads of the wizard, each cached per caller in Redis: where the caller
 //! stands (`status`) and the flow as it applies to them (`flow`). A hit costs
 //! no database round trip; writes drop the caller's entries once they commit
-//! ([`forget_cached`]), and the TTL is the backstop.
+//! ([`forget_cached`]), and the TTL is the backstop. The caller's own answers
+//! (`Reader::own_answers`, for an AI suggestion's prompt) are read uncached.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
