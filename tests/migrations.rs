@@ -1,6 +1,6 @@
 //! Migrations: clean on an empty database, no-ops the second time, atomic on failure.
 
-use crate::support::{ADMIN_URL, TestDb, admin_url_for, connect};
+use crate::support::{TestDb, connect};
 
 #[tokio::test]
 async fn migrations_apply_to_an_empty_database_and_are_no_ops_the_second_time() {
@@ -21,19 +21,11 @@ async fn migrations_apply_to_an_empty_database_and_are_no_ops_the_second_time() 
 
 #[tokio::test]
 async fn create_and_run_creates_a_missing_database_once_and_then_only_migrates() {
-    let name = format!(
-        "onboarding_test_created_{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..8]
-    );
-    let first = onboarding::db::migrate::create_and_run(&admin_url_for(&name))
+    let db = TestDb::absent();
+    let first = onboarding::db::migrate::create_and_run(&db.admin_url())
         .await
         .unwrap();
-    let second = onboarding::db::migrate::create_and_run(&admin_url_for(&name))
-        .await
-        .unwrap();
-    connect(ADMIN_URL)
-        .await
-        .batch_execute(&format!("drop database \"{name}\" with (force)"))
+    let second = onboarding::db::migrate::create_and_run(&db.admin_url())
         .await
         .unwrap();
     assert!(first.created, "the database did not exist before");

@@ -171,6 +171,12 @@ impl TestDb {
         db
     }
 
+    /// A name no database has yet, for a test that creates it through the
+    /// code under test; dropped at the end like the others.
+    pub fn absent() -> Self {
+        Self::named()
+    }
+
     fn named() -> Self {
         let name = format!(
             "onboarding_test_{}_{}_{}",
