@@ -254,7 +254,9 @@ impl Summary {
         let (best_tps, best_clients) = best.map_or((f64::NAN, 0), |run| (run.tps, run.clients));
         let miss_cpu = self.cpu_of("status_miss");
         let miss_function_us = miss_cpu.function_us.unwrap_or(f64::NAN);
-        let floor_us = self.cpu_of("runtime_floor").function_us.unwrap_or(f64::NAN);
+        let floor_cpu = self.cpu_of("runtime_floor");
+        let floor_us = floor_cpu.function_us.unwrap_or(f64::NAN);
+        let split = |cpu: &CpuPerRequest| cpu.function_split.unwrap_or_default().describe();
         let pgbench_cpu = self.cpu_of("pgbench_status");
         let pooled = self.rps("status_miss_pgbouncer");
         let across = |added_ms: u64| {
@@ -310,8 +312,11 @@ impl Summary {
                 threshold: 0.3,
                 context: format!(
                     "{miss_function_us:.0} µs / {:.0} µs per request; of the function's, \
-                     {floor_us:.0} µs are Vercel's runtime answering a constant",
-                    miss_cpu.postgres_us
+                     {floor_us:.0} µs are Vercel's runtime answering a constant; the function \
+                     {}, the runtime {}",
+                    miss_cpu.postgres_us,
+                    split(&miss_cpu),
+                    split(&floor_cpu),
                 ),
             },
             Figure {
