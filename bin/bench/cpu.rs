@@ -54,7 +54,8 @@ pub struct FunctionSplit {
 }
 
 impl FunctionSplit {
-    /// `user 8.4 + system 8.9 µs, 0.11 + 0.22 switches`, for a context line.
+    /// `user 8.4 + system 8.9 µs, 0.11 voluntary + 0.22 involuntary
+    /// switches`, for a report's line.
     pub fn describe(&self) -> String {
         format!(
             "user {:.1} + system {:.1} µs, {:.2} voluntary + {:.2} involuntary switches",
@@ -222,6 +223,20 @@ mod tests {
         assert_eq!(ticks.command, "post (gres)");
         assert_eq!((ticks.user, ticks.system), (120, 30));
         assert_eq!(ticks.reaped_children, 10);
+    }
+
+    #[test]
+    fn a_split_reads_as_user_and_system_time_and_switches() {
+        let split = FunctionSplit {
+            user_us: 8.44,
+            system_us: 8.86,
+            voluntary_switches: 0.112,
+            involuntary_switches: 0.256,
+        };
+        assert_eq!(
+            split.describe(),
+            "user 8.4 + system 8.9 µs, 0.11 voluntary + 0.26 involuntary switches"
+        );
     }
 
     #[test]

@@ -496,9 +496,10 @@ impl Summary {
         for (run, per_request) in &self.cpu {
             println!(
                 "CPU per request, {run}: function {}, PostgreSQL {:.0} µs",
-                per_request
-                    .function_us
-                    .map_or("-".to_string(), |us| format!("{us:.0} µs")),
+                match (per_request.function_us, per_request.function_split) {
+                    (Some(us), Some(split)) => format!("{us:.0} µs ({})", split.describe()),
+                    _ => "-".to_string(),
+                },
                 per_request.postgres_us
             );
         }
