@@ -456,10 +456,10 @@ fn map_jwt_error(kind: &ErrorKind) -> AuthError {
 /// so repeated requests with the same token skip signature checks.
 /// Failures are never stored: a rejected token is re-checked every time.
 /// A full cache makes room for each new entry by dropping the expired ones
-/// first (swept at most once per [`SWEEP_INTERVAL`]), else one other: an
-/// instance that sees more distinct tokens than it holds keeps most of
-/// them, where emptying the whole cache at once would send them all back to
-/// verification together.
+/// first (swept at most once per [`SWEEP_INTERVAL`]), else a small share of
+/// the others ([`EVICTED_SHARE`]): an instance that sees more distinct
+/// tokens than it holds keeps most of them, where emptying the whole cache
+/// at once would send them all back to verification together.
 struct ClaimsCache {
     ttl: Duration,
     capacity: usize,
@@ -478,6 +478,18 @@ struct Entries {
 /// 30 s by default), rarely enough that reading 10,000 entries costs nothing
 /// measurable.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The share of a full cache, none of it expired, that one new entry drops
+/// (at least one entry): the first in the table's order, which is that of
+/// the digests, as good as any and found without an order of insertion kept
+/// beside the entries (about a third more memory for the cache when full).
+/// Dropping one at a time, the first entries of the table were found
+/// further along after each drop, as its start emptied: an instance serving
+/// more distinct tokens than it holds read more of the table on every
+/// request (`scripts/count-instructions` with the cache full, README:
+/// Benchmark); a 32nd at once reads that far once per 312 new entries of
+/// a 10,000-entry cache.
+const EVICTED_SHARE: usize = 32;
 
 /// Each token's identity and when it leaves the cache, by the token's digest.
 type ByDigest = HashMap<[u8; 32], (Identity, Instant), BuildHasherDefault<DigestPrefix>>;
@@ -555,12 +567,13 @@ impl ClaimsCache {
                 *next_sweep = now + SWEEP_INTERVAL;
             }
             if entries.len() >= self.capacity {
-                // The first entry in the table's order, which is that of the
-                // digests: as good a one to drop as any, and found without an
-                // order of insertion kept beside the entries (about a third
-                // more memory for the cache when full).
-                if let Some(dropped) = entries.keys().next().copied() {
-                    entries.remove(&dropped);
+                let dropped: Vec<[u8; 32]> = entries
+                    .keys()
+                    .take((self.capacity / EVICTED_SHARE).max(1))
+                    .copied()
+                    .collect();
+                for digest in &dropped {
+                    entries.remove(digest);
                 }
             }
         }
@@ -627,6 +640,31 @@ mod claims_cache_tests {
         }
         let kept = (0..10u8).filter(|n| cache.get(&[*n; 32]).is_some()).count();
         assert_eq!(kept, 3);
+    }
+
+    #[tokio::test]
+    async fn a_large_full_cache_drops_a_share_of_its_entries_at_once() {
+        let capacity = 4 * EVICTED_SHARE;
+        let cache = ClaimsCache::new(Duration::from_secs(60), capacity);
+        let minute = Duration::from_secs(60);
+        let digest = |n: usize| {
+            let digest: [u8; 32] = Sha256::digest(n.to_le_bytes()).into();
+            digest
+        };
+        for n in 0..capacity {
+            cache.insert(digest(n), identity(&format!("user_{n}")), minute);
+        }
+        assert_eq!(cache.len(), capacity);
+        cache.insert(digest(capacity), identity("user_new"), minute);
+        // Four dropped, the new one stored; the next three need no room.
+        assert_eq!(cache.len(), capacity - 4 + 1);
+        assert_eq!(cache.get(&digest(capacity)), Some(identity("user_new")));
+        for n in 1..=3 {
+            cache.insert(digest(capacity + n), identity("user_more"), minute);
+        }
+        assert_eq!(cache.len(), capacity);
+        let kept = (0..capacity).filter(|n| cache.get(&digest(*n)).is_some());
+        assert_eq!(kept.count(), capacity - 4);
     }
 
     #[tokio::test(start_paused = true)]
