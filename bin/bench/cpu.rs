@@ -5,9 +5,10 @@
 //! and wrk's own time is not counted. The function's time is also given
 //! split into user and system time, with its context switches: what the
 //! library's own code costs and what the kernel's loopback TCP and the
-//! scheduler cost around it are told apart in every run. Ticks are 1/`CLK_TCK` s (10 ms), so a
-//! phase needs thousands of requests for the figure to mean anything; every
-//! phase of the benchmark has tens of thousands.
+//! scheduler cost around it are told apart in every run. Ticks are
+//! 1/`CLK_TCK` s (10 ms), so a phase needs thousands of requests for the
+//! figure to mean anything; every phase of the benchmark has tens of
+//! thousands.
 
 use std::process::Command;
 

@@ -479,16 +479,15 @@ struct Entries {
 /// measurable.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
-/// The share of a full cache, none of it expired, that one new entry drops
-/// (at least one entry): the first in the table's order, which is that of
-/// the digests, as good as any and found without an order of insertion kept
-/// beside the entries (about a third more memory for the cache when full).
-/// Dropping one at a time, the first entries of the table were found
-/// further along after each drop, as its start emptied: an instance serving
-/// more distinct tokens than it holds read more of the table on every
-/// request (`scripts/count-instructions` with the cache full, README:
-/// Benchmark); a 32nd at once reads that far once per 312 new entries of
-/// a 10,000-entry cache.
+/// A new entry in a full cache with nothing expired drops 1/`EVICTED_SHARE`
+/// of its entries (at least one): the first in the table's order, as good
+/// as any and found without an order of insertion kept beside the entries
+/// (about a third more memory for the cache when full). Dropped one at a
+/// time, each first entry was found further along than the last, as the
+/// table's start emptied: an instance serving more distinct tokens than it
+/// holds read more of the table on every request (`scripts/count-instructions`
+/// with the cache full, README: Benchmark). A 32nd at once reads that far
+/// once per 312 new entries of a 10,000-entry cache.
 const EVICTED_SHARE: usize = 32;
 
 /// Each token's identity and when it leaves the cache, by the token's digest.
