@@ -65,6 +65,15 @@ impl FunctionSplit {
     }
 }
 
+impl CpuPerRequest {
+    /// The function's split as [`FunctionSplit::describe`] writes it; `-`
+    /// for a run without a function (pgbench).
+    pub fn function_split_described(&self) -> String {
+        self.function_split
+            .map_or_else(|| "-".to_string(), |split| split.describe())
+    }
+}
+
 pub struct CpuMeter {
     ticks_per_second: f64,
 }
@@ -140,21 +149,17 @@ impl CpuSnapshot {
     pub fn per_request_since(&self, earlier: &CpuSnapshot, requests: u64) -> CpuPerRequest {
         let requests = requests.max(1) as f64;
         let per = |now: f64, then: f64| (now - then) * 1e6 / requests;
+        // Saturating: a thread that exited takes its switches with it.
+        let per_switch = |now: u64, then: u64| now.saturating_sub(then) as f64 / requests;
         let function_split = match (self.function, earlier.function) {
             (Some(now), Some(then)) => Some(FunctionSplit {
                 user_us: per(now.user, then.user),
                 system_us: per(now.system, then.system),
-                // Saturating: a thread that exited takes its switches with it.
-                voluntary_switches: now
-                    .voluntary_switches
-                    .saturating_sub(then.voluntary_switches)
-                    as f64
-                    / requests,
-                involuntary_switches: now
-                    .involuntary_switches
-                    .saturating_sub(then.involuntary_switches)
-                    as f64
-                    / requests,
+                voluntary_switches: per_switch(now.voluntary_switches, then.voluntary_switches),
+                involuntary_switches: per_switch(
+                    now.involuntary_switches,
+                    then.involuntary_switches,
+                ),
             }),
             _ => None,
         };
@@ -238,6 +243,13 @@ mod tests {
             split.describe(),
             "user 8.4 + system 8.9 µs, 0.11 voluntary + 0.26 involuntary switches"
         );
+        let pgbench = CpuPerRequest::default();
+        assert_eq!(pgbench.function_split_described(), "-");
+        let function = CpuPerRequest {
+            function_split: Some(split),
+            ..pgbench
+        };
+        assert_eq!(function.function_split_described(), split.describe());
     }
 
     #[test]

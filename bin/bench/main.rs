@@ -368,7 +368,6 @@ async fn run() -> anyhow::Result<()> {
     if args.only_status {
         let pgbench_tps = (pg_status_a.tps + pg_status_b.tps) / 2.0;
         let function_us = miss_cpu.function_us.unwrap_or_default();
-        let split = |cpu: &CpuPerRequest| cpu.function_split.unwrap_or_default().describe();
         println!(
             "status miss ÷ pgbench (same clients) {:.2}; function CPU {function_us:.1} µs ÷ PostgreSQL's {:.1} µs = {:.2} (the runtime alone {:.1} µs); PostgreSQL ÷ pgbench's {:.1} µs = {:.2}\nfunction per request: {}; the runtime alone: {}",
             miss_run.rps / pgbench_tps,
@@ -377,8 +376,8 @@ async fn run() -> anyhow::Result<()> {
             floor_cpu.function_us.unwrap_or_default(),
             pg_status_cpu.postgres_us,
             miss_cpu.postgres_us / pg_status_cpu.postgres_us,
-            split(&miss_cpu),
-            split(&floor_cpu),
+            miss_cpu.function_split_described(),
+            floor_cpu.function_split_described(),
         );
         return Ok(());
     }

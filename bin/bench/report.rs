@@ -256,7 +256,6 @@ impl Summary {
         let miss_function_us = miss_cpu.function_us.unwrap_or(f64::NAN);
         let floor_cpu = self.cpu_of("runtime_floor");
         let floor_us = floor_cpu.function_us.unwrap_or(f64::NAN);
-        let split = |cpu: &CpuPerRequest| cpu.function_split.unwrap_or_default().describe();
         let pgbench_cpu = self.cpu_of("pgbench_status");
         let pooled = self.rps("status_miss_pgbouncer");
         let across = |added_ms: u64| {
@@ -315,8 +314,8 @@ impl Summary {
                      {floor_us:.0} µs are Vercel's runtime answering a constant; the function \
                      {}, the runtime {}",
                     miss_cpu.postgres_us,
-                    split(&miss_cpu),
-                    split(&floor_cpu),
+                    miss_cpu.function_split_described(),
+                    floor_cpu.function_split_described(),
                 ),
             },
             Figure {
@@ -496,10 +495,12 @@ impl Summary {
         for (run, per_request) in &self.cpu {
             println!(
                 "CPU per request, {run}: function {}, PostgreSQL {:.0} µs",
-                match (per_request.function_us, per_request.function_split) {
-                    (Some(us), Some(split)) => format!("{us:.0} µs ({})", split.describe()),
-                    _ => "-".to_string(),
-                },
+                per_request
+                    .function_us
+                    .map_or("-".to_string(), |us| format!(
+                        "{us:.0} µs ({})",
+                        per_request.function_split_described()
+                    )),
                 per_request.postgres_us
             );
         }
