@@ -474,6 +474,67 @@ async fn a_token_with_an_unknown_critical_header_is_rejected() {
 }
 
 #[tokio::test]
+async fn a_header_read_before_vouches_for_no_other_header() {
+    // One verifier, so each token's header follows the one it last read.
+    let auth = hs_auth();
+    let good = b64(&json!({"alg": "HS256", "typ": "JWT"}));
+    let signed_with = |header: &str, subject: &str| {
+        hs_sign_raw(header, &b64(&claims_with("sub", json!(subject))))
+    };
+    assert_eq!(
+        detect_user(&auth, &bearer(&signed_with(&good, "first")))
+            .await
+            .user_id()
+            .as_str(),
+        "first"
+    );
+    let critical = b64(&json!({"alg": "HS256", "typ": "JWT", "crit": ["exp"], "exp": 1}));
+    for (header, expected) in [
+        (
+            critical.as_str(),
+            AuthError::Malformed("token header has unsupported crit"),
+        ),
+        (
+            "not*base64",
+            AuthError::Malformed("token header is not base64url"),
+        ),
+        (
+            &b64(&json!({"alg": "none"})),
+            AuthError::DisallowedAlgorithm,
+        ),
+        (
+            &b64(&json!({"alg": "HS384"})),
+            AuthError::DisallowedAlgorithm,
+        ),
+        (
+            &b64(&json!(["HS256"])),
+            AuthError::Malformed("token header is not a JSON object"),
+        ),
+        (
+            &URL_SAFE_NO_PAD.encode(b"{\"alg\":"),
+            AuthError::Malformed("token header is not valid JSON"),
+        ),
+    ] {
+        for _ in 0..2 {
+            // Twice: a header that failed is not kept as the last one read.
+            assert_eq!(
+                detect_err(&auth, &bearer(&signed_with(header, "second"))).await,
+                expected,
+                "{header}"
+            );
+        }
+    }
+    // The good header again, after the others, for a new token.
+    assert_eq!(
+        detect_user(&auth, &bearer(&signed_with(&good, "third")))
+            .await
+            .user_id()
+            .as_str(),
+        "third"
+    );
+}
+
+#[tokio::test]
 async fn a_jwe_shaped_token_is_rejected_with_a_clear_reason() {
     let err = detect_err(&hs_auth(), &bearer("a.b.c.d.e")).await;
     assert_eq!(
