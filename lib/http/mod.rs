@@ -58,6 +58,17 @@ pub fn app(state: AppState, routes: Router<AppState>) -> Router {
         .with_state(state)
 }
 
+/// A `200` with a JSON body already written (`Status::to_json`), with the
+/// `Content-Type` that `Json` sets.
+pub fn written_json(body: String) -> axum::response::Response {
+    let mut response = axum::body::Body::from(body).into_response();
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
 async fn not_found() -> impl IntoResponse {
     ApiError::NotFound("no route matches this path".into())
 }

@@ -39,6 +39,20 @@ fn write_line(line: &[u8], urgent: bool) {
     let _ = stderr_sink().write_line(line, urgent);
 }
 
+/// Appends `text` as a JSON string, quoted and escaped as `serde_json`
+/// writes it, for JSON written directly on a hot path (the log line, the
+/// status answer).
+pub fn write_json_string(out: &mut String, text: &str) {
+    // Writing into a String cannot fail.
+    let _ = json_line::write_string(out, text);
+}
+
+/// Appends `value` as its decimal digits, as `Display` writes it.
+pub fn write_json_unsigned(out: &mut String, value: u64) {
+    // Writing into a String cannot fail.
+    let _ = json_line::write_unsigned(out, value);
+}
+
 /// Marks a request as being served until dropped, so its log lines and those
 /// of the requests it overlaps are written together ([`log_sink`]).
 pub fn serving() -> Serving<std::io::Stderr> {

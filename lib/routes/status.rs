@@ -1,10 +1,12 @@
 //! `GET /api/onboarding/status`: for the Next.js middleware, on every navigation.
 
+use axum::Router;
+use axum::response::Response;
 use axum::routing::get;
-use axum::{Json, Router};
 
 use crate::http::context::WizardRequest;
 use crate::http::error::ApiError;
+use crate::http::written_json;
 use crate::routes::problems::{CredentialRejected, DatabaseProblems};
 use crate::state::AppState;
 use crate::wizard::status::Status;
@@ -28,8 +30,8 @@ pub fn router() -> Router<AppState> {
     )
 )]
 #[tracing::instrument(level = "debug", skip_all)]
-async fn status(request: WizardRequest) -> Result<Json<Status>, ApiError> {
+async fn status(request: WizardRequest) -> Result<Response, ApiError> {
     let flags = request.flags();
     let status = request.reader(&flags).status(request.paths()).await?;
-    Ok(Json(status))
+    Ok(written_json(status.to_json()))
 }
