@@ -1,6 +1,8 @@
 //! Who the database believes is calling: the role a transaction switches to
 //! and the claims it publishes, which the Row Level Security policies read.
 
+use crate::monitoring::write_json_string;
+
 /// The database roles a request may act as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DbRole {
@@ -42,24 +44,37 @@ impl std::fmt::Debug for RlsContext {
     }
 }
 
-/// The claims a transaction publishes, serialized straight to their JSON
-/// (no `serde_json::Value` built on each request). Fields in alphabetical
-/// order, as a `serde_json::Map` orders its keys, so the text is what it
-/// was when it was built as one.
-#[derive(serde::Serialize)]
+/// The claims a transaction publishes, written straight to their JSON (no
+/// `serde_json::Value` built on each request, nor a serializer walking the
+/// keys). Fields in alphabetical order, as a `serde_json::Map` orders its
+/// keys, so the text is what it was when it was built as one.
 struct Claims<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
     org_id: Option<&'a str>,
     role: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
     session_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     sub: Option<&'a str>,
 }
 
 impl Claims<'_> {
     fn to_json(&self) -> String {
-        serde_json::to_string(self).expect("strings serialize")
+        let mut out = String::with_capacity(128);
+        out.push('{');
+        let members = [
+            ("\"org_id\":", self.org_id),
+            ("\"role\":", Some(self.role)),
+            ("\"session_id\":", self.session_id),
+            ("\"sub\":", self.sub),
+        ];
+        for (name, value) in members {
+            let Some(value) = value else { continue };
+            if out.len() > 1 {
+                out.push(',');
+            }
+            out.push_str(name);
+            write_json_string(&mut out, value);
+        }
+        out.push('}');
+        out
     }
 }
 
@@ -143,6 +158,10 @@ mod tests {
             (
                 RlsContext::user("user_\"1", None, None),
                 json!({ "role": "authenticated", "sub": "user_\"1" }),
+            ),
+            (
+                RlsContext::user("user\\\n\u{1}é", Some("org_\"9"), None),
+                json!({ "role": "authenticated", "sub": "user\\\n\u{1}é", "org_id": "org_\"9" }),
             ),
             (
                 RlsContext::user("user_1", Some("org_9"), Some("ab12")),
