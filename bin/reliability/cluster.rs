@@ -4,6 +4,7 @@
 //! include this file) give them certificates or put a pooler in front,
 //! without touching any service a developer runs.
 
+use std::hash::BuildHasher;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -11,10 +12,27 @@ use std::time::Duration;
 use anyhow::{Context, ensure};
 use tokio::task::JoinHandle;
 
+/// A loopback port nothing listens on, below the kernel's range of ports
+/// for outgoing connections. One the kernel picks (a bind to port 0) comes
+/// from that range, and in the second before a server started here binds it
+/// a client connection of a test running beside it could be given the same
+/// port: the server then failed to start.
 pub fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+    const LOWEST: u16 = 20_000;
+    let outgoing_from = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .filter(|&first| first > LOWEST + 1_000)
+        .unwrap_or(32_768);
+    let random = std::collections::hash_map::RandomState::new();
+    for attempt in 0..200_u32 {
+        let offset = random.hash_one(attempt) % u64::from(outgoing_from - LOWEST);
+        let port = LOWEST + offset as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    anyhow::bail!("no free loopback port between {LOWEST} and {outgoing_from}")
 }
 
 fn pg_bin(name: &str) -> PathBuf {
@@ -116,14 +134,14 @@ impl Postgres {
             self.port,
             self.dir.display()
         );
-        let log = self.dir.join("postgres.log").display().to_string();
-        self.run(
+        let log = self.dir.join("postgres.log");
+        let started = self.run(
             "pg_ctl",
             &[
                 "-D",
                 &self.data(),
                 "-l",
-                &log,
+                &log.display().to_string(),
                 "-o",
                 &options,
                 "-w",
@@ -131,7 +149,17 @@ impl Postgres {
                 "30",
                 "start",
             ],
-        )
+        );
+        // pg_ctl only says to look at the server's log, which goes with the
+        // temporary directory: the reason is kept in the error instead.
+        started.with_context(|| {
+            let written = std::fs::read_to_string(&log).unwrap_or_default();
+            let tail: Vec<&str> = written.lines().rev().take(5).collect();
+            format!(
+                "the server's log ends: {}",
+                tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+            )
+        })
     }
 
     pub fn stop(&self) -> anyhow::Result<()> {
