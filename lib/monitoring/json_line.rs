@@ -144,7 +144,7 @@ struct Escaped<'a, W: Write>(&'a mut W);
 
 impl<W: Write> Write for Escaped<'_, W> {
     fn write_str(&mut self, text: &str) -> fmt::Result {
-        // The request line's strings (its id, method, path, route) never
+        // The request line's strings (its id, method, path, route) seldom
         // need an escape: looked at 16 bytes at a time, then copied whole,
         // they cost a fraction of a byte-by-byte walk.
         if !needs_escape(text.as_bytes()) {
