@@ -481,13 +481,15 @@ async fn a_header_read_before_vouches_for_no_other_header() {
     let signed_with = |header: &str, subject: &str| {
         hs_sign_raw(header, &b64(&claims_with("sub", json!(subject))))
     };
-    assert_eq!(
-        detect_user(&auth, &bearer(&signed_with(&good, "first")))
+    let accepted_as = async |subject: &str| {
+        let token = signed_with(&good, subject);
+        detect_user(&auth, &bearer(&token))
             .await
             .user_id()
-            .as_str(),
-        "first"
-    );
+            .as_str()
+            .to_string()
+    };
+    assert_eq!(accepted_as("first").await, "first");
     let critical = b64(&json!({"alg": "HS256", "typ": "JWT", "crit": ["exp"], "exp": 1}));
     for (header, expected) in [
         (
@@ -525,13 +527,7 @@ async fn a_header_read_before_vouches_for_no_other_header() {
         }
     }
     // The good header again, after the others, for a new token.
-    assert_eq!(
-        detect_user(&auth, &bearer(&signed_with(&good, "third")))
-            .await
-            .user_id()
-            .as_str(),
-        "third"
-    );
+    assert_eq!(accepted_as("third").await, "third");
 }
 
 #[tokio::test]
