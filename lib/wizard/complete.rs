@@ -57,10 +57,11 @@ pub async fn complete(
         .map(|(step, answer)| (step.clone(), answer.answers.clone()))
         .collect();
     if record.state == ProgressState::Completed {
-        let status = status::compute(flow, flags, true, Some(&record), &answer_map, paths);
+        let organization_id = record.organization_id.clone();
+        let status = status::compute(flow, flags, true, Some(record), &answer_map, paths);
         let body = Completed {
             status,
-            organization_id: record.organization_id.clone(),
+            organization_id,
             invitations: 0,
         };
         return Ok(body);
@@ -178,7 +179,7 @@ pub async fn complete(
         .await?
         .ok_or(crate::db::DbError::MissingRow("mark_completed"))?;
     crate::outbox::completed(tx, &record).await?;
-    let status = status::compute(flow, flags, true, Some(&record), &answer_map, paths);
+    let status = status::compute(flow, flags, true, Some(record), &answer_map, paths);
     let body = Completed {
         status,
         organization_id,

@@ -65,7 +65,7 @@ impl Reader<'_> {
                 self.flow,
                 self.flags,
                 matches!(self.caller, Caller::User(_)),
-                record.as_ref(),
+                record,
                 &answers,
                 paths,
             ))

@@ -327,7 +327,7 @@ pub async fn write_answer(
         flow,
         write.flags,
         write.authenticated,
-        Some(&recorded),
+        Some(recorded),
         &context_answers,
         write.paths,
     );

@@ -110,12 +110,15 @@ impl Status {
     }
 }
 
-/// Computes the status from the caller's row (if any) and its answers.
+/// Computes the status from the caller's row (if any) and its answers. The
+/// row is taken, not borrowed: its completed steps and current step become
+/// the status's own, where a borrowed row would be copied string by string
+/// on every status read.
 pub fn compute(
     flow: &Flow,
     flags: &dyn Fn(&str) -> bool,
     authenticated: bool,
-    record: Option<&ProgressRecord>,
+    record: Option<ProgressRecord>,
     answers: &AnswerMap,
     paths: &RedirectPaths,
 ) -> Status {
@@ -127,15 +130,13 @@ pub fn compute(
     let total = visible.len();
     let (state, completed_steps, current_step) = match record {
         None => (OnboardingState::NotStarted, Vec::new(), None),
-        Some(record) if record.state == ProgressState::Completed => (
-            OnboardingState::Completed,
-            record.completed_steps.clone(),
-            None,
-        ),
+        Some(record) if record.state == ProgressState::Completed => {
+            (OnboardingState::Completed, record.completed_steps, None)
+        }
         Some(record) => (
             OnboardingState::InProgress,
-            record.completed_steps.clone(),
-            record.current_step.clone(),
+            record.completed_steps,
+            record.current_step,
         ),
     };
     let completed_visible = visible
@@ -250,7 +251,7 @@ mod tests {
     fn status_of(
         flow: &Flow,
         signed_in: bool,
-        record: Option<&ProgressRecord>,
+        record: Option<ProgressRecord>,
         answers: &AnswerMap,
     ) -> Status {
         compute(
@@ -291,7 +292,7 @@ mod tests {
             "goals",
             ProgressState::InProgress,
         );
-        let status = status_of(&flow, true, Some(&record), &AnswerMap::new());
+        let status = status_of(&flow, true, Some(record), &AnswerMap::new());
         assert_eq!(status.next_step.as_deref(), Some("goals"));
         assert_eq!(status.progress.completed, 2);
         assert!(status.progress.percent > 0 && status.progress.percent < 100);
@@ -301,7 +302,7 @@ mod tests {
     fn a_completed_flow_redirects_out_of_the_wizard() {
         let flow = default_flow().unwrap();
         let record = record(&["profile"], "review", ProgressState::Completed);
-        let status = status_of(&flow, true, Some(&record), &AnswerMap::new());
+        let status = status_of(&flow, true, Some(record), &AnswerMap::new());
         assert_eq!(status.state, OnboardingState::Completed);
         assert_eq!(status.redirect_to, "/");
         assert_eq!(status.progress.percent, 100);
