@@ -611,14 +611,11 @@ impl ClaimsCache {
                 *next_sweep = now + SWEEP_INTERVAL;
             }
             if entries.len() >= self.capacity {
-                let dropped: Vec<[u8; 32]> = entries
-                    .keys()
+                // Taken out as the table is walked, not looked up again by key.
+                entries
+                    .extract_if(|_, _| true)
                     .take((self.capacity / EVICTED_SHARE).max(1))
-                    .copied()
-                    .collect();
-                for digest in &dropped {
-                    entries.remove(digest);
-                }
+                    .for_each(drop);
             }
         }
         entries.insert(digest, (identity, now + ttl));
