@@ -35,15 +35,18 @@ impl From<AuthError> for ApiError {
 }
 
 /// The verified caller of this request. A missing credential is an
-/// anonymous caller; a credential that fails any check is a 401.
+/// anonymous caller; a credential that fails any check is a 401. The caller
+/// `identify` left is taken out of the extensions, not copied: the handler
+/// is the last to read it (the rate limiter ran before), and a second
+/// extraction would verify the credential again rather than go wrong.
 pub struct CallerOf(pub Caller);
 
 impl FromRequestParts<AppState> for CallerOf {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        if let Some(caller) = parts.extensions.get::<Caller>() {
-            return Ok(CallerOf(caller.clone()));
+        if let Some(caller) = parts.extensions.remove::<Caller>() {
+            return Ok(CallerOf(caller));
         }
         if let Some(Rejected(error)) = parts.extensions.get::<Rejected>() {
             return Err(ApiError::from(*error));
