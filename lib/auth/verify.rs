@@ -263,7 +263,7 @@ impl Verifier {
         // `exp` is bounded by `numeric_date`, so this converts; a failed
         // conversion only skips the cache.
         if let Ok(remaining) = Duration::try_from_secs_f64(exp - now) {
-            self.cache.insert(digest, identity.clone(), remaining);
+            self.cache.insert(digest, &identity, remaining);
         }
         Ok(identity)
     }
@@ -504,7 +504,11 @@ fn map_jwt_error(kind: &ErrorKind) -> AuthError {
 /// first (swept at most once per [`SWEEP_INTERVAL`]), else a small share of
 /// the others ([`EVICTED_SHARE`]): an instance that sees more distinct
 /// tokens than it holds keeps most of them, where emptying the whole cache
-/// at once would send them all back to verification together.
+/// at once would send them all back to verification together. And a full
+/// cache with nothing expired stores a token only on its second
+/// verification ([`SeenOnce`]): a token used once would displace one that
+/// comes back, at the cost of an eviction, a copy and a store into memory
+/// the processor seldom has at hand.
 struct ClaimsCache {
     ttl: Duration,
     capacity: usize,
@@ -516,6 +520,48 @@ struct Entries {
     /// A full cache looks for expired entries again only from then on: a
     /// sweep reads every entry, and a busy instance is full on every miss.
     next_sweep: Instant,
+    /// The tokens a full cache turned away once.
+    seen_once: SeenOnce,
+}
+
+/// The tokens verified once while the cache was full, as one bit each of a
+/// fixed set (8 KiB), picked by their digest: a token whose bit is set is
+/// stored on its next verification. Two tokens may share a bit, so now and
+/// then a token is stored on its first; that costs the cache one entry, never
+/// a verification. When half the bits are set the set starts again, so it
+/// remembers the last 32,768 or so tokens turned away.
+struct SeenOnce {
+    bits: Box<[u64; SEEN_ONCE_BITS / 64]>,
+    set: usize,
+}
+
+const SEEN_ONCE_BITS: usize = 1 << 16;
+
+impl SeenOnce {
+    fn new() -> Self {
+        Self {
+            bits: Box::new([0; SEEN_ONCE_BITS / 64]),
+            set: 0,
+        }
+    }
+
+    /// Whether `digest`'s bit was set already; sets it if not.
+    fn check_and_set(&mut self, digest: &[u8; 32]) -> bool {
+        // Bytes the table's hash does not use (its first eight), though
+        // any of a digest's bytes would do.
+        let bit = usize::from(u16::from_le_bytes([digest[8], digest[9]]));
+        let (word, mask) = (bit / 64, 1u64 << (bit % 64));
+        if self.bits[word] & mask != 0 {
+            return true;
+        }
+        if self.set >= SEEN_ONCE_BITS / 2 {
+            self.bits.fill(0);
+            self.set = 0;
+        }
+        self.bits[word] |= mask;
+        self.set += 1;
+        false
+    }
 }
 
 /// How often at most a full cache sweeps its expired entries: often enough
@@ -569,6 +615,7 @@ impl ClaimsCache {
             entries: Mutex::new(Entries {
                 by_digest: HashMap::default(),
                 next_sweep: Instant::now(),
+                seen_once: SeenOnce::new(),
             }),
         }
     }
@@ -593,8 +640,9 @@ impl ClaimsCache {
     }
 
     /// Stores for min(ttl, time left until `exp`); in a full cache, in place
-    /// of the expired entries or else of one other.
-    fn insert(&self, digest: [u8; 32], identity: Identity, until_exp: Duration) {
+    /// of the expired entries or else, for a token verified once before,
+    /// of a share of the others. The identity is copied only if stored.
+    fn insert(&self, digest: [u8; 32], identity: &Identity, until_exp: Duration) {
         let ttl = self.ttl.min(until_exp);
         if self.capacity == 0 || ttl.is_zero() {
             return;
@@ -604,6 +652,7 @@ impl ClaimsCache {
         let Entries {
             by_digest: entries,
             next_sweep,
+            seen_once,
         } = &mut *guard;
         if entries.len() >= self.capacity && !entries.contains_key(&digest) {
             if now >= *next_sweep {
@@ -611,6 +660,9 @@ impl ClaimsCache {
                 *next_sweep = now + SWEEP_INTERVAL;
             }
             if entries.len() >= self.capacity {
+                if !seen_once.check_and_set(&digest) {
+                    return;
+                }
                 // Taken out as the table is walked, not looked up again by key.
                 entries
                     .extract_if(|_, _| true)
@@ -618,7 +670,7 @@ impl ClaimsCache {
                     .for_each(drop);
             }
         }
-        entries.insert(digest, (identity, now + ttl));
+        entries.insert(digest, (identity.clone(), now + ttl));
     }
 
     #[cfg(test)]
@@ -662,25 +714,84 @@ mod claims_cache_tests {
         let mut second = first;
         second[31] = 8;
         let minute = Duration::from_secs(60);
-        cache.insert(first, identity("user_first"), minute);
-        cache.insert(second, identity("user_second"), minute);
+        cache.insert(first, &identity("user_first"), minute);
+        cache.insert(second, &identity("user_second"), minute);
         assert_eq!(cache.get(&first), Some(identity("user_first")));
         assert_eq!(cache.get(&second), Some(identity("user_second")));
         assert_eq!(cache.get(&[9u8; 32]), None);
     }
 
     #[tokio::test]
-    async fn a_full_cache_makes_room_for_each_new_entry_and_keeps_the_others() {
+    async fn a_full_cache_makes_room_for_a_token_verified_twice_and_keeps_the_others() {
         let cache = ClaimsCache::new(Duration::from_secs(60), 3);
         let minute = Duration::from_secs(60);
         for n in 0..10u8 {
             let user = format!("user_{n}");
-            cache.insert([n; 32], identity(&user), minute);
+            cache.insert([n; 32], &identity(&user), minute);
+            if n >= 3 {
+                assert_eq!(
+                    cache.get(&[n; 32]),
+                    None,
+                    "a full cache turns token {n} away once"
+                );
+                cache.insert([n; 32], &identity(&user), minute);
+            }
             assert_eq!(cache.len(), usize::from(n + 1).min(3));
             assert_eq!(cache.get(&[n; 32]), Some(identity(&user)));
         }
         let kept = (0..10u8).filter(|n| cache.get(&[*n; 32]).is_some()).count();
         assert_eq!(kept, 3);
+    }
+
+    /// A digest whose bit in [`SeenOnce`] is `bit`, unlike any other's.
+    fn digest_with_bit(bit: u16) -> [u8; 32] {
+        let mut digest = [0xee; 32];
+        digest[..2].copy_from_slice(&bit.to_le_bytes());
+        digest[8..10].copy_from_slice(&bit.to_le_bytes());
+        digest
+    }
+
+    #[tokio::test]
+    async fn tokens_verified_once_leave_a_full_cache_as_it_was() {
+        let cache = ClaimsCache::new(Duration::from_secs(60), 4);
+        let minute = Duration::from_secs(60);
+        let kept: Vec<[u8; 32]> = (0..4).map(|n| [n; 32]).collect();
+        for digest in &kept {
+            cache.insert(*digest, &identity("user_kept"), minute);
+        }
+        for bit in 0..1_000 {
+            cache.insert(digest_with_bit(bit), &identity("user_once"), minute);
+        }
+        assert_eq!(cache.len(), 4);
+        for digest in &kept {
+            assert_eq!(cache.get(digest), Some(identity("user_kept")));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_cache_forgets_the_tokens_it_turned_away_once_half_its_bits_are_set() {
+        let cache = ClaimsCache::new(Duration::from_secs(60), 1);
+        let minute = Duration::from_secs(60);
+        cache.insert([0; 32], &identity("user_kept"), minute);
+        let early = digest_with_bit(60_000);
+        cache.insert(early, &identity("user_early"), minute);
+        // The early token's bit and others, half of the bits in all.
+        let half = u16::try_from(SEEN_ONCE_BITS / 2).unwrap();
+        for bit in 0..half - 1 {
+            cache.insert(digest_with_bit(bit), &identity("user_once"), minute);
+        }
+        assert_eq!(cache.get(&[0; 32]), Some(identity("user_kept")));
+        // The next new token starts the set again and is its first bit.
+        let recent = digest_with_bit(half - 1);
+        cache.insert(recent, &identity("user_recent"), minute);
+        assert_eq!(cache.get(&recent), None);
+        cache.insert(recent, &identity("user_recent"), minute);
+        assert_eq!(cache.get(&recent), Some(identity("user_recent")));
+        // The early token's bit went with the rest: it counts as new.
+        cache.insert(early, &identity("user_early"), minute);
+        assert_eq!(cache.get(&early), None);
+        cache.insert(early, &identity("user_early"), minute);
+        assert_eq!(cache.get(&early), Some(identity("user_early")));
     }
 
     #[tokio::test]
@@ -693,15 +804,20 @@ mod claims_cache_tests {
             digest
         };
         for n in 0..capacity {
-            cache.insert(digest(n), identity(&format!("user_{n}")), minute);
+            cache.insert(digest(n), &identity(&format!("user_{n}")), minute);
         }
         assert_eq!(cache.len(), capacity);
-        cache.insert(digest(capacity), identity("user_new"), minute);
+        // Each new token verified twice: a full cache stores it the second time.
+        let twice = |digest: [u8; 32], user: &str| {
+            cache.insert(digest, &identity(user), minute);
+            cache.insert(digest, &identity(user), minute);
+        };
+        twice(digest(capacity), "user_new");
         // Four dropped, the new one stored; the next three need no room.
         assert_eq!(cache.len(), capacity - 4 + 1);
         assert_eq!(cache.get(&digest(capacity)), Some(identity("user_new")));
         for n in 1..=3 {
-            cache.insert(digest(capacity + n), identity("user_more"), minute);
+            twice(digest(capacity + n), "user_more");
         }
         assert_eq!(cache.len(), capacity);
         let kept = (0..capacity).filter(|n| cache.get(&digest(*n)).is_some());
@@ -712,12 +828,12 @@ mod claims_cache_tests {
     async fn a_full_cache_drops_its_expired_entries_before_a_live_one() {
         let cache = ClaimsCache::new(Duration::from_secs(60), 3);
         let (second, minute) = (Duration::from_secs(1), Duration::from_secs(60));
-        cache.insert([1; 32], identity("user_short_1"), second);
-        cache.insert([2; 32], identity("user_long"), minute);
-        cache.insert([3; 32], identity("user_short_3"), second);
+        cache.insert([1; 32], &identity("user_short_1"), second);
+        cache.insert([2; 32], &identity("user_long"), minute);
+        cache.insert([3; 32], &identity("user_short_3"), second);
         tokio::time::advance(Duration::from_secs(2)).await;
 
-        cache.insert([4; 32], identity("user_new"), minute);
+        cache.insert([4; 32], &identity("user_new"), minute);
         assert_eq!(
             cache.len(),
             2,
@@ -733,9 +849,9 @@ mod claims_cache_tests {
         let cache = ClaimsCache::new(Duration::from_secs(60), 2);
         let minute = Duration::from_secs(60);
         let (twice, other) = ([1u8; 32], [2u8; 32]);
-        cache.insert(twice, identity("user_twice"), minute);
-        cache.insert(other, identity("user_other"), minute);
-        cache.insert(twice, identity("user_twice"), minute);
+        cache.insert(twice, &identity("user_twice"), minute);
+        cache.insert(other, &identity("user_other"), minute);
+        cache.insert(twice, &identity("user_twice"), minute);
         assert_eq!(cache.get(&twice), Some(identity("user_twice")));
         assert_eq!(cache.get(&other), Some(identity("user_other")));
         assert_eq!(cache.len(), 2);
