@@ -36,6 +36,7 @@
 //! The identity provider's own calls (Clerk's `user.deleted`, through Svix)
 //! carry no token: [`verify_webhook`] checks their signature, [`ClerkEvent`] reads them.
 
+mod claims_cache;
 mod detect;
 mod error;
 mod ids;
