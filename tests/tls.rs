@@ -302,3 +302,23 @@ async fn the_pool_verifies_the_server_with_a_ca_given_as_pem_text() {
     pg.stop().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The test servers are stopped when their handles go, so a test that
+/// fails between a server's start and its `stop` leaves nothing running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_test_server_whose_handle_goes_is_stopped() {
+    let dir = std::env::temp_dir().join(format!("onboarding-tls-drop-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let pg = Postgres::init(dir.clone()).unwrap();
+    pg.start().unwrap();
+    let port = pg.port;
+    assert!(pg.is_running());
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+    drop(pg);
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "nothing listens on {port} once the handle is dropped"
+    );
+    assert!(!dir.join("pgdata").join("postmaster.pid").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -169,6 +169,12 @@ impl Postgres {
         )
     }
 
+    /// Whether the server is running: `postmaster.pid` is there from its
+    /// start until it has stopped.
+    pub fn is_running(&self) -> bool {
+        self.dir.join("pgdata").join("postmaster.pid").exists()
+    }
+
     pub fn superuser_url(&self, database: &str) -> String {
         format!(
             "postgres://postgres@127.0.0.1:{}/{database}?sslmode=disable",
@@ -402,6 +408,20 @@ impl PgBouncer {
                 _ => None,
             })
             .collect())
+    }
+}
+
+/// A server still running when its handle goes (a test that failed before
+/// its `stop`) is stopped at once, so it does not keep its port, its
+/// directory and its memory after the run.
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        if self.is_running() {
+            let _ = self.run(
+                "pg_ctl",
+                &["-D", &self.data(), "-m", "immediate", "-w", "stop"],
+            );
+        }
     }
 }
 
