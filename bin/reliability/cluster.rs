@@ -163,16 +163,21 @@ impl Postgres {
     }
 
     pub fn stop(&self) -> anyhow::Result<()> {
+        self.stop_in("fast")
+    }
+
+    /// `pg_ctl stop` in shutdown `mode`, waiting up to 30 s.
+    fn stop_in(&self, mode: &str) -> anyhow::Result<()> {
         self.run(
             "pg_ctl",
-            &["-D", &self.data(), "-m", "fast", "-w", "-t", "30", "stop"],
+            &["-D", &self.data(), "-m", mode, "-w", "-t", "30", "stop"],
         )
     }
 
     /// Whether the server is running: `postmaster.pid` is there from its
     /// start until it has stopped.
     pub fn is_running(&self) -> bool {
-        self.dir.join("pgdata").join("postmaster.pid").exists()
+        Path::new(&self.data()).join("postmaster.pid").exists()
     }
 
     pub fn superuser_url(&self, database: &str) -> String {
@@ -417,10 +422,7 @@ impl PgBouncer {
 impl Drop for Postgres {
     fn drop(&mut self) {
         if self.is_running() {
-            let _ = self.run(
-                "pg_ctl",
-                &["-D", &self.data(), "-m", "immediate", "-w", "stop"],
-            );
+            let _ = self.stop_in("immediate");
         }
     }
 }
