@@ -4,7 +4,7 @@
 //! reads every route, and no route reads it.
 //!
 //! What the handlers declare: their parameters, bodies and every status they
-//! answer. What [`SharedLayers`] adds: what the layers of [`crate::http::app`]
+//! answer. What `SharedLayers` adds: what the layers of [`crate::http::app`]
 //! put on every response (request id, `Cache-Control`, `Server-Timing`, rate
 //! limit headers) and what [`crate::http::error::ApiError`] adds per status
 //! (`WWW-Authenticate`, `Retry-After`), so no route repeats them.

@@ -7,7 +7,7 @@ use deadpool_postgres::PoolError;
 use tokio_postgres::error::SqlState;
 
 /// A database failure, split by what the client should be told. Cloned
-/// when one statement answered several callers ([`super::batched_read`]).
+/// when one statement answered several callers (`db::batched_read`).
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum DbError {
     /// The database cannot be reached or is restarting: answer 503 and retry.

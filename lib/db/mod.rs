@@ -12,7 +12,7 @@
 //! The two reads every navigation makes go further: each is one call of a
 //! function that sets the context itself, and the ones that queue up in an
 //! instance go together as one call ([`Statement::each_in_one_call`],
-//! [`batched_read`]).
+//! `batched_read`).
 
 /// SQL: the `onboarding.progress` row (under `$alias`, e.g. `"p."` or `""`)
 /// belongs to the caller: theirs when signed in, else their session's. Row
@@ -164,7 +164,7 @@ impl Statement {
     /// and this client parses, and, behind a pooler (unnamed statements),
     /// one statement to plan instead of four, the query inside being planned
     /// once per server connection by PL/pgSQL. The reads of this statement
-    /// that queue up in one instance go as one call ([`batched_read`]).
+    /// that queue up in one instance go as one call (`batched_read`).
     /// `call` takes the roles, the claims and then the statement's
     /// `arguments` parameters, each as a `TEXT[]` with one element per read;
     /// it runs each read under its caller's role (it is `SECURITY INVOKER`
@@ -392,7 +392,7 @@ impl Database {
 
     /// The caller's own rows by a read whose arguments are all text: as one
     /// call for the statements that have one, together with the other reads
-    /// queued meanwhile ([`Statement::each_in_one_call`], [`batched_read`]),
+    /// queued meanwhile ([`Statement::each_in_one_call`], `batched_read`),
     /// or else as [`Database::one_trip`].
     pub async fn read_own(
         &self,
